@@ -1,0 +1,19 @@
+"""asc_lib: the thin, tested library behind the DCASE 2024 Task 1 reproduction study.
+
+One module per concern:
+
+- ``paths``     where everything lives (project root, data, caches, reports, shared real data)
+- ``params``    parameter profiles (``params/*.yaml``) and notebook-parameter validation
+- ``atomic``    atomic writes of files, JSON and arrays
+- ``dcase``     TAU22 / DCASE2024 metadata, splits, label encoding, device groups, datasets
+- ``audio``     WAV decoding, resampling and the memory-mapped waveform cache
+- ``audioset``  AudioSet ontology, class index and segment lists
+- ``frontend``  the three log-mel front ends of the study
+- ``synth``     the sound and device models behind the embedded mini dataset
+- ``minidata``  the generator of the embedded mini-DCASE and mini-AudioSet
+- ``explore``   tables for the data-exploration notebook
+- ``plots``     seaborn / matplotlib figures
+- ``report``    runs the notebooks headless and renders ``reports/index.html``
+"""
+
+__version__ = "0.1.0"

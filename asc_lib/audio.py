@@ -1,0 +1,142 @@
+"""WAV decoding, resampling, and the decoded-waveform cache.
+
+The cache holds one split as one contiguous ``(clips, samples)`` array in a ``.npy`` file, memory-mapped
+for reading, keyed by the list of files, the sample rate, the clip length and the dtype, and written
+atomically. A training loop can read items from it or move all of it to a GPU at once
+(:meth:`WaveformCache.to_tensor`).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio.functional as AF
+from tqdm.auto import tqdm
+
+from . import paths
+from .atomic import atomic_path, write_json
+
+CACHE_VERSION = 1
+_DTYPES = {"float16": np.float16, "float32": np.float32, "int16": np.int16}
+
+
+def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
+    """Decode a WAV (16-/24-bit PCM or float) to mono float32 in [-1, 1]; errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: audio file not found")
+    try:
+        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as err:
+        raise ValueError(f"{path}: cannot decode audio ({err})") from err
+    if data.shape[0] == 0:
+        raise ValueError(f"{path}: audio file holds no samples")
+    return data.mean(axis=1), int(sr)
+
+
+def fit_length(wave: torch.Tensor, num_samples: int) -> torch.Tensor:
+    """Zero-pad or cut the last axis to ``num_samples``."""
+    n = wave.shape[-1]
+    if n >= num_samples:
+        return wave[..., :num_samples]
+    return torch.nn.functional.pad(wave, (0, num_samples - n))
+
+
+def resample(wave: torch.Tensor, orig_sr: int, new_sr: int) -> torch.Tensor:
+    """Band-limited resampling with torchaudio (identity when the rates match)."""
+    if orig_sr == new_sr:
+        return wave
+    return AF.resample(wave, orig_sr, new_sr)
+
+
+def load_clip(path: str | Path, sample_rate: int, num_samples: int | None = None) -> torch.Tensor:
+    """Decode, resample to ``sample_rate`` and fit to ``num_samples`` (1-D float32 tensor)."""
+    data, sr = read_wav(path)
+    wave = resample(torch.from_numpy(data), sr, sample_rate)
+    return fit_length(wave, num_samples) if num_samples else wave
+
+
+def cache_key(filenames: Sequence[str], sample_rate: int, num_samples: int, dtype: str) -> str:
+    """Content key of a waveform cache: changes with the files, their order, rate, length or dtype."""
+    h = hashlib.sha256()
+    h.update(json.dumps([CACHE_VERSION, sample_rate, num_samples, dtype]).encode())
+    for f in filenames:
+        h.update(f.encode() + b"\0")
+    return h.hexdigest()[:20]
+
+
+class WaveformCache:
+    """A memory-mapped ``(clips, samples)`` array of decoded, resampled waveforms."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.array = np.load(self.path, mmap_mode="r")
+        meta_path = self.path.with_suffix(".json")
+        self.meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        self.scale = 1.0 / 32768.0 if self.array.dtype == np.int16 else 1.0
+
+    def __len__(self) -> int:
+        return self.array.shape[0]
+
+    @property
+    def num_samples(self) -> int:
+        return self.array.shape[1]
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(self.array[i], dtype=np.float32) * self.scale)
+
+    def to_tensor(self, device: str | torch.device = "cpu") -> torch.Tensor:
+        """The whole cache as one tensor on ``device`` (stored dtype; int16 stays int16)."""
+        return torch.from_numpy(np.array(self.array)).to(device)
+
+
+def build_waveform_cache(
+    filenames: Sequence[str],
+    audio_root: str | Path,
+    sample_rate: int,
+    num_samples: int,
+    dtype: str = "float16",
+    cache_dir: str | Path | None = None,
+    batch: int = 64,
+    progress: bool = True,
+) -> WaveformCache:
+    """Decode and resample ``filenames`` (relative to ``audio_root``) once into a keyed cache.
+
+    Returns the existing cache when the key matches; otherwise writes a new one atomically, so an
+    interrupted build leaves no partial cache behind.
+    """
+    if dtype not in _DTYPES:
+        raise ValueError(f"unknown cache dtype {dtype!r}; choose from {sorted(_DTYPES)}")
+    filenames = list(filenames)
+    cache_dir = Path(cache_dir) if cache_dir else paths.cache_dir() / "waveforms"
+    key = cache_key(filenames, sample_rate, num_samples, dtype)
+    path = cache_dir / f"waveforms-{key}.npy"
+    if path.is_file():
+        return WaveformCache(path)
+    root = Path(audio_root)
+    with atomic_path(path, suffix=".npy") as tmp:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=_DTYPES[dtype], shape=(len(filenames), num_samples))
+        for start in tqdm(range(0, len(filenames), batch), desc=f"caching {len(filenames)} clips",
+                          disable=not progress, unit="batch"):
+            chunk = filenames[start:start + batch]
+            decoded = [read_wav(root / f) for f in chunk]
+            for sr in sorted({sr for _, sr in decoded}):
+                idx = [j for j, (_, s) in enumerate(decoded) if s == sr]
+                longest = max(len(decoded[j][0]) for j in idx)
+                stack = torch.stack([fit_length(torch.from_numpy(decoded[j][0]), longest) for j in idx])
+                waves = fit_length(resample(stack, sr, sample_rate), num_samples).numpy()
+                if dtype == "int16":
+                    waves = np.clip(np.round(waves * 32768.0), -32768, 32767)
+                out[[start + j for j in idx]] = waves.astype(_DTYPES[dtype])
+        out.flush()
+        del out
+    write_json(path.with_suffix(".json"), {
+        "key": key, "version": CACHE_VERSION, "sample_rate": sample_rate, "num_samples": num_samples,
+        "dtype": dtype, "audio_root": str(root), "filenames": filenames,
+    })
+    return WaveformCache(path)

@@ -1,0 +1,170 @@
+"""Parameter profiles (``params/*.yaml``) and validation of notebook parameters.
+
+A *profile* (``mini``, ``shared``, ``real``) says where the data lives and how much of it to use.
+Each notebook declares its papermill parameters in :data:`NOTEBOOK_PARAMETERS`; its first cell after
+the parameters calls :func:`notebook_params`, which rejects unknown names (papermill only warns about a
+misspelled ``-p``) and bad values, and returns the resolved configuration.
+"""
+from __future__ import annotations
+
+import difflib
+import types
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from . import paths
+
+SPLITS = (5, 10, 25, 50, 100)
+
+# Names IPython and papermill put in a notebook's namespace that are not parameters.
+_IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
+
+
+def load_yaml(path: str | Path) -> dict:
+    """Read a YAML mapping, naming the file in any error."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"parameter file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: invalid YAML: {err}") from err
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping at top level, got {type(data).__name__}")
+    return data
+
+
+def available_profiles() -> list[str]:
+    """Names of the data profiles in ``params/`` (files with a top-level ``profile:`` key)."""
+    names = []
+    for p in sorted(paths.PARAMS_DIR.glob("*.yaml")):
+        try:
+            if "profile" in load_yaml(p):
+                names.append(p.stem)
+        except ValueError:
+            continue
+    return names
+
+
+def load_profile(profile: str) -> dict:
+    """Load ``params/<profile>.yaml`` and check it has a ``data`` section."""
+    known = available_profiles()
+    if profile not in known:
+        raise ValueError(f"unknown profile {profile!r}; available: {', '.join(known)}")
+    cfg = load_yaml(paths.PARAMS_DIR / f"{profile}.yaml")
+    missing = {"tau22_dir", "meta_csv", "splits_dir", "audioset_dir"} - set(cfg.get("data", {}))
+    if missing:
+        raise ValueError(f"params/{profile}.yaml: data section lacks {sorted(missing)}")
+    return cfg
+
+
+def check_split(split: int) -> int:
+    """Return ``split`` as an int if it is one of the five DCASE2024 training splits."""
+    try:
+        value = int(split)
+    except (TypeError, ValueError):
+        value = None
+    if value not in SPLITS or (isinstance(split, float) and split != value):
+        raise ValueError(f"unknown split {split!r}: the DCASE2024 training splits are {SPLITS} (percent)")
+    return value
+
+
+@dataclass(frozen=True)
+class DataPaths:
+    """Where one profile's data lives, all paths absolute."""
+
+    tau22_dir: Path
+    meta_csv: Path
+    splits_dir: Path
+    audioset_dir: Path
+    audio_available: bool
+
+    @classmethod
+    def from_config(cls, data: Mapping[str, Any]) -> "DataPaths":
+        tau22 = paths.resolve(data["tau22_dir"])
+        meta = Path(data["meta_csv"])
+        return cls(
+            tau22_dir=tau22,
+            meta_csv=meta if meta.is_absolute() else tau22 / meta,
+            splits_dir=paths.resolve(data["splits_dir"]),
+            audioset_dir=paths.resolve(data["audioset_dir"]),
+            audio_available=bool(data.get("audio_available", True)),
+        )
+
+
+def data_paths(profile: str = "mini", **overrides) -> DataPaths:
+    """The data paths of ``profile``, with any non-None override (same keys as the ``data`` section)."""
+    data = dict(load_profile(profile)["data"])
+    unknown = set(overrides) - set(data) - {"audio_available"}
+    if unknown:
+        raise ValueError(f"unknown data path override(s) {sorted(unknown)}; known: {sorted(data)}")
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return DataPaths.from_config(data)
+
+
+# --- notebook parameters -------------------------------------------------------------------------
+
+_DATA_OVERRIDES = {"tau22_dir": None, "meta_csv": None, "splits_dir": None, "audioset_dir": None}
+
+NOTEBOOK_PARAMETERS: dict[str, dict[str, Any]] = {
+    "00_data_exploration": {
+        "profile": "mini",
+        "split": 5,
+        "frontend": "baseline",
+        "seed": 0,
+        "n_examples": 3,
+        **_DATA_OVERRIDES,
+    },
+}
+
+
+def _validate_value(name: str, value: Any) -> Any:
+    if name == "split":
+        return check_split(value)
+    if name == "profile":
+        if value not in available_profiles():
+            raise ValueError(f"unknown profile {value!r}; available: {', '.join(available_profiles())}")
+    if name == "frontend":
+        from .frontend import preset_names
+
+        if value not in preset_names():
+            raise ValueError(f"unknown front end {value!r}; presets: {', '.join(preset_names())}")
+    if name in ("seed", "n_examples"):
+        if not isinstance(value, int) or value < 0:
+            raise ValueError(f"parameter {name} must be a non-negative int, got {value!r}")
+    return value
+
+
+def notebook_params(notebook: str, namespace: Mapping[str, Any]) -> types.SimpleNamespace:
+    """Validate a notebook's parameters (taken from its global namespace) and resolve its data paths.
+
+    Any public, non-module, non-callable global that is not a declared parameter is reported as an
+    unknown parameter, with the closest declared name: this catches a misspelled ``papermill -p``.
+    """
+    if notebook not in NOTEBOOK_PARAMETERS:
+        raise KeyError(f"no parameters declared for notebook {notebook!r}")
+    spec = NOTEBOOK_PARAMETERS[notebook]
+    candidates = {
+        k: v
+        for k, v in namespace.items()
+        if not k.startswith("_")
+        and k not in _IPYTHON_NAMES
+        and not isinstance(v, types.ModuleType)
+        and not callable(v)
+    }
+    unknown = sorted(set(candidates) - set(spec))
+    if unknown:
+        hints = [
+            f"{u!r}" + (f" (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(u, spec, 1)) else "")
+            for u in unknown
+        ]
+        raise ValueError(f"{notebook}: unknown parameter(s) {', '.join(hints)}; declared: {sorted(spec)}")
+    values = {name: _validate_value(name, candidates.get(name, default)) for name, default in spec.items()}
+    cfg = types.SimpleNamespace(**values)
+    if "profile" in values:
+        overrides = {k: values.get(k) for k in _DATA_OVERRIDES if k in values}
+        cfg.data = data_paths(values["profile"], **overrides)
+    return cfg

@@ -1,0 +1,98 @@
+"""Figures of the study (seaborn / matplotlib). Each function returns its ``Figure``."""
+from __future__ import annotations
+
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from . import audio, dcase
+
+sns.set_theme(style="whitegrid", context="notebook")
+
+
+def split_devices(summary: pd.DataFrame) -> plt.Figure:
+    """Stacked bars: clips per device in each split (log scale shows the minority devices)."""
+    devices = [d for d in dcase.DEVICES if d in summary.columns]
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    summary[devices].plot.bar(stacked=True, ax=ax, colormap="tab10", width=0.75)
+    ax.set_ylabel("clips")
+    ax.set_xlabel("")
+    ax.set_title("Clips per device in each split")
+    ax.legend(title="device", ncol=3, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def scene_device_heatmap(table: pd.DataFrame, title: str) -> plt.Figure:
+    """Heatmap of clips per scene and device."""
+    fig, ax = plt.subplots(figsize=(1.0 + 0.7 * table.shape[1], 4.5))
+    sns.heatmap(table, annot=True, fmt="d", cmap="Blues", cbar=False, ax=ax)
+    ax.set_title(title)
+    ax.set_xlabel("device")
+    ax.set_ylabel("")
+    fig.tight_layout()
+    return fig
+
+
+def city_counts(splits: dict, split) -> plt.Figure:
+    """Clips per city in a training split and the test split."""
+    frame = pd.concat([splits[split].assign(part=f"split{split}"), splits["test"].assign(part="test")])
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    sns.countplot(data=frame, x="city", hue="part", ax=ax, order=sorted(frame["city"].unique()))
+    ax.set_title("Clips per city")
+    ax.tick_params(axis="x", rotation=45)
+    fig.tight_layout()
+    return fig
+
+
+def location_histogram(per_location: pd.DataFrame, title: str) -> plt.Figure:
+    """Histogram of clips per recording location."""
+    fig, ax = plt.subplots(figsize=(6, 3))
+    sns.histplot(per_location["clips"], bins=20, ax=ax)
+    ax.set_title(title)
+    ax.set_xlabel("clips per location")
+    fig.tight_layout()
+    return fig
+
+
+def waveforms(examples, sample_rate: int = 32000, seconds: float = 1.0) -> plt.Figure:
+    """The first ``seconds`` of each (title, path) example."""
+    fig, axes = plt.subplots(len(examples), 1, figsize=(8, 1.6 * len(examples)), squeeze=False)
+    for ax, (title, path) in zip(axes[:, 0], examples):
+        wave = audio.load_clip(path, sample_rate, int(sample_rate * seconds)).numpy()
+        ax.plot(np.arange(len(wave)) / sample_rate, wave, lw=0.5)
+        ax.set_title(title, fontsize=9)
+        ax.set_ylabel("amplitude")
+    axes[-1, 0].set_xlabel("time (s)")
+    fig.tight_layout()
+    return fig
+
+
+def frontend_gallery(views: dict, title: str) -> plt.Figure:
+    """One log-mel image per front-end preset, with its shape."""
+    fig, axes = plt.subplots(1, len(views), figsize=(4 * len(views), 3.4))
+    for ax, (name, mel) in zip(np.atleast_1d(axes), views.items()):
+        im = ax.imshow(mel, origin="lower", aspect="auto", cmap="magma")
+        ax.grid(False)
+        ax.set_title(f"{name}: {mel.shape[0]}×{mel.shape[1]}")
+        ax.set_xlabel("frame")
+        ax.set_ylabel("mel bin")
+        fig.colorbar(im, ax=ax, fraction=0.05)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def probe_accuracy(table: pd.DataFrame) -> plt.Figure:
+    """Bar chart of the linear probe's accuracy per device group."""
+    fig, ax = plt.subplots(figsize=(5, 3))
+    sns.barplot(x=table.index, y=table["accuracy"], ax=ax, color="tab:blue")
+    ax.axhline(0.1, ls="--", c="grey", lw=1, label="chance")
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("")
+    ax.legend()
+    ax.set_title("Linear probe on log-mel statistics")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,75 @@
+"""CP-Mobile against the official checkpoint and the DCASE2024 complexity figures."""
+import pytest
+import torch
+
+from asc_lib import audio, complexity, dcase, frontend
+from asc_lib.models import build_cp_mobile
+from asc_lib.models.cpmobile import cp_mobile_config, make_divisible
+from conftest import shared_file
+
+
+def test_params_hold_the_reference_architecture():
+    cfg = cp_mobile_config()
+    assert (cfg["base_channels"], cfg["channels_multiplier"], cfg["expansion_rate"]) == (32, 1.8, 2.1)
+    assert cfg["n_blocks"] == [3, 2, 1] and cfg["strides"] == {"b2": [1, 1], "b3": [1, 2], "b4": [2, 1]}
+    lim = complexity.limits()
+    assert (lim["max_param_bytes"], lim["max_macs"], lim["param_bits"]) == (128000, 30_000_000, 16)
+
+
+def test_make_divisible():
+    assert [make_divisible(v) for v in (32, 57.6, 103.68, 67.2, 117.6)] == [32, 56, 104, 64, 120]
+
+
+def test_block_kinds_match_surkov_table_2():
+    model = build_cp_mobile()
+    assert [b.kind for stage in model.stages for b in stage] == ["S", "S", "D", "T", "S", "T"]
+
+
+def test_complexity_figures_are_exact():
+    model = build_cp_mobile()
+    at_baseline = complexity.measure(model, (1, 1, 256, 65))
+    assert (at_baseline.params, at_baseline.macs) == (61148, 29419156)
+    assert at_baseline.param_bytes == 122296 and at_baseline.passes
+    at_16k = complexity.measure(model, (1, 1, 128, 101))
+    assert at_16k.macs == 21896340 and at_16k.passes
+
+
+def test_complexity_fails_a_model_over_the_limits():
+    big = build_cp_mobile(base_channels=64)
+    c = complexity.measure(big, (1, 1, 256, 65))
+    assert not c.passes and c.param_bytes > 128000
+
+
+def test_527_class_variant_and_head_swap():
+    model = build_cp_mobile(n_classes=527).eval()
+    x = torch.randn(2, 1, 256, 65)
+    assert model(x).shape == (2, 527)
+    body = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith("feed_forward")}
+    model.replace_head(10)
+    assert model(x).shape == (2, 10) and model.n_classes == 10
+    after = model.state_dict()
+    assert all(torch.equal(v, after[k]) for k, v in body.items()), "the body survives the head swap"
+
+
+def test_unknown_setting_is_named():
+    with pytest.raises(ValueError, match="n_clases"):
+        build_cp_mobile(n_clases=10)
+
+
+@pytest.fixture(scope="module")
+def official_baseline():
+    path = shared_file("weights", "dcase2024_baseline_split5", "model_state_dict.pt")
+    model = build_cp_mobile().eval()
+    state = torch.load(path, map_location="cpu")
+    assert len(state) == 126 and next(iter(state.values())).dtype == torch.float16
+    model.load_state_dict(state, strict=True)
+    return model
+
+
+def test_official_checkpoint_predicts_the_real_metro_station(official_baseline):
+    wave = audio.load_clip(shared_file("audio", "metro_station-paris.wav"), 32000)
+    clips = wave[: len(wave) // 32000 * 32000].reshape(-1, 32000)
+    with torch.no_grad():
+        probs = official_baseline(frontend.build_frontend("baseline").eval()(clips)).softmax(-1).mean(0)
+    assert dcase.SCENES[int(probs.argmax())] == "metro_station"
+    assert set(dcase.SCENES[i] for i in probs.topk(2).indices) == {"metro_station", "metro"}

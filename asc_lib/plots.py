@@ -13,14 +13,20 @@ sns.set_theme(style="whitegrid", context="notebook")
 
 
 def split_devices(summary: pd.DataFrame) -> plt.Figure:
-    """Stacked bars: clips per device in each split (log scale shows the minority devices)."""
+    """Clips per device in each split: absolute counts (left) and each device's share (right)."""
     devices = [d for d in dcase.DEVICES if d in summary.columns]
-    fig, ax = plt.subplots(figsize=(8, 3.5))
-    summary[devices].plot.bar(stacked=True, ax=ax, colormap="tab10", width=0.75)
-    ax.set_ylabel("clips")
-    ax.set_xlabel("")
-    ax.set_title("Clips per device in each split")
-    ax.legend(title="device", ncol=3, fontsize=8)
+    counts = summary[devices]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    counts.plot.bar(stacked=True, ax=axes[0], colormap="tab10", width=0.75, legend=False)
+    axes[0].set_ylabel("clips")
+    axes[0].set_title("Clips per device")
+    (counts.div(counts.sum(axis=1), axis=0) * 100).plot.bar(stacked=True, ax=axes[1], colormap="tab10", width=0.75)
+    axes[1].set_ylabel("% of the split")
+    axes[1].set_title("Device share")
+    axes[1].legend(title="device", ncol=1, fontsize=8, bbox_to_anchor=(1.02, 1), loc="upper left")
+    for ax in axes:
+        ax.set_xlabel("")
+        ax.tick_params(axis="x", rotation=0)
     fig.tight_layout()
     return fig
 

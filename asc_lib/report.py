@@ -80,9 +80,7 @@ def execute(run: dict, out_dir: Path) -> tuple[bool, float]:
     return ok, time.time() - start
 
 
-def write_index(out_dir: Path, profile: str, records: dict) -> Path:
-    """``index.html`` linking every rendered notebook, with its status and parameters."""
-    cfg = load_profile(profile)
+def _rows(records: dict) -> str:
     rows = []
     for name, rec in records.items():
         status = "ok" if rec["ok"] else "FAILED"
@@ -91,15 +89,26 @@ def write_index(out_dir: Path, profile: str, records: dict) -> Path:
             f"<td>{status}</td><td><code>{html.escape(json.dumps(rec['parameters']))}</code></td>"
             f"<td><a href='{html.escape(name)}.ipynb'>ipynb</a></td></tr>"
         )
+    header = "<tr><th>notebook</th><th>status</th><th>parameters</th><th>source</th></tr>"
+    return f"<table>{header}{''.join(rows)}</table>"
+
+
+def write_index(out_dir: Path, profile: str, records: dict, others: dict | None = None) -> Path:
+    """``index.html`` linking every rendered notebook of this profile's plan (and, below, earlier runs
+    of other profiles still in the folder), with status and parameters."""
+    cfg = load_profile(profile)
+    extra = ""
+    if others:
+        extra = f"<h2>Other runs in this folder</h2>{_rows(others)}"
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>DCASE 2024 Task 1 reproduction study</title>
 <style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}td,th{{padding:.3em .8em;text-align:left}}
 tr:nth-child(even){{background:#f4f4f4}}</style></head><body>
 <h1>Data-efficient low-complexity acoustic scene classification: reproduction study</h1>
 <p>Profile <b>{html.escape(profile)}</b>: {html.escape(cfg.get('description', ''))}</p>
-<table><tr><th>notebook</th><th>status</th><th>parameters</th><th>source</th></tr>
-{''.join(rows)}
-</table></body></html>
+{_rows(records)}
+{extra}
+</body></html>
 """
     return write_text(out_dir / "index.html", page)
 
@@ -127,7 +136,9 @@ def build(profile: str = "mini", out_dir: Path | None = None, force: bool = Fals
             if executed.is_file():
                 render_html(executed, out_dir / "html" / f"{run['name']}.html")
         all_ok &= state[run["name"]]["ok"]
-    write_index(out_dir, profile, {r["name"]: state[r["name"]] for r in runs})
+    current = {r["name"]: state[r["name"]] for r in runs}
+    others = {n: rec for n, rec in state.items() if n not in current and (out_dir / "html" / f"{n}.html").is_file()}
+    write_index(out_dir, profile, current, others)
     print(f"report: {out_dir / 'index.html'}")
     return all_ok
 

@@ -53,8 +53,14 @@ def test_build_runs_once_then_resumes(tmp_path, monkeypatch):
     assert report.build("mini", out)
     assert (out / "toy_x3.ipynb").stat().st_mtime_ns == stamp, "an unchanged finished run is not redone"
     runs[0]["parameters"] = {"x": 4}
+    runs.append(dict(notebook=src / "toy.ipynb", parameters={"x": 5}, name="toy_x5"))
     assert report.build("mini", out)
     assert "value 4" in _printed(nbformat.read(out / "toy_x3.ipynb", as_version=4))
+    del runs[0]
+    assert report.build("mini", out)
+    index = (out / "index.html").read_text()
+    assert index.index("toy_x5") < index.index("Other runs") < index.index("toy_x3"), \
+        "runs outside the current plan stay listed, below it"
 
 
 def test_failed_run_is_kept_and_reported(tmp_path, monkeypatch):

@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
+from .audio import load_clip
 from .params import SPLITS, DataPaths, check_split
 
 SCENES = (
@@ -171,7 +172,5 @@ class SceneDataset(Dataset):
         if self.waveforms is not None:
             wave = self.waveforms[i]
         else:
-            from .audio import load_clip
-
             wave = load_clip(self.tau22_dir / self.frame.at[i, "filename"], self.sample_rate, self.num_samples)
         return wave, self.labels[i], self.devices[i]

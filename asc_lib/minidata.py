@@ -272,7 +272,8 @@ def generate(out_dir: str | Path | None = None, seed: int = 2024, cities=("barce
         clips = clips.sort_values("filename").reset_index(drop=True)
         clips[["filename", "scene_label", "identifier", "source_label"]].to_csv(tau / "meta.csv", sep="\t", index=False)
         train = clips[~clips["test"]].assign(device=lambda f: f["source_label"])
-        for s, frame in nested_splits(train, seed).items():
+        splits = nested_splits(train, seed)
+        for s, frame in splits.items():
             frame[["filename", "scene_label"]].to_csv(splits_dir / f"split{s}.csv", sep="\t", index=False)
         clips[clips["test"]][["filename", "scene_label"]].to_csv(splits_dir / "test.csv", sep="\t", index=False)
 
@@ -290,7 +291,7 @@ def generate(out_dir: str | Path | None = None, seed: int = 2024, cities=("barce
 
         manifest = dict(
             generator_version=GENERATOR_VERSION, settings=settings,
-            counts=dict(meta=len(clips), **{f"split{s}": len(f) for s, f in nested_splits(train, seed).items()},
+            counts=dict(meta=len(clips), **{f"split{s}": len(f) for s, f in splits.items()},
                         test=int(clips["test"].sum()),
                         **{name: counts[name] for name in SEGMENT_LISTS},
                         pool_in_domain=int(pool["in_domain"].sum())),

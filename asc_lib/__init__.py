@@ -15,7 +15,7 @@ One module per concern:
 - ``plots``     seaborn / matplotlib figures
 - ``report``    runs the notebooks headless and renders ``reports/index.html``
 - ``complexity`` DCASE2024 parameter and MAC counts (torchinfo) and the limits
-- ``models``    CP-Mobile (official state-dict names)
+- ``models``    CP-Mobile and EfficientAT (official state-dict names)
 """
 
 __version__ = "0.1.0"

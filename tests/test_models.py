@@ -4,7 +4,8 @@ import torch
 
 from asc_lib import audio, complexity, dcase, frontend
 from asc_lib.models import build_cp_mobile
-from asc_lib.models.cpmobile import cp_mobile_config, make_divisible
+from asc_lib.models.cpmobile import cp_mobile_config
+from asc_lib.models.layers import make_divisible
 from conftest import shared_file
 
 

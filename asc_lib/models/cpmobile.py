@@ -13,22 +13,7 @@ from torch import nn
 
 from .. import paths
 from ..params import load_yaml
-
-
-def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
-    """Round ``value`` to a multiple of ``divisor`` without going below 90 % of it (MobileNet rule)."""
-    min_value = divisor if min_value is None else min_value
-    new = max(min_value, int(value + divisor / 2) // divisor * divisor)
-    return new + divisor if new < 0.9 * value else new
-
-
-def conv_bn(in_ch: int, out_ch: int, kernel: int = 3, stride=1, groups: int = 1, relu: bool = True) -> nn.Sequential:
-    """Conv2d (no bias) + BatchNorm2d (+ ReLU), indexed 0, 1, 2 like torchvision's Conv2dNormActivation."""
-    layers = [nn.Conv2d(in_ch, out_ch, kernel, stride=stride, padding=(kernel - 1) // 2, groups=groups, bias=False),
-              nn.BatchNorm2d(out_ch)]
-    if relu:
-        layers.append(nn.ReLU())
-    return nn.Sequential(*layers)
+from .layers import conv_bn, make_divisible
 
 
 class Block(nn.Module):
@@ -41,7 +26,7 @@ class Block(nn.Module):
         self.block = nn.Sequential(
             conv_bn(in_ch, hidden, kernel=1),
             conv_bn(hidden, hidden, kernel=3, stride=stride, groups=hidden),
-            conv_bn(hidden, out_ch, kernel=1, relu=False),
+            conv_bn(hidden, out_ch, kernel=1, act=None),
         )
         self.use_shortcut = in_ch == out_ch
         if self.use_shortcut and stride != (1, 1):

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .cpmobile import make_divisible
+from .layers import conv_bn, make_divisible
 
 # MobileNetV3-Large: input, kernel, expanded, output, squeeze-excitation, hard-swish, stride
 MOBILENET_V3_LARGE = (
@@ -26,11 +26,7 @@ WIDTHS = {"mn01": 0.1, "mn02": 0.2, "mn04": 0.4, "mn05": 0.5, "mn10": 1.0, "mn20
 
 
 def _conv_bn_act(in_ch, out_ch, kernel, stride=1, groups=1, act=None) -> nn.Sequential:
-    layers = [nn.Conv2d(in_ch, out_ch, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False),
-              nn.BatchNorm2d(out_ch, eps=1e-3, momentum=0.01)]
-    if act is not None:
-        layers.append(act())
-    return nn.Sequential(*layers)
+    return conv_bn(in_ch, out_ch, kernel, stride, groups, act=act, eps=1e-3, momentum=0.01)
 
 
 class ChannelSE(nn.Module):

@@ -32,7 +32,7 @@ test: data
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 notebooks: data
-	for nb in notebooks/*.ipynb; do $(BIN)/jupyter nbconvert --to notebook --execute --inplace "$$nb" || exit 1; done
+	$(BIN)/python -m asc_lib.notebooks notebooks/*.ipynb
 
 clean:
 	rm -rf reports/*.ipynb reports/html reports/index.html reports/runs.json data/cache

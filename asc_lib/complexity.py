@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 from dataclasses import asdict, dataclass
 
+import pandas as pd
 import torch
 import torchinfo
 
@@ -49,3 +50,11 @@ def measure(model: torch.nn.Module, input_size, param_bits: int | None = None) -
     return Complexity(params=int(stats.total_params), macs=int(stats.total_mult_adds), input_size=tuple(input_size),
                       param_bits=param_bits or lim["param_bits"], max_param_bytes=lim["max_param_bytes"],
                       max_macs=lim["max_macs"])
+
+
+def table(costs: dict) -> pd.DataFrame:
+    """Complexity of several models side by side (``{name: Complexity}``), with the DCASE verdict."""
+    rows = {name: {"parameters": c.params, "MACs (1 s)": c.macs, "input": "x".join(map(str, c.input_size)),
+                   f"memory @ {c.param_bits} bit (bytes)": c.param_bytes,
+                   "within DCASE limits": "yes" if c.passes else "no"} for name, c in costs.items()}
+    return pd.DataFrame.from_dict(rows, orient="index")

@@ -118,6 +118,17 @@ NOTEBOOK_PARAMETERS: dict[str, dict[str, Any]] = {
         "n_examples": 3,
         **_DATA_OVERRIDES,
     },
+    "00b_baseline": {
+        "profile": "mini",
+        "split": 5,
+        "seed": 0,
+        "device": "auto",
+        "epochs": None,        # None: the profile's recipe (params/training.yaml)
+        "batch_size": None,
+        "min_steps": None,
+        "progress": True,
+        **_DATA_OVERRIDES,
+    },
 }
 
 
@@ -132,6 +143,14 @@ def _validate_value(name: str, value: Any) -> Any:
 
         if value not in preset_names():
             raise ValueError(f"unknown front end {value!r}; presets: {', '.join(preset_names())}")
+    if name == "device":
+        if not isinstance(value, str) or not (value in ("auto", "cpu") or value.startswith("cuda")):
+            raise ValueError(f"parameter device must be 'auto', 'cpu' or 'cuda[:N]', got {value!r}")
+    if name in ("epochs", "batch_size", "min_steps") and value is not None:
+        if not isinstance(value, int) or value < (0 if name == "min_steps" else 1):
+            raise ValueError(f"parameter {name} must be a positive int or None, got {value!r}")
+    if name == "progress" and not isinstance(value, bool):
+        raise ValueError(f"parameter progress must be True or False, got {value!r}")
     if name in ("seed", "n_examples"):
         if not isinstance(value, int) or value < 0:
             raise ValueError(f"parameter {name} must be a non-negative int, got {value!r}")
@@ -168,3 +187,46 @@ def notebook_params(notebook: str, namespace: Mapping[str, Any]) -> types.Simple
         overrides = {k: values.get(k) for k in _DATA_OVERRIDES if k in values}
         cfg.data = data_paths(values["profile"], **overrides)
     return cfg
+
+
+# --- training recipes ----------------------------------------------------------------------------
+
+RECIPE_SETS = ("paper", "mini")
+
+
+def recipe_names() -> list[str]:
+    """Names of the training recipes in ``params/training.yaml``."""
+    return sorted(load_yaml(paths.PARAMS_DIR / "training.yaml"))
+
+
+def load_recipe(name: str, recipes: str = "paper", **overrides) -> dict:
+    """Recipe ``name`` from ``params/training.yaml``: the paper's settings, updated by the ``mini``
+    deviations when ``recipes == "mini"``, then by any non-None ``overrides`` (unknown keys rejected).
+
+    The returned dict carries ``deviations``: every key whose value differs from the paper's.
+    """
+    source = paths.PARAMS_DIR / "training.yaml"
+    table = load_yaml(source)
+    if name not in table:
+        raise ValueError(f"{source}: no recipe {name!r}; recipes: {', '.join(sorted(table))}")
+    if recipes not in RECIPE_SETS:
+        raise ValueError(f"unknown recipe set {recipes!r}; choose from {RECIPE_SETS}")
+    paper = dict(table[name]["paper"])
+    recipe = dict(paper)
+    if recipes == "mini":
+        mini = table[name].get("mini") or {}
+        unknown = set(mini) - set(paper)
+        if unknown:
+            raise ValueError(f"{source}: {name}.mini sets {sorted(unknown)}, which {name}.paper lacks")
+        recipe.update(mini)
+    unknown = {k for k, v in overrides.items() if v is not None} - set(paper)
+    if unknown:
+        raise ValueError(f"recipe {name!r} has no setting(s) {sorted(unknown)}; settings: {sorted(paper)}")
+    recipe.update({k: v for k, v in overrides.items() if v is not None})
+    recipe["deviations"] = {k: {"paper": paper[k], "used": recipe[k]} for k in paper if recipe[k] != paper[k]}
+    return recipe
+
+
+def profile_recipe(profile: str, name: str, **overrides) -> dict:
+    """Recipe ``name`` with the set the data ``profile`` selects (mini deviations or the paper's)."""
+    return load_recipe(name, load_profile(profile).get("recipes", "paper"), **overrides)

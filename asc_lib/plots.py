@@ -102,3 +102,57 @@ def probe_accuracy(table: pd.DataFrame) -> plt.Figure:
     ax.set_title("Linear probe on log-mel statistics")
     fig.tight_layout()
     return fig
+
+
+def training_curves(history: list[dict], title: str = "") -> plt.Figure:
+    """Training loss and learning rate per epoch, and test accuracy (overall and per device group)
+    where it was evaluated."""
+    frame = pd.DataFrame(history)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
+    axes[0].plot(frame["epoch"], frame["loss"], color="C0")
+    axes[0].set_title("training loss")
+    axes[1].plot(frame["epoch"], frame["lr"], color="C1")
+    axes[1].set_title("learning rate")
+    axes[1].ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
+    evaluated = frame.dropna(subset=["accuracy"]) if "accuracy" in frame else frame.iloc[0:0]
+    for col, style in [("accuracy", "-o"), ("acc_real", "--"), ("acc_seen", "--"), ("acc_unseen", "--")]:
+        if col in evaluated and len(evaluated):
+            axes[2].plot(evaluated["epoch"], evaluated[col] * 100, style, label=col.replace("acc_", ""), ms=4)
+    axes[2].set_title("test accuracy (%)")
+    if len(evaluated):
+        axes[2].legend(fontsize=8)
+    for ax in axes:
+        ax.set_xlabel("epoch")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def confusion_matrix(confusion, title: str = "Confusion matrix (test split, % of each true scene)") -> plt.Figure:
+    """Row-normalised confusion matrix over the ten scenes."""
+    counts = np.asarray(confusion, dtype=float)
+    share = counts / counts.sum(axis=1, keepdims=True).clip(min=1) * 100
+    fig, ax = plt.subplots(figsize=(7.5, 6.2))
+    sns.heatmap(pd.DataFrame(share, index=dcase.SCENES, columns=dcase.SCENES), annot=True, fmt=".0f",
+                cmap="Blues", vmin=0, vmax=100, cbar=False, ax=ax, annot_kws={"size": 8})
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def device_accuracy(per_device: dict, title: str = "Accuracy per recording device (test split)") -> plt.Figure:
+    """Bar chart of accuracy per device, coloured by device group (real / seen / unseen)."""
+    frame = pd.DataFrame({"device": list(per_device), "accuracy": [v * 100 for v in per_device.values()]})
+    frame["group"] = frame["device"].map(dcase.GROUP_OF_DEVICE)
+    fig, ax = plt.subplots(figsize=(7.5, 3.4))
+    sns.barplot(frame, x="device", y="accuracy", hue="group", dodge=False, ax=ax,
+                palette={"real": "C0", "seen": "C2", "unseen": "C3"})
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(title)
+    ax.legend(title="", fontsize=8, loc="upper right")
+    fig.tight_layout()
+    return fig

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import html
+import itertools
 import json
 import sys
 import time
@@ -22,6 +23,7 @@ from nbconvert import HTMLExporter
 
 from . import paths
 from .atomic import atomic_path, write_json, write_text
+from .notebooks import tidy_progress
 from .params import NOTEBOOK_PARAMETERS, load_profile
 
 
@@ -41,19 +43,26 @@ def run_key(notebook_path: Path, parameters: dict) -> str:
     return hashlib.sha256(json.dumps([source, parameters], sort_keys=True).encode()).hexdigest()[:16]
 
 
+def expand(parameters: dict) -> list[dict]:
+    """One parameter set per combination: a list value (e.g. ``split: [5, 10]``) means one run each."""
+    keys = list(parameters)
+    values = [v if isinstance(v, list) else [v] for v in parameters.values()]
+    return [dict(zip(keys, combo)) for combo in itertools.product(*values)]
+
+
 def plan(profile: str) -> list[dict]:
-    """The runs of a profile: notebook path, parameters (profile included) and output name."""
+    """The runs of a profile, in order: notebook path, parameters (profile included) and output name."""
     runs = []
     for entry in load_profile(profile).get("report", []):
         name = entry["notebook"]
         if name not in NOTEBOOK_PARAMETERS:
             raise ValueError(f"params/{profile}.yaml: report lists unknown notebook {name!r}")
-        params = {"profile": profile, **entry.get("parameters", {})}
-        unknown = set(params) - set(NOTEBOOK_PARAMETERS[name])
+        unknown = set(entry.get("parameters", {})) - set(NOTEBOOK_PARAMETERS[name])
         if unknown:
             raise ValueError(f"params/{profile}.yaml: unknown parameter(s) {sorted(unknown)} for {name}")
-        runs.append(dict(notebook=paths.NOTEBOOKS_DIR / f"{name}.ipynb", parameters=params,
-                         name=run_name(name, entry.get("parameters", {}), profile)))
+        for chosen in expand(entry.get("parameters", {})):
+            runs.append(dict(notebook=paths.NOTEBOOKS_DIR / f"{name}.ipynb",
+                             parameters={"profile": profile, **chosen}, name=run_name(name, chosen, profile)))
     return runs
 
 
@@ -77,6 +86,8 @@ def execute(run: dict, out_dir: Path) -> tuple[bool, float]:
         except pm.PapermillExecutionError as err:
             ok = False
             print(f"  FAILED: {err.ename}: {err.evalue}", file=sys.stderr)
+        nb = nbformat.read(tmp, as_version=4)
+        nbformat.write(tidy_progress(nb, keep_final=True), tmp)
     return ok, time.time() - start
 
 

@@ -1,7 +1,6 @@
 """AudioSet ontology, class index and official segment lists, on the real files and the mini pool."""
 import json
 
-import numpy as np
 import pandas as pd
 import pytest
 

@@ -1,7 +1,6 @@
 """The mini-DCASE generator: deterministic, real formats, and a task that is learnable but not trivial."""
 import hashlib
 
-import pandas as pd
 import pytest
 import soundfile as sf
 

@@ -22,6 +22,14 @@ def test_plan_of_every_profile_is_valid():
         assert len({r["name"] for r in runs}) == len(runs)
 
 
+def test_list_parameters_expand_to_one_run_each():
+    assert report.expand({"split": [5, 100], "seed": [0, 1], "profile": "mini"}) == [
+        {"split": 5, "seed": 0, "profile": "mini"}, {"split": 5, "seed": 1, "profile": "mini"},
+        {"split": 100, "seed": 0, "profile": "mini"}, {"split": 100, "seed": 1, "profile": "mini"}]
+    names = [r["name"] for r in report.plan("mini") if r["notebook"].stem == "00b_baseline"]
+    assert names == [f"00b_baseline_split{s}" for s in params.SPLITS]
+
+
 def test_plan_rejects_unknown_parameter(monkeypatch):
     monkeypatch.setattr(report, "load_profile",
                         lambda p: {"report": [{"notebook": "00_data_exploration", "parameters": {"splt": 5}}]})

@@ -1,0 +1,163 @@
+"""Glue shared by the training notebooks: where a run lives, loading a split's waveforms onto the
+training device, evaluating on the test split and writing the metrics the results notebook reads.
+
+A run is identified by ``(profile, method, split, seed)`` and lives in
+``data/runs/<profile>/<method>/split<split>-seed<seed>/`` (checkpoint, history, metrics, output.csv).
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch import nn
+
+from . import paths
+from .atomic import write_json
+from .audio import build_waveform_cache
+from .dcase import load_split
+from .evaluate import predict, scene_scores, write_output_csv
+from .params import DataPaths
+from .frontend import build_frontend
+from .train import TrainData, default_device
+
+METRICS = "metrics.json"
+OUTPUT = "output.csv"
+
+
+def runs_dir(profile: str) -> Path:
+    """Root of one profile's runs (``ASC_RUNS_DIR`` overrides ``data/runs``)."""
+    root = os.environ.get("ASC_RUNS_DIR")
+    return (Path(root).expanduser().resolve() if root else paths.data_dir() / "runs") / profile
+
+
+def run_dir(profile: str, method: str, split: int, seed: int) -> Path:
+    """The directory of one run."""
+    return runs_dir(profile) / method / f"split{split}-seed{seed}"
+
+
+def load_scene_split(data: DataPaths, split) -> pd.DataFrame:
+    """A split (or ``"test"``) joined with its metadata and annotated (label, device, group...)."""
+    return load_split(data, split)
+
+
+def split_waves(frame: pd.DataFrame, data: DataPaths, sample_rate: int, device="cpu", seconds: float = 1.0,
+                progress: bool = True) -> torch.Tensor:
+    """The clips of ``frame`` decoded once (cached on disk) and returned as one tensor on ``device``."""
+    if not data.audio_available:
+        raise RuntimeError(f"profile data at {data.tau22_dir} has no audio (audio_available: false)")
+    cache = build_waveform_cache(frame["filename"].tolist(), data.tau22_dir, sample_rate,
+                                 int(round(sample_rate * seconds)), progress=progress)
+    return cache.to_tensor(device)
+
+
+def scene_train_data(frame: pd.DataFrame, waves: torch.Tensor) -> TrainData:
+    """Labeled training items for :func:`asc_lib.train.fit`."""
+    labels = torch.as_tensor(frame["label"].to_numpy(copy=True), dtype=torch.long)
+    return TrainData(waves, labels)
+
+
+def test_evaluator(frontend: nn.Module, test_frame: pd.DataFrame, test_waves: torch.Tensor,
+                   batch_size: int = 256, amp: bool = False):
+    """A callable for ``fit(evaluate=...)`` reporting test accuracy, per-group accuracy and log loss."""
+    def evaluate(model: nn.Module) -> dict:
+        scores = scene_scores(test_frame, predict(model, frontend, test_waves, batch_size, amp=amp))
+        return {"accuracy": scores["accuracy"], "log_loss": scores["log_loss"],
+                **{f"acc_{g}": v for g, v in scores["per_group"].items()}}
+    return evaluate
+
+
+def finish_run(directory: Path, model: nn.Module, frontend: nn.Module, test_frame: pd.DataFrame,
+               test_waves: torch.Tensor, info: dict, batch_size: int = 256, amp: bool = False) -> dict:
+    """Evaluate ``model`` on the test split, write ``output.csv`` and ``metrics.json``; return the metrics."""
+    probs = predict(model, frontend, test_waves, batch_size, amp=amp)
+    scores = scene_scores(test_frame, probs)
+    write_output_csv(directory / OUTPUT, test_frame["filename"], probs)
+    metrics = {**info, "test": scores, "torch": torch.__version__, "machine": platform.machine(),
+               "device": str(next(model.parameters()).device)}
+    write_json(directory / METRICS, metrics)
+    return metrics
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``"auto"`` is the GPU when there is one, else the CPU; anything else is passed to torch."""
+    return default_device() if name in (None, "auto") else torch.device(name)
+
+
+class SceneTask:
+    """One training split and the test split of a profile, decoded once onto the training device.
+
+    ``frontend`` is the recipe's front end; waveforms are stored at its sample rate.
+    """
+
+    def __init__(self, data: DataPaths, split: int, frontend: str, device: str = "auto", progress: bool = True):
+        self.split = split
+        self.device = resolve_device(device)
+        self.frontend = build_frontend(frontend).to(self.device)
+        self.train = load_scene_split(data, split)
+        self.test = load_scene_split(data, "test")
+        rate = self.frontend.sample_rate
+        self.train_waves = split_waves(self.train, data, rate, self.device, progress=progress)
+        self.test_waves = split_waves(self.test, data, rate, self.device, progress=progress)
+
+    def summary(self) -> pd.DataFrame:
+        """Clips per device group in the training and test splits."""
+        return pd.DataFrame({
+            f"split {self.split}": self.train["device_group"].value_counts(),
+            "test": self.test["device_group"].value_counts(),
+        }).reindex(["real", "seen", "unseen"]).fillna(0).astype(int).rename_axis("device group")
+
+    def train_data(self) -> TrainData:
+        return scene_train_data(self.train, self.train_waves)
+
+    def evaluator(self, amp: bool = False):
+        return test_evaluator(self.frontend, self.test, self.test_waves, amp=amp)
+
+    def finish(self, directory: Path, model: nn.Module, info: dict, amp: bool = False) -> dict:
+        return finish_run(directory, model, self.frontend, self.test, self.test_waves, info, amp=amp)
+
+
+def recipe_table(recipe: dict) -> pd.DataFrame:
+    """The recipe as a table: each setting, the paper's value and the value used (deviations marked)."""
+    rows = []
+    for key, value in recipe.items():
+        if key == "deviations":
+            continue
+        dev = recipe["deviations"].get(key)
+        rows.append({"setting": key, "paper": dev["paper"] if dev else value, "used": value,
+                     "deviation": "yes" if dev else ""})
+    return pd.DataFrame(rows).set_index("setting").astype(str)
+
+
+def headline(metrics: dict) -> pd.DataFrame:
+    """Macro accuracy and accuracy per device group of one run, in percent."""
+    test = metrics["test"]
+    row = {"accuracy": test["accuracy"], **test["per_group"]}
+    return (pd.DataFrame([row], index=[f"{metrics['method']} split {metrics['split']}"]) * 100).round(2)
+
+
+def read_metrics(path: str | Path) -> dict:
+    """Read one ``metrics.json``, naming the file when it is not valid."""
+    path = Path(path)
+    try:
+        metrics = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: not a readable metrics file ({err})") from err
+    missing = {"method", "split", "seed", "test"} - set(metrics)
+    if missing:
+        raise ValueError(f"{path}: metrics lack {sorted(missing)}")
+    return metrics
+
+
+def collect_metrics(profile: str) -> pd.DataFrame:
+    """One row per finished run of ``profile``: method, split, seed, accuracy and per-group accuracy."""
+    rows = []
+    for path in sorted(runs_dir(profile).glob(f"*/split*-seed*/{METRICS}")):
+        m = read_metrics(path)
+        rows.append({"method": m["method"], "split": m["split"], "seed": m["seed"],
+                     "accuracy": m["test"]["accuracy"],
+                     **{f"acc_{g}": v for g, v in m["test"]["per_group"].items()}, "path": str(path)})
+    return pd.DataFrame(rows)

@@ -1,0 +1,128 @@
+"""PaSST teachers through the field's own package, ``hear21passt`` (no reimplementation).
+
+:class:`PaSST` pairs a hear21passt network with hear21passt's own mel front end (``AugmentMelSTFT``,
+the efficientat preset: 32 kHz, 128 mels, window 800, hop 320) so that it maps raw 32 kHz waveforms to
+527 AudioSet logits. :func:`load_passt` loads official weights from a local file or from the authors'
+release URL, strictly. :class:`TeacherEnsemble` averages the logits of several teachers (Werning's
+teacher is a nine-checkpoint PaSST-S ensemble).
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+DEFAULT_ARCH = "passt_s_swa_p16_128_ap476"
+SAMPLE_RATE = 32000
+
+
+@contextlib.contextmanager
+def _quiet():
+    """hear21passt prints model summaries and shapes on build and on its first forward pass."""
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def release_url(arch: str) -> str:
+    """The authors' release URL of ``arch``'s AudioSet weights (from hear21passt's model table)."""
+    from hear21passt.models.passt import default_cfgs
+
+    url = default_cfgs.get(arch, {}).get("url", "")
+    if not url.startswith("https://github.com/kkoutini/PaSST/"):
+        raise ValueError(f"hear21passt lists no PaSST release for arch {arch!r}; give a local weights file")
+    return url
+
+
+class PaSST(nn.Module):
+    """A hear21passt PaSST with its mel front end: ``(batch, samples)`` at 32 kHz -> ``(batch, 527)`` logits."""
+
+    sample_rate = SAMPLE_RATE
+
+    def __init__(self, arch: str = DEFAULT_ARCH, n_classes: int = 527, fstride: int = 10, tstride: int = 10,
+                 input_tdim: int = 998):
+        super().__init__()
+        from hear21passt.models.passt import get_model
+        from hear21passt.models.preprocess import AugmentMelSTFT
+
+        self.arch = arch
+        with _quiet():
+            self.mel = AugmentMelSTFT(n_mels=128, sr=SAMPLE_RATE, win_length=800, hopsize=320, n_fft=1024,
+                                      freqm=0, timem=0, htk=False, fmin=0.0, fmax=None, norm=1,
+                                      fmin_aug_range=10, fmax_aug_range=2000)
+            self.net = get_model(arch=arch, pretrained=False, n_classes=n_classes, fstride=fstride,
+                                 tstride=tstride, input_tdim=input_tdim)
+
+    def forward(self, waves: torch.Tensor) -> torch.Tensor:
+        with _quiet():
+            logits, _features = self.net(self.mel(waves.float()).unsqueeze(1))
+        return logits
+
+
+def load_passt(weights: str | Path | None = None, arch: str = DEFAULT_ARCH, **kwargs) -> PaSST:
+    """A :class:`PaSST` in eval mode with official weights loaded strictly.
+
+    ``weights`` is a local state-dict file, ``"release"`` (download from the authors' release URL, cached
+    by ``torch.hub``; needs network) or None (random initialisation, for tests and dry runs).
+    """
+    model = PaSST(arch, **kwargs)
+    if weights is not None:
+        from hear21passt.models.passt import checkpoint_filter_fn
+
+        if str(weights) == "release":
+            state = torch.hub.load_state_dict_from_url(release_url(arch), map_location="cpu")
+            source = release_url(arch)
+        else:
+            path = Path(weights)
+            if not path.is_file():
+                raise FileNotFoundError(f"PaSST weights not found: {path}")
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            source = str(path)
+        try:
+            model.net.load_state_dict(checkpoint_filter_fn(state, model.net), strict=True)
+        except (RuntimeError, KeyError, ValueError) as err:
+            raise RuntimeError(f"{source}: not a {arch} state dict ({err})") from err
+    return model.eval()
+
+
+class TeacherEnsemble(nn.Module):
+    """Averages the logits of its members (each maps the same waveforms to logits)."""
+
+    def __init__(self, members):
+        super().__init__()
+        if not members:
+            raise ValueError("a teacher ensemble needs at least one member")
+        self.members = nn.ModuleList(members)
+        rates = {getattr(m, "sample_rate", None) for m in members}
+        self.sample_rate = rates.pop() if len(rates) == 1 else None
+
+    def forward(self, waves: torch.Tensor) -> torch.Tensor:
+        total = None
+        for member in self.members:
+            out = member(waves)
+            out = out[0] if isinstance(out, tuple) else out
+            total = out.float() if total is None else total + out.float()
+        return total / len(self.members)
+
+
+def ensemble_spec() -> list[dict]:
+    """The teacher ensemble of ``params/models.yaml`` (``passt.ensemble``)."""
+    from ..params import load_yaml
+    from ..paths import PARAMS_DIR
+
+    return list(load_yaml(PARAMS_DIR / "models.yaml")["passt"]["ensemble"])
+
+
+def load_ensemble(entries: list[dict] | None = None, with_weights: bool = True) -> TeacherEnsemble:
+    """A :class:`TeacherEnsemble` of PaSSTs from ``entries`` (default: :func:`ensemble_spec`); each entry
+    has ``arch``, ``weights`` (file or ``"release"``) and optional ``fstride``/``tstride``/``input_tdim``."""
+    entries = ensemble_spec() if entries is None else entries
+    members = []
+    for entry in entries:
+        extra = {k: entry[k] for k in ("fstride", "tstride", "input_tdim", "n_classes") if k in entry}
+        members.append(load_passt(entry.get("weights") if with_weights else None, entry["arch"], **extra))
+    return TeacherEnsemble(members).eval()

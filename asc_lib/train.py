@@ -1,0 +1,258 @@
+"""The training loop every notebook of the study shares.
+
+Data live as one waveform tensor on the training device (see :mod:`asc_lib.audio`); batches are
+gathered by index there, and roll, front end and augmentation run batched on the same device. What a
+method optimises is an :class:`Objective` (supervised cross-entropy here; mean teacher and distillation
+in their own modules). :func:`fit` checkpoints after every epoch and resumes exactly: each epoch's
+shuffling and augmentation are seeded from ``(seed, epoch)``, so a run killed and restarted from its
+last checkpoint ends with the same weights as an uninterrupted one.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from .atomic import atomic_path, write_json
+
+CHECKPOINT = "checkpoint.pt"
+HISTORY = "history.json"
+
+
+def default_device() -> torch.device:
+    """The GPU when there is one, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def warmup_cosine(step: int, total_steps: int, warmup_steps: int, min_fraction: float = 0.0) -> float:
+    """Learning-rate factor: linear warm-up over ``warmup_steps``, then cosine decay to ``min_fraction``."""
+    if warmup_steps > 0 and step < warmup_steps:
+        return (step + 1) / warmup_steps
+    span = max(1, total_steps - warmup_steps)
+    progress = min(1.0, (step - warmup_steps) / span)
+    return min_fraction + (1 - min_fraction) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def steps_per_epoch(n_items: int, batch_size: int) -> int:
+    return max(1, math.ceil(n_items / batch_size))
+
+
+def total_epochs(recipe: dict, n_items: int) -> int:
+    """``recipe['epochs']``, raised where needed so that training makes at least ``min_steps`` steps."""
+    per_epoch = steps_per_epoch(n_items, recipe["batch_size"])
+    return max(int(recipe["epochs"]), math.ceil(recipe.get("min_steps", 0) / per_epoch))
+
+
+def eval_epochs(epochs: int, eval_points: int) -> list[int]:
+    """Epochs (1-based) after which to evaluate: all of them when ``eval_points`` is 0, else that many,
+    evenly spaced and always including the last."""
+    if eval_points <= 0 or eval_points >= epochs:
+        return list(range(1, epochs + 1))
+    return sorted({round(epochs * (i + 1) / eval_points) for i in range(eval_points)})
+
+
+@dataclass
+class TrainData:
+    """Training items as tensors on one device: ``waves (n, samples)``, ``labels (n,)`` (-1 = unlabeled)
+    and any per-item ``extras`` (e.g. cached teacher outputs), all indexed alike."""
+
+    waves: torch.Tensor
+    labels: torch.Tensor
+    extras: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        n = len(self.waves)
+        for name, t in [("labels", self.labels), *self.extras.items()]:
+            if len(t) != n:
+                raise ValueError(f"TrainData: {name} has {len(t)} rows, waves has {n}")
+
+    def __len__(self) -> int:
+        return len(self.waves)
+
+    def to(self, device) -> "TrainData":
+        return TrainData(self.waves.to(device), self.labels.to(device),
+                         {k: v.to(device) for k, v in self.extras.items()})
+
+    def batch(self, index: torch.Tensor) -> dict:
+        out = {"index": index, "waves": self.waves[index], "labels": self.labels[index]}
+        out.update({k: v[index] for k, v in self.extras.items()})
+        return out
+
+
+class Objective(nn.Module):
+    """What a method optimises. Subclasses implement :meth:`loss`; state (e.g. an EMA teacher) lives in
+    submodules or buffers, so it is checkpointed with ``state_dict``."""
+
+    name = "objective"
+
+    def __init__(self, augment: nn.Module):
+        super().__init__()
+        self.augment = augment
+        self.channels_last = False
+
+    def inputs(self, waves: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
+        spec = self.augment(waves)
+        return spec.contiguous(memory_format=torch.channels_last) if channels_last else spec
+
+    def loss(self, model: nn.Module, batch: dict, step: int) -> tuple[torch.Tensor, dict]:
+        raise NotImplementedError
+
+    def after_step(self, model: nn.Module, step: int) -> None:
+        """Called after each optimizer step (mean teacher updates its EMA here)."""
+
+    def eval_model(self, model: nn.Module) -> nn.Module:
+        """The model to evaluate (the student by default)."""
+        return model
+
+
+class Supervised(Objective):
+    """Cross-entropy on the labeled items of each batch (the DCASE2024 baseline)."""
+
+    name = "supervised"
+
+    def loss(self, model, batch, step):
+        labeled = batch["labels"] >= 0
+        x = self.inputs(batch["waves"][labeled], self.channels_last)
+        logits = model(x)
+        loss = nn.functional.cross_entropy(logits.float(), batch["labels"][labeled])
+        return loss, {}
+
+
+def _fingerprint(recipe: dict, seed: int, n_items: int, model: nn.Module, objective: Objective) -> str:
+    keys = {k: v for k, v in recipe.items() if k not in ("eval_points", "deviations")}
+    blob = json.dumps([keys, seed, n_items, type(model).__name__, objective.name,
+                       sum(p.numel() for p in model.parameters())], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    return seed * 1_000_003 + epoch
+
+
+def load_checkpoint(run_dir: str | Path) -> dict | None:
+    """The checkpoint of ``run_dir``, or None; a damaged file raises an error naming it."""
+    path = Path(run_dir) / CHECKPOINT
+    if not path.is_file():
+        return None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # noqa: BLE001 - re-raised with the file named
+        raise RuntimeError(f"{path}: cannot read checkpoint ({err}); delete it to start over") from err
+
+
+def fit(
+    model: nn.Module,
+    objective: Objective,
+    data: TrainData,
+    recipe: dict,
+    run_dir: str | Path,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    evaluate: Callable[[nn.Module], dict] | None = None,
+    progress: bool = True,
+    on_epoch_end: Callable[[int, dict], None] | None = None,
+) -> list[dict]:
+    """Train ``model`` on ``data`` with ``objective`` under ``recipe``; return the per-epoch history.
+
+    Resumes from ``run_dir/checkpoint.pt`` when one exists for the same recipe, seed and data size (a
+    different one raises rather than mixing runs); a finished run returns its history at once.
+    ``evaluate(model)`` runs at the recipe's ``eval_points`` and its dict joins the history.
+    """
+    run_dir = Path(run_dir)
+    device = torch.device(device) if device is not None else default_device()
+    channels_last = bool(recipe.get("channels_last", False))
+    objective.channels_last = channels_last
+    use_amp = bool(recipe.get("amp", False)) and device.type == "cuda"
+    model.to(device)
+    objective.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    data = data.to(device)
+
+    n = len(data)
+    per_epoch = steps_per_epoch(n, recipe["batch_size"])
+    epochs = total_epochs(recipe, n)
+    total_steps = epochs * per_epoch
+    evals = set(eval_epochs(epochs, int(recipe.get("eval_points", 0))))
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=recipe["lr"], weight_decay=recipe["weight_decay"])
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_cosine(
+        s, total_steps, int(recipe["warmup_steps"]), float(recipe.get("min_lr_fraction", 0.0))))
+
+    fingerprint = _fingerprint(recipe, seed, n, model, objective)
+    history: list[dict] = []
+    start_epoch = 0
+    state = load_checkpoint(run_dir)
+    if state is not None:
+        if state["fingerprint"] != fingerprint:
+            raise ValueError(
+                f"{run_dir / CHECKPOINT} belongs to another run (recipe, seed or data differ); "
+                "use another run directory or delete it to start over")
+        model.load_state_dict(state["model"])
+        objective.load_state_dict(state["objective"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        history, start_epoch = state["history"], state["epoch"]
+    if start_epoch >= epochs:
+        model.eval()
+        return history
+
+    bar = tqdm(total=epochs, initial=start_epoch, desc=f"{objective.name} {n} items", unit="epoch",
+               disable=not progress, mininterval=2.0)
+    for epoch in range(start_epoch, epochs):
+        torch.manual_seed(_epoch_seed(seed, epoch))
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(_epoch_seed(seed, epoch)))
+        model.train()
+        objective.train()
+        loss_sum = torch.zeros((), device=device)
+        for i in range(per_epoch):
+            step = epoch * per_epoch + i
+            batch = data.batch(order[i * recipe["batch_size"]:(i + 1) * recipe["batch_size"]].to(device))
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                loss, _ = objective.loss(model, batch, step)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            objective.after_step(model, step)
+            loss_sum += loss.detach()
+        record = {"epoch": epoch + 1, "step": (epoch + 1) * per_epoch, "loss": float(loss_sum) / per_epoch,
+                  "lr": optimizer.param_groups[0]["lr"]}
+        if evaluate is not None and epoch + 1 in evals:
+            record.update(evaluate(objective.eval_model(model)))
+        history.append(record)
+        _save(run_dir, model, objective, optimizer, scheduler, epoch + 1, history, fingerprint, recipe, seed)
+        bar.set_postfix({k: round(v, 4) for k, v in record.items() if k in ("loss", "accuracy")}, refresh=False)
+        bar.update(1)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch + 1, record)
+    bar.close()
+    model.eval()
+    return history
+
+
+def _save(run_dir, model, objective, optimizer, scheduler, epoch, history, fingerprint, recipe, seed) -> None:
+    state = {
+        "model": model.state_dict(), "objective": objective.state_dict(),
+        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+        "epoch": epoch, "history": history, "fingerprint": fingerprint, "recipe": recipe, "seed": seed,
+    }
+    with atomic_path(Path(run_dir) / CHECKPOINT, suffix=".pt") as tmp:
+        torch.save(state, tmp)
+    write_json(Path(run_dir) / HISTORY, history)
+
+
+def trained_model(run_dir: str | Path, model: nn.Module) -> nn.Module:
+    """Load the final weights of a finished run into ``model``."""
+    state = load_checkpoint(run_dir)
+    if state is None:
+        raise FileNotFoundError(f"no checkpoint in {run_dir}")
+    model.load_state_dict(state["model"])
+    return model.eval()

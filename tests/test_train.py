@@ -1,0 +1,143 @@
+"""The shared training loop: schedule, recipe defaults, learning, checkpoints and exact resume."""
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from asc_lib import train
+from asc_lib.augment import Augment, AugmentConfig
+from asc_lib.frontend import build_frontend
+from asc_lib.models.cpmobile import build_cp_mobile
+from asc_lib.params import load_recipe, profile_recipe
+
+
+def test_baseline_recipe_matches_the_dcase2024_baseline():
+    r = load_recipe("baseline")
+    assert (r["optimizer"], r["lr"], r["weight_decay"], r["warmup_steps"], r["epochs"], r["batch_size"]) \
+        == ("adamw", 5e-3, 1e-4, 2000, 150, 256)
+    assert (r["roll_seconds"], r["mixstyle_p"], r["mixstyle_alpha"], r["mixstyle_eps"], r["freq_mask"]) \
+        == (0.1, 0.4, 0.3, 1e-6, 48)
+    assert r["frontend"] == "baseline" and r["deviations"] == {}
+
+
+def test_mini_recipe_names_every_deviation():
+    r = profile_recipe("mini", "baseline")
+    assert set(r["deviations"]) == {"epochs", "batch_size", "warmup_steps", "min_steps", "eval_points"}
+    assert r["deviations"]["epochs"] == {"paper": 150, "used": r["epochs"]}
+    assert profile_recipe("real", "baseline")["deviations"] == {}
+    with pytest.raises(ValueError, match="no setting"):
+        load_recipe("baseline", lr_max=1.0)
+    with pytest.raises(ValueError, match="no recipe"):
+        load_recipe("baseline_v2")
+
+
+def test_warmup_then_cosine():
+    f = lambda s: train.warmup_cosine(s, total_steps=1000, warmup_steps=100, min_fraction=0.01)  # noqa: E731
+    assert f(0) == pytest.approx(0.01) and f(49) == pytest.approx(0.5) and f(100) == pytest.approx(1.0)
+    assert f(550) == pytest.approx(0.01 + 0.99 * 0.5)
+    assert f(1000) == pytest.approx(0.01)
+    values = [f(s) for s in range(100, 1001, 50)]
+    assert all(a >= b for a, b in zip(values, values[1:]))
+
+
+def test_epochs_and_evaluation_points():
+    recipe = {"epochs": 8, "batch_size": 64, "min_steps": 400}
+    assert train.total_epochs(recipe, 190) == 134  # 3 steps per epoch, at least 400 steps
+    assert train.total_epochs(recipe, 3700) == 8
+    assert train.eval_epochs(8, 4) == [2, 4, 6, 8]
+    assert train.eval_epochs(5, 0) == [1, 2, 3, 4, 5]
+    assert train.eval_epochs(134, 4)[-1] == 134
+
+
+def test_train_data_checks_lengths():
+    with pytest.raises(ValueError, match="labels has 3 rows"):
+        train.TrainData(torch.zeros(4, 10), torch.zeros(3, dtype=torch.long))
+
+
+def _toy(n=48, seed=0):
+    """Two classes told apart by pitch; 0.25 s clips at 32 kHz."""
+    g = torch.Generator().manual_seed(seed)
+    t = torch.arange(8000) / 32000
+    labels = torch.arange(n) % 2
+    freqs = torch.where(labels == 0, 500.0, 4000.0) * (1 + 0.05 * torch.rand(n, generator=g))
+    waves = 0.3 * torch.sin(2 * math.pi * freqs[:, None] * t) + 0.01 * torch.randn(n, 8000, generator=g)
+    return train.TrainData(waves.half(), labels)
+
+
+TOY_RECIPE = {"epochs": 4, "batch_size": 16, "lr": 5e-3, "weight_decay": 1e-4, "warmup_steps": 2,
+              "min_lr_fraction": 0.0, "min_steps": 0, "eval_points": 0, "amp": False, "channels_last": True,
+              "roll_seconds": 0.1, "mixstyle_p": 0.4, "mixstyle_alpha": 0.3, "mixstyle_eps": 1e-6,
+              "freq_mask": 48, "time_mask": 0}
+
+
+def _objective():
+    return train.Supervised(Augment(build_frontend("baseline"), AugmentConfig.from_recipe(TOY_RECIPE)))
+
+
+def _fit(run_dir, **kwargs):
+    torch.manual_seed(0)
+    model = build_cp_mobile(n_classes=2)
+    history = train.fit(model, _objective(), _toy(), TOY_RECIPE, run_dir, seed=7, device="cpu",
+                        progress=False, **kwargs)
+    return model, history
+
+
+def test_fit_learns_and_writes_history(tmp_path):
+    data = _toy()
+    model, history = _fit(tmp_path / "run",
+                          evaluate=lambda m: {"accuracy": float((m(build_frontend("baseline")(data.waves.float()))
+                                                                  .argmax(1) == data.labels).float().mean())})
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4]
+    assert history[-1]["loss"] < history[0]["loss"]
+    assert history[-1]["accuracy"] >= 0.9
+    assert history[-1]["lr"] == pytest.approx(0.0, abs=1e-9)
+    assert (tmp_path / "run" / train.HISTORY).is_file() and (tmp_path / "run" / train.CHECKPOINT).is_file()
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_killed_run_resumes_to_the_same_weights(tmp_path):
+    straight, history = _fit(tmp_path / "straight")
+
+    def kill_after_two(epoch, record):
+        if epoch == 2:
+            raise _Killed
+
+    with pytest.raises(_Killed):
+        _fit(tmp_path / "resumed", on_epoch_end=kill_after_two)
+    assert train.load_checkpoint(tmp_path / "resumed")["epoch"] == 2
+    resumed, resumed_history = _fit(tmp_path / "resumed")
+    assert resumed_history == history
+    for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+def test_finished_run_is_not_retrained_and_foreign_checkpoint_is_refused(tmp_path):
+    model, history = _fit(tmp_path / "run")
+    again, again_history = _fit(tmp_path / "run")
+    assert again_history == history
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+    other = build_cp_mobile(n_classes=2)
+    with pytest.raises(ValueError, match="belongs to another run"):
+        train.fit(other, _objective(), _toy(), {**TOY_RECIPE, "lr": 1e-3}, tmp_path / "run", seed=7,
+                  device="cpu", progress=False)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / train.CHECKPOINT).write_bytes(b"not a checkpoint")
+    with pytest.raises(RuntimeError, match="cannot read checkpoint"):
+        train.load_checkpoint(tmp_path / "bad")
+
+
+def test_supervised_ignores_unlabeled_items():
+    torch.manual_seed(0)
+    model = build_cp_mobile(n_classes=2).eval()
+    obj = _objective().eval()
+    data = _toy(8)
+    batch = data.batch(torch.arange(8))
+    loss_labeled, _ = obj.loss(model, {**batch, "waves": batch["waves"][:4], "labels": batch["labels"][:4]}, 0)
+    batch["labels"][4:] = -1
+    loss_mixed, _ = obj.loss(model, batch, 0)
+    assert torch.allclose(loss_labeled, loss_mixed)
+    assert isinstance(obj, nn.Module)

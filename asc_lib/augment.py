@@ -79,8 +79,17 @@ class AugmentConfig:
     time_mask: int = 0
 
     @classmethod
-    def from_recipe(cls, recipe: dict) -> "AugmentConfig":
-        return cls(**{k: recipe[k] for k in asdict(cls()) if k in recipe})
+    def from_recipe(cls, recipe: dict, spec_shape: tuple[int, int] | None = None) -> "AugmentConfig":
+        """The recipe's augmentation settings. Masks given as fractions of an axis
+        (``freq_mask_fraction``, ``time_mask_fraction``) need the ``(mels, frames)`` ``spec_shape``."""
+        cfg = cls(**{k: recipe[k] for k in asdict(cls()) if k in recipe})
+        for axis, key in ((0, "freq"), (1, "time")):
+            fraction = recipe.get(f"{key}_mask_fraction", 0)
+            if fraction:
+                if spec_shape is None:
+                    raise ValueError(f"{key}_mask_fraction needs the spectrogram shape (spec_shape)")
+                setattr(cfg, f"{key}_mask", mask_width(fraction, spec_shape[axis]))
+        return cfg
 
 
 class Augment(nn.Module):

@@ -35,6 +35,7 @@ from . import paths, synth
 from .atomic import write_json
 from .audioset import SEGMENT_LISTS, write_segments
 from .dcase import DEVICES, SCENES
+from .labelfilter import table1_labels
 from .params import SPLITS, load_profile
 
 GENERATOR_VERSION = 1
@@ -44,13 +45,7 @@ PARALLEL_DEVICES = TRAIN_DEVICES[1:]
 
 # AudioSet labels of in-domain clips: the "easy" sets carry at least one of seed 000's Table 1 labels;
 # the "hard" sets carry none, so a label filter misses those clips while a domain classifier may not.
-TABLE1_LABELS = {
-    "/m/012f08": "Motor vehicle (road)", "/m/014yck": "Aircraft engine", "/m/0195fx": "Subway, metro, underground",
-    "/m/01bjv": "Bus", "/m/01g50p": "Railroad car, train wagon", "/m/06d_3": "Rail transport", "/m/07jdr": "Train",
-    "/m/07yv9": "Vehicle", "/m/09ddx": "Ducks, geese, waterfowl", "/m/0btp2": "Traffic noise, roadway noise",
-    "/m/0cmf2": "Fixed-wing aircraft, airplane", "/t/dd00092": "Wind noise (microphone)",
-    "/t/dd00127": "Inside, public space", "/t/dd00128": "Outside, urban or manmade",
-}
+TABLE1_LABELS = table1_labels()  # Surkov's Table 1 (params/surkov.yaml)
 SCENE_LABELS = {
     "airport": [["/t/dd00127", "/m/0cmf2"], ["/m/014yck", "/m/09x0r"], ["/t/dd00127"]],
     "bus": [["/m/01bjv", "/m/07yv9"], ["/m/012f08", "/m/01bjv"]],

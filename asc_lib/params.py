@@ -129,10 +129,21 @@ NOTEBOOK_PARAMETERS: dict[str, dict[str, Any]] = {
         "progress": True,
         **_DATA_OVERRIDES,
     },
+    "01_audioset_label_filtering": {
+        "profile": "mini",
+        "seed": None,                 # None: params/surkov.yaml
+        "include_descendants": None,
+        "small": None,                # subset sizes; None: params/surkov.yaml (10K / 20K on real data)
+        "large": None,
+        "allow_smaller": True,        # a pool smaller than a subset size gives the whole pool (reported)
+        "audioset_dir": None,
+    },
 }
 
 
-def _validate_value(name: str, value: Any) -> Any:
+def _validate_value(name: str, value: Any, default: Any = None) -> Any:
+    if value is None and default is None:
+        return None  # "use the parameter file's value"
     if name == "split":
         return check_split(value)
     if name == "profile":
@@ -151,6 +162,10 @@ def _validate_value(name: str, value: Any) -> Any:
             raise ValueError(f"parameter {name} must be a positive int or None, got {value!r}")
     if name == "progress" and not isinstance(value, bool):
         raise ValueError(f"parameter progress must be True or False, got {value!r}")
+    if name in ("include_descendants", "allow_smaller") and value is not None and not isinstance(value, bool):
+        raise ValueError(f"parameter {name} must be True, False or None, got {value!r}")
+    if name in ("small", "large") and value is not None and (not isinstance(value, int) or value < 1):
+        raise ValueError(f"parameter {name} must be a positive int or None, got {value!r}")
     if name in ("seed", "n_examples"):
         if not isinstance(value, int) or value < 0:
             raise ValueError(f"parameter {name} must be a non-negative int, got {value!r}")
@@ -181,7 +196,7 @@ def notebook_params(notebook: str, namespace: Mapping[str, Any]) -> types.Simple
             for u in unknown
         ]
         raise ValueError(f"{notebook}: unknown parameter(s) {', '.join(hints)}; declared: {sorted(spec)}")
-    values = {name: _validate_value(name, candidates.get(name, default)) for name, default in spec.items()}
+    values = {name: _validate_value(name, candidates.get(name, default), default) for name, default in spec.items()}
     cfg = types.SimpleNamespace(**values)
     if "profile" in values:
         overrides = {k: values.get(k) for k in _DATA_OVERRIDES if k in values}
@@ -194,21 +209,23 @@ def notebook_params(notebook: str, namespace: Mapping[str, Any]) -> types.Simple
 RECIPE_SETS = ("paper", "mini")
 
 
-def recipe_names() -> list[str]:
-    """Names of the training recipes in ``params/training.yaml``."""
-    return sorted(load_yaml(paths.PARAMS_DIR / "training.yaml"))
+def recipe_names(source: str = "training") -> list[str]:
+    """Names of the recipes (sections with a ``paper:`` part) in ``params/<source>.yaml``."""
+    table = load_yaml(paths.PARAMS_DIR / f"{source}.yaml")
+    return sorted(k for k, v in table.items() if isinstance(v, dict) and "paper" in v)
 
 
-def load_recipe(name: str, recipes: str = "paper", **overrides) -> dict:
-    """Recipe ``name`` from ``params/training.yaml``: the paper's settings, updated by the ``mini``
+def load_recipe(name: str, recipes: str = "paper", source: str = "training", **overrides) -> dict:
+    """Recipe ``name`` from ``params/<source>.yaml``: the paper's settings, updated by the ``mini``
     deviations when ``recipes == "mini"``, then by any non-None ``overrides`` (unknown keys rejected).
 
     The returned dict carries ``deviations``: every key whose value differs from the paper's.
     """
-    source = paths.PARAMS_DIR / "training.yaml"
+    source = paths.PARAMS_DIR / f"{source}.yaml"
     table = load_yaml(source)
-    if name not in table:
-        raise ValueError(f"{source}: no recipe {name!r}; recipes: {', '.join(sorted(table))}")
+    if name not in table or not isinstance(table[name], dict) or "paper" not in table[name]:
+        names = sorted(k for k, v in table.items() if isinstance(v, dict) and "paper" in v)
+        raise ValueError(f"{source}: no recipe {name!r}; recipes: {', '.join(names)}")
     if recipes not in RECIPE_SETS:
         raise ValueError(f"unknown recipe set {recipes!r}; choose from {RECIPE_SETS}")
     paper = dict(table[name]["paper"])
@@ -227,6 +244,6 @@ def load_recipe(name: str, recipes: str = "paper", **overrides) -> dict:
     return recipe
 
 
-def profile_recipe(profile: str, name: str, **overrides) -> dict:
+def profile_recipe(profile: str, name: str, source: str = "training", **overrides) -> dict:
     """Recipe ``name`` with the set the data ``profile`` selects (mini deviations or the paper's)."""
-    return load_recipe(name, load_profile(profile).get("recipes", "paper"), **overrides)
+    return load_recipe(name, load_profile(profile).get("recipes", "paper"), source, **overrides)

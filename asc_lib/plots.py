@@ -156,3 +156,16 @@ def device_accuracy(per_device: dict, title: str = "Accuracy per recording devic
     ax.legend(title="", fontsize=8, loc="upper right")
     fig.tight_layout()
     return fig
+
+
+def label_counts(table: pd.DataFrame, title: str = "Segments selected per Table-1 label") -> plt.Figure:
+    """Horizontal bars: segments per label in each segment list (the union and list sizes left out)."""
+    rows = table.drop(index=[i for i in ("any of them (union)", "all segments") if i in table.index])
+    long = rows.reset_index().melt(id_vars="label", var_name="list", value_name="segments")
+    fig, ax = plt.subplots(figsize=(9, 0.32 * len(rows) * max(1, len(table.columns)) / 1.5 + 1.5))
+    sns.barplot(long, y="label", x="segments", hue="list", ax=ax, orient="h")
+    ax.set_ylabel("")
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig

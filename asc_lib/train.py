@@ -50,6 +50,12 @@ def total_epochs(recipe: dict, n_items: int) -> int:
     return max(int(recipe["epochs"]), math.ceil(recipe.get("min_steps", 0) / per_epoch))
 
 
+def warmup_steps(recipe: dict, total_steps: int) -> int:
+    """Warm-up length: ``warmup_fraction`` of all steps when the recipe gives one, else ``warmup_steps``."""
+    fraction = float(recipe.get("warmup_fraction", 0) or 0)
+    return int(round(fraction * total_steps)) if fraction > 0 else int(recipe.get("warmup_steps", 0))
+
+
 def eval_epochs(epochs: int, eval_points: int) -> list[int]:
     """Epochs (1-based) after which to evaluate: all of them when ``eval_points`` is 0, else that many,
     evenly spaced and always including the last."""
@@ -96,6 +102,7 @@ class Objective(nn.Module):
         super().__init__()
         self.augment = augment
         self.channels_last = False
+        self.total_steps = 1  # set by fit()
 
     def inputs(self, waves: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
         spec = self.augment(waves)
@@ -181,10 +188,12 @@ def fit(
     epochs = total_epochs(recipe, n)
     total_steps = epochs * per_epoch
     evals = set(eval_epochs(epochs, int(recipe.get("eval_points", 0))))
+    objective.total_steps = total_steps
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=recipe["lr"], weight_decay=recipe["weight_decay"])
+    warmup = warmup_steps(recipe, total_steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_cosine(
-        s, total_steps, int(recipe["warmup_steps"]), float(recipe.get("min_lr_fraction", 0.0))))
+        s, total_steps, warmup, float(recipe.get("min_lr_fraction", 0.0))))
 
     fingerprint = _fingerprint(recipe, seed, n, model, objective)
     history: list[dict] = []

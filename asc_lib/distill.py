@@ -1,0 +1,72 @@
+"""Knowledge distillation with teacher outputs computed once and read back from disk.
+
+:func:`teacher_outputs` runs a teacher over a waveform tensor once per ``(teacher, data, front end)``
+key and caches the logits under ``data/cache/teacher_outputs/``; a changed key computes anew.
+:class:`ProbabilityMSE` is Surkov's loss: the mean squared error between the student's and the teacher's
+class probabilities.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from . import paths
+from .atomic import atomic_path, write_json
+from .train import Objective
+
+
+def cache_path(key: dict, cache_dir: str | Path | None = None) -> Path:
+    """Where the outputs of ``key`` (a JSON-able dict naming teacher, data and front end) are cached."""
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:20]
+    root = Path(cache_dir) if cache_dir else paths.cache_dir() / "teacher_outputs"
+    return root / f"logits-{digest}.pt"
+
+
+@torch.no_grad()
+def teacher_outputs(teacher: nn.Module, waves: torch.Tensor, key: dict, frontend: nn.Module | None = None,
+                    batch_size: int = 128, device: str | torch.device | None = None,
+                    cache_dir: str | Path | None = None, progress: bool = True) -> torch.Tensor:
+    """Teacher logits ``(n, classes)`` (float32, CPU) for ``waves``: read from the cache when ``key`` was
+    computed before, else computed in batches (``frontend`` first, if given) and cached atomically."""
+    path = cache_path(key, cache_dir)
+    if path.is_file():
+        cached = torch.load(path, map_location="cpu", weights_only=True)
+        if cached.shape[0] != len(waves):
+            raise ValueError(f"{path}: cached outputs have {cached.shape[0]} rows, data has {len(waves)}")
+        return cached
+    device = torch.device(device) if device is not None else next(teacher.parameters()).device
+    teacher = teacher.eval().to(device)
+    if frontend is not None:
+        frontend = frontend.eval().to(device)
+    out = []
+    for start in tqdm(range(0, len(waves), batch_size), desc="teacher outputs", unit="batch",
+                      disable=not progress, mininterval=2.0):
+        x = waves[start:start + batch_size].to(device).float()
+        logits = teacher(frontend(x) if frontend is not None else x)
+        out.append((logits[0] if isinstance(logits, tuple) else logits).float().cpu())
+    logits = torch.cat(out)
+    with atomic_path(path, suffix=".pt") as tmp:
+        torch.save(logits, tmp)
+    write_json(path.with_suffix(".json"), key)
+    return logits
+
+
+def probability_mse(student_logits: torch.Tensor, teacher_probs: torch.Tensor) -> torch.Tensor:
+    """Surkov's distillation loss: MSE between student and teacher class probabilities."""
+    return nn.functional.mse_loss(student_logits.float().softmax(-1), teacher_probs.float())
+
+
+class ProbabilityMSE(Objective):
+    """Distillation on every item (labeled or not) towards cached teacher probabilities
+    (``batch["teacher_probs"]``, an extra of :class:`asc_lib.train.TrainData`)."""
+
+    name = "kd_mse"
+
+    def loss(self, model, batch, step):
+        logits = model(self.inputs(batch["waves"], self.channels_last))
+        return probability_mse(logits, batch["teacher_probs"]), {}

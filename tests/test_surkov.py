@@ -1,0 +1,140 @@
+"""Seed 000 (Surkov): the report's settings, the label filter on the real lists, mean teacher and KD."""
+import csv
+import math
+
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from asc_lib import audioset, distill, labelfilter, meanteacher
+from asc_lib.models.efficientat import build_efficientat
+from asc_lib import complexity
+from asc_lib.params import load_recipe, profile_recipe
+from conftest import shared_file
+
+REAL_BALANCED = {"Vehicle (/m/07yv9)": 860, "Rail transport (/m/06d_3)": 189, "Outside, urban or manmade (/t/dd00128)": 256,
+                 "any of them (union)": 1528, "all segments": 22160}
+REAL_EVAL = {"Vehicle (/m/07yv9)": 780, "Train (/m/07jdr)": 173, "any of them (union)": 1445, "all segments": 20371}
+
+
+def test_report_settings_are_the_defaults():
+    assert len(labelfilter.table1_labels()) == 14
+    assert labelfilter.table1_labels()["/t/dd00127"] == "Inside, public space"
+    f = load_recipe("audioset_filter", source="surkov")
+    assert f["subsets"] == {"small": 10000, "large": 20000} and f["include_descendants"] is False
+    mt = load_recipe("mean_teacher", source="surkov")
+    assert (mt["model"], mt["ema_decay"], mt["rampup_fraction"], mt["constant_fraction"]) == ("mn10", 0.999, 0.1, 0.1)
+    assert (mt["mixstyle_p"], mt["mixstyle_alpha"], mt["mixstyle_eps"]) == (0.4, 0.3, 1e-6)
+    assert (mt["freq_mask_fraction"], mt["time_mask_fraction"], mt["frontend"]) == (0.15, 0.15, "surkov16k")
+    kd = load_recipe("kd", source="surkov")
+    assert (kd["lr"], kd["weight_decay"], kd["warmup_fraction"], kd["epochs"], kd["batch_size"]) == (1e-3, 1e-3, 0.1, 750, 256)
+    assert kd["loss"] == "mse_probabilities" and kd["deviations"] == {}
+    mini = profile_recipe("mini", "kd", source="surkov")
+    assert set(mini["deviations"]) == {"epochs", "batch_size", "min_steps", "eval_points"}
+
+
+def test_efficientat_mn10_cost_matches_the_report():
+    cost = complexity.measure(build_efficientat("mn10", 10), (1, 1, 128, 101))
+    assert (cost.params, cost.macs) == (4_214_554, 62_721_522)  # Table 3: 4.214M, 62.722M
+
+
+def _raw_union(path, mids):
+    """Independent count: rows of the raw CSV whose label field names any of ``mids``."""
+    with open(path, newline="") as fh:
+        rows = [r for r in csv.reader(fh, skipinitialspace=True) if r and not r[0].startswith("#")]
+    return sum(1 for r in rows if set(r[3].split(",")) & set(mids))
+
+
+def test_label_filter_on_the_real_segment_lists():
+    balanced = shared_file("audioset", "balanced_train_segments.csv")
+    evaluation = shared_file("audioset", "eval_segments.csv")
+    lists = {"balanced": audioset.read_segments(balanced), "eval": audioset.read_segments(evaluation)}
+    mids = labelfilter.table1_labels()
+    table = labelfilter.label_table(lists, mids)
+    for row, n in REAL_BALANCED.items():
+        assert table.loc[row, "balanced"] == n, row
+    for row, n in REAL_EVAL.items():
+        assert table.loc[row, "eval"] == n, row
+    assert table.loc["any of them (union)", "balanced"] == _raw_union(balanced, mids)
+    assert table.loc["any of them (union)", "eval"] == _raw_union(evaluation, mids)
+    ontology = audioset.read_ontology(shared_file("audioset", "ontology.json"))
+    wider = labelfilter.label_table(lists, mids, ontology, include_descendants=True)
+    assert (wider.loc["any of them (union)"] > table.loc["any of them (union)"]).all()
+
+
+def _pool(n=50):
+    return pd.DataFrame({"YTID": [f"id{i:03d}" for i in range(n)], "start_seconds": 0.0, "end_seconds": 10.0,
+                         "positive_labels": [["/m/07yv9"]] * n, "list": "balanced_train_segments"})
+
+
+def test_subsets_are_seeded_and_capped_explicitly(tmp_path):
+    pool = _pool()
+    a, b = labelfilter.draw_subset(pool, 20, seed=3), labelfilter.draw_subset(pool, 20, seed=3)
+    assert list(a["YTID"]) == list(b["YTID"]) and a["YTID"].is_unique
+    assert list(labelfilter.draw_subset(pool, 20, seed=4)["YTID"]) != list(a["YTID"])
+    with pytest.raises(ValueError, match="holds only 50"):
+        labelfilter.draw_subset(pool, 100, seed=0)
+    assert len(labelfilter.draw_subset(pool, 100, seed=0, allow_smaller=True)) == 50
+    path = labelfilter.write_subset(tmp_path / "small_segments.csv", a, "test")
+    assert path.read_text().startswith("# Segments csv created test\n# num_ytids=20, num_segs=20")
+    back = labelfilter.read_subset(path)
+    assert list(back["YTID"]) == list(a["YTID"]) and set(back["list"]) == {"balanced_train_segments"}
+
+
+def test_ema_update_and_decay():
+    assert meanteacher.ema_decay(0, 0.999) == 0.0 and meanteacher.ema_decay(9, 0.999) == pytest.approx(0.9)
+    assert meanteacher.ema_decay(100_000, 0.999) == 0.999
+    student, teacher = nn.Linear(2, 2), nn.Linear(2, 2)
+    with torch.no_grad():
+        student.weight.fill_(1.0)
+        teacher.weight.fill_(0.0)
+    meanteacher.ema_update(teacher, student, decay=0.75)
+    assert torch.allclose(teacher.weight, torch.full((2, 2), 0.25))
+
+
+def test_consistency_weight_schedule_breakpoints():
+    w = lambda s: meanteacher.consistency_weight(s, 1000, max_weight=2.0)  # noqa: E731
+    assert w(0) == pytest.approx(2.0 * math.exp(-5))
+    assert w(50) == pytest.approx(2.0 * math.exp(-5 * 0.25))
+    assert w(100) == 2.0 and w(199) == 2.0
+    assert w(200) == pytest.approx(2.0) and w(600) == pytest.approx(1.0) and w(1000) == 0.0
+    ramp = [w(s) for s in range(0, 100, 10)]
+    assert all(a < b for a, b in zip(ramp, ramp[1:]))
+
+
+def test_consistency_and_kd_losses():
+    logits = torch.tensor([[2.0, 0.0, -1.0]])
+    assert meanteacher.consistency_loss(logits, logits) == 0
+    teacher_probs = torch.tensor([[1.0, 0.0, 0.0]])
+    p = logits.softmax(-1)
+    expected = ((p - teacher_probs) ** 2).mean()
+    assert distill.probability_mse(logits, teacher_probs) == pytest.approx(float(expected))
+    logits.requires_grad_(True)
+    distill.probability_mse(logits, teacher_probs).backward()
+    assert logits.grad[0, 0] < 0  # pushes the student towards the teacher's class
+
+
+class _Counting(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+        self.lin = nn.Linear(4, 3)
+
+    def forward(self, x):
+        self.calls += 1
+        return self.lin(x)
+
+
+def test_teacher_outputs_are_cached_and_keyed(tmp_path):
+    teacher, waves = _Counting(), torch.randn(10, 4)
+    key = {"teacher": "t1", "data": "d1", "frontend": "surkov16k"}
+    first = distill.teacher_outputs(teacher, waves, key, batch_size=4, cache_dir=tmp_path, progress=False)
+    calls = teacher.calls
+    assert calls == 3 and first.shape == (10, 3)
+    again = distill.teacher_outputs(teacher, waves, key, batch_size=4, cache_dir=tmp_path, progress=False)
+    assert teacher.calls == calls and torch.equal(first, again)  # hit: no forward pass
+    distill.teacher_outputs(teacher, waves, {**key, "teacher": "t2"}, batch_size=4, cache_dir=tmp_path, progress=False)
+    assert teacher.calls == 2 * calls  # changed key: recomputed
+    with pytest.raises(ValueError, match="rows"):
+        distill.teacher_outputs(teacher, waves[:5], key, cache_dir=tmp_path, progress=False)

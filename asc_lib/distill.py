@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from . import paths
 from .atomic import atomic_path, write_json
-from .train import Objective
+from .train import Objective, logits_of
 
 
 def cache_path(key: dict, cache_dir: str | Path | None = None) -> Path:
@@ -68,5 +68,5 @@ class ProbabilityMSE(Objective):
     name = "kd_mse"
 
     def loss(self, model, batch, step):
-        logits = model(self.inputs(batch["waves"], self.channels_last))
+        logits = logits_of(model(self.inputs(batch["waves"], self.channels_last)))
         return probability_mse(logits, batch["teacher_probs"]), {}

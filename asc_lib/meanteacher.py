@@ -14,7 +14,7 @@ import math
 import torch
 from torch import nn
 
-from .train import Objective
+from .train import Objective, logits_of
 
 
 def ema_decay(step: int, max_decay: float) -> float:
@@ -49,10 +49,6 @@ def consistency_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor)
     return nn.functional.mse_loss(student_logits.float().softmax(-1), teacher_logits.detach().float().softmax(-1))
 
 
-def _logits(out):
-    return out[0] if isinstance(out, tuple) else out
-
-
 class MeanTeacher(Objective):
     """Mean-teacher objective; ``self.teacher`` (a copy of the student, updated by EMA) is checkpointed
     with the objective and is what :meth:`eval_model` returns."""
@@ -69,10 +65,10 @@ class MeanTeacher(Objective):
 
     def loss(self, model, batch, step):
         waves, labels = batch["waves"], batch["labels"]
-        student = _logits(model(self.inputs(waves, self.channels_last)))
+        student = logits_of(model(self.inputs(waves, self.channels_last)))
         with torch.no_grad():
             self.teacher.train(model.training)
-            teacher = _logits(self.teacher(self.inputs(waves, self.channels_last)))
+            teacher = logits_of(self.teacher(self.inputs(waves, self.channels_last)))
         labeled = labels >= 0
         sup = (nn.functional.cross_entropy(student[labeled].float(), labels[labeled])
                if labeled.any() else student.sum() * 0.0)

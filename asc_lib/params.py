@@ -129,6 +129,33 @@ NOTEBOOK_PARAMETERS: dict[str, dict[str, Any]] = {
         "progress": True,
         **_DATA_OVERRIDES,
     },
+    "02_mean_teacher": {
+        "profile": "mini",
+        "split": 5,
+        "seed": 0,
+        "device": "auto",
+        "mode": "mean_teacher",       # mean_teacher, or supervised (plain fine-tuning, the comparison)
+        "unlabeled": None,            # none / small / large (None: params/surkov.yaml)
+        "weights": None,              # official checkpoint file or name; "none": random init; None: params
+        "epochs": None,
+        "batch_size": None,
+        "min_steps": None,
+        "progress": True,
+        **_DATA_OVERRIDES,
+    },
+    "04_kd": {
+        "profile": "mini",
+        "split": 5,
+        "seed": 0,
+        "device": "auto",
+        "subset": "small",            # unlabeled AudioSet subset: none / small / large
+        "teacher": "efficientat_mt",  # run of 02_mean_teacher to distil (efficientat_mt or efficientat_ft)
+        "epochs": None,
+        "batch_size": None,
+        "min_steps": None,
+        "progress": True,
+        **_DATA_OVERRIDES,
+    },
     "01_audioset_label_filtering": {
         "profile": "mini",
         "seed": None,                 # None: params/surkov.yaml
@@ -162,6 +189,10 @@ def _validate_value(name: str, value: Any, default: Any = None) -> Any:
             raise ValueError(f"parameter {name} must be a positive int or None, got {value!r}")
     if name == "progress" and not isinstance(value, bool):
         raise ValueError(f"parameter progress must be True or False, got {value!r}")
+    choices = {"mode": ("mean_teacher", "supervised"), "unlabeled": ("none", "small", "large"),
+               "subset": ("none", "small", "large"), "teacher": ("efficientat_mt", "efficientat_ft")}
+    if name in choices and value not in choices[name]:
+        raise ValueError(f"parameter {name} must be one of {choices[name]}, got {value!r}")
     if name in ("include_descendants", "allow_smaller") and value is not None and not isinstance(value, bool):
         raise ValueError(f"parameter {name} must be True, False or None, got {value!r}")
     if name in ("small", "large") and value is not None and (not isinstance(value, int) or value < 1):

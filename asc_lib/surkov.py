@@ -101,3 +101,97 @@ def write_subsets(profile: str, pool: pd.DataFrame, sizes: dict[str, int], seed:
                      "capped": "yes" if len(subset) < size else "", **subset["list"].value_counts().to_dict(),
                      "file": path.name})
     return pd.DataFrame(rows).set_index("subset").fillna(0)
+
+
+TEACHER_FILE = "teacher.pt"
+
+
+def resolve_weights(choice: str | None, recipe: dict) -> str | None:
+    """The notebook's ``weights`` parameter: None keeps the recipe's, ``"none"`` means random init."""
+    if choice is None:
+        return recipe.get("weights")
+    return None if str(choice).lower() == "none" else choice
+
+
+def save_teacher(directory: Path, model: torch.nn.Module, name: str) -> Path:
+    """Save a fine-tuned EfficientAT (state dict + architecture name) atomically."""
+    from .atomic import atomic_path
+
+    path = Path(directory) / TEACHER_FILE
+    with atomic_path(path, suffix=".pt") as tmp:
+        torch.save({"model": name, "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}, tmp)
+    return path
+
+
+def load_teacher(profile: str, method: str, split: int, seed: int) -> tuple[torch.nn.Module, Path]:
+    """The fine-tuned teacher of a ``02_mean_teacher`` run, with the path of its file."""
+    path = runs_dir(profile) / method / f"split{split}-seed{seed}" / TEACHER_FILE
+    if not path.is_file():
+        mode = "mean_teacher" if method == "efficientat_mt" else "supervised"
+        raise FileNotFoundError(f"{path} is missing: run notebooks/02_mean_teacher.ipynb with -p split {split} "
+                                f"-p seed {seed} -p mode {mode} (profile {profile!r}) first")
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    model = build_efficientat(saved["model"], 10)
+    model.load_state_dict(saved["state_dict"], strict=True)
+    return model.eval(), path
+
+
+def item_summary(labeled: int, unlabeled: torch.Tensor | None, subset: str) -> pd.DataFrame:
+    """How many labeled clips and unlabeled 1 s AudioSet pieces a run trains on."""
+    n_unl = 0 if unlabeled is None else len(unlabeled)
+    return pd.DataFrame({"items": [labeled, n_unl]},
+                        index=["labeled TAU22 clips", f"unlabeled AudioSet pieces ({subset})"])
+
+
+def compare_runs(profile: str, split: int, seed: int, methods: dict[str, str]) -> pd.DataFrame:
+    """Test accuracy of finished runs (``{method: label}``) for one split and seed, in percent; runs
+    not found are listed as missing."""
+    from .experiment import METRICS, read_metrics
+
+    rows = {}
+    for method, label in methods.items():
+        path = runs_dir(profile) / method / f"split{split}-seed{seed}" / METRICS
+        if path.is_file():
+            test = read_metrics(path)["test"]
+            rows[label] = {"accuracy": test["accuracy"] * 100, **{g: v * 100 for g, v in test["per_group"].items()}}
+        else:
+            rows[label] = {"accuracy": float("nan")}
+    return pd.DataFrame.from_dict(rows, orient="index").round(2)
+
+
+def verdict(comparison: pd.DataFrame, method: str, reference: str) -> str:
+    """One sentence comparing two rows of :func:`compare_runs` (or saying which run is missing)."""
+    a, b = comparison.loc[method, "accuracy"], comparison.loc[reference, "accuracy"]
+    if pd.isna(a) or pd.isna(b):
+        missing = [m for m, v in ((method, a), (reference, b)) if pd.isna(v)]
+        return f"Not compared yet: no finished run for {', '.join(missing)}."
+    diff = a - b
+    word = "beats" if diff > 0 else "does not beat"
+    return f"{method} {word} {reference} on this run: {a:.2f} % vs {b:.2f} % ({diff:+.2f} points)."
+
+
+def digest_strings(items) -> str:
+    """Short content hash of a sequence of strings (identifies data in cache keys)."""
+    h = hashlib.sha256()
+    for item in items:
+        h.update(str(item).encode() + b"\0")
+    return h.hexdigest()[:20]
+
+
+def teacher_key(teacher_path: Path, train_files, profile: str, subset: str, frontend: str) -> dict:
+    """Cache key of teacher outputs: which teacher (file content), which data, which front end."""
+    unlabeled = "none" if subset == "none" else digest_strings(load_subset(profile, subset)["YTID"])
+    return {"teacher": file_digest(teacher_path), "labeled": digest_strings(train_files),
+            "unlabeled": unlabeled, "frontend": frontend, "pieces_seconds": 1.0}
+
+
+def teacher_agreement(teacher_probs: torch.Tensor, labels: torch.Tensor) -> pd.DataFrame:
+    """How the cached teacher outputs look: accuracy on the labeled items and mean confidence on
+    labeled and unlabeled items."""
+    labeled = labels >= 0
+    conf = teacher_probs.max(1).values
+    rows = {"teacher accuracy on labeled training clips (%)": float((teacher_probs[labeled].argmax(1) == labels[labeled]).float().mean() * 100),
+            "mean top probability, labeled (%)": float(conf[labeled].mean() * 100)}
+    if (~labeled).any():
+        rows["mean top probability, unlabeled (%)"] = float(conf[~labeled].mean() * 100)
+    return pd.DataFrame({"value": rows}).round(2)

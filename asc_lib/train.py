@@ -92,6 +92,11 @@ class TrainData:
         return out
 
 
+def logits_of(output) -> torch.Tensor:
+    """Logits of a model's output (EfficientAT returns ``(logits, features)``)."""
+    return output[0] if isinstance(output, tuple) else output
+
+
 class Objective(nn.Module):
     """What a method optimises. Subclasses implement :meth:`loss`; state (e.g. an EMA teacher) lives in
     submodules or buffers, so it is checkpointed with ``state_dict``."""
@@ -127,7 +132,7 @@ class Supervised(Objective):
     def loss(self, model, batch, step):
         labeled = batch["labels"] >= 0
         x = self.inputs(batch["waves"][labeled], self.channels_last)
-        logits = model(x)
+        logits = logits_of(model(x))
         loss = nn.functional.cross_entropy(logits.float(), batch["labels"][labeled])
         return loss, {}
 

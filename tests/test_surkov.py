@@ -138,3 +138,32 @@ def test_teacher_outputs_are_cached_and_keyed(tmp_path):
     assert teacher.calls == 2 * calls  # changed key: recomputed
     with pytest.raises(ValueError, match="rows"):
         distill.teacher_outputs(teacher, waves[:5], key, cache_dir=tmp_path, progress=False)
+
+
+def test_mean_teacher_objective_trains_and_checkpoints_its_teacher(tmp_path):
+    from test_train import TOY_RECIPE, _toy
+
+    from asc_lib.augment import Augment, AugmentConfig
+    from asc_lib.frontend import build_frontend
+    from asc_lib.models.cpmobile import build_cp_mobile
+    from asc_lib.train import TrainData, fit, load_checkpoint
+
+    def run(directory):
+        torch.manual_seed(0)
+        student = build_cp_mobile(n_classes=2)
+        objective = meanteacher.MeanTeacher(Augment(build_frontend("baseline"), AugmentConfig.from_recipe(TOY_RECIPE)),
+                                            student, decay=0.9)
+        toy = _toy()
+        labels = toy.labels.clone()
+        labels[::2] = -1  # half unlabeled
+        fit(student, objective, TrainData(toy.waves, labels), {**TOY_RECIPE, "epochs": 2}, directory, seed=1,
+            device="cpu", progress=False)
+        return student, objective
+
+    student, objective = run(tmp_path / "mt")
+    assert objective.eval_model(student) is objective.teacher
+    s, t = dict(student.named_parameters()), dict(objective.teacher.named_parameters())
+    assert not torch.equal(s["feed_forward.0.weight"], t["feed_forward.0.weight"])
+    assert not t["feed_forward.0.weight"].requires_grad
+    saved = load_checkpoint(tmp_path / "mt")["objective"]
+    assert torch.equal(saved["teacher.feed_forward.0.weight"], t["feed_forward.0.weight"])

@@ -129,33 +129,6 @@ NOTEBOOK_PARAMETERS: dict[str, dict[str, Any]] = {
         "progress": True,
         **_DATA_OVERRIDES,
     },
-    "02_mean_teacher": {
-        "profile": "mini",
-        "split": 5,
-        "seed": 0,
-        "device": "auto",
-        "mode": "mean_teacher",       # mean_teacher, or supervised (plain fine-tuning, the comparison)
-        "unlabeled": None,            # none / small / large (None: params/surkov.yaml)
-        "weights": None,              # official checkpoint file or name; "none": random init; None: params
-        "epochs": None,
-        "batch_size": None,
-        "min_steps": None,
-        "progress": True,
-        **_DATA_OVERRIDES,
-    },
-    "04_kd": {
-        "profile": "mini",
-        "split": 5,
-        "seed": 0,
-        "device": "auto",
-        "subset": "small",            # unlabeled AudioSet subset: none / small / large
-        "teacher": "efficientat_mt",  # run of 02_mean_teacher to distil (efficientat_mt or efficientat_ft)
-        "epochs": None,
-        "batch_size": None,
-        "min_steps": None,
-        "progress": True,
-        **_DATA_OVERRIDES,
-    },
     "01_audioset_label_filtering": {
         "profile": "mini",
         "seed": None,                 # None: params/surkov.yaml

@@ -68,5 +68,5 @@ class ProbabilityMSE(Objective):
     name = "kd_mse"
 
     def loss(self, model, batch, step):
-        logits = logits_of(model(self.inputs(batch["waves"], self.channels_last)))
+        logits = logits_of(model(self.inputs(batch["waves"])))
         return probability_mse(logits, batch["teacher_probs"]), {}

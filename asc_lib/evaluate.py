@@ -15,6 +15,7 @@ from torch import nn
 
 from .atomic import atomic_path
 from .dcase import DEVICE_GROUPS, DEVICES, SCENES
+from .train import logits_of
 
 
 @torch.no_grad()
@@ -30,9 +31,7 @@ def predict(model: nn.Module, frontend: nn.Module, waves: torch.Tensor, batch_si
         x = waves[start:start + batch_size].to(device).float()
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
             logits = model(frontend(x))
-        if isinstance(logits, tuple):  # EfficientAT returns (logits, features)
-            logits = logits[0]
-        out.append(torch.softmax(logits.float(), dim=1).cpu())
+        out.append(torch.softmax(logits_of(logits).float(), dim=1).cpu())
     model.train(was_training[0])
     frontend.train(was_training[1])
     return torch.cat(out)
@@ -92,8 +91,3 @@ def read_output_csv(path: str | Path) -> pd.DataFrame:
     if list(frame.columns) != expected:
         raise ValueError(f"{path}: columns {list(frame.columns)}, expected {expected}")
     return frame
-
-
-def scores_table(scores: dict, key: str) -> pd.DataFrame:
-    """One breakdown of :func:`scene_scores` (``per_class``, ``per_device``, ``per_group``) as a table."""
-    return pd.Series(scores[key], name="accuracy").rename_axis(key.removeprefix("per_")).to_frame()

@@ -7,7 +7,6 @@ A run is identified by ``(profile, method, split, seed)`` and lives in
 from __future__ import annotations
 
 import json
-import os
 import platform
 from pathlib import Path
 
@@ -29,19 +28,13 @@ OUTPUT = "output.csv"
 
 
 def runs_dir(profile: str) -> Path:
-    """Root of one profile's runs (``ASC_RUNS_DIR`` overrides ``data/runs``)."""
-    root = os.environ.get("ASC_RUNS_DIR")
-    return (Path(root).expanduser().resolve() if root else paths.data_dir() / "runs") / profile
+    """Root of one profile's runs."""
+    return paths.runs_dir() / profile
 
 
 def run_dir(profile: str, method: str, split: int, seed: int) -> Path:
     """The directory of one run."""
     return runs_dir(profile) / method / f"split{split}-seed{seed}"
-
-
-def load_scene_split(data: DataPaths, split) -> pd.DataFrame:
-    """A split (or ``"test"``) joined with its metadata and annotated (label, device, group...)."""
-    return load_split(data, split)
 
 
 def split_waves(frame: pd.DataFrame, data: DataPaths, sample_rate: int, device="cpu", seconds: float = 1.0,
@@ -97,8 +90,8 @@ class SceneTask:
         self.split = split
         self.device = resolve_device(device)
         self.frontend = build_frontend(frontend).to(self.device)
-        self.train = load_scene_split(data, split)
-        self.test = load_scene_split(data, "test")
+        self.train = load_split(data, split)
+        self.test = load_split(data, "test")
         rate = self.frontend.sample_rate
         self.train_waves = split_waves(self.train, data, rate, self.device, progress=progress)
         self.test_waves = split_waves(self.test, data, rate, self.device, progress=progress)

@@ -65,10 +65,10 @@ class MeanTeacher(Objective):
 
     def loss(self, model, batch, step):
         waves, labels = batch["waves"], batch["labels"]
-        student = logits_of(model(self.inputs(waves, self.channels_last)))
+        student = logits_of(model(self.inputs(waves)))
         with torch.no_grad():
             self.teacher.train(model.training)
-            teacher = logits_of(self.teacher(self.inputs(waves, self.channels_last)))
+            teacher = logits_of(self.teacher(self.inputs(waves)))
         labeled = labels >= 0
         sup = (nn.functional.cross_entropy(student[labeled].float(), labels[labeled])
                if labeled.any() else student.sum() * 0.0)

@@ -3,6 +3,7 @@
 Environment overrides:
     ``ASC_DATA_DIR``     generated data and caches (default ``<root>/data``)
     ``ASC_REPORTS_DIR``  executed notebooks and ``index.html`` (default ``<root>/reports``)
+    ``ASC_RUNS_DIR``     training runs (default ``<data>/runs``)
     ``ASC_SHARED_DATA``  the real reference files (default ``<root>/../shared/data``)
 """
 from __future__ import annotations
@@ -34,6 +35,11 @@ def cache_dir() -> Path:
 def reports_dir() -> Path:
     """Where executed notebooks, HTML and metrics land."""
     return _env_path("ASC_REPORTS_DIR", ROOT / "reports")
+
+
+def runs_dir() -> Path:
+    """Root of training runs: checkpoints, histories, metrics (``ASC_RUNS_DIR`` overrides ``data/runs``)."""
+    return _env_path("ASC_RUNS_DIR", data_dir() / "runs")
 
 
 def shared_data_dir() -> Path:

@@ -10,7 +10,7 @@ import pandas as pd
 import torch
 
 from . import audioset, paths
-from .experiment import runs_dir
+from .experiment import run_dir, runs_dir
 from .labelfilter import read_subset
 from .models.efficientat import build_efficientat, load_efficientat
 from .params import DataPaths
@@ -125,7 +125,7 @@ def save_teacher(directory: Path, model: torch.nn.Module, name: str) -> Path:
 
 def load_teacher(profile: str, method: str, split: int, seed: int) -> tuple[torch.nn.Module, Path]:
     """The fine-tuned teacher of a ``02_mean_teacher`` run, with the path of its file."""
-    path = runs_dir(profile) / method / f"split{split}-seed{seed}" / TEACHER_FILE
+    path = run_dir(profile, method, split, seed) / TEACHER_FILE
     if not path.is_file():
         mode = "mean_teacher" if method == "efficientat_mt" else "supervised"
         raise FileNotFoundError(f"{path} is missing: run notebooks/02_mean_teacher.ipynb with -p split {split} "
@@ -150,7 +150,7 @@ def compare_runs(profile: str, split: int, seed: int, methods: dict[str, str]) -
 
     rows = {}
     for method, label in methods.items():
-        path = runs_dir(profile) / method / f"split{split}-seed{seed}" / METRICS
+        path = run_dir(profile, method, split, seed) / METRICS
         if path.is_file():
             test = read_metrics(path)["test"]
             rows[label] = {"accuracy": test["accuracy"] * 100, **{g: v * 100 for g, v in test["per_group"].items()}}

@@ -109,9 +109,10 @@ class Objective(nn.Module):
         self.channels_last = False
         self.total_steps = 1  # set by fit()
 
-    def inputs(self, waves: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
+    def inputs(self, waves: torch.Tensor) -> torch.Tensor:
+        """Augmented spectrograms, channels-last when the recipe asks for it."""
         spec = self.augment(waves)
-        return spec.contiguous(memory_format=torch.channels_last) if channels_last else spec
+        return spec.contiguous(memory_format=torch.channels_last) if self.channels_last else spec
 
     def loss(self, model: nn.Module, batch: dict, step: int) -> tuple[torch.Tensor, dict]:
         raise NotImplementedError
@@ -131,7 +132,7 @@ class Supervised(Objective):
 
     def loss(self, model, batch, step):
         labeled = batch["labels"] >= 0
-        x = self.inputs(batch["waves"][labeled], self.channels_last)
+        x = self.inputs(batch["waves"][labeled])
         logits = logits_of(model(x))
         loss = nn.functional.cross_entropy(logits.float(), batch["labels"][labeled])
         return loss, {}

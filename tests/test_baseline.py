@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from asc_lib import experiment, paths
+from asc_lib.dcase import load_split
 from asc_lib.augment import Augment, AugmentConfig
 from asc_lib.models import build_cp_mobile
 from asc_lib.params import profile_recipe
@@ -32,7 +33,7 @@ def test_notebook_runs_headless_for_split_100_and_lands_metrics(mini_data, tmp_p
     assert metrics["test"]["n_clips"] == 1800 and set(metrics["test"]["per_group"]) == {"real", "seen", "unseen"}
     # the submission file and the metrics agree (learning itself is asserted below)
     output = pd.read_csv(run / "output.csv", sep="\t")
-    test = experiment.load_scene_split(mini_data, "test")
+    test = load_split(mini_data, "test")
     assert list(output["filename"]) == list(test["filename"])
     hits = (output["scene_label"] == test["scene_label"]).groupby(test["scene_label"]).mean()
     assert hits.mean() == pytest.approx(metrics["test"]["accuracy"])

@@ -154,3 +154,28 @@ def collect_metrics(profile: str) -> pd.DataFrame:
                      "accuracy": m["test"]["accuracy"],
                      **{f"acc_{g}": v for g, v in m["test"]["per_group"].items()}, "path": str(path)})
     return pd.DataFrame(rows)
+
+
+def compare_runs(profile: str, split: int, seed: int, methods: dict[str, str]) -> pd.DataFrame:
+    """Test accuracy of finished runs (``{method: label}``) for one split and seed, in percent; runs
+    not found are listed as missing."""
+    rows = {}
+    for method, label in methods.items():
+        path = run_dir(profile, method, split, seed) / METRICS
+        if path.is_file():
+            test = read_metrics(path)["test"]
+            rows[label] = {"accuracy": test["accuracy"] * 100, **{g: v * 100 for g, v in test["per_group"].items()}}
+        else:
+            rows[label] = {"accuracy": float("nan")}
+    return pd.DataFrame.from_dict(rows, orient="index").round(2)
+
+
+def verdict(comparison: pd.DataFrame, method: str, reference: str) -> str:
+    """One sentence comparing two rows of :func:`compare_runs` (or saying which run is missing)."""
+    a, b = comparison.loc[method, "accuracy"], comparison.loc[reference, "accuracy"]
+    if pd.isna(a) or pd.isna(b):
+        missing = [m for m, v in ((method, a), (reference, b)) if pd.isna(v)]
+        return f"Not compared yet: no finished run for {', '.join(missing)}."
+    diff = a - b
+    word = "beats" if diff > 0 else "does not beat"
+    return f"{method} {word} {reference} on this run: {a:.2f} % vs {b:.2f} % ({diff:+.2f} points)."

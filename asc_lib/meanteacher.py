@@ -24,12 +24,11 @@ def ema_decay(step: int, max_decay: float) -> float:
 
 @torch.no_grad()
 def ema_update(teacher: nn.Module, student: nn.Module, decay: float) -> None:
-    """``teacher = decay·teacher + (1 - decay)·student`` for parameters; buffers (BatchNorm statistics)
-    are copied from the student."""
+    """``teacher = decay·teacher + (1 - decay)·student`` for parameters. Buffers (BatchNorm statistics)
+    are left alone: the teacher runs in training mode on its own inputs, so its statistics follow its own
+    weights (as in Tarvainen & Valpola's code), not the student's."""
     for t, s in zip(teacher.parameters(), student.parameters()):
         t.mul_(decay).add_(s.detach(), alpha=1 - decay)
-    for t, s in zip(teacher.buffers(), student.buffers()):
-        t.copy_(s)
 
 
 def consistency_weight(step: int, total_steps: int, max_weight: float = 1.0, rampup: float = 0.1,

@@ -105,6 +105,11 @@ def data_paths(profile: str = "mini", **overrides) -> DataPaths:
     return DataPaths.from_config(data)
 
 
+def paper_results() -> dict:
+    """The papers' reported numbers (``params/paper_results.yaml``)."""
+    return load_yaml(paths.PARAMS_DIR / "paper_results.yaml")
+
+
 # --- notebook parameters -------------------------------------------------------------------------
 
 _DATA_OVERRIDES = {"tau22_dir": None, "meta_csv": None, "splits_dir": None, "audioset_dir": None}
@@ -138,6 +143,58 @@ NOTEBOOK_PARAMETERS: dict[str, dict[str, Any]] = {
         "allow_smaller": True,        # a pool smaller than a subset size gives the whole pool (reported)
         "audioset_dir": None,
     },
+    "02_mean_teacher": {
+        "profile": "mini",
+        "split": 5,
+        "seed": 0,
+        "device": "auto",
+        "mode": "mean_teacher",       # mean_teacher, or supervised (plain fine-tuning, the comparison)
+        "unlabeled": None,            # none / small / large (None: params/surkov.yaml)
+        "weights": None,              # official checkpoint file or name; "none": random init; None: params
+        "epochs": None,
+        "batch_size": None,
+        "min_steps": None,
+        "progress": True,
+        **_DATA_OVERRIDES,
+    },
+    "03_domain_pruning": {
+        "profile": "mini",
+        "split": 5,
+        "seed": 0,
+        "device": "auto",
+        "threshold": None,            # None: params/werning.yaml (0.3)
+        "epochs": None,
+        "batch_size": None,
+        "progress": True,
+        **_DATA_OVERRIDES,
+    },
+    "03b_pruned_kd": {
+        "profile": "mini",
+        "split": 5,
+        "seed": 0,
+        "device": "auto",
+        "selection": "pruned",        # pruned (Werning) or random (the same number of random clips: the control)
+        "threshold": None,            # which pruning of 03_domain_pruning (None: params/werning.yaml)
+        "kd_steps": None,             # distillation iterations (None: the profile's recipe)
+        "epochs": None,               # fine-tuning overrides
+        "batch_size": None,
+        "min_steps": None,
+        "progress": True,
+        **_DATA_OVERRIDES,
+    },
+    "04_kd": {
+        "profile": "mini",
+        "split": 5,
+        "seed": 0,
+        "device": "auto",
+        "subset": "small",            # unlabeled AudioSet subset: none / small / large
+        "teacher": "efficientat_mt",  # run of 02_mean_teacher to distil (efficientat_mt or efficientat_ft)
+        "epochs": None,
+        "batch_size": None,
+        "min_steps": None,
+        "progress": True,
+        **_DATA_OVERRIDES,
+    },
 }
 
 
@@ -163,13 +220,18 @@ def _validate_value(name: str, value: Any, default: Any = None) -> Any:
     if name == "progress" and not isinstance(value, bool):
         raise ValueError(f"parameter progress must be True or False, got {value!r}")
     choices = {"mode": ("mean_teacher", "supervised"), "unlabeled": ("none", "small", "large"),
-               "subset": ("none", "small", "large"), "teacher": ("efficientat_mt", "efficientat_ft")}
+               "subset": ("none", "small", "large"), "teacher": ("efficientat_mt", "efficientat_ft"),
+               "selection": ("pruned", "random")}
     if name in choices and value not in choices[name]:
         raise ValueError(f"parameter {name} must be one of {choices[name]}, got {value!r}")
     if name in ("include_descendants", "allow_smaller") and value is not None and not isinstance(value, bool):
         raise ValueError(f"parameter {name} must be True, False or None, got {value!r}")
     if name in ("small", "large") and value is not None and (not isinstance(value, int) or value < 1):
         raise ValueError(f"parameter {name} must be a positive int or None, got {value!r}")
+    if name == "threshold" and (isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1):
+        raise ValueError(f"parameter threshold must be a number in (0, 1) or None, got {value!r}")
+    if name == "kd_steps" and (not isinstance(value, int) or value < 1):
+        raise ValueError(f"parameter kd_steps must be a positive int or None, got {value!r}")
     if name in ("seed", "n_examples"):
         if not isinstance(value, int) or value < 0:
             raise ValueError(f"parameter {name} must be a non-negative int, got {value!r}")

@@ -169,3 +169,36 @@ def label_counts(table: pd.DataFrame, title: str = "Segments selected per Table-
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     return fig
+
+
+def loss_curve(losses, title: str = "") -> plt.Figure:
+    """A loss per epoch."""
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.plot(np.arange(1, len(losses) + 1), losses)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def score_distributions(scores: dict, threshold: float, truth: pd.Series | None = None,
+                        pool: pd.DataFrame | None = None) -> plt.Figure:
+    """Domain-classifier scores per set (challenge split, AudioSet eval, pool), the threshold marked;
+    with the mini generator's truth, the pool split into in-domain and other clips."""
+    groups = {"challenge split": scores["challenge"], "AudioSet eval (negatives)": scores["negatives"]}
+    if truth is not None and pool is not None:
+        inside = truth.reindex(pool["YTID"]).fillna(False).to_numpy(bool)
+        groups["pool: in-domain (generator truth)"] = scores["pool"][inside]
+        groups["pool: other"] = scores["pool"][~inside]
+    else:
+        groups["AudioSet pool"] = scores["pool"]
+    frame = pd.concat([pd.DataFrame({"score": v, "set": k}) for k, v in groups.items()], ignore_index=True)
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    sns.histplot(frame, x="score", hue="set", bins=40, stat="density", common_norm=False, element="step",
+                 fill=False, ax=ax)
+    ax.axvline(threshold, color="k", ls="--", lw=1)
+    ax.text(threshold, ax.get_ylim()[1] * 0.95, f" threshold {threshold:g}", va="top")
+    ax.set_title("Domain-classifier scores")
+    fig.tight_layout()
+    return fig

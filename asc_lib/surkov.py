@@ -13,11 +13,13 @@ from . import audioset, paths
 from .experiment import run_dir, runs_dir
 from .labelfilter import read_subset
 from .models.efficientat import build_efficientat, load_efficientat
+from .models.layers import set_bn_momentum
 from .params import DataPaths
 from .train import TrainData
 from .unlabeled import subset_pieces
 
 SUBSETS = ("none", "small", "large")
+STANDIN = "standin"  # weights: the mini stand-in for mn10_as (asc_lib.tagger)
 
 
 def subset_path(profile: str, name: str) -> Path:
@@ -57,10 +59,13 @@ def weights_file(name: str | None) -> Path | None:
                             f"or in {paths.shared_data_dir() / 'weights'}; download it from the EfficientAT release")
 
 
-def efficientat_teacher(model: str, weights: str | None, n_classes: int = 10) -> torch.nn.Module:
-    """EfficientAT ``model`` with a fresh ``n_classes`` head, from an official checkpoint when given."""
+def efficientat_teacher(model: str, weights: str | None, n_classes: int = 10,
+                        bn_momentum: float | None = None) -> torch.nn.Module:
+    """EfficientAT ``model`` with a fresh ``n_classes`` head, from an official checkpoint when given;
+    ``bn_momentum`` replaces the BatchNorm momentum (EfficientAT's is 0.01) when not None."""
     path = weights_file(weights)
-    return load_efficientat(path, model, n_classes) if path else build_efficientat(model, n_classes)
+    net = load_efficientat(path, model, n_classes) if path else build_efficientat(model, n_classes)
+    return set_bn_momentum(net, bn_momentum)
 
 
 def with_unlabeled(labeled: TrainData, unlabeled_waves: torch.Tensor | None) -> TrainData:
@@ -106,11 +111,41 @@ def write_subsets(profile: str, pool: pd.DataFrame, sizes: dict[str, int], seed:
 TEACHER_FILE = "teacher.pt"
 
 
-def resolve_weights(choice: str | None, recipe: dict) -> str | None:
-    """The notebook's ``weights`` parameter: None keeps the recipe's, ``"none"`` means random init."""
-    if choice is None:
-        return recipe.get("weights")
-    return None if str(choice).lower() == "none" else choice
+def resolve_weights(choice: str | None, recipe: dict, profile: str, data: DataPaths,
+                    progress: bool = True) -> str | None:
+    """The notebook's ``weights`` parameter: None keeps the recipe's, ``"none"`` means random init and
+    ``"standin"`` the mini stand-in AudioSet tagger (:mod:`asc_lib.tagger`, trained on first use)."""
+    name = recipe.get("weights") if choice is None else choice
+    if not name or str(name).lower() == "none":
+        return None
+    if name == STANDIN:
+        from .tagger import standin_weights
+
+        return str(standin_weights(profile, data, progress=progress))
+    return name
+
+
+def describe_weights(weights: str | None) -> str:
+    """What a teacher starts from, in words."""
+    if weights is None:
+        return "random initialisation"
+    if Path(weights).name == "mn10_standin.pt":
+        return f"the mini stand-in AudioSet tagger ({weights})"
+    return f"the checkpoint {weights}"
+
+
+def weights_summary(weights: str | None) -> pd.DataFrame:
+    """One row on the starting weights: the stand-in's AudioSet mAP and training size when it is the
+    stand-in (read from its ``metrics.json``), else the checkpoint's name."""
+    row = {"starts from": describe_weights(weights)}
+    metrics_file = Path(weights).parent / "metrics.json" if weights else None
+    if metrics_file is not None and metrics_file.is_file() and Path(weights).name == "mn10_standin.pt":
+        import json
+
+        m = json.loads(metrics_file.read_text())
+        row.update({"AudioSet classes": m["n_classes"], "training pieces (1 s)": m["train_pieces"],
+                    "eval pieces": m["eval_pieces"], "eval mAP": round(m["mAP"], 3)})
+    return pd.DataFrame([row])
 
 
 def save_teacher(directory: Path, model: torch.nn.Module, name: str) -> Path:
@@ -143,33 +178,6 @@ def item_summary(labeled: int, unlabeled: torch.Tensor | None, subset: str) -> p
                         index=["labeled TAU22 clips", f"unlabeled AudioSet pieces ({subset})"])
 
 
-def compare_runs(profile: str, split: int, seed: int, methods: dict[str, str]) -> pd.DataFrame:
-    """Test accuracy of finished runs (``{method: label}``) for one split and seed, in percent; runs
-    not found are listed as missing."""
-    from .experiment import METRICS, read_metrics
-
-    rows = {}
-    for method, label in methods.items():
-        path = run_dir(profile, method, split, seed) / METRICS
-        if path.is_file():
-            test = read_metrics(path)["test"]
-            rows[label] = {"accuracy": test["accuracy"] * 100, **{g: v * 100 for g, v in test["per_group"].items()}}
-        else:
-            rows[label] = {"accuracy": float("nan")}
-    return pd.DataFrame.from_dict(rows, orient="index").round(2)
-
-
-def verdict(comparison: pd.DataFrame, method: str, reference: str) -> str:
-    """One sentence comparing two rows of :func:`compare_runs` (or saying which run is missing)."""
-    a, b = comparison.loc[method, "accuracy"], comparison.loc[reference, "accuracy"]
-    if pd.isna(a) or pd.isna(b):
-        missing = [m for m, v in ((method, a), (reference, b)) if pd.isna(v)]
-        return f"Not compared yet: no finished run for {', '.join(missing)}."
-    diff = a - b
-    word = "beats" if diff > 0 else "does not beat"
-    return f"{method} {word} {reference} on this run: {a:.2f} % vs {b:.2f} % ({diff:+.2f} points)."
-
-
 def digest_strings(items) -> str:
     """Short content hash of a sequence of strings (identifies data in cache keys)."""
     h = hashlib.sha256()
@@ -195,3 +203,11 @@ def teacher_agreement(teacher_probs: torch.Tensor, labels: torch.Tensor) -> pd.D
     if (~labeled).any():
         rows["mean top probability, unlabeled (%)"] = float(conf[~labeled].mean() * 100)
     return pd.DataFrame({"value": rows}).round(2)
+
+
+def kd_method(subset: str, teacher: str) -> str:
+    """Run name of a distillation: ``kd_<subset>`` from the mean-teacher teacher (the report's method),
+    ``kd_<subset>_from_ft`` from the plain fine-tuned one."""
+    if teacher not in ("efficientat_mt", "efficientat_ft"):
+        raise ValueError(f"unknown teacher run {teacher!r}; choose efficientat_mt or efficientat_ft")
+    return f"kd_{subset}" if teacher == "efficientat_mt" else f"kd_{subset}_from_ft"

@@ -91,6 +91,20 @@ def test_ema_update_and_decay():
         teacher.weight.fill_(0.0)
     meanteacher.ema_update(teacher, student, decay=0.75)
     assert torch.allclose(teacher.weight, torch.full((2, 2), 0.25))
+    # BatchNorm statistics are the teacher's own (it runs in training mode on its inputs), not the student's
+    s_bn, t_bn = nn.BatchNorm1d(2), nn.BatchNorm1d(2)
+    s_bn.running_mean.fill_(5.0)
+    meanteacher.ema_update(t_bn, s_bn, decay=0.5)
+    assert torch.equal(t_bn.running_mean, torch.zeros(2))
+
+
+def test_mini_mean_teacher_deviations_are_named():
+    mini = profile_recipe("mini", "mean_teacher", source="surkov")
+    assert mini["weights"] == "standin" and mini["bn_momentum"] == 0.1 and mini["ema_decay"] == 0.99
+    assert set(mini["deviations"]) == {"weights", "lr", "ema_decay", "bn_momentum", "epochs", "batch_size",
+                                       "min_steps", "eval_points"}
+    paper = load_recipe("mean_teacher", source="surkov")
+    assert (paper["weights"], paper["bn_momentum"], paper["lr"]) == ("mn10_as_mAP_471.pt", 0.01, 1e-3)
 
 
 def test_consistency_weight_schedule_breakpoints():
@@ -167,3 +181,12 @@ def test_mean_teacher_objective_trains_and_checkpoints_its_teacher(tmp_path):
     assert not t["feed_forward.0.weight"].requires_grad
     saved = load_checkpoint(tmp_path / "mt")["objective"]
     assert torch.equal(saved["teacher.feed_forward.0.weight"], t["feed_forward.0.weight"])
+
+
+def test_kd_runs_from_different_teachers_do_not_share_a_directory():
+    from asc_lib import surkov
+
+    assert surkov.kd_method("small", "efficientat_mt") == "kd_small"
+    assert surkov.kd_method("small", "efficientat_ft") == "kd_small_from_ft"
+    with pytest.raises(ValueError, match="teacher"):
+        surkov.kd_method("small", "passt")

@@ -20,3 +20,12 @@ def conv_bn(in_ch: int, out_ch: int, kernel: int = 3, stride=1, groups: int = 1,
     if act is not None:
         layers.append(act())
     return nn.Sequential(*layers)
+
+
+def set_bn_momentum(model: nn.Module, momentum: float | None) -> nn.Module:
+    """Set every BatchNorm's running-statistics momentum (unchanged when ``momentum`` is None)."""
+    if momentum is not None:
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.momentum = momentum
+    return model

@@ -1,0 +1,107 @@
+"""Werning's target-specific dataset pruning (seed 002, section 2.1).
+
+Every clip is embedded as the 527 logits of a teacher ensemble. A linear domain classifier learns to
+tell the challenge's training split (1) from AudioSet's eval list (0) with balanced batches; AudioSet
+training clips scoring at least a threshold are kept. Settings: ``params/werning.yaml``.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from tqdm import tqdm
+
+
+def balanced_batches(labels: torch.Tensor, batch_size: int, seed: int, epoch: int = 0) -> list[torch.Tensor]:
+    """One epoch of index batches, each half positives (label 1) and half negatives (label 0).
+
+    An epoch covers the larger class once; the smaller class is drawn in reshuffled passes as often as
+    needed. ``batch_size`` must be even."""
+    if batch_size < 2 or batch_size % 2:
+        raise ValueError(f"balanced batches need an even batch size >= 2, got {batch_size}")
+    labels = torch.as_tensor(labels)
+    pos, neg = torch.nonzero(labels == 1).flatten(), torch.nonzero(labels == 0).flatten()
+    if len(pos) == 0 or len(neg) == 0:
+        raise ValueError(f"balanced batches need both classes; got {len(pos)} positives, {len(neg)} negatives")
+    half = batch_size // 2
+    n_batches = math.ceil(max(len(pos), len(neg)) / half)
+    gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
+
+    def stream(index: torch.Tensor) -> torch.Tensor:
+        passes = math.ceil(n_batches * half / len(index))
+        return torch.cat([index[torch.randperm(len(index), generator=gen)] for _ in range(passes)])
+
+    p, n = stream(pos), stream(neg)
+    return [torch.cat([p[i * half:(i + 1) * half], n[i * half:(i + 1) * half]]) for i in range(n_batches)]
+
+
+class DomainClassifier(nn.Module):
+    """A linear classifier on teacher logits: one logit, > 0 means "like the challenge data"."""
+
+    def __init__(self, n_features: int = 527):
+        super().__init__()
+        self.linear = nn.Linear(n_features, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x).squeeze(-1)
+
+
+def train_domain_classifier(features: torch.Tensor, labels: torch.Tensor, lr: float = 1e-4, batch_size: int = 600,
+                            epochs: int = 400, seed: int = 0, progress: bool = True) -> tuple[DomainClassifier, list[float]]:
+    """Fit :class:`DomainClassifier` with Adam and balanced batches; returns it with the mean loss per epoch."""
+    torch.manual_seed(seed)
+    features, labels = features.float(), torch.as_tensor(labels).float()
+    model = DomainClassifier(features.shape[1])
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    losses = []
+    for epoch in tqdm(range(epochs), desc="domain classifier", unit="epoch", disable=not progress, mininterval=2.0):
+        total, count = 0.0, 0
+        for index in balanced_batches(labels, batch_size, seed, epoch):
+            loss = nn.functional.binary_cross_entropy_with_logits(model(features[index]), labels[index])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total, count = total + loss.item() * len(index), count + len(index)
+        losses.append(total / count)
+    return model.eval(), losses
+
+
+@torch.no_grad()
+def domain_scores(model: DomainClassifier, features: torch.Tensor) -> np.ndarray:
+    """Probability that each clip is like the challenge data."""
+    return torch.sigmoid(model(features.float())).numpy()
+
+
+def threshold_table(scores: np.ndarray, thresholds) -> pd.DataFrame:
+    """Werning's Table 1 columns from the scores: clips kept (score >= threshold) and their share."""
+    scores = np.asarray(scores)
+    rows = [{"threshold": t, "kept clips": int((scores >= t).sum()),
+             "relative size of pruned set (%)": round(100.0 * float((scores >= t).mean()), 1)} for t in thresholds]
+    return pd.DataFrame(rows).set_index("threshold")
+
+
+def prune(segments: pd.DataFrame, scores: np.ndarray, threshold: float) -> pd.DataFrame:
+    """The segments whose score is at least ``threshold``, with their score."""
+    if len(scores) != len(segments):
+        raise ValueError(f"{len(scores)} scores for {len(segments)} segments")
+    return segments.assign(domain_score=scores)[np.asarray(scores) >= threshold].reset_index(drop=True)
+
+
+def random_selection(segments: pd.DataFrame, size: int, seed: int) -> pd.DataFrame:
+    """A seeded random subset of ``size`` segments (the control for pruning)."""
+    return segments.sample(n=min(size, len(segments)), random_state=seed).reset_index(drop=True)
+
+
+def selection_quality(selected: pd.DataFrame, pool: pd.DataFrame, in_domain: pd.Series) -> dict:
+    """Precision and recall of a selection against the known in-domain clips of ``pool`` (mini data only:
+    ``in_domain`` is a boolean Series indexed by YTID, from the generator's ``mini_truth.csv``)."""
+    truth = in_domain.reindex(pool["YTID"]).fillna(False).astype(bool)
+    chosen = in_domain.reindex(selected["YTID"]).fillna(False).astype(bool)
+    hits = int(chosen.sum())
+    return {"selected": len(selected), "in-domain selected": hits,
+            "precision": hits / len(selected) if len(selected) else float("nan"),
+            "recall": hits / int(truth.sum()) if truth.sum() else float("nan"),
+            "pool in-domain share": float(truth.mean())}

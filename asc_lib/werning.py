@@ -1,0 +1,361 @@
+"""Seed 002 (Werning) glue: teacher embeddings, the pruned-subset manifests, the multi-label distillation
+objective and the 527 -> 10 class fine-tuning. Settings: ``params/werning.yaml``.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch import nn
+
+from . import audioset
+from .augment import mixup
+from .distill import teacher_outputs
+from .experiment import run_dir, runs_dir
+from .models.cpmobile import CPMobile
+from .models.passt import load_ensemble
+from .params import DataPaths
+from .tagger import load_standin, read_lists, tagging_data
+from .train import Objective, TrainData, logits_of
+from .unlabeled import subset_pieces
+
+SELECTIONS = ("pruned", "random")
+STUDENT_FILE = "student527.pt"
+
+
+# --- the teacher and its embeddings -----------------------------------------------------------------------
+
+def load_teacher(embedding: str, profile: str, data: DataPaths, device="cpu", progress: bool = True) -> nn.Module:
+    """Raw waveforms -> 527 logits: the PaSST ensemble of ``params/models.yaml`` (``passt_ensemble``), or
+    the mini stand-in AudioSet tagger (``standin``)."""
+    if embedding == "passt_ensemble":
+        return load_ensemble().to(device).eval()
+    if embedding == "standin":
+        return load_standin(profile, data, device=device, progress=progress)
+    raise ValueError(f"unknown embedding {embedding!r}; choose passt_ensemble or standin")
+
+
+def teacher_sample_rate(teacher: nn.Module) -> int:
+    return int(getattr(teacher, "sample_rate", 32000))
+
+
+def embed(teacher: nn.Module, waves: torch.Tensor, key: dict, device="cpu", progress: bool = True,
+          cache_dir=None) -> torch.Tensor:
+    """Teacher logits of ``waves`` (one row per clip), computed once per key and cached on disk."""
+    return teacher_outputs(teacher, waves, key, device=device, batch_size=32, progress=progress, cache_dir=cache_dir)
+
+
+def clip_waves(segments: pd.DataFrame, data: DataPaths, sample_rate: int, device="cpu", progress: bool = True):
+    """Whole AudioSet clips (one row per segment) at ``sample_rate``."""
+    seconds = float((segments["end_seconds"] - segments["start_seconds"]).iloc[0])
+    return subset_pieces(segments, data.audioset_dir, sample_rate, device, piece_seconds=seconds, progress=progress)
+
+
+def embedding_key(embedding: str, what: str, items, teacher_id: str) -> dict:
+    """Cache key of an embedding table: teacher, which clips (their names, hashed) and the input."""
+    import hashlib
+
+    digest = hashlib.sha256("\n".join(map(str, items)).encode()).hexdigest()[:16]
+    return {"kind": "domain_embedding", "teacher": embedding, "teacher_id": teacher_id, "clips": what,
+            "n": len(items), "names": digest}
+
+
+def domain_embeddings(teacher: nn.Module, recipe: dict, profile: str, data: DataPaths, split: int,
+                      teacher_id: str, device="cpu", progress: bool = True) -> dict:
+    """Teacher logits of the three sets the pruning needs, each cached on disk: the challenge training
+    split (positives), AudioSet's eval list (negatives) and the pool to prune (AudioSet training lists).
+    Returns ``{"challenge", "negatives", "pool": tensors, "pool_segments": frame}``."""
+    from .dcase import load_split
+    from .experiment import split_waves
+
+    rate = teacher_sample_rate(teacher)
+    train = load_split(data, split)
+    out = {}
+    waves = split_waves(train, data, rate, progress=progress)
+    out["challenge"] = embed(teacher, waves, embedding_key(recipe["embedding"], f"split{split}", train["filename"],
+                                                           teacher_id), device, progress)
+    for name, lists in (("negatives", [recipe["negatives"]]), ("pool", recipe["pool"])):
+        segments = read_lists(data, lists)
+        key = embedding_key(recipe["embedding"], "+".join(lists), segments["YTID"], teacher_id)
+        waves = None if _cached(key) else clip_waves(segments, data, rate, progress=progress)
+        out[name] = embed(teacher, waves if waves is not None else _placeholder(len(segments)), key, device, progress)
+        if name == "pool":
+            out["pool_segments"] = segments
+    return out
+
+
+def _cached(key: dict) -> bool:
+    from .distill import cache_path
+
+    return cache_path(key).is_file()
+
+
+def _placeholder(n: int) -> torch.Tensor:
+    """Stands in for waveforms when the logits are read from the cache (only their count is checked)."""
+    return torch.empty(n, 0)
+
+
+def teacher_for(recipe: dict, profile: str, data: DataPaths, device="cpu", progress: bool = True):
+    """The recipe's embedding teacher and an identifier of its weights (for cache keys)."""
+    from .surkov import file_digest
+    from .tagger import standin_path
+
+    teacher = load_teacher(recipe["embedding"], profile, data, device, progress)
+    if recipe["embedding"] == "standin":
+        return teacher, file_digest(standin_path(profile))
+    from .models.passt import ensemble_spec
+
+    return teacher, json.dumps(ensemble_spec(), sort_keys=True)
+
+
+def embedding_summary(emb: dict) -> pd.DataFrame:
+    """Clips and embedding width per set."""
+    names = {"challenge": "challenge split (label 1)", "negatives": "AudioSet eval list (label 0)",
+             "pool": "AudioSet pool to prune"}
+    return pd.DataFrame([{"set": names[k], "clips": emb[k].shape[0], "logits per clip": emb[k].shape[1]}
+                         for k in names]).set_index("set")
+
+
+def classifier_data(emb: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """Features and domain labels: challenge split = 1, AudioSet eval = 0."""
+    features = torch.cat([emb["challenge"], emb["negatives"]])
+    labels = torch.cat([torch.ones(len(emb["challenge"])), torch.zeros(len(emb["negatives"]))])
+    return features, labels
+
+
+def score_sets(classifier, emb: dict) -> dict:
+    """Domain scores of every set."""
+    from .pruning import domain_scores
+
+    return {k: domain_scores(classifier, emb[k]) for k in ("challenge", "negatives", "pool")}
+
+
+def threshold_comparison(pool_scores, thresholds) -> pd.DataFrame:
+    """Kept share per threshold here, beside Werning's Table 1 (sizes and accuracy, split 100)."""
+    from .params import paper_results
+    from .pruning import threshold_table
+
+    table = threshold_table(pool_scores, thresholds)
+    paper = paper_results()["werning_table1"]
+    ref = pd.DataFrame({"Werning: relative size (%)": paper["relative_size"],
+                        "Werning: accuracy (%)": paper["accuracy"]}, index=pd.Index(paper["threshold"], name="threshold"))
+    return table.join(ref)
+
+
+def write_selections(profile: str, split: int, pool: pd.DataFrame, scores, threshold: float, seed: int) -> dict:
+    """Write the pruned subset and a random selection of the same size; returns both frames."""
+    from .pruning import prune, random_selection
+
+    kept = prune(pool, scores, threshold)
+    if kept.empty:
+        raise ValueError(f"threshold {threshold} keeps no AudioSet clip for split {split}; lower it")
+    control = random_selection(pool, len(kept), seed)
+    out = {}
+    for name, frame in (("pruned", kept), ("random", control)):
+        path = subset_file(profile, split, name, threshold, seed)
+        write_selection(path, frame, f"asc_lib.werning {name} selection, split {split}, threshold {threshold}")
+        out[name] = frame
+    return out
+
+
+def selection_table(selections: dict, pool: pd.DataFrame, truth: pd.Series | None) -> pd.DataFrame:
+    """Size of each selection and, on the mini data, its precision and recall of in-domain clips."""
+    from .pruning import selection_quality
+
+    rows = {}
+    for name, frame in selections.items():
+        if truth is None:
+            rows[name] = {"selected": len(frame), "share of pool (%)": round(100 * len(frame) / len(pool), 1)}
+        else:
+            q = selection_quality(frame, pool, truth)
+            rows[name] = {"selected": q["selected"], "share of pool (%)": round(100 * len(frame) / len(pool), 1),
+                          "in-domain precision": round(q["precision"], 3), "in-domain recall": round(q["recall"], 3),
+                          "pool in-domain share": round(q["pool in-domain share"], 3)}
+    frame = pd.DataFrame(rows).T.rename_axis("selection")
+    return frame.astype({"selected": int})
+
+
+def pruning_verdict(quality: pd.DataFrame) -> str:
+    """One sentence: did pruning pick more in-domain clips than random selection of the same size?"""
+    if "in-domain precision" not in quality.columns:
+        return "In-domain truth is known only for the mini data; compare pruned and random by accuracy (03b)."
+    p, r = quality.loc["pruned", "in-domain precision"], quality.loc["random", "in-domain precision"]
+    word = "beat" if p > r else "did not beat"
+    return (f"Pruning {word} random selection of the same size: {100 * p:.1f} % of the kept clips are in-domain "
+            f"against {100 * r:.1f} % for random selection (pool: "
+            f"{100 * quality.loc['pruned', 'pool in-domain share']:.1f} %), recall {100 * quality.loc['pruned', 'in-domain recall']:.1f} %.")
+
+
+def save_pruning_report(profile: str, split: int, recipe: dict, pool_scores, quality: pd.DataFrame) -> Path:
+    """``split<N>-pruning.json``: threshold sweep and selection quality, for the results notebook."""
+    from .atomic import write_json
+    from .pruning import threshold_table
+
+    sweep = threshold_table(pool_scores, recipe["thresholds"])
+    path = subsets_dir(profile) / f"split{split}-pruning.json"
+    write_json(path, {"split": split, "threshold": recipe["threshold"],
+                      "sweep": sweep.reset_index().to_dict(orient="records"),
+                      "selections": quality.reset_index().to_dict(orient="records")})
+    return path
+
+
+# --- subsets ------------------------------------------------------------------------------------------------
+
+def subsets_dir(profile: str) -> Path:
+    return runs_dir(profile) / "pruned_subsets"
+
+
+def subset_file(profile: str, split: int, selection: str, threshold: float, seed: int) -> Path:
+    """Manifest of one pruning (or its random control), in the official segment-list format."""
+    if selection not in SELECTIONS:
+        raise ValueError(f"unknown selection {selection!r}; choose from {SELECTIONS}")
+    return subsets_dir(profile) / f"split{split}-{selection}-t{threshold:g}-seed{seed}_segments.csv"
+
+
+def write_selection(path: Path, segments: pd.DataFrame, description: str) -> Path:
+    """Write a selection as a segment list plus a sidecar naming each segment's source list."""
+    audioset.write_segments(path, segments, created=description)
+    sidecar = path.with_suffix(".lists.csv")
+    tmp = sidecar.with_suffix(".tmp")
+    segments[["YTID", "list"]].to_csv(tmp, index=False)
+    tmp.replace(sidecar)
+    return path
+
+
+def read_selection(path: Path) -> pd.DataFrame:
+    """A selection written by :func:`write_selection` (with its ``list`` column)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: run notebooks/03_domain_pruning.ipynb for this split first")
+    segments = audioset.read_segments(path)
+    lists = pd.read_csv(path.with_suffix(".lists.csv"))
+    if list(lists["YTID"]) != list(segments["YTID"]):
+        raise ValueError(f"{path.with_suffix('.lists.csv')} does not match {path} (YTIDs differ)")
+    return segments.assign(list=lists["list"].to_numpy())
+
+
+def mini_truth(data: DataPaths) -> pd.Series | None:
+    """Which mini AudioSet clips the generator made in-domain (YTID -> bool); None on real data."""
+    path = data.audioset_dir / "mini_truth.csv"
+    if not path.is_file():
+        return None
+    truth = pd.read_csv(path)
+    return truth.set_index("YTID")["in_domain"].astype(bool)
+
+
+# --- distillation -------------------------------------------------------------------------------------------
+
+def frontend(recipe: dict, device="cpu") -> nn.Module:
+    """The recipe's front end on ``device``."""
+    from .frontend import build_frontend
+
+    return build_frontend(recipe["frontend"]).to(device)
+
+
+def kd_data(segments: pd.DataFrame, data: DataPaths, recipe: dict, device="cpu", progress: bool = True) -> TrainData:
+    """1 s pieces of the selected clips at the recipe's sample rate, with their AudioSet targets
+    (``extras["targets"]``)."""
+    from .tagger import class_index
+
+    rate = frontend(recipe).sample_rate
+    return tagging_data(segments, data, class_index(data), rate, device, progress)
+
+
+def piece_logits(teacher: nn.Module, data: TrainData, segments: pd.DataFrame, embedding: str, teacher_id: str,
+                 device="cpu", progress: bool = True) -> torch.Tensor:
+    """Teacher logits for every 1 s piece of ``data`` (offline KD): computed once, then read from disk."""
+    rate = teacher_sample_rate(teacher)
+    pieces = len(data) // len(segments)
+    key = embedding_key(embedding, f"kd-pieces-{pieces}@{rate}", segments["YTID"], teacher_id)
+    if data.waves.shape[1] != rate:
+        raise ValueError(f"the teacher takes {rate} Hz but the pieces have {data.waves.shape[1]} samples per second; "
+                         "Werning's student and teacher both run at 32 kHz")
+    return embed(teacher, data.waves, key, device, progress)
+
+
+def kd_summary(segments: pd.DataFrame, data: TrainData) -> pd.DataFrame:
+    """Clips, pieces and labels of the distillation set."""
+    targets = data.extras["targets"]
+    return pd.DataFrame([{"AudioSet clips": len(segments), "1 s pieces": len(data),
+                          "classes (student head)": targets.shape[1],
+                          "labels per piece (mean)": round(float(targets.sum(1).mean()), 2)}])
+
+
+class MultiLabelDistillation(Objective):
+    """Werning's loss: ``λ·BCE(student, sigmoid(teacher)) + (1 - λ)·BCE(student, AudioSet labels)``, both
+    multi-label, with MixUp (targets and teacher outputs mixed alike) and SpecAugment on the student input
+    only. Needs ``batch["teacher_logits"]`` and ``batch["targets"]``."""
+
+    name = "multilabel_kd"
+
+    def __init__(self, augment: nn.Module, distillation_weight: float = 0.9, mixup_alpha: float = 0.3):
+        super().__init__(augment)
+        if not 0 <= distillation_weight <= 1:
+            raise ValueError(f"distillation_weight must be in [0, 1], got {distillation_weight}")
+        self.weight, self.mixup_alpha = distillation_weight, mixup_alpha
+
+    def loss(self, model, batch, step):
+        x = self.inputs(batch["waves"])
+        soft, hard = torch.sigmoid(batch["teacher_logits"].float()), batch["targets"].float()
+        if self.mixup_alpha > 0:
+            x, perm, lam = mixup(x, self.mixup_alpha)
+            lam = lam.view(-1, 1).float()
+            soft, hard = lam * soft + (1 - lam) * soft[perm], lam * hard + (1 - lam) * hard[perm]
+        logits = logits_of(model(x)).float()
+        return distillation_loss(logits, soft, hard, self.weight)
+
+
+def distillation_loss(logits: torch.Tensor, teacher_probs: torch.Tensor, targets: torch.Tensor,
+                      weight: float) -> tuple[torch.Tensor, dict]:
+    """``weight·BCE(logits, teacher_probs) + (1 - weight)·BCE(logits, targets)`` and both terms."""
+    bce = nn.functional.binary_cross_entropy_with_logits
+    kd, cls = bce(logits, teacher_probs), bce(logits, targets)
+    return weight * kd + (1 - weight) * cls, {"kd": float(kd.detach()), "cls": float(cls.detach())}
+
+
+def save_student(directory: Path, model: CPMobile) -> Path:
+    """The distilled 527-class (or mini-class) student, atomically."""
+    from .atomic import atomic_path
+
+    path = Path(directory) / STUDENT_FILE
+    with atomic_path(path, suffix=".pt") as tmp:
+        torch.save({k: v.cpu() for k, v in model.state_dict().items()}, tmp)
+    return path
+
+
+def finetune_student(student: CPMobile, n_classes: int = 10) -> CPMobile:
+    """The distilled student with its head replaced by a randomly initialised ``n_classes`` head."""
+    return student.replace_head(n_classes)
+
+
+def kd_run_dir(profile: str, split: int, seed: int, selection: str) -> Path:
+    return run_dir(profile, "werning_kd" if selection == "pruned" else "werning_kd_random", split, seed)
+
+
+def finetune_method(selection: str) -> str:
+    return "werning" if selection == "pruned" else "werning_random"
+
+
+def pruning_report(profile: str, split: int) -> dict | None:
+    """The pruning summary ``03_domain_pruning`` wrote for ``split`` (None when absent)."""
+    path = subsets_dir(profile) / f"split{split}-pruning.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def compare_runs(profile: str, split: int, seed: int) -> pd.DataFrame:
+    """Test accuracy of the baseline, Werning's method and its random control for one split and seed."""
+    from .experiment import compare_runs as compare
+
+    return compare(profile, split, seed, {"baseline": "CP-Mobile baseline", "werning": "KD on pruned AudioSet + fine-tuning",
+                                          "werning_random": "KD on random AudioSet clips + fine-tuning"})
+
+
+def verdict(comparison: pd.DataFrame) -> str:
+    """Pruned KD against the baseline and against the random control, in two sentences."""
+    from .experiment import verdict as say
+
+    method = "KD on pruned AudioSet + fine-tuning"
+    return " ".join([say(comparison, method, "CP-Mobile baseline"),
+                     say(comparison, method, "KD on random AudioSet clips + fine-tuning")])

@@ -129,9 +129,12 @@ def describe_weights(weights: str | None) -> str:
     """What a teacher starts from, in words."""
     if weights is None:
         return "random initialisation"
-    if Path(weights).name == "mn10_standin.pt":
-        return f"the mini stand-in AudioSet tagger ({weights})"
-    return f"the checkpoint {weights}"
+    shown = Path(weights)
+    if shown.is_absolute() and shown.is_relative_to(paths.ROOT):
+        shown = shown.relative_to(paths.ROOT)
+    if shown.name == "mn10_standin.pt":
+        return f"the mini stand-in AudioSet tagger ({shown})"
+    return f"the checkpoint {shown}"
 
 
 def weights_summary(weights: str | None) -> pd.DataFrame:

@@ -182,6 +182,12 @@ NOTEBOOK_PARAMETERS: dict[str, dict[str, Any]] = {
         "progress": True,
         **_DATA_OVERRIDES,
     },
+    "05_results": {
+        "profile": "mini",
+        "runs_dir": None,             # None: the profile's runs (data/runs/<profile>); a folder of runs otherwise
+        "focus_split": 100,           # split of the per-device plots and confusion matrices
+        "tables_dir": None,           # None: reports/tables/<profile>; the tables are written there as CSV
+    },
     "04_kd": {
         "profile": "mini",
         "split": 5,
@@ -201,8 +207,10 @@ NOTEBOOK_PARAMETERS: dict[str, dict[str, Any]] = {
 def _validate_value(name: str, value: Any, default: Any = None) -> Any:
     if value is None and default is None:
         return None  # "use the parameter file's value"
-    if name == "split":
+    if name in ("split", "focus_split"):
         return check_split(value)
+    if name in ("runs_dir", "tables_dir") and not isinstance(value, (str, Path)):
+        raise ValueError(f"parameter {name} must be a folder path or None, got {value!r}")
     if name == "profile":
         if value not in available_profiles():
             raise ValueError(f"unknown profile {value!r}; available: {', '.join(available_profiles())}")

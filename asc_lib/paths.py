@@ -53,3 +53,12 @@ def resolve(path: str | os.PathLike | None) -> Path | None:
         return None
     p = Path(os.path.expandvars(str(path))).expanduser()
     return p if p.is_absolute() else (ROOT / p).resolve()
+
+
+def shown(path: str | os.PathLike) -> str:
+    """``path`` as shown in notebooks and reports: relative to the project root when inside it."""
+    p = Path(path)
+    try:
+        return str(p.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(p)

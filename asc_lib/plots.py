@@ -202,3 +202,64 @@ def score_distributions(scores: dict, threshold: float, truth: pd.Series | None 
     ax.set_title("Domain-classifier scores")
     fig.tight_layout()
     return fig
+
+
+def accuracy_vs_split(runs: pd.DataFrame, paper_series: dict[str, list], splits, labels: dict) -> plt.Figure:
+    """Test accuracy against the training split size: this study's runs (mean over seeds, bars = std)
+    on the left, the papers' reported numbers on the right."""
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.2), sharey=True)
+    mine = runs.assign(model=runs["method"].map(lambda m: labels.get(m, m)))
+    if len(mine):
+        sns.lineplot(mine, x="split", y="accuracy", hue="model", marker="o", errorbar="sd", ax=axes[0])
+    axes[0].set_title("This study")
+    for name, values in paper_series.items():
+        axes[1].plot(splits, values, marker="o", label=name)
+    axes[1].set_title("As reported in the papers")
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.set_xticks(list(splits), [f"{s} %" for s in splits])
+        ax.minorticks_off()
+        ax.set_xlabel("training split")
+        ax.set_ylabel("accuracy (%)")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def group_accuracy(table: pd.DataFrame, title: str) -> plt.Figure:
+    """Accuracy per device group (real / seen / unseen) of each model (``table``: rows = models)."""
+    frame = table.reset_index().melt(id_vars=table.index.name or "index", var_name="device group",
+                                     value_name="accuracy")
+    fig, ax = plt.subplots(figsize=(9, 0.5 + 0.45 * len(table) * 1.2))
+    sns.barplot(frame, y=table.index.name or "index", x="accuracy", hue="device group", ax=ax,
+                palette={"real": "C0", "seen": "C2", "unseen": "C3"})
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("accuracy (%)")
+    ax.set_ylabel("")
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def confusion_grid(confusions: dict, title: str, columns: int = 3) -> plt.Figure:
+    """Row-normalised confusion matrices (% of each true scene) of several models, side by side."""
+    n = max(len(confusions), 1)
+    rows = -(-n // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(5.2 * columns, 4.6 * rows), squeeze=False)
+    short = [s.replace("_", " ") for s in dcase.SCENES]
+    for ax, (name, confusion) in zip(axes.flat, confusions.items()):
+        counts = np.asarray(confusion, dtype=float)
+        share = counts / counts.sum(axis=1, keepdims=True).clip(min=1) * 100
+        sns.heatmap(pd.DataFrame(share, index=short, columns=short), cmap="Blues", vmin=0, vmax=100,
+                    cbar=False, ax=ax, square=True)
+        ax.set_title(name, fontsize=9)
+        ax.tick_params(labelsize=7)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+    for ax in list(axes.flat)[len(confusions):]:
+        ax.axis("off")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -109,14 +109,20 @@ def write_index(out_dir: Path, profile: str, records: dict, others: dict | None 
     of other profiles still in the folder), with status and parameters."""
     cfg = load_profile(profile)
     extra = ""
+    results = [n for n, rec in records.items() if n.startswith("05_results") and rec["ok"]]
+    headline = (f"<p class='results'><a href='html/{html.escape(results[0])}.html'>Results: the papers' tables "
+                f"beside this study's</a> (seed 000 Table 3, seed 002 Tables 1 and 2, per-device accuracy, "
+                f"confusion matrices)</p>") if results else "<p>The results notebook has not run yet.</p>"
     if others:
         extra = f"<h2>Other runs in this folder</h2>{_rows(others)}"
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>DCASE 2024 Task 1 reproduction study</title>
 <style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}td,th{{padding:.3em .8em;text-align:left}}
-tr:nth-child(even){{background:#f4f4f4}}</style></head><body>
+tr:nth-child(even){{background:#f4f4f4}}.results{{font-size:1.2em}}</style></head><body>
 <h1>Data-efficient low-complexity acoustic scene classification: reproduction study</h1>
 <p>Profile <b>{html.escape(profile)}</b>: {html.escape(cfg.get('description', ''))}</p>
+{headline}
+<h2>Every notebook run, in order</h2>
 {_rows(records)}
 {extra}
 </body></html>

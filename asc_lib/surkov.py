@@ -129,10 +129,8 @@ def describe_weights(weights: str | None) -> str:
     """What a teacher starts from, in words."""
     if weights is None:
         return "random initialisation"
-    shown = Path(weights)
-    if shown.is_absolute() and shown.is_relative_to(paths.ROOT):
-        shown = shown.relative_to(paths.ROOT)
-    if shown.name == "mn10_standin.pt":
+    shown = paths.shown(weights)
+    if Path(weights).name == "mn10_standin.pt":
         return f"the mini stand-in AudioSet tagger ({shown})"
     return f"the checkpoint {shown}"
 

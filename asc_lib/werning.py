@@ -189,12 +189,12 @@ def pruning_verdict(quality: pd.DataFrame) -> str:
 
 
 def save_pruning_report(profile: str, split: int, recipe: dict, pool_scores, quality: pd.DataFrame) -> Path:
-    """``split<N>-pruning.json``: threshold sweep and selection quality, for the results notebook."""
+    """``split<N>-t<threshold>-pruning.json``: threshold sweep and selection quality, for the results notebook."""
     from .atomic import write_json
     from .pruning import threshold_table
 
     sweep = threshold_table(pool_scores, recipe["thresholds"])
-    path = subsets_dir(profile) / f"split{split}-pruning.json"
+    path = pruning_report_path(profile, split, recipe["threshold"])
     write_json(path, {"split": split, "threshold": recipe["threshold"],
                       "sweep": sweep.reset_index().to_dict(orient="records"),
                       "selections": quality.reset_index().to_dict(orient="records")})
@@ -330,17 +330,39 @@ def finetune_student(student: CPMobile, n_classes: int = 10) -> CPMobile:
     return student.replace_head(n_classes)
 
 
-def kd_run_dir(profile: str, split: int, seed: int, selection: str) -> Path:
-    return run_dir(profile, "werning_kd" if selection == "pruned" else "werning_kd_random", split, seed)
+def paper_threshold() -> float:
+    """The threshold Werning chose for all later experiments (``params/werning.yaml``)."""
+    from .params import load_recipe
+
+    return float(load_recipe("domain_classifier", "paper", source="werning")["threshold"])
 
 
-def finetune_method(selection: str) -> str:
-    return "werning" if selection == "pruned" else "werning_random"
+def _threshold_suffix(threshold: float | None) -> str:
+    return "" if threshold is None or float(threshold) == paper_threshold() else f"_t{threshold:g}"
 
 
-def pruning_report(profile: str, split: int) -> dict | None:
-    """The pruning summary ``03_domain_pruning`` wrote for ``split`` (None when absent)."""
-    path = subsets_dir(profile) / f"split{split}-pruning.json"
+def finetune_method(selection: str, threshold: float | None = None) -> str:
+    """Run name of the fine-tuned student: ``werning`` (pruned, the paper's threshold), ``werning_random``
+    (the control), with ``_t<threshold>`` appended for the other thresholds of the Table-1 sweep."""
+    if selection not in SELECTIONS:
+        raise ValueError(f"unknown selection {selection!r}; choose from {SELECTIONS}")
+    return ("werning" if selection == "pruned" else "werning_random") + _threshold_suffix(threshold)
+
+
+def kd_run_dir(profile: str, split: int, seed: int, selection: str, threshold: float | None = None) -> Path:
+    """Directory of the distillation stage (``werning_kd...``, named like :func:`finetune_method`)."""
+    method = finetune_method(selection, threshold).replace("werning", "werning_kd", 1)
+    return run_dir(profile, method, split, seed)
+
+
+def pruning_report_path(profile: str, split: int, threshold: float) -> Path:
+    return subsets_dir(profile) / f"split{split}-t{threshold:g}-pruning.json"
+
+
+def pruning_report(profile: str, split: int, threshold: float | None = None) -> dict | None:
+    """The pruning summary ``03_domain_pruning`` wrote for ``split`` and ``threshold`` (default: the
+    paper's), or None when absent."""
+    path = pruning_report_path(profile, split, paper_threshold() if threshold is None else threshold)
     return json.loads(path.read_text()) if path.is_file() else None
 
 

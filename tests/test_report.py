@@ -1,4 +1,6 @@
 """The report runner: plan validation, one run per parameter set, resume, index.html."""
+import re
+
 import nbformat
 import pytest
 
@@ -27,7 +29,8 @@ def test_list_parameters_expand_to_one_run_each():
         {"split": 5, "seed": 0, "profile": "mini"}, {"split": 5, "seed": 1, "profile": "mini"},
         {"split": 100, "seed": 0, "profile": "mini"}, {"split": 100, "seed": 1, "profile": "mini"}]
     names = [r["name"] for r in report.plan("mini") if r["notebook"].stem == "00b_baseline"]
-    assert names == [f"00b_baseline_split{s}" for s in params.SPLITS]
+    assert names[:5] == [f"00b_baseline_split{s}" for s in params.SPLITS]
+    assert "00b_baseline_split100_seed-2" in names
 
 
 def test_plan_rejects_unknown_parameter(monkeypatch):
@@ -57,6 +60,8 @@ def test_build_runs_once_then_resumes(tmp_path, monkeypatch):
     assert "data:image/png;base64" in page, "figures are embedded in the HTML"
     index = (out / "index.html").read_text()
     assert "href='html/toy_x3.html'" in index
+    links = re.findall(r"href='([^']+)'", index)
+    assert links and all((out / link).is_file() for link in links), "no broken link in index.html"
     stamp = (out / "toy_x3.ipynb").stat().st_mtime_ns
     assert report.build("mini", out)
     assert (out / "toy_x3.ipynb").stat().st_mtime_ns == stamp, "an unchanged finished run is not redone"

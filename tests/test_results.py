@@ -1,0 +1,144 @@
+"""Result tables: read back from a small fixed set of metrics files, averaged over seeds, laid out beside
+the papers' numbers; and the results notebook run on those files."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from asc_lib import dcase, params, results
+from asc_lib.experiment import run_dir
+
+
+def write_run(root, method, split, seed, accuracy, params_=61148, macs=21896340, **extra):
+    """A metrics.json as the training notebooks write it (groups and devices offset from ``accuracy``)."""
+    groups = {"real": accuracy + 0.1, "seen": accuracy, "unseen": accuracy - 0.1}
+    devices = {d: groups[dcase.GROUP_OF_DEVICE[d]] for d in dcase.DEVICES}
+    confusion = (np.eye(10, dtype=int) * 8 + 1).tolist()
+    metrics = {"method": method, "split": split, "seed": seed,
+               "test": {"accuracy": accuracy, "per_group": groups, "per_device": devices, "log_loss": 1.0,
+                        "confusion": confusion, "per_class": {}, "n_clips": 100},
+               "complexity": {"params": params_, "macs": macs, "passes": params_ < 128000}, **extra}
+    directory = root / method / f"split{split}-seed{seed}"
+    directory.mkdir(parents=True)
+    (directory / "metrics.json").write_text(json.dumps(metrics))
+
+
+@pytest.fixture
+def runs_root(tmp_path):
+    root = tmp_path / "runs"
+    write_run(root, "baseline", 5, 0, 0.50, macs=29419156)
+    write_run(root, "baseline", 5, 1, 0.52, macs=29419156)
+    write_run(root, "efficientat_mt", 5, 0, 0.40, params_=4214554, macs=62721522)
+    write_run(root, "werning", 100, 0, 0.70, selection="pruned", threshold=0.3)
+    write_run(root, "werning_t0.1", 100, 0, 0.65, selection="pruned", threshold=0.1)
+    write_run(root, "werning_random", 100, 0, 0.60, selection="random", threshold=0.3)
+    subsets = root / "pruned_subsets"
+    subsets.mkdir()
+    sweep = [{"threshold": t, "kept clips": n, "relative size of pruned set (%)": s}
+             for t, n, s in [(0.1, 80, 40.0), (0.3, 50, 25.0)]]
+    selections = [{"selection": "pruned", "selected": 50, "share of pool (%)": 25.0, "in-domain precision": 0.8,
+                   "in-domain recall": 0.9, "pool in-domain share": 0.3},
+                  {"selection": "random", "selected": 50, "share of pool (%)": 25.0, "in-domain precision": 0.3,
+                   "in-domain recall": 0.25, "pool in-domain share": 0.3}]
+    (subsets / "split100-t0.3-pruning.json").write_text(
+        json.dumps({"split": 100, "threshold": 0.3, "sweep": sweep, "selections": selections}))
+    return root
+
+
+def test_runs_table_reads_every_run_in_percent(runs_root):
+    runs = results.runs_table(runs_root)
+    assert len(runs) == 6
+    base = runs[(runs["method"] == "baseline") & (runs["seed"] == 1)].iloc[0]
+    assert base["accuracy"] == pytest.approx(52.0)
+    assert base["unseen"] == pytest.approx(42.0) and base["s5"] == pytest.approx(42.0)
+    assert runs.loc[runs["method"] == "werning_t0.1", "threshold"].item() == 0.1
+
+
+def test_seed_summary_mean_and_sample_std(runs_root):
+    summary = results.seed_summary(results.runs_table(runs_root))
+    row = summary.loc[("baseline", 5)]
+    assert row["accuracy"] == pytest.approx(51.0)
+    assert row["accuracy_std"] == pytest.approx(math.sqrt(2))  # sample std of 50, 52
+    assert row["seeds"] == 2
+    assert math.isnan(summary.loc[("efficientat_mt", 5), "accuracy_std"])
+
+
+def test_cell_formatting():
+    assert results.cell(51.0, math.sqrt(2), 2) == "51.00 ± 1.41 (2 seeds)"
+    assert results.cell(51.0) == "51.00"
+    assert results.cell(math.nan) == "–"
+    assert results.count(61148) == "61,148" and results.count(None) == "–"
+
+
+def test_surkov_table3_puts_paper_beside_study(runs_root):
+    table = results.surkov_table3(results.runs_table(runs_root), params.paper_results())
+    assert table.loc["Baseline", ("split 5 %", "paper")] == "42.40"
+    assert table.loc["Baseline", ("split 5 %", "study")] == "51.00 ± 1.41 (2 seeds)"
+    assert table.loc["Efficient-AT (teacher)", ("split 5 %", "study")] == "40.00"
+    assert table.loc["Efficient-AT (teacher)", ("MACs", "study")] == "62,721,522"
+    assert table.loc["CP-Mobile KD, large subset", ("split 100 %", "study")] == "–"
+    assert table.loc["CP-Mobile KD, large subset", ("split 100 %", "paper")] == "55.82"
+
+
+def test_werning_tables(runs_root):
+    runs, paper = results.runs_table(runs_root), params.paper_results()
+    table2 = results.werning_table2(runs, paper)
+    assert table2.loc["Werning et al.", ("split 100 %", "paper")] == "60.00"
+    assert table2.loc["Werning et al.", ("split 100 %", "study")] == "70.00"
+    assert table2.loc["Random selection (control)", ("split 100 %", "study")] == "60.00"
+    table1 = results.werning_table1(runs, results.pruning_reports(runs_root), paper)
+    assert table1.loc[0.1, ("accuracy split 100 %", "study")] == "65.00"
+    assert table1.loc[0.1, ("kept share of AudioSet %", "study")] == "40.00"
+    assert table1.loc[0.3, ("kept share of AudioSet %", "paper")] == "14.20"
+    assert table1.loc[0.5, ("accuracy split 100 %", "study")] == "–"
+    quality = results.pruning_quality(results.pruning_reports(runs_root))
+    assert quality.loc[(100, 0.3, "pruned"), "in-domain precision %"] == 80.0
+
+
+def test_group_and_device_tables(runs_root):
+    runs = results.runs_table(runs_root)
+    groups = results.group_table(runs)
+    assert groups.loc[(5, results.label("baseline")), "unseen"] == pytest.approx(41.0)
+    devices = results.device_table(runs, 100)
+    assert devices.loc[results.label("werning"), "a"] == pytest.approx(80.0)
+    assert results.label("werning_t0.1").endswith("threshold 0.1")
+    assert list(results.confusions(runs, 5)) == [results.label("baseline"), results.label("efficientat_mt")]
+
+
+def test_missing_runs_follow_the_report_plan():
+    planned = results.planned_runs("mini")
+    assert {"baseline", "efficientat_mt", "kd_small", "kd_large", "werning", "werning_random"} <= set(planned["method"])
+    runs = pd.DataFrame({"method": ["baseline"], "split": [5], "seed": [0]})
+    missing = results.missing_runs(runs, planned)
+    assert len(missing) == len(planned) - 1
+    assert not ((missing["method"] == "baseline") & (missing["split"] == 5) & (missing["seed"] == 0)).any()
+    text = results.provenance("mini", "mini data", runs, missing)
+    assert f"Did not run ({len(missing)} of the plan)" in text
+
+
+def test_runs_root_names_a_missing_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no runs folder"):
+        results.runs_root("mini", tmp_path / "nowhere")
+
+
+def test_results_notebook_on_fixed_metrics(runs_root, tmp_path):
+    """The results notebook, run headless on the fixed metrics, writes the tables this test reads."""
+    import papermill as pm
+
+    from asc_lib import paths
+
+    tables = tmp_path / "tables"
+    pm.execute_notebook(str(paths.NOTEBOOKS_DIR / "05_results.ipynb"), str(tmp_path / "out.ipynb"),
+                        parameters={"runs_dir": str(runs_root), "tables_dir": str(tables), "focus_split": 100},
+                        kernel_name="python3", cwd=str(paths.NOTEBOOKS_DIR), progress_bar=False)
+    table3 = pd.read_csv(tables / "surkov_table3.csv", header=[0, 1], index_col=0, dtype=str)
+    assert table3.loc["Baseline", ("split 5 %", "study")] == "51.00 ± 1.41 (2 seeds)"
+    assert table3.loc["Baseline", ("split 5 %", "paper")] == "42.40"
+    table1 = pd.read_csv(tables / "werning_table1.csv", header=[0, 1], index_col=0, dtype=str)
+    assert table1.loc["0.1", ("accuracy split 100 %", "study")] == "65.00"
+    runs = pd.read_csv(tables / "runs.csv", index_col=0)
+    assert len(runs) == 6

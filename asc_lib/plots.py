@@ -229,6 +229,8 @@ def accuracy_vs_split(runs: pd.DataFrame, paper_series: dict[str, list], splits,
 
 def group_accuracy(table: pd.DataFrame, title: str) -> plt.Figure:
     """Accuracy per device group (real / seen / unseen) of each model (``table``: rows = models)."""
+    if table.empty:
+        return _no_runs(title)
     frame = table.reset_index().melt(id_vars=table.index.name or "index", var_name="device group",
                                      value_name="accuracy")
     fig, ax = plt.subplots(figsize=(9, 0.5 + 0.45 * len(table) * 1.2))
@@ -243,8 +245,19 @@ def group_accuracy(table: pd.DataFrame, title: str) -> plt.Figure:
     return fig
 
 
+def _no_runs(title: str) -> plt.Figure:
+    """A small figure that says there is nothing to draw (instead of an empty axis)."""
+    fig, ax = plt.subplots(figsize=(9, 1.2))
+    ax.text(0.5, 0.5, "no runs to show", ha="center", va="center", fontsize=11, color="0.4")
+    ax.set_axis_off()
+    ax.set_title(title)
+    return fig
+
+
 def confusion_grid(confusions: dict, title: str, columns: int = 3) -> plt.Figure:
     """Row-normalised confusion matrices (% of each true scene) of several models, side by side."""
+    if not confusions:
+        return _no_runs(title)
     n = max(len(confusions), 1)
     rows = -(-n // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(5.2 * columns, 4.6 * rows), squeeze=False)

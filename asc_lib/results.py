@@ -203,6 +203,13 @@ def group_table(runs: pd.DataFrame, methods=None) -> pd.DataFrame:
     return summary.set_index(["split", "model"]).drop(columns="method")
 
 
+def groups_at(groups: pd.DataFrame, split: int) -> pd.DataFrame:
+    """Rows of :func:`group_table` for one ``split`` (real / seen / unseen per model; empty when none ran)."""
+    if split not in groups.index.get_level_values("split"):
+        return pd.DataFrame(columns=list(GROUPS), index=pd.Index([], name="model"), dtype=float)
+    return groups.xs(split, level="split")[list(GROUPS)]
+
+
 def device_table(runs: pd.DataFrame, split: int) -> pd.DataFrame:
     """Mean accuracy per recording device of every method on ``split`` (%, rows = methods)."""
     mine = runs[runs["split"] == split]

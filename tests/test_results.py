@@ -107,6 +107,19 @@ def test_group_and_device_tables(runs_root):
     assert devices.loc[results.label("werning"), "a"] == pytest.approx(80.0)
     assert results.label("werning_t0.1").endswith("threshold 0.1")
     assert list(results.confusions(runs, 5)) == [results.label("baseline"), results.label("efficientat_mt")]
+    assert results.groups_at(groups, 5).loc[results.label("baseline"), "unseen"] == pytest.approx(41.0)
+
+
+def test_focus_split_without_runs_draws_a_note_not_an_error(runs_root):
+    """A focus split nobody trained on (e.g. a partial report) gives empty tables and 'no runs' figures."""
+    from asc_lib import plots
+
+    runs = results.runs_table(runs_root)
+    at_25 = results.groups_at(results.group_table(runs), 25)
+    assert at_25.empty and list(at_25.columns) == list(results.GROUPS)
+    assert results.device_table(runs, 25).empty
+    for fig in (plots.group_accuracy(at_25, "split 25"), plots.confusion_grid(results.confusions(runs, 25), "25")):
+        assert "no runs to show" in [t.get_text() for t in fig.axes[0].texts]
 
 
 def test_missing_runs_follow_the_report_plan():

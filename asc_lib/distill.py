@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from . import paths
+from . import distributed, paths
 from .atomic import atomic_path, write_json
 from .train import Objective, logits_of
 
@@ -32,28 +32,45 @@ def teacher_outputs(teacher: nn.Module, waves: torch.Tensor, key: dict, frontend
                     batch_size: int = 128, device: str | torch.device | None = None,
                     cache_dir: str | Path | None = None, progress: bool = True) -> torch.Tensor:
     """Teacher logits ``(n, classes)`` (float32, CPU) for ``waves``: read from the cache when ``key`` was
-    computed before, else computed in batches (``frontend`` first, if given) and cached atomically."""
+    computed before, else computed in batches (``frontend`` first, if given) and cached atomically.
+
+    Under ``torchrun`` each rank computes a contiguous shard, the shards are gathered in order on every
+    rank, and rank 0 writes the cache (:mod:`asc_lib.distributed`)."""
     path = cache_path(key, cache_dir)
     if path.is_file():
         cached = torch.load(path, map_location="cpu", weights_only=True)
         if cached.shape[0] != len(waves):
             raise ValueError(f"{path}: cached outputs have {cached.shape[0]} rows, data has {len(waves)}")
         return cached
+    here = distributed.world()
+    if len(waves) < here.size:  # too few rows to shard: every rank computes all of them
+        here = distributed.World()
+    start, stop = distributed.shard_bounds(len(waves), here.rank, here.size)
     device = torch.device(device) if device is not None else next(teacher.parameters()).device
+    local = compute_logits(teacher, waves[start:stop], frontend, batch_size, device, progress and here.main)
+    logits = distributed.gather_rows(local.to(device), len(waves)).cpu() if here.size > 1 else local
+    if distributed.world().main:
+        with atomic_path(path, suffix=".pt") as tmp:
+            torch.save(logits, tmp)
+        write_json(path.with_suffix(".json"), key)
+    distributed.barrier()
+    return logits
+
+
+@torch.no_grad()
+def compute_logits(teacher: nn.Module, waves: torch.Tensor, frontend: nn.Module | None, batch_size: int,
+                   device: torch.device, progress: bool = True) -> torch.Tensor:
+    """Teacher logits (float32, CPU) of ``waves`` in batches, without caching."""
     teacher = teacher.eval().to(device)
     if frontend is not None:
         frontend = frontend.eval().to(device)
-    out = []
-    for start in tqdm(range(0, len(waves), batch_size), desc="teacher outputs", unit="batch",
+    out = [torch.zeros((0,), dtype=torch.float32)]
+    for begin in tqdm(range(0, len(waves), batch_size), desc="teacher outputs", unit="batch",
                       disable=not progress, mininterval=2.0):
-        x = waves[start:start + batch_size].to(device).float()
+        x = waves[begin:begin + batch_size].to(device).float()
         logits = teacher(frontend(x) if frontend is not None else x)
         out.append((logits[0] if isinstance(logits, tuple) else logits).float().cpu())
-    logits = torch.cat(out)
-    with atomic_path(path, suffix=".pt") as tmp:
-        torch.save(logits, tmp)
-    write_json(path.with_suffix(".json"), key)
-    return logits
+    return torch.cat(out[1:]) if len(out) > 1 else out[0]
 
 
 def probability_mse(student_logits: torch.Tensor, teacher_probs: torch.Tensor) -> torch.Tensor:

@@ -20,10 +20,12 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from . import distributed
 from .atomic import atomic_path, write_json
 
 CHECKPOINT = "checkpoint.pt"
 HISTORY = "history.json"
+_RANK_STRIDE = 7919  # each rank draws its own augmentations
 
 
 def default_device() -> torch.device:
@@ -177,9 +179,12 @@ def fit(
     Resumes from ``run_dir/checkpoint.pt`` when one exists for the same recipe, seed and data size (a
     different one raises rather than mixing runs); a finished run returns its history at once.
     ``evaluate(model)`` runs at the recipe's ``eval_points`` and its dict joins the history.
+    Under ``torchrun`` (see :mod:`asc_lib.distributed`) the model is wrapped in DistributedDataParallel,
+    each rank trains on its share of every global batch, and rank 0 alone evaluates and checkpoints.
     """
     run_dir = Path(run_dir)
     device = torch.device(device) if device is not None else default_device()
+    here = distributed.world()
     channels_last = bool(recipe.get("channels_last", False))
     objective.channels_last = channels_last
     use_amp = bool(recipe.get("amp", False)) and device.type == "cuda"
@@ -219,31 +224,38 @@ def fit(
         model.eval()
         return history
 
+    # Under torchrun every rank takes an equal share of each global batch; DDP averages the gradients.
+    net = model if here.size == 1 else nn.parallel.DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None)
     bar = tqdm(total=epochs, initial=start_epoch, desc=f"{objective.name} {n} items", unit="epoch",
-               disable=not progress, mininterval=2.0)
+               disable=not (progress and here.main), mininterval=2.0)
     for epoch in range(start_epoch, epochs):
-        torch.manual_seed(_epoch_seed(seed, epoch))
+        torch.manual_seed(_epoch_seed(seed, epoch) + _RANK_STRIDE * here.rank)
         order = torch.randperm(n, generator=torch.Generator().manual_seed(_epoch_seed(seed, epoch)))
         model.train()
         objective.train()
         loss_sum = torch.zeros((), device=device)
         for i in range(per_epoch):
             step = epoch * per_epoch + i
-            batch = data.batch(order[i * recipe["batch_size"]:(i + 1) * recipe["batch_size"]].to(device))
+            index = distributed.rank_batch(order[i * recipe["batch_size"]:(i + 1) * recipe["batch_size"]], here)
+            batch = data.batch(index.to(device))
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                loss, _ = objective.loss(model, batch, step)
+                loss, _ = objective.loss(net, batch, step)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             scheduler.step()
             objective.after_step(model, step)
             loss_sum += loss.detach()
-        record = {"epoch": epoch + 1, "step": (epoch + 1) * per_epoch, "loss": float(loss_sum) / per_epoch,
+        record = {"epoch": epoch + 1, "step": (epoch + 1) * per_epoch,
+                  "loss": float(distributed.mean_over_ranks(loss_sum)) / per_epoch,
                   "lr": optimizer.param_groups[0]["lr"]}
         if evaluate is not None and epoch + 1 in evals:
-            record.update(evaluate(objective.eval_model(model)))
+            record.update(distributed.broadcast(evaluate(objective.eval_model(model)) if here.main else None))
         history.append(record)
-        _save(run_dir, model, objective, optimizer, scheduler, epoch + 1, history, fingerprint, recipe, seed)
+        if here.main:
+            _save(run_dir, model, objective, optimizer, scheduler, epoch + 1, history, fingerprint, recipe, seed)
+        distributed.barrier()
         bar.set_postfix({k: round(v, 4) for k, v in record.items() if k in ("loss", "accuracy")}, refresh=False)
         bar.update(1)
         if on_epoch_end is not None:

@@ -188,6 +188,21 @@ NOTEBOOK_PARAMETERS: dict[str, dict[str, Any]] = {
         "focus_split": 100,           # split of the per-device plots and confusion matrices
         "tables_dir": None,           # None: reports/tables/<profile>; the tables are written there as CSV
     },
+    "06_benchmarks": {
+        "profile": "mini",
+        "split": 5,                   # clips the training throughput is measured on
+        "device": "auto",
+        "batch_size": None,           # None: 256 (the papers') on a GPU, the mini recipe's 64 on the CPU
+        "steps": 4,                   # timed optimizer steps per data path and round (3 rounds, alternating)
+        "loader_workers": 2,          # DataLoader workers of the reference data path
+        "teacher_clips": 16,          # clips per teacher inference measurement
+        "passt_clips": 1,             # PaSST-S clips (10 s each) per measurement
+        "scaling_max": None,          # largest size of label filtering / domain scoring (sizes 1e3, 1e4, … up to it);
+                                      # None: AudioSet's 2 million on a GPU, 100,000 on the CPU
+        "cache_sizes": None,          # None: 10, 100, 1000 clips (cache build)
+        "output_dir": None,           # None: reports/benchmarks
+        "progress": True,
+    },
     "04_kd": {
         "profile": "mini",
         "split": 5,
@@ -240,6 +255,18 @@ def _validate_value(name: str, value: Any, default: Any = None) -> Any:
         raise ValueError(f"parameter threshold must be a number in (0, 1) or None, got {value!r}")
     if name == "kd_steps" and (not isinstance(value, int) or value < 1):
         raise ValueError(f"parameter kd_steps must be a positive int or None, got {value!r}")
+    if name in ("steps", "teacher_clips", "passt_clips") and (not isinstance(value, int) or value < 1):
+        raise ValueError(f"parameter {name} must be a positive int, got {value!r}")
+    if name == "loader_workers" and (not isinstance(value, int) or value < 0):
+        raise ValueError(f"parameter loader_workers must be a non-negative int, got {value!r}")
+    if name == "scaling_max" and (not isinstance(value, int) or isinstance(value, bool) or value < 1000):
+        raise ValueError(f"parameter scaling_max must be an int of at least 1000 or None, got {value!r}")
+    if name == "cache_sizes" and (
+            not isinstance(value, (list, tuple)) or not value
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)):
+        raise ValueError(f"parameter {name} must be a non-empty list of positive ints or None, got {value!r}")
+    if name == "output_dir" and not isinstance(value, (str, Path)):
+        raise ValueError(f"parameter output_dir must be a folder path or None, got {value!r}")
     if name in ("seed", "n_examples"):
         if not isinstance(value, int) or value < 0:
             raise ValueError(f"parameter {name} must be a non-negative int, got {value!r}")

@@ -276,3 +276,35 @@ def confusion_grid(confusions: dict, title: str, columns: int = 3) -> plt.Figure
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def throughput_bars(table: pd.DataFrame, title: str = "CP-Mobile training throughput") -> plt.Figure:
+    """Samples/s of each data path (``table`` from :func:`asc_lib.benchmark.training_comparison`)."""
+    fig, ax = plt.subplots(figsize=(9, 1.6))
+    names = [n.split(":")[0] for n in table.index]
+    ax.barh(names, table["samples/s"], color=["0.6", "C0"][:len(table)])
+    for y, (rate, rel) in enumerate(zip(table["samples/s"], table["relative"])):
+        ax.text(rate, y, f" {rate:,.0f}/s (×{rel:.1f})", va="center", fontsize=9)
+    ax.set_xlim(0, table["samples/s"].max() * 1.35)
+    ax.set_xlabel("samples per second")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def scaling_curves(table: pd.DataFrame, title: str = "Cost against work (each size in a fresh process)") -> plt.Figure:
+    """Seconds and peak memory against items, log-log, one line per task."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    for task, rows in table.groupby("task", sort=False):
+        axes[0].plot(rows["items"], rows["seconds"], "o-", label=task)
+        axes[1].plot(rows["items"], rows["peak MB"].clip(lower=0.1), "o-", label=task)
+    for ax, label in zip(axes, ["seconds", "peak memory above idle (MB)"]):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("items (segments or clips)")
+        ax.set_ylabel(label)
+        ax.grid(True, which="major", alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -113,6 +113,11 @@ def write_index(out_dir: Path, profile: str, records: dict, others: dict | None 
     headline = (f"<p class='results'><a href='html/{html.escape(results[0])}.html'>Results: the papers' tables "
                 f"beside this study's</a> (seed 000 Table 3, seed 002 Tables 1 and 2, per-device accuracy, "
                 f"confusion matrices)</p>") if results else "<p>The results notebook has not run yet.</p>"
+    benchmarks = [n for n, rec in records.items() if n.startswith("06_benchmarks") and rec["ok"]]
+    if benchmarks:
+        headline += (f"<p><a href='html/{html.escape(benchmarks[0])}.html'>Benchmarks</a>: the study's data path "
+                     f"against the reference loader, teachers in fp32 and mixed precision, scaling to AudioSet's "
+                     f"size, projected cost of the papers' full recipes</p>")
     if others:
         extra = f"<h2>Other runs in this folder</h2>{_rows(others)}"
     page = f"""<!doctype html>

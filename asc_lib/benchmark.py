@@ -1,0 +1,418 @@
+"""What the study's data path buys, and what the papers' full recipes cost (``notebooks/06_benchmarks.ipynb``).
+
+Three kinds of measurement, all on the machine at hand (GPU when there is one):
+
+- **training throughput** of CP-Mobile (samples/s) with the *reference* data path, a ``DataLoader`` whose
+  dataset reads and resamples one WAV per item on every epoch (as the DCASE2024 baseline's loader does),
+  against the *study's* path: waveforms decoded once into a cache, held as one tensor on the device,
+  batches gathered by index there, roll / front end / augmentation batched on the device. Both run the
+  same model, objective, optimizer and precision; only the data path differs;
+- **teacher inference** (EfficientAT mn10, PaSST-S) in clips/s, fp32 against mixed precision;
+- **scaling** of cache build, AudioSet label filtering and domain-classifier scoring with the number of
+  items, each size in a fresh process (time and peak resident memory above the idle process).
+
+:func:`projections` turns the measured rates into the wall-clock of each paper's full recipe.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from .audio import build_waveform_cache, fit_length, read_wav, resample
+from .augment import Augment, AugmentConfig
+from .frontend import build_frontend
+from .train import Supervised, TrainData
+
+AUDIOSET_SEGMENTS = 2_000_000     # "AudioSet's 2 million segments" (balanced + unbalanced + eval, rounded)
+SPLIT100_CLIPS = 139_620          # DCASE2024 split 100 (tests/test_dcase.py checks the real list)
+
+
+def device_name(device: torch.device) -> str:
+    """The accelerator's name, or the CPU's architecture and core count."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class WavDataset(Dataset):
+    """The reference approach: every item read from its WAV file and resampled, on every epoch."""
+
+    def __init__(self, filenames, labels, root: str | Path, sample_rate: int, num_samples: int):
+        self.filenames, self.labels = list(filenames), list(labels)
+        self.root, self.sample_rate, self.num_samples = Path(root), sample_rate, num_samples
+
+    def __len__(self) -> int:
+        return len(self.filenames)
+
+    def __getitem__(self, i: int):
+        wave, rate = read_wav(self.root / self.filenames[i])
+        wave = resample(torch.from_numpy(wave), rate, self.sample_rate)
+        return fit_length(wave, self.num_samples), self.labels[i]
+
+
+def _cycle(loader):
+    while True:
+        yield from loader
+
+
+def _training_setup(recipe: dict, device: torch.device, seed: int) -> tuple[nn.Module, Supervised, torch.optim.Optimizer]:
+    from .models import build_cp_mobile
+
+    torch.manual_seed(seed)
+    frontend = build_frontend(recipe["frontend"]).to(device)
+    model = build_cp_mobile().to(device)
+    objective = Supervised(Augment(frontend, AugmentConfig.from_recipe(recipe))).to(device)
+    objective.channels_last = bool(recipe.get("channels_last", False))
+    if objective.channels_last:
+        model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe["lr"], weight_decay=recipe["weight_decay"])
+    return model, objective, optimizer
+
+
+def _run_steps(batches, model, objective, optimizer, steps: int, warmup: int, device: torch.device,
+               amp: bool) -> float:
+    """Samples per second over ``steps`` optimizer steps after ``warmup`` untimed ones."""
+    model.train()
+    seen, start = 0, None
+    for i in range(warmup + steps):
+        if i == warmup:
+            _sync(device)
+            start, seen = time.perf_counter(), 0
+        batch = next(batches)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            loss, _ = objective.loss(model, batch, i)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        seen += len(batch["labels"])
+    _sync(device)
+    return seen / (time.perf_counter() - start)
+
+
+def reference_batches(frame: pd.DataFrame, audio_root: str | Path, sample_rate: int, batch_size: int,
+                      device: torch.device, workers: int = 2, seed: int = 0):
+    """Endless batches from a DataLoader that reads and resamples each WAV per item (the reference)."""
+    dataset = WavDataset(frame["filename"], frame["label"], audio_root, sample_rate, sample_rate)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=workers, drop_last=True,
+                        pin_memory=device.type == "cuda", persistent_workers=workers > 0,
+                        generator=torch.Generator().manual_seed(seed))
+    for waves, labels in _cycle(loader):
+        yield {"waves": waves.to(device, non_blocking=True), "labels": labels.to(device, non_blocking=True)}
+
+
+def study_batches(waves: torch.Tensor, labels: torch.Tensor, batch_size: int, device: torch.device, seed: int = 0):
+    """Endless batches gathered by index from the cached waveforms on the device (the study's path)."""
+    data = TrainData(waves, labels).to(device)
+    generator = torch.Generator().manual_seed(seed)
+    while True:
+        order = torch.randperm(len(data), generator=generator)
+        for i in range(len(data) // batch_size):
+            yield data.batch(order[i * batch_size:(i + 1) * batch_size].to(device))
+
+
+def _amp(recipe: dict, device: torch.device) -> bool:
+    return bool(recipe.get("amp", False)) and device.type == "cuda"
+
+
+@torch.no_grad()
+def inference_throughput(model: nn.Module, clips: int, seconds: float, sample_rate: int, batch_size: int,
+                         device: torch.device, amp: bool, frontend: nn.Module | None = None, warmup: int = 1) -> float:
+    """Clips per second of ``model`` (after ``frontend``, if given) on random ``seconds``-long clips."""
+    model = model.eval().to(device)
+    frontend = frontend.eval().to(device) if frontend is not None else None
+    waves = torch.randn(batch_size, int(round(seconds * sample_rate)), generator=torch.Generator().manual_seed(0))
+    waves = waves.to(device) * 0.1
+    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+
+    def once():
+        with torch.autocast(device.type, dtype=dtype, enabled=amp):
+            x = frontend(waves) if frontend is not None else waves
+            return model(x)
+    for _ in range(warmup):
+        once()
+    _sync(device)
+    batches = max(1, -(-clips // batch_size))
+    start = time.perf_counter()
+    for _ in range(batches):
+        once()
+    _sync(device)
+    return batches * batch_size / (time.perf_counter() - start)
+
+
+# ------------------------------------------------------------------------------------------------- scaling
+
+def _peak_mb() -> float:
+    """This process's peak resident memory (MB). VmHWM starts afresh at exec, unlike ru_maxrss, which a
+    child inherits from its parent on Linux."""
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _in_fresh_process(task: str, size: int, workdir: str, extra: dict) -> dict:
+    """Run one scaling task in this (fresh) process; time it and the peak memory it added."""
+    idle = _peak_mb()
+    start = time.perf_counter()
+    SCALING_TASKS[task](size, Path(workdir), **extra)
+    return {"seconds": time.perf_counter() - start, "peak MB": max(0.0, _peak_mb() - idle)}
+
+
+def _label_filter(size: int, workdir: Path, **_) -> None:
+    from . import audioset, labelfilter
+
+    segments = audioset.read_segments(workdir / f"segments-{size}.csv")
+    labels = set(labelfilter.table1_labels())
+    labelfilter.filtered_pool({"generated": segments}, labels)
+
+
+def _domain_scoring(size: int, workdir: Path, chunk: int = 65_536, **_) -> None:
+    from .pruning import DomainClassifier, domain_scores
+
+    torch.manual_seed(0)
+    classifier = DomainClassifier(527).eval()
+    generator = torch.Generator().manual_seed(1)
+    kept = 0
+    for start in range(0, size, chunk):  # logits streamed chunk by chunk, as from a memory-mapped cache
+        logits = torch.randn(min(chunk, size - start), 527, generator=generator)
+        kept += int((domain_scores(classifier, logits) >= 0.3).sum())
+
+
+def _cache_build(size: int, workdir: Path, audio_root: str = "", filenames=(), **_) -> None:
+    build_waveform_cache(list(filenames)[:size], audio_root, 32_000, 32_000, cache_dir=workdir / f"cache-{size}",
+                         progress=False)
+
+
+SCALING_TASKS: dict[str, Callable] = {"label filtering": _label_filter, "domain scoring": _domain_scoring,
+                                      "cache build": _cache_build}
+
+
+def write_generated_segments(path: Path, size: int, seed: int = 0) -> Path:
+    """An official-format segment list of ``size`` generated segments (labels drawn from the real class
+    index vocabulary of the 14 Table-1 labels plus others)."""
+    from . import audioset, labelfilter
+
+    rng = np.random.default_rng(seed)
+    vocabulary = list(labelfilter.table1_labels()) + [f"/m/0gen{i:03d}" for i in range(100)]
+    counts = rng.integers(1, 4, size)
+    picks = rng.integers(0, len(vocabulary), counts.sum())
+    bounds = np.concatenate([[0], np.cumsum(counts)])
+    frame = pd.DataFrame({
+        "YTID": [f"g{i:010d}" for i in range(size)],
+        "start_seconds": 30.0, "end_seconds": 40.0,
+        "positive_labels": [[vocabulary[j] for j in picks[a:b]] for a, b in zip(bounds[:-1], bounds[1:])],
+    })
+    return audioset.write_segments(path, frame, created="generated by asc_lib.benchmark")
+
+
+def scaling(task: str, sizes, extra: dict | None = None, progress: bool = True) -> pd.DataFrame:
+    """Time and peak memory of ``task`` at each size, each in a fresh Python process."""
+    from tqdm import tqdm
+
+    if task not in SCALING_TASKS:
+        raise ValueError(f"unknown scaling task {task!r}; choose from {sorted(SCALING_TASKS)}")
+    rows = []
+    with tempfile.TemporaryDirectory() as workdir:
+        for size in tqdm(list(sizes), desc=task, disable=not progress):
+            if task == "label filtering":
+                write_generated_segments(Path(workdir) / f"segments-{size}.csv", size)
+            extras = Path(workdir) / "extra.json"
+            extras.write_text(json.dumps(extra or {}))
+            command = [sys.executable, "-m", "asc_lib.benchmark", task, str(int(size)), workdir, str(extras)]
+            done = subprocess.run(command, capture_output=True, text=True)
+            if done.returncode != 0:
+                raise RuntimeError(f"{task} at {size} items failed:\n{done.stderr[-2000:]}")
+            result = json.loads(done.stdout.strip().splitlines()[-1])
+            rows.append({"task": task, "items": int(size), **result,
+                         "µs per item": 1e6 * result["seconds"] / size})
+    return pd.DataFrame(rows)
+
+
+def extrapolate(table: pd.DataFrame, items: int) -> float:
+    """Seconds for ``items`` from the largest measured size, assuming linear cost."""
+    last = table.sort_values("items").iloc[-1]
+    return float(last["seconds"]) / float(last["items"]) * items
+
+
+# ---------------------------------------------------------------------------------------------- projections
+
+def projections(rates: dict, surkov: dict, werning: dict, baseline: dict) -> pd.DataFrame:
+    """Projected wall-clock (hours) of each paper's full recipe from measured ``rates``:
+    ``cp_mobile_train`` and ``efficientat_train`` (samples/s), ``efficientat_infer`` (1 s clips/s) and
+    ``passt_infer`` (10 s clips/s, one model)."""
+    labeled = SPLIT100_CLIPS
+    small, large = surkov["subsets"]["small"], surkov["subsets"]["large"]
+    ensemble, pruned_share = werning["ensemble_size"], werning["pruned_share"]
+    kd_steps, kd_batch = werning["kd"]["min_steps"], werning["kd"]["batch_size"]
+    rows = [
+        ("baseline", "CP-Mobile, split 100", f"{baseline['epochs']} epochs × {labeled:,} clips",
+         baseline["epochs"] * labeled, rates["cp_mobile_train"]),
+        ("Surkov", "mean teacher: EfficientAT mn10", f"{surkov['mt_epochs']} epochs × ({labeled:,} + {small:,}) clips",
+         surkov["mt_epochs"] * (labeled + small), rates["efficientat_train"]),
+        ("Surkov", "teacher outputs, cached once", f"{labeled + large:,} clips", labeled + large,
+         rates["efficientat_infer"]),
+        ("Surkov", "KD into CP-Mobile, large subset", f"{surkov['kd_epochs']} epochs × ({labeled:,} + {large:,}) clips",
+         surkov["kd_epochs"] * (labeled + large), rates["cp_mobile_train"]),
+        ("Werning", "PaSST-ensemble logits of AudioSet (domain classifier)",
+         f"{ensemble} models × {AUDIOSET_SEGMENTS:,} clips of 10 s", ensemble * AUDIOSET_SEGMENTS, rates["passt_infer"]),
+        ("Werning", "PaSST-ensemble logits of the pruned 1 s pieces",
+         f"{ensemble} × {pruned_share:.1%} × {AUDIOSET_SEGMENTS:,} × 10 pieces (≈ cost of 10 s clips)",
+         ensemble * pruned_share * AUDIOSET_SEGMENTS, rates["passt_infer"]),
+        ("Werning", "KD into CP-Mobile (527 classes)", f"{kd_steps:,} steps × {kd_batch} pieces",
+         kd_steps * kd_batch, rates["cp_mobile_train"]),
+        ("Werning", "fine-tuning on split 100", f"{werning['finetune_epochs']} epochs × {labeled:,} clips",
+         werning["finetune_epochs"] * labeled, rates["cp_mobile_train"]),
+    ]
+    frame = pd.DataFrame(rows, columns=["paper", "stage", "work", "items", "items/s"])
+    frame["hours"] = frame["items"] / frame["items/s"] / 3600
+    return frame.set_index(["paper", "stage"])
+
+
+if __name__ == "__main__":  # one scaling measurement in a fresh process: task, size, workdir, extras (JSON file)
+    print(json.dumps(_in_fresh_process(sys.argv[1], int(sys.argv[2]), sys.argv[3],
+                                       json.loads(Path(sys.argv[4]).read_text()))))
+
+
+# ------------------------------------------------------------------------------------------- notebook glue
+
+DEFAULT_CACHE_SIZES = [10, 100, 1_000]
+
+
+def scaling_sizes(largest: int | None, device: torch.device) -> list[int]:
+    """10×-spaced sizes from 1,000 up to ``largest`` (included); None: AudioSet's 2 million segments on a GPU
+    machine, 100,000 on a CPU (the full sweep takes about a minute more there)."""
+    largest = largest or (AUDIOSET_SEGMENTS if device.type == "cuda" else 100_000)
+    sizes = [10 ** k for k in range(3, 10) if 10 ** k < largest]
+    return sizes + [largest]
+
+
+def training_comparison(frame: pd.DataFrame, audio_root: str | Path, waves: torch.Tensor, recipe: dict, steps: int,
+                        device: torch.device, workers: int, rounds: int = 3, seed: int = 0) -> pd.DataFrame:
+    """CP-Mobile training samples/s, reference data path against the study's, on the same machine: the two
+    alternate for ``rounds`` rounds of ``steps`` steps (so that a change of machine load hits both) and the
+    median round of each is reported."""
+    labels = torch.as_tensor(frame["label"].to_numpy(copy=True), dtype=torch.long)
+    amp = _amp(recipe, device)
+    paths_ = {}
+    for name in ("reference", "study"):
+        model, objective, optimizer = _training_setup(recipe, device, seed)
+        rate = objective.augment.frontend.sample_rate
+        stream = (reference_batches(frame, audio_root, rate, recipe["batch_size"], device, workers, seed)
+                  if name == "reference" else study_batches(waves, labels, recipe["batch_size"], device, seed))
+        paths_[name] = (stream, model, objective, optimizer)
+    measured = {name: [] for name in paths_}
+    for r in range(rounds):
+        for name, (stream, model, objective, optimizer) in paths_.items():
+            measured[name].append(_run_steps(stream, model, objective, optimizer, steps, 2 if r == 0 else 0,
+                                             device, amp))
+    table = pd.DataFrame({
+        "data path": [f"reference: DataLoader, WAV read + resampled per item ({workers} workers)",
+                      "study: decoded once, cached on the device, batched gather"],
+        "samples/s": [float(np.median(measured["reference"])), float(np.median(measured["study"]))],
+        "rounds": [", ".join(f"{v:.0f}" for v in measured[n]) for n in ("reference", "study")],
+    }).set_index("data path")
+    table["relative"] = table["samples/s"] / table["samples/s"].iloc[0]
+    return table
+
+
+def teacher_table(device: torch.device, clips: int, passt_clips: int, batch_size: int = 16) -> pd.DataFrame:
+    """Teacher inference in clips/s, fp32 against mixed precision: EfficientAT mn10 on 1 s clips (its 16 kHz
+    front end; Surkov's teacher) and PaSST-S on 10 s clips at 32 kHz (one member of Werning's ensemble).
+    Random weights: the speed does not depend on them."""
+    from .models.efficientat import build_efficientat
+    from .models.passt import load_passt
+
+    frontend = build_frontend("surkov16k")
+    rows = []
+    for amp in (False, True):
+        rows.append({"teacher": "EfficientAT mn10 (1 s clips)", "precision": "mixed" if amp else "fp32",
+                     "clips/s": inference_throughput(build_efficientat("mn10", 10), clips, 1.0, frontend.sample_rate,
+                                                     batch_size, device, amp, frontend)})
+    passt = load_passt(None)
+    for amp in (False, True):
+        rows.append({"teacher": "PaSST-S (10 s clips)", "precision": "mixed" if amp else "fp32",
+                     "clips/s": inference_throughput(passt, passt_clips, 10.0, 32_000, min(batch_size, passt_clips),
+                                                     device, amp)})
+    return pd.DataFrame(rows).set_index(["teacher", "precision"])
+
+
+def efficientat_training_rate(waves: torch.Tensor, labels: torch.Tensor, steps: int, batch_size: int,
+                              device: torch.device, seed: int = 0) -> float:
+    """EfficientAT mn10 training samples/s on the study's path (for the mean-teacher projection)."""
+    from .models.efficientat import build_efficientat
+
+    torch.manual_seed(seed)
+    frontend = build_frontend("surkov16k").to(device)
+    model = build_efficientat("mn10", 10).to(device)
+    objective = Supervised(Augment(frontend, AugmentConfig())).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    return _run_steps(study_batches(waves, labels, batch_size, device, seed), model, objective, optimizer, steps, 1,
+                      device, device.type == "cuda")
+
+
+def scaling_table(filter_sizes, cache_sizes, cache_frame: pd.DataFrame, audio_root: str | Path,
+                  progress: bool = True) -> pd.DataFrame:
+    """Time and peak memory of label filtering, domain scoring and cache build at each size."""
+    cache_sizes = [s for s in cache_sizes if s <= len(cache_frame)]
+    parts = [scaling("label filtering", filter_sizes, progress=progress),
+             scaling("domain scoring", filter_sizes, progress=progress),
+             scaling("cache build", cache_sizes, {"audio_root": str(audio_root),
+                                                  "filenames": list(cache_frame["filename"])}, progress=progress)]
+    return pd.concat(parts, ignore_index=True)
+
+
+def paper_settings() -> dict:
+    """The full recipes' sizes the projections need, from ``params/``."""
+    from .params import load_recipe, load_yaml, paper_results
+    from . import paths
+
+    table1 = paper_results()["werning_table1"]
+    threshold = load_yaml(paths.PARAMS_DIR / "werning.yaml")["domain_classifier"]["paper"]["threshold"]
+    surkov = load_yaml(paths.PARAMS_DIR / "surkov.yaml")
+    werning = load_yaml(paths.PARAMS_DIR / "werning.yaml")
+    models = load_yaml(paths.PARAMS_DIR / "models.yaml")
+    return {
+        "surkov": {"subsets": surkov["audioset_filter"]["paper"]["subsets"],
+                   "mt_epochs": surkov["mean_teacher"]["paper"]["epochs"],
+                   "kd_epochs": surkov["kd"]["paper"]["epochs"]},
+        "werning": {"ensemble_size": models["passt"]["n_ensemble_paper"], "kd": werning["kd"]["paper"],
+                    "finetune_epochs": werning["finetune"]["paper"]["epochs"],
+                    "pruned_share": table1["relative_size"][table1["threshold"].index(threshold)] / 100},
+        "baseline": {"epochs": load_recipe("baseline")["epochs"]},
+    }
+
+
+def save(results: dict, tables: dict[str, pd.DataFrame], name: str, out_dir: str | Path | None = None) -> list[Path]:
+    """Write ``results`` as ``<name>.json`` and each table as ``<name>-<table>.csv`` (atomically)."""
+    from . import paths
+    from .atomic import atomic_path, write_json
+
+    out = Path(out_dir) if out_dir else paths.reports_dir() / "benchmarks"
+    written = [out / f"{name}.json"]
+    write_json(written[0], results)
+    for key, table in tables.items():
+        path = out / f"{name}-{key}.csv"
+        with atomic_path(path, suffix=".csv") as tmp:
+            table.to_csv(tmp)
+        written.append(path)
+    return written

@@ -1,0 +1,78 @@
+"""The benchmark's parts measure what they claim: the reference loader feeds the same audio as the study's
+cache, the scaling runs in a fresh process on official-format lists, projections follow the papers' work."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from asc_lib import audioset, benchmark, labelfilter
+from asc_lib.audio import build_waveform_cache
+from asc_lib.dcase import load_split
+from asc_lib.params import data_paths
+
+
+@pytest.fixture(scope="module")
+def split5():
+    data = data_paths("mini")
+    return data, load_split(data, 5)
+
+
+def test_reference_loader_reads_the_same_audio_as_the_cache(split5, tmp_path):
+    data, frame = split5
+    reference = benchmark.WavDataset(frame["filename"][:4], frame["label"][:4], data.tau22_dir, 32_000, 32_000)
+    cache = build_waveform_cache(list(frame["filename"][:4]), data.tau22_dir, 32_000, 32_000,
+                                 cache_dir=tmp_path, progress=False)
+    for i in range(4):
+        wave, label = reference[i]
+        assert wave.shape == (32_000,) and label == frame["label"].iloc[i]
+        torch.testing.assert_close(wave, cache[i].float(), atol=2e-3, rtol=0)
+
+
+def test_both_data_paths_train_and_report_a_rate(split5):
+    data, frame = split5
+    from asc_lib.params import profile_recipe
+    from asc_lib.experiment import split_waves
+
+    recipe = profile_recipe("mini", "baseline", batch_size=16)
+    waves = split_waves(frame, data, 32_000, progress=False)
+    table = benchmark.training_comparison(frame, data.tau22_dir, waves, recipe, steps=1,
+                                          device=torch.device("cpu"), workers=0, rounds=1)
+    assert list(table["relative"].round(6))[0] == 1.0
+    assert (table["samples/s"] > 0).all() and len(table) == 2
+
+
+def test_generated_segment_lists_are_official_and_filterable(tmp_path):
+    path = benchmark.write_generated_segments(tmp_path / "seg.csv", 500)
+    segments = audioset.read_segments(path)
+    assert len(segments) == 500
+    assert path.read_text().startswith("# Segments csv created")
+    matched = labelfilter.matches(segments, set(labelfilter.table1_labels())).sum()
+    assert 0 < matched < 500  # the 14 labels and others both occur
+
+
+def test_scaling_measures_each_size_in_a_fresh_process():
+    table = benchmark.scaling("domain scoring", [1000, 20_000], progress=False)
+    assert list(table["items"]) == [1000, 20_000]
+    assert (table["seconds"] > 0).all() and (table["peak MB"] >= 0).all()
+    assert benchmark.extrapolate(table, 40_000) == pytest.approx(2 * table["seconds"].iloc[-1])
+    with pytest.raises(ValueError, match="unknown scaling task"):
+        benchmark.scaling("sorting", [10])
+
+
+def test_scaling_sizes_are_ten_fold_up_to_the_largest():
+    assert benchmark.scaling_sizes(2_000_000, torch.device("cpu")) == [1000, 10_000, 100_000, 1_000_000, 2_000_000]
+    assert benchmark.scaling_sizes(None, torch.device("cpu"))[-1] == 100_000
+
+
+def test_projections_follow_the_papers_work():
+    settings = benchmark.paper_settings()
+    assert settings["surkov"]["kd_epochs"] == 750 and settings["surkov"]["subsets"]["large"] == 20_000
+    assert settings["werning"]["ensemble_size"] == 9 and settings["werning"]["kd"]["min_steps"] == 100_000
+    assert settings["werning"]["pruned_share"] == pytest.approx(0.142)  # Table 1 at threshold 0.3
+    rates = {"cp_mobile_train": 1000.0, "efficientat_train": 100.0, "efficientat_infer": 500.0, "passt_infer": 10.0}
+    table = benchmark.projections(rates, **settings)
+    kd = table.loc[("Surkov", "KD into CP-Mobile, large subset")]
+    assert kd["items"] == 750 * (139_620 + 20_000)
+    assert kd["hours"] == pytest.approx(kd["items"] / 1000.0 / 3600)
+    assert table.loc[("Werning", "KD into CP-Mobile (527 classes)"), "items"] == 100_000 * 32
+    assert table.loc[("baseline", "CP-Mobile, split 100"), "items"] == 150 * 139_620

@@ -35,3 +35,10 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 def write_json(path: str | os.PathLike, obj) -> Path:
     """Write ``obj`` as indented JSON atomically."""
     return write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def write_csv(path: str | os.PathLike, frame) -> Path:
+    """Write a pandas ``frame`` (index included) as CSV atomically."""
+    with atomic_path(path, suffix=".csv") as tmp:
+        frame.to_csv(tmp)
+    return Path(path)

@@ -405,14 +405,8 @@ def paper_settings() -> dict:
 def save(results: dict, tables: dict[str, pd.DataFrame], name: str, out_dir: str | Path | None = None) -> list[Path]:
     """Write ``results`` as ``<name>.json`` and each table as ``<name>-<table>.csv`` (atomically)."""
     from . import paths
-    from .atomic import atomic_path, write_json
+    from .atomic import write_csv, write_json
 
     out = Path(out_dir) if out_dir else paths.reports_dir() / "benchmarks"
-    written = [out / f"{name}.json"]
-    write_json(written[0], results)
-    for key, table in tables.items():
-        path = out / f"{name}-{key}.csv"
-        with atomic_path(path, suffix=".csv") as tmp:
-            table.to_csv(tmp)
-        written.append(path)
-    return written
+    return [write_json(out / f"{name}.json", results),
+            *(write_csv(out / f"{name}-{key}.csv", table) for key, table in tables.items())]

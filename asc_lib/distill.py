@@ -64,13 +64,13 @@ def compute_logits(teacher: nn.Module, waves: torch.Tensor, frontend: nn.Module 
     teacher = teacher.eval().to(device)
     if frontend is not None:
         frontend = frontend.eval().to(device)
-    out = [torch.zeros((0,), dtype=torch.float32)]
+    out = []
     for begin in tqdm(range(0, len(waves), batch_size), desc="teacher outputs", unit="batch",
                       disable=not progress, mininterval=2.0):
         x = waves[begin:begin + batch_size].to(device).float()
         logits = teacher(frontend(x) if frontend is not None else x)
         out.append((logits[0] if isinstance(logits, tuple) else logits).float().cpu())
-    return torch.cat(out[1:]) if len(out) > 1 else out[0]
+    return torch.cat(out) if out else torch.zeros((0,), dtype=torch.float32)
 
 
 def probability_mse(student_logits: torch.Tensor, teacher_probs: torch.Tensor) -> torch.Tensor:

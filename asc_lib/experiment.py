@@ -145,17 +145,6 @@ def read_metrics(path: str | Path) -> dict:
     return metrics
 
 
-def collect_metrics(profile: str) -> pd.DataFrame:
-    """One row per finished run of ``profile``: method, split, seed, accuracy and per-group accuracy."""
-    rows = []
-    for path in sorted(runs_dir(profile).glob(f"*/split*-seed*/{METRICS}")):
-        m = read_metrics(path)
-        rows.append({"method": m["method"], "split": m["split"], "seed": m["seed"],
-                     "accuracy": m["test"]["accuracy"],
-                     **{f"acc_{g}": v for g, v in m["test"]["per_group"].items()}, "path": str(path)})
-    return pd.DataFrame(rows)
-
-
 def compare_runs(profile: str, split: int, seed: int, methods: dict[str, str]) -> pd.DataFrame:
     """Test accuracy of finished runs (``{method: label}``) for one split and seed, in percent; runs
     not found are listed as missing."""

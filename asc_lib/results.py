@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import dcase
-from .atomic import atomic_path
+from .atomic import write_csv
 from .experiment import METRICS, read_metrics
 
 #: Display name of every method the study trains, in table order.
@@ -312,10 +312,4 @@ def provenance(profile: str, description: str, runs: pd.DataFrame, missing: pd.D
 
 def save_tables(tables: dict[str, pd.DataFrame], directory: str | Path) -> list[Path]:
     """Write each table as ``<name>.csv`` (atomically) for papers and other tools."""
-    written = []
-    for name, table in tables.items():
-        path = Path(directory) / f"{name}.csv"
-        with atomic_path(path, suffix=".csv") as tmp:
-            table.to_csv(tmp)
-        written.append(path)
-    return written
+    return [write_csv(Path(directory) / f"{name}.csv", table) for name, table in tables.items()]

@@ -17,18 +17,26 @@ from asc_lib.params import profile_recipe
 from asc_lib.train import Supervised, fit
 
 
-def test_notebook_runs_headless_for_split_100_and_lands_metrics(mini_data, tmp_path):
-    out = tmp_path / "00b_split100.ipynb"
-    env = {**os.environ, "ASC_RUNS_DIR": str(tmp_path / "runs")}
+@pytest.fixture(scope="module")
+def split100_run(mini_data, tmp_path_factory):
+    """The baseline notebook run headless on split 100 for 2 epochs (116 steps of 64): shared by the tests
+    below so that the largest split is trained once."""
+    tmp = tmp_path_factory.mktemp("split100")
+    out = tmp / "00b_split100.ipynb"
+    env = {**os.environ, "ASC_RUNS_DIR": str(tmp / "runs")}
     cmd = [sys.executable, "-m", "papermill", str(paths.NOTEBOOKS_DIR / "00b_baseline.ipynb"), str(out),
-           "-p", "split", "100", "-p", "epochs", "1", "-p", "min_steps", "0", "-p", "batch_size", "128",
+           "-p", "split", "100", "-p", "epochs", "2", "-p", "min_steps", "0",
            "-p", "progress", "False", "--cwd", str(paths.NOTEBOOKS_DIR), "--no-progress-bar"]
     result = subprocess.run(cmd, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
-    run = tmp_path / "runs" / "mini" / "baseline" / "split100-seed0"
+    return tmp / "runs" / "mini" / "baseline" / "split100-seed0"
+
+
+def test_notebook_runs_headless_for_split_100_and_lands_metrics(mini_data, split100_run):
+    run = split100_run
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["split"] == 100 and metrics["method"] == "baseline" and metrics["epochs_trained"] == 1
-    assert metrics["recipe"]["deviations"]["epochs"] == {"paper": 150, "used": 1}
+    assert metrics["split"] == 100 and metrics["method"] == "baseline" and metrics["epochs_trained"] == 2
+    assert metrics["recipe"]["deviations"]["epochs"] == {"paper": 150, "used": 2}
     assert metrics["complexity"]["params"] == 61148 and metrics["complexity"]["passes"]
     assert metrics["test"]["n_clips"] == 1800 and set(metrics["test"]["per_group"]) == {"real", "seen", "unseen"}
     # the submission file and the metrics agree (learning itself is asserted below)
@@ -57,8 +65,11 @@ def _train(data, split, tmp_path, steps):
     return history[-1]
 
 
-def test_more_data_helps_and_unseen_devices_are_harder(mini_data, tmp_path):
-    small = _train(mini_data, 5, tmp_path, steps=150)
-    full = _train(mini_data, 100, tmp_path, steps=150)
-    assert full["accuracy"] > small["accuracy"] + 0.05, (small, full)
-    assert full["acc_unseen"] < full["acc_real"] - 0.05, full
+def test_more_data_helps_and_unseen_devices_are_harder(mini_data, split100_run, tmp_path):
+    # about the same number of optimizer steps: split 5 (3 batches per epoch) for 100+, split 100 for 2 epochs
+    # (116); measured: 49.9 % against 60.7 %, unseen 50.2 % against real 66.0 %
+    small = _train(mini_data, 5, tmp_path, steps=100)
+    full = json.loads((split100_run / "metrics.json").read_text())["test"]
+    assert full["accuracy"] > small["accuracy"] + 0.05, (small, full["accuracy"])
+    groups = full["per_group"]
+    assert groups["unseen"] < groups["real"] - 0.05, groups

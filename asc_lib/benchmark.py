@@ -233,11 +233,11 @@ def scaling(task: str, sizes, extra: dict | None = None, progress: bool = True) 
         raise ValueError(f"unknown scaling task {task!r}; choose from {sorted(SCALING_TASKS)}")
     rows = []
     with tempfile.TemporaryDirectory() as workdir:
+        extras = Path(workdir) / "extra.json"
+        extras.write_text(json.dumps(extra or {}))
         for size in tqdm(list(sizes), desc=task, disable=not progress):
             if task == "label filtering":
                 write_generated_segments(Path(workdir) / f"segments-{size}.csv", size)
-            extras = Path(workdir) / "extra.json"
-            extras.write_text(json.dumps(extra or {}))
             command = [sys.executable, "-m", "asc_lib.benchmark", task, str(int(size)), workdir, str(extras)]
             done = subprocess.run(command, capture_output=True, text=True)
             if done.returncode != 0:
@@ -286,11 +286,6 @@ def projections(rates: dict, surkov: dict, werning: dict, baseline: dict) -> pd.
     frame = pd.DataFrame(rows, columns=["paper", "stage", "work", "items", "items/s"])
     frame["hours"] = frame["items"] / frame["items/s"] / 3600
     return frame.set_index(["paper", "stage"])
-
-
-if __name__ == "__main__":  # one scaling measurement in a fresh process: task, size, workdir, extras (JSON file)
-    print(json.dumps(_in_fresh_process(sys.argv[1], int(sys.argv[2]), sys.argv[3],
-                                       json.loads(Path(sys.argv[4]).read_text()))))
 
 
 # ------------------------------------------------------------------------------------------- notebook glue
@@ -387,10 +382,10 @@ def paper_settings() -> dict:
     from . import paths
 
     table1 = paper_results()["werning_table1"]
-    threshold = load_yaml(paths.PARAMS_DIR / "werning.yaml")["domain_classifier"]["paper"]["threshold"]
     surkov = load_yaml(paths.PARAMS_DIR / "surkov.yaml")
     werning = load_yaml(paths.PARAMS_DIR / "werning.yaml")
     models = load_yaml(paths.PARAMS_DIR / "models.yaml")
+    threshold = werning["domain_classifier"]["paper"]["threshold"]
     return {
         "surkov": {"subsets": surkov["audioset_filter"]["paper"]["subsets"],
                    "mt_epochs": surkov["mean_teacher"]["paper"]["epochs"],
@@ -410,3 +405,8 @@ def save(results: dict, tables: dict[str, pd.DataFrame], name: str, out_dir: str
     out = Path(out_dir) if out_dir else paths.reports_dir() / "benchmarks"
     return [write_json(out / f"{name}.json", results),
             *(write_csv(out / f"{name}-{key}.csv", table) for key, table in tables.items())]
+
+
+if __name__ == "__main__":  # one scaling measurement in a fresh process: task, size, workdir, extras (JSON file)
+    print(json.dumps(_in_fresh_process(sys.argv[1], int(sys.argv[2]), sys.argv[3],
+                                       json.loads(Path(sys.argv[4]).read_text()))))

@@ -22,6 +22,8 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from .atomic import atomic_path
+
 
 @dataclass(frozen=True)
 class World:
@@ -213,7 +215,6 @@ def _logits(args) -> None:
                              cache_dir=args.cache_dir, progress=here.main and not args.quiet,
                              batch_size=args.batch_size)
     if here.main:
-        from .atomic import atomic_path
         with atomic_path(Path(args.out), suffix=".pt") as tmp:
             torch.save(logits, tmp)
         print(json.dumps({"rows": len(logits), "world_size": here.size, "out": args.out}))
@@ -234,8 +235,6 @@ def _build(state: dict) -> torch.nn.Module:
 def save_teacher_file(path: str | Path, model: torch.nn.Module, frontend: str, builder: str = "cp_mobile",
                       kwargs: dict | None = None) -> Path:
     """Write a teacher in the form the ``logits`` command reads (builder name, kwargs, state dict, front end)."""
-    from .atomic import atomic_path
-
     with atomic_path(Path(path), suffix=".pt") as tmp:
         torch.save({"builder": builder, "kwargs": kwargs or {}, "model": model.state_dict(),
                     "frontend": frontend}, tmp)

@@ -1,17 +1,21 @@
 # The study's two set-up commands: `make report` and `make test` (see README.md).
 PYTHON ?= python3
 PROFILE ?= mini
+PLAN ?=
+JOBS ?=
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install data report test notebooks clean help
+.PHONY: install data report test notebooks clean distclean help
 
 help:
-	@echo "make report   run every notebook headless (profile $(PROFILE)) into reports/ and render reports/index.html"
-	@echo "make test     run the whole test suite (unit tests + nbval over notebooks/)"
+	@echo "make report     run the profile's plan headless (PROFILE=$(PROFILE); PLAN=quick|full, JOBS=N) into reports/ and render reports/index.html"
+	@echo "make test       run the whole test suite (unit tests + nbval over notebooks/), in temporary folders"
 	@echo "make notebooks  re-execute the committed notebooks in place (refresh their outputs)"
+	@echo "make clean      remove what make report made: runs, caches, the mini data, executed notebooks and HTML"
+	@echo "make distclean  also remove the virtual environment"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,7 +30,7 @@ ifeq ($(PROFILE),mini)
 endif
 
 report: data
-	$(BIN)/python -m asc_lib.report --profile $(PROFILE)
+	$(BIN)/python -m asc_lib.report --profile $(PROFILE) $(if $(PLAN),--plan $(PLAN)) $(if $(JOBS),--jobs $(JOBS))
 
 test: data
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -35,4 +39,8 @@ notebooks: data
 	$(BIN)/python -m asc_lib.notebooks notebooks/*.ipynb
 
 clean:
-	rm -rf reports/*.ipynb reports/html reports/index.html reports/runs.json data/cache
+	rm -rf reports/*.ipynb reports/html reports/index.html reports/runs.json reports/tables reports/benchmarks
+	rm -rf data/runs data/cache data/mini
+
+distclean: clean
+	rm -rf $(VENV)

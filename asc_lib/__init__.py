@@ -5,6 +5,7 @@ One module per concern:
 - ``paths``     where everything lives (project root, data, caches, reports, shared real data)
 - ``params``    parameter profiles (``params/*.yaml``) and notebook-parameter validation
 - ``atomic``    atomic writes of files, JSON and arrays
+- ``provenance`` digests of code, data, modules and tensors (run fingerprints, cache keys) and safe loading
 - ``dcase``     TAU22 / DCASE2024 metadata, splits, label encoding, device groups, datasets
 - ``audio``     WAV decoding, resampling and the memory-mapped waveform cache
 - ``audioset``  AudioSet ontology, class index and segment lists

@@ -1,14 +1,16 @@
 """WAV decoding, resampling, and the decoded-waveform cache.
 
 The cache holds one split as one contiguous ``(clips, samples)`` array in a ``.npy`` file, memory-mapped
-for reading, keyed by the list of files, the sample rate, the clip length and the dtype, and written
-atomically. A training loop can read items from it or move all of it to a GPU at once
+for reading, keyed by the list of files, where they are and a signature of their content (size and
+modification time of each, :func:`asc_lib.provenance.files_signature`), the sample rate, the clip length,
+the dtype and the decoding code, and written atomically. A training loop can read items from it or move all of it to a GPU at once
 (:meth:`WaveformCache.to_tensor`).
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -18,15 +20,21 @@ import torch
 import torchaudio.functional as AF
 from tqdm.auto import tqdm
 
-from . import paths
+from . import paths, provenance
 from .atomic import atomic_path, write_json
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 _DTYPES = {"float16": np.float16, "float32": np.float32, "int16": np.int16}
 
 
 def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
     """Decode a WAV (16-/24-bit PCM or float) to mono float32 in [-1, 1]; errors name the file."""
+    data, sr, _channels = read_audio(path)
+    return data, sr
+
+
+def read_audio(path: str | Path) -> tuple[np.ndarray, int, int]:
+    """:func:`read_wav` that also says how many channels the file had (before the down-mix)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: audio file not found")
@@ -36,7 +44,7 @@ def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
         raise ValueError(f"{path}: cannot decode audio ({err})") from err
     if data.shape[0] == 0:
         raise ValueError(f"{path}: audio file holds no samples")
-    return data.mean(axis=1), int(sr)
+    return data.mean(axis=1), int(sr), int(data.shape[1])
 
 
 def fit_length(wave: torch.Tensor, num_samples: int) -> torch.Tensor:
@@ -61,12 +69,14 @@ def load_clip(path: str | Path, sample_rate: int, num_samples: int | None = None
     return fit_length(wave, num_samples) if num_samples else wave
 
 
-def cache_key(filenames: Sequence[str], sample_rate: int, num_samples: int, dtype: str) -> str:
-    """Content key of a waveform cache: changes with the files, their order, rate, length or dtype."""
+def cache_key(filenames: Sequence[str], audio_root: str | Path, sample_rate: int, num_samples: int,
+              dtype: str) -> str:
+    """Key of a waveform cache: changes with the files, their order, their folder and content signature
+    (size, modification time), the rate, the length, the dtype and the code that decodes them."""
     h = hashlib.sha256()
-    h.update(json.dumps([CACHE_VERSION, sample_rate, num_samples, dtype]).encode())
-    for f in filenames:
-        h.update(f.encode() + b"\0")
+    h.update(json.dumps([CACHE_VERSION, sample_rate, num_samples, dtype,
+                         provenance.code_digest(build_waveform_cache)]).encode())
+    h.update(provenance.files_signature(audio_root, filenames).encode())
     return h.hexdigest()[:20]
 
 
@@ -86,6 +96,12 @@ class WaveformCache:
     @property
     def num_samples(self) -> int:
         return self.array.shape[1]
+
+    @property
+    def conversions(self) -> dict:
+        """How many clips were resampled, down-mixed, padded or cut to fit the cache (with an example
+        file each), as recorded when the cache was built."""
+        return dict(self.meta.get("conversions", {}))
 
     def __getitem__(self, i: int) -> torch.Tensor:
         return torch.from_numpy(np.asarray(self.array[i], dtype=np.float32) * self.scale)
@@ -108,23 +124,43 @@ def build_waveform_cache(
     """Decode and resample ``filenames`` (relative to ``audio_root``) once into a keyed cache.
 
     Returns the existing cache when the key matches; otherwise writes a new one atomically, so an
-    interrupted build leaves no partial cache behind.
+    interrupted build leaves no partial cache behind. Clips that had to be resampled, down-mixed to mono,
+    zero-padded or cut are counted (``WaveformCache.conversions``); a warning names the padded and
+    down-mixed ones, which the real TAU22 never needs.
     """
     if dtype not in _DTYPES:
         raise ValueError(f"unknown cache dtype {dtype!r}; choose from {sorted(_DTYPES)}")
     filenames = list(filenames)
     cache_dir = Path(cache_dir) if cache_dir else paths.cache_dir() / "waveforms"
-    key = cache_key(filenames, sample_rate, num_samples, dtype)
+    key = cache_key(filenames, audio_root, sample_rate, num_samples, dtype)
     path = cache_dir / f"waveforms-{key}.npy"
     if path.is_file():
         return WaveformCache(path)
     root = Path(audio_root)
+    conversions: dict[str, dict] = {}
+
+    def note(kind: str, name: str, detail: str) -> None:
+        entry = conversions.setdefault(kind, {"clips": 0, "example": f"{name} ({detail})"})
+        entry["clips"] += 1
+
     with atomic_path(path, suffix=".npy") as tmp:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=_DTYPES[dtype], shape=(len(filenames), num_samples))
         for start in tqdm(range(0, len(filenames), batch), desc=f"caching {len(filenames)} clips",
                           disable=not progress, unit="batch"):
             chunk = filenames[start:start + batch]
-            decoded = [read_wav(root / f) for f in chunk]
+            decoded = []
+            for name in chunk:
+                wave, sr, channels = read_audio(root / name)
+                if channels > 1:
+                    note("down-mixed", name, f"{channels} channels")
+                if sr != sample_rate:
+                    note(f"resampled {sr} -> {sample_rate} Hz", name, f"{sr} Hz")
+                length = len(wave) * sample_rate / sr
+                if length < num_samples - 0.5:
+                    note("zero-padded", name, f"{len(wave) / sr:.3f} s")
+                elif length > num_samples + 0.5:
+                    note("cut", name, f"{len(wave) / sr:.3f} s")
+                decoded.append((wave, sr))
             for sr in sorted({sr for _, sr in decoded}):
                 idx = [j for j, (_, s) in enumerate(decoded) if s == sr]
                 longest = max(len(decoded[j][0]) for j in idx)
@@ -137,6 +173,17 @@ def build_waveform_cache(
         del out
     write_json(path.with_suffix(".json"), {
         "key": key, "version": CACHE_VERSION, "sample_rate": sample_rate, "num_samples": num_samples,
-        "dtype": dtype, "audio_root": str(root), "filenames": filenames,
+        "dtype": dtype, "audio_root": str(root), "filenames": filenames, "conversions": conversions,
     })
+    unusual = {k: v for k, v in conversions.items() if k in ("down-mixed", "zero-padded")}
+    if unusual:
+        warnings.warn(f"{root}: " + "; ".join(f"{v['clips']} of {len(filenames)} clips {k}, e.g. {v['example']}"
+                                              for k, v in unusual.items()), stacklevel=2)
     return WaveformCache(path)
+
+
+def describe_conversions(conversions: dict, total: int) -> str:
+    """One line on what decoding did to ``total`` clips, e.g. ``3700 of 3700 resampled 44100 -> 32000 Hz``."""
+    if not conversions:
+        return f"all {total} clips used as stored (no resampling, down-mix, padding or cut)"
+    return "; ".join(f"{v['clips']} of {total} {k}" for k, v in sorted(conversions.items()))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -25,6 +26,7 @@ from .atomic import atomic_path
 
 SEGMENT_LISTS = ("balanced_train_segments", "eval_segments", "unbalanced_train_segments")
 SEGMENT_COLUMNS = ("YTID", "start_seconds", "end_seconds", "positive_labels")
+_MID = re.compile(r"^/[a-z]/[0-9A-Za-z_]+$")
 
 
 class Ontology:
@@ -94,7 +96,12 @@ def read_class_index(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: file not found")
-    frame = pd.read_csv(path, dtype={"mid": str, "display_name": str})
+    try:
+        frame = pd.read_csv(path, dtype={"mid": str, "display_name": str})
+    except pd.errors.EmptyDataError as err:
+        raise ValueError(f"{path}: the file is empty (expected columns index, mid, display_name)") from err
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: not a CSV table: {err}") from err
     missing = [c for c in ("index", "mid", "display_name") if c not in frame.columns]
     if missing:
         raise ValueError(f"{path}: missing column(s) {missing}; found {list(frame.columns)}")
@@ -112,18 +119,34 @@ def read_segments(path: str | Path) -> pd.DataFrame:
         raise FileNotFoundError(f"{path}: file not found")
     rows = []
     with path.open(newline="") as fh:
-        for lineno, row in enumerate(csv.reader(fh, skipinitialspace=True), start=1):
+        reader = csv.reader(fh, skipinitialspace=True)
+        while True:
+            first = reader.line_num + 1
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as err:
+                raise ValueError(f"{path}:{first}: unreadable line ({err})") from err
+            lineno = first
             if not row or row[0].startswith("#"):
                 continue
+            if reader.line_num != first or any("\n" in field or "\r" in field for field in row):
+                raise ValueError(f"{path}:{lineno}: a quote opened here is not closed on the same line "
+                                 f"(the field runs on to line {reader.line_num})")
             if len(row) != 4:
                 raise ValueError(f"{path}:{lineno}: expected 4 fields (YTID, start, end, \"labels\"), got {len(row)}")
             try:
                 start, end = float(row[1]), float(row[2])
             except ValueError as err:
                 raise ValueError(f"{path}:{lineno}: bad start/end seconds {row[1:3]}") from err
-            labels = [m for m in row[3].split(",") if m]
+            labels = [m.strip() for m in row[3].split(",") if m.strip()]
             if not labels:
                 raise ValueError(f"{path}:{lineno}: segment {row[0]} has no positive label")
+            bad = [m for m in labels if not _MID.match(m)]
+            if bad:
+                raise ValueError(f"{path}:{lineno}: segment {row[0]} has malformed label(s) {bad[:3]} "
+                                 "(expected AudioSet ids such as /m/09x0r)")
             rows.append((row[0], start, end, labels))
     if not rows:
         raise ValueError(f"{path}: no segments")

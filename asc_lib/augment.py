@@ -3,6 +3,10 @@
 Waveform level: :func:`roll` (the baseline's ±0.1 s roll). Spectrogram level: :func:`freq_mixstyle`,
 :func:`mask` (torchaudio's SpecAugment masks) and :func:`mixup`. :class:`Augment` chains them with a
 front end in the order of the reference code: roll -> log-mel -> Freq-MixStyle -> masking.
+
+With a deterministic front end the log-mels of the training clips can be computed once
+(:meth:`Augment.features`, the recipes' ``feature_cache``): the roll then moves whole frames of the
+cached spectrogram (:func:`roll_frames`, the roll rounded to whole hops), a named deviation.
 """
 from __future__ import annotations
 
@@ -21,6 +25,17 @@ def roll(waves: torch.Tensor, max_shift: int) -> torch.Tensor:
     shifts = torch.randint(-max_shift, max_shift + 1, (n, 1), device=waves.device)
     index = (torch.arange(length, device=waves.device).unsqueeze(0) - shifts) % length
     return torch.gather(waves, 1, index)
+
+
+def roll_frames(spec: torch.Tensor, max_shift: int) -> torch.Tensor:
+    """Roll each spectrogram of a ``(batch, channels, mels, frames)`` tensor along time by its own whole
+    number of frames, uniform in ±``max_shift`` (the waveform roll rounded to whole hops)."""
+    if max_shift <= 0:
+        return spec
+    n, frames = spec.shape[0], spec.shape[-1]
+    shifts = torch.randint(-max_shift, max_shift + 1, (n, 1, 1, 1), device=spec.device)
+    index = (torch.arange(frames, device=spec.device).view(1, 1, 1, -1) - shifts) % frames
+    return torch.gather(spec, 3, index.expand_as(spec))
 
 
 def freq_mixstyle(x: torch.Tensor, p: float, alpha: float, eps: float) -> torch.Tensor:
@@ -96,20 +111,44 @@ class Augment(nn.Module):
     """Waveforms -> augmented log-mel spectrograms ``(batch, 1, mels, frames)``.
 
     In ``eval()`` mode only the front end runs. The front end's own training randomness (EfficientAT's
-    random f_min/f_max) follows the module's mode.
+    random f_min/f_max) follows the module's mode. While ``precomputed`` is set, the input is already
+    the front end's output (:meth:`features`) and the roll moves whole frames.
     """
 
     def __init__(self, frontend: nn.Module, config: AugmentConfig):
         super().__init__()
         self.frontend = frontend
         self.config = config
+        self.precomputed = False
+
+    def can_precompute(self) -> bool:
+        """Whether the front end gives the same output in training as in evaluation (a plain log-mel)."""
+        return bool(getattr(self.frontend, "deterministic", False))
+
+    @torch.no_grad()
+    def features(self, waves: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+        """The front end's output for ``waves``, in batches on their device (float32)."""
+        if not self.can_precompute():
+            raise ValueError(f"{type(self.frontend).__name__} draws random settings in training; its output "
+                             "cannot be computed once (set feature_cache: false)")
+        was = self.frontend.training
+        self.frontend.eval()
+        out = torch.cat([self.frontend(waves[i:i + batch_size].float()) for i in range(0, len(waves), batch_size)])
+        self.frontend.train(was)
+        return out
 
     def forward(self, waves: torch.Tensor) -> torch.Tensor:
         cfg = self.config
-        waves = waves.float()
-        if self.training:
-            waves = roll(waves, int(round(cfg.roll_seconds * self.frontend.sample_rate)))
-        spec = self.frontend(waves)
+        if self.precomputed:
+            spec = waves.float()
+            if self.training:
+                spec = roll_frames(spec, int(round(cfg.roll_seconds * self.frontend.sample_rate
+                                                   / self.frontend.hop_length)))
+        else:
+            waves = waves.float()
+            if self.training:
+                waves = roll(waves, int(round(cfg.roll_seconds * self.frontend.sample_rate)))
+            spec = self.frontend(waves)
         if self.training:
             spec = freq_mixstyle(spec, cfg.mixstyle_p, cfg.mixstyle_alpha, cfg.mixstyle_eps)
             spec = mask(spec, cfg.freq_mask, cfg.time_mask)

@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader, Dataset
 from .audio import build_waveform_cache, fit_length, read_wav, resample
 from .augment import Augment, AugmentConfig
 from .frontend import build_frontend
+from . import train
 from .train import Supervised, TrainData
 
 AUDIOSET_SEGMENTS = 2_000_000     # "AudioSet's 2 million segments" (balanced + unbalanced + eval, rounded)
@@ -89,22 +90,40 @@ def _training_setup(recipe: dict, device: torch.device, seed: int) -> tuple[nn.M
 
 def _run_steps(batches, model, objective, optimizer, steps: int, warmup: int, device: torch.device,
                amp: bool) -> float:
-    """Samples per second over ``steps`` optimizer steps after ``warmup`` untimed ones."""
+    """Samples per second over ``steps`` optimizer steps after ``warmup`` untimed ones, each step the
+    training loop's own :func:`asc_lib.train.train_step` (the reference data path's measurement)."""
     model.train()
+    objective.train()
     seen, start = 0, None
     for i in range(warmup + steps):
         if i == warmup:
             _sync(device)
             start, seen = time.perf_counter(), 0
         batch = next(batches)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            loss, _ = objective.loss(model, batch, i)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        train.train_step(model, model, objective, optimizer, None, batch, i, device, amp)
         seen += len(batch["labels"])
     _sync(device)
     return seen / (time.perf_counter() - start)
+
+
+def fit_rate(model: nn.Module, objective, data: TrainData, recipe: dict, steps: int, warmup: int,
+             device: torch.device, seed: int = 0) -> float:
+    """Samples per second of :func:`asc_lib.train.fit` itself (the study's path: data resident on the
+    device, the recipe's feature cache, checkpoints after every epoch), timed from the end of step
+    ``warmup`` to the end of step ``warmup + steps`` of one run in a temporary folder."""
+    if warmup < 1:
+        raise ValueError("fit_rate needs at least one untimed warm-up step")
+    marks: dict[str, float] = {}
+
+    def mark(step: int) -> None:
+        if step in (warmup - 1, warmup + steps - 1):
+            _sync(device)
+            marks["start" if step == warmup - 1 else "end"] = time.perf_counter()
+
+    run = {**recipe, "epochs": 1, "min_steps": warmup + steps, "eval_points": 0}
+    with tempfile.TemporaryDirectory() as directory:
+        train.fit(model, objective, data, run, directory, seed=seed, device=device, progress=False, on_step_end=mark)
+    return steps * recipe["batch_size"] / (marks["end"] - marks["start"])
 
 
 def reference_batches(frame: pd.DataFrame, audio_root: str | Path, sample_rate: int, batch_size: int,
@@ -116,16 +135,6 @@ def reference_batches(frame: pd.DataFrame, audio_root: str | Path, sample_rate: 
                         generator=torch.Generator().manual_seed(seed))
     for waves, labels in _cycle(loader):
         yield {"waves": waves.to(device, non_blocking=True), "labels": labels.to(device, non_blocking=True)}
-
-
-def study_batches(waves: torch.Tensor, labels: torch.Tensor, batch_size: int, device: torch.device, seed: int = 0):
-    """Endless batches gathered by index from the cached waveforms on the device (the study's path)."""
-    data = TrainData(waves, labels).to(device)
-    generator = torch.Generator().manual_seed(seed)
-    while True:
-        order = torch.randperm(len(data), generator=generator)
-        for i in range(len(data) // batch_size):
-            yield data.batch(order[i * batch_size:(i + 1) * batch_size].to(device))
 
 
 def _amp(recipe: dict, device: torch.device) -> bool:
@@ -303,26 +312,26 @@ def scaling_sizes(largest: int | None, device: torch.device) -> list[int]:
 
 def training_comparison(frame: pd.DataFrame, audio_root: str | Path, waves: torch.Tensor, recipe: dict, steps: int,
                         device: torch.device, workers: int, rounds: int = 3, seed: int = 0) -> pd.DataFrame:
-    """CP-Mobile training samples/s, reference data path against the study's, on the same machine: the two
-    alternate for ``rounds`` rounds of ``steps`` steps (so that a change of machine load hits both) and the
-    median round of each is reported."""
+    """CP-Mobile training samples/s, reference data path against the study's, on the same machine: the
+    reference feeds DataLoader batches to the training step; the study's is :func:`asc_lib.train.fit`
+    itself (:func:`fit_rate`). The two alternate for ``rounds`` rounds of ``steps`` steps (so that a change
+    of machine load hits both) and the median round of each is reported."""
     labels = torch.as_tensor(frame["label"].to_numpy(copy=True), dtype=torch.long)
     amp = _amp(recipe, device)
-    paths_ = {}
-    for name in ("reference", "study"):
-        model, objective, optimizer = _training_setup(recipe, device, seed)
-        rate = objective.augment.frontend.sample_rate
-        stream = (reference_batches(frame, audio_root, rate, recipe["batch_size"], device, workers, seed)
-                  if name == "reference" else study_batches(waves, labels, recipe["batch_size"], device, seed))
-        paths_[name] = (stream, model, objective, optimizer)
-    measured = {name: [] for name in paths_}
+    model, objective, optimizer = _training_setup(recipe, device, seed)
+    rate = objective.augment.frontend.sample_rate
+    stream = reference_batches(frame, audio_root, rate, recipe["batch_size"], device, workers, seed)
+    measured: dict[str, list[float]] = {"reference": [], "study": []}
     for r in range(rounds):
-        for name, (stream, model, objective, optimizer) in paths_.items():
-            measured[name].append(_run_steps(stream, model, objective, optimizer, steps, 2 if r == 0 else 0,
-                                             device, amp))
+        measured["reference"].append(_run_steps(stream, model, objective, optimizer, steps, 2 if r == 0 else 0,
+                                                device, amp))
+        study_model, study_objective, _ = _training_setup(recipe, device, seed)
+        measured["study"].append(fit_rate(study_model, study_objective, TrainData(waves, labels), recipe, steps, 2,
+                                          device, seed))
+    cache = " + log-mels computed once" if recipe.get("feature_cache") else ""
     table = pd.DataFrame({
         "data path": [f"reference: DataLoader, WAV read + resampled per item ({workers} workers)",
-                      "study: decoded once, cached on the device, batched gather"],
+                      f"study: train.fit, decoded once, resident on the device{cache}"],
         "samples/s": [float(np.median(measured["reference"])), float(np.median(measured["study"]))],
         "rounds": [", ".join(f"{v:.0f}" for v in measured[n]) for n in ("reference", "study")],
     }).set_index("data path")
@@ -352,17 +361,18 @@ def teacher_table(device: torch.device, clips: int, passt_clips: int, batch_size
 
 
 def efficientat_training_rate(waves: torch.Tensor, labels: torch.Tensor, steps: int, batch_size: int,
-                              device: torch.device, seed: int = 0) -> float:
-    """EfficientAT mn10 training samples/s on the study's path (for the mean-teacher projection)."""
+                              device: torch.device, seed: int = 0, recipe: dict | None = None) -> float:
+    """EfficientAT mn10 training samples/s through :func:`asc_lib.train.fit` (for the mean-teacher
+    projection); ``waves`` at 16 kHz, the surkov16k front end, the given recipe's optimizer settings."""
     from .models.efficientat import build_efficientat
 
+    recipe = {**(recipe or {"lr": 1e-3, "weight_decay": 1e-3, "warmup_steps": 0, "min_lr_fraction": 0.0,
+                            "channels_last": True, "amp": True}), "batch_size": batch_size}
     torch.manual_seed(seed)
     frontend = build_frontend("surkov16k").to(device)
     model = build_efficientat("mn10", 10).to(device)
     objective = Supervised(Augment(frontend, AugmentConfig())).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    return _run_steps(study_batches(waves, labels, batch_size, device, seed), model, objective, optimizer, steps, 1,
-                      device, device.type == "cuda")
+    return fit_rate(model, objective, TrainData(waves, labels), recipe, steps, 1, device, seed)
 
 
 def scaling_table(filter_sizes, cache_sizes, cache_frame: pd.DataFrame, audio_root: str | Path,

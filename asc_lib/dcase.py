@@ -38,6 +38,9 @@ def read_table(path: str | Path, columns: Sequence[str]) -> pd.DataFrame:
         raise FileNotFoundError(f"{path}: file not found")
     try:
         frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError as err:
+        raise ValueError(f"{path}: the file is empty (expected a tab-separated table with columns "
+                         f"{list(columns)})") from err
     except (pd.errors.ParserError, UnicodeDecodeError) as err:
         raise ValueError(f"{path}: not a tab-separated table: {err}") from err
     missing = [c for c in columns if c not in frame.columns]

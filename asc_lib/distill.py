@@ -1,7 +1,9 @@
 """Knowledge distillation with teacher outputs computed once and read back from disk.
 
 :func:`teacher_outputs` runs a teacher over a waveform tensor once per ``(teacher, data, front end)``
-key and caches the logits under ``data/cache/teacher_outputs/``; a changed key computes anew.
+key and caches the logits under ``data/cache/teacher_outputs/``; a changed key computes anew. The key
+always holds the teacher's and the front end's code, configuration and weights and a digest of the
+data (:mod:`asc_lib.provenance`), besides what the caller names.
 :class:`ProbabilityMSE` is Surkov's loss: the mean squared error between the student's and the teacher's
 class probabilities.
 """
@@ -15,7 +17,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from . import distributed, paths
+from . import distributed, paths, provenance
 from .atomic import atomic_path, write_json
 from .train import Objective, logits_of
 
@@ -27,18 +29,40 @@ def cache_path(key: dict, cache_dir: str | Path | None = None) -> Path:
     return root / f"logits-{digest}.pt"
 
 
+def full_key(teacher: nn.Module, key: dict, frontend: nn.Module | None = None, waves: torch.Tensor | None = None,
+             data_id: str | None = None) -> dict:
+    """The cache key of teacher outputs: the caller's ``key`` plus the teacher's and front end's identity
+    (code, configuration, weights) and the data's (``data_id`` when given, e.g. a waveform cache key,
+    else a digest of ``waves``)."""
+    if data_id is None:
+        if waves is None:
+            raise ValueError("teacher outputs need the waves or a data_id to be keyed")
+        data_id = provenance.tensor_digest(waves)
+    return {**key, "teacher_identity": provenance.identity(teacher),
+            "frontend_identity": provenance.identity(frontend) if frontend is not None else None,
+            "data_identity": data_id, "code": provenance.code_digest(compute_logits)}
+
+
+def is_cached(key: dict, cache_dir: str | Path | None = None) -> bool:
+    """Whether the outputs of a :func:`full_key` are in the cache."""
+    return cache_path(key, cache_dir).is_file()
+
+
 @torch.no_grad()
 def teacher_outputs(teacher: nn.Module, waves: torch.Tensor, key: dict, frontend: nn.Module | None = None,
                     batch_size: int = 128, device: str | torch.device | None = None,
-                    cache_dir: str | Path | None = None, progress: bool = True) -> torch.Tensor:
-    """Teacher logits ``(n, classes)`` (float32, CPU) for ``waves``: read from the cache when ``key`` was
-    computed before, else computed in batches (``frontend`` first, if given) and cached atomically.
+                    cache_dir: str | Path | None = None, progress: bool = True,
+                    data_id: str | None = None) -> torch.Tensor:
+    """Teacher logits ``(n, classes)`` (float32, CPU) for ``waves``: read from the cache when the
+    :func:`full_key` was computed before, else computed in batches (``frontend`` first, if given) and
+    cached atomically. ``data_id`` names the data when ``waves`` is only a placeholder of the right length.
 
     Under ``torchrun`` each rank computes a contiguous shard, the shards are gathered in order on every
     rank, and rank 0 writes the cache (:mod:`asc_lib.distributed`)."""
+    key = full_key(teacher, key, frontend, waves, data_id)
     path = cache_path(key, cache_dir)
     if path.is_file():
-        cached = torch.load(path, map_location="cpu", weights_only=True)
+        cached = provenance.load_torch(path, "cached teacher outputs")
         if cached.shape[0] != len(waves):
             raise ValueError(f"{path}: cached outputs have {cached.shape[0]} rows, data has {len(waves)}")
         return cached

@@ -23,6 +23,7 @@ import torch
 import torch.distributed as dist
 
 from .atomic import atomic_path
+from .provenance import load_torch
 
 
 @dataclass(frozen=True)
@@ -202,7 +203,7 @@ def _logits(args) -> None:
     from .params import data_paths
 
     here, device = init(args.device)
-    state = torch.load(args.teacher, map_location="cpu", weights_only=False)
+    state = load_torch(args.teacher, "teacher file")
     if not isinstance(state, dict) or "model" not in state or "builder" not in state:
         raise ValueError(f"{args.teacher}: expected a dict with 'builder' and 'model' (see save_teacher_file)")
     teacher = _build(state)

@@ -16,7 +16,7 @@ from torch import nn
 
 from . import paths
 from .atomic import write_json
-from .audio import build_waveform_cache
+from .audio import build_waveform_cache, describe_conversions
 from .dcase import load_split
 from .evaluate import predict, scene_scores, write_output_csv
 from .params import DataPaths
@@ -37,14 +37,19 @@ def run_dir(profile: str, method: str, split: int, seed: int) -> Path:
     return runs_dir(profile) / method / f"split{split}-seed{seed}"
 
 
+def split_cache(frame: pd.DataFrame, data: DataPaths, sample_rate: int, seconds: float = 1.0,
+                progress: bool = True):
+    """The waveform cache of the clips of ``frame`` (decoded once, on disk)."""
+    if not data.audio_available:
+        raise RuntimeError(f"profile data at {data.tau22_dir} has no audio (audio_available: false)")
+    return build_waveform_cache(frame["filename"].tolist(), data.tau22_dir, sample_rate,
+                                int(round(sample_rate * seconds)), progress=progress)
+
+
 def split_waves(frame: pd.DataFrame, data: DataPaths, sample_rate: int, device="cpu", seconds: float = 1.0,
                 progress: bool = True) -> torch.Tensor:
     """The clips of ``frame`` decoded once (cached on disk) and returned as one tensor on ``device``."""
-    if not data.audio_available:
-        raise RuntimeError(f"profile data at {data.tau22_dir} has no audio (audio_available: false)")
-    cache = build_waveform_cache(frame["filename"].tolist(), data.tau22_dir, sample_rate,
-                                 int(round(sample_rate * seconds)), progress=progress)
-    return cache.to_tensor(device)
+    return split_cache(frame, data, sample_rate, seconds, progress).to_tensor(device)
 
 
 def scene_train_data(frame: pd.DataFrame, waves: torch.Tensor) -> TrainData:
@@ -55,22 +60,38 @@ def scene_train_data(frame: pd.DataFrame, waves: torch.Tensor) -> TrainData:
 
 def test_evaluator(frontend: nn.Module, test_frame: pd.DataFrame, test_waves: torch.Tensor,
                    batch_size: int = 256, amp: bool = False):
-    """A callable for ``fit(evaluate=...)`` reporting test accuracy, per-group accuracy and log loss."""
+    """A callable for ``fit(evaluate=...)`` reporting test accuracy, per-group accuracy and log loss.
+    The front end's (deterministic, evaluation-mode) output of the test clips is computed at the first
+    call and reused at the later ones."""
+    cached: list[torch.Tensor] = []
+
     def evaluate(model: nn.Module) -> dict:
-        scores = scene_scores(test_frame, predict(model, frontend, test_waves, batch_size, amp=amp))
+        if not cached:
+            was = frontend.training
+            with torch.no_grad():
+                frontend.eval()
+                cached.append(torch.cat([frontend(test_waves[i:i + batch_size].float())
+                                         for i in range(0, len(test_waves), batch_size)]))
+            frontend.train(was)
+        scores = scene_scores(test_frame, predict(model, nn.Identity(), cached[0], batch_size, amp=amp))
         return {"accuracy": scores["accuracy"], "log_loss": scores["log_loss"],
                 **{f"acc_{g}": v for g, v in scores["per_group"].items()}}
     return evaluate
 
 
 def finish_run(directory: Path, model: nn.Module, frontend: nn.Module, test_frame: pd.DataFrame,
-               test_waves: torch.Tensor, info: dict, batch_size: int = 256, amp: bool = False) -> dict:
-    """Evaluate ``model`` on the test split, write ``output.csv`` and ``metrics.json``; return the metrics."""
+               test_waves: torch.Tensor, info: dict, batch_size: int = 256, amp: bool = False,
+               history=None) -> dict:
+    """Evaluate ``model`` on the test split, write ``output.csv`` and ``metrics.json``; return the metrics.
+    With the :class:`asc_lib.train.History` of the run, the metrics say how the run was obtained
+    (trained, resumed, reused or retrained) and carry its fingerprint."""
     probs = predict(model, frontend, test_waves, batch_size, amp=amp)
     scores = scene_scores(test_frame, probs)
     write_output_csv(directory / OUTPUT, test_frame["filename"], probs)
     metrics = {**info, "test": scores, "torch": torch.__version__, "machine": platform.machine(),
                "device": str(next(model.parameters()).device)}
+    if history is not None and hasattr(history, "info"):
+        metrics["fit"] = history.info()
     write_json(directory / METRICS, metrics)
     return metrics
 
@@ -93,8 +114,11 @@ class SceneTask:
         self.train = load_split(data, split)
         self.test = load_split(data, "test")
         rate = self.frontend.sample_rate
-        self.train_waves = split_waves(self.train, data, rate, self.device, progress=progress)
-        self.test_waves = split_waves(self.test, data, rate, self.device, progress=progress)
+        caches = {name: split_cache(frame, data, rate, progress=progress)
+                  for name, frame in (("train", self.train), ("test", self.test))}
+        self.conversions = {name: cache.conversions for name, cache in caches.items()}
+        self.train_waves = caches["train"].to_tensor(self.device)
+        self.test_waves = caches["test"].to_tensor(self.device)
 
     def summary(self) -> pd.DataFrame:
         """Clips per device group in the training and test splits."""
@@ -103,14 +127,21 @@ class SceneTask:
             "test": self.test["device_group"].value_counts(),
         }).reindex(["real", "seen", "unseen"]).fillna(0).astype(int).rename_axis("device group")
 
+    def audio_report(self) -> pd.DataFrame:
+        """What decoding did to the clips of each split: resampled, down-mixed, zero-padded or cut."""
+        return pd.DataFrame({f"split {self.split}" if name == "train" else name:
+                             {"clips": len(frame), "decoding": describe_conversions(self.conversions[name], len(frame))}
+                             for name, frame in (("train", self.train), ("test", self.test))}).T
+
     def train_data(self) -> TrainData:
         return scene_train_data(self.train, self.train_waves)
 
     def evaluator(self, amp: bool = False):
         return test_evaluator(self.frontend, self.test, self.test_waves, amp=amp)
 
-    def finish(self, directory: Path, model: nn.Module, info: dict, amp: bool = False) -> dict:
-        return finish_run(directory, model, self.frontend, self.test, self.test_waves, info, amp=amp)
+    def finish(self, directory: Path, model: nn.Module, info: dict, amp: bool = False, history=None) -> dict:
+        return finish_run(directory, model, self.frontend, self.test, self.test_waves, info, amp=amp,
+                          history=history)
 
 
 def recipe_table(recipe: dict) -> pd.DataFrame:

@@ -15,6 +15,7 @@ from . import audioset, paths
 from .audio import load_clip
 from .dcase import SCENES
 from .frontend import build_frontend
+from .provenance import load_torch
 
 FILES = {
     "baseline_split5": ("weights", "dcase2024_baseline_split5", "model_state_dict.pt"),
@@ -48,7 +49,7 @@ def official_baseline():
     from .models.cpmobile import build_cp_mobile
 
     model = build_cp_mobile().eval()
-    model.load_state_dict(torch.load(shared_file("baseline_split5"), map_location="cpu"), strict=True)
+    model.load_state_dict(load_torch(shared_file("baseline_split5"), "official baseline checkpoint"), strict=True)
     return model
 
 

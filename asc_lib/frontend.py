@@ -39,6 +39,8 @@ def load_preset(name: str) -> dict:
 class LogMel(nn.Module):
     """torchaudio ``MelSpectrogram`` (HTK mels, power 2, centred) followed by ``log(x + offset)``."""
 
+    deterministic = True  # same output in training and evaluation: it can be computed once
+
     def __init__(self, sample_rate: int, n_fft: int, win_length: int, hop_length: int, n_mels: int,
                  f_min: float = 0.0, f_max: float | None = None, log_offset: float = 1e-5):
         super().__init__()
@@ -49,6 +51,10 @@ class LogMel(nn.Module):
             n_mels=n_mels, f_min=f_min, f_max=f_max,
         )
 
+    @property
+    def hop_length(self) -> int:
+        return int(self.mel.hop_length)
+
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         with torch.autocast(device_type=wave.device.type, enabled=False):
             spec = self.mel(wave.float())
@@ -58,6 +64,8 @@ class LogMel(nn.Module):
 class EfficientATMel(nn.Module):
     """EfficientAT's ``AugmentMelSTFT`` without masking: pre-emphasis, STFT power, Kaldi mel banks,
     ``log(x + 1e-5)``, then ``(x + 4.5) / 5``. In training mode f_min and f_max are drawn at random."""
+
+    deterministic = False
 
     def __init__(self, sample_rate: int, n_fft: int, win_length: int, hop_length: int, n_mels: int,
                  f_min: float, f_max: float, log_offset: float, preemphasis, fmin_aug_range: int,

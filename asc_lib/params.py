@@ -8,6 +8,7 @@ misspelled ``-p``) and bad values, and returns the resolved configuration.
 from __future__ import annotations
 
 import difflib
+import re
 import types
 from dataclasses import dataclass
 from pathlib import Path
@@ -187,6 +188,7 @@ NOTEBOOK_PARAMETERS: dict[str, dict[str, Any]] = {
         "runs_dir": None,             # None: the profile's runs (data/runs/<profile>); a folder of runs otherwise
         "focus_split": 100,           # split of the per-device plots and confusion matrices
         "tables_dir": None,           # None: reports/tables/<profile>; the tables are written there as CSV
+        "plan": None,                 # which report plan's runs to expect (quick / full); None: the profile's default
     },
     "06_benchmarks": {
         "profile": "mini",
@@ -219,6 +221,22 @@ NOTEBOOK_PARAMETERS: dict[str, dict[str, Any]] = {
 }
 
 
+def check_device(value: Any) -> str:
+    """``auto``, ``cpu`` or a CUDA device that exists on this machine (``cuda`` or ``cuda:N``)."""
+    match = re.fullmatch(r"cuda(?::(\d+))?", value) if isinstance(value, str) else None
+    if not isinstance(value, str) or not (value in ("auto", "cpu") or match):
+        raise ValueError(f"parameter device must be 'auto', 'cpu' or 'cuda[:N]', got {value!r}")
+    if match:
+        import torch
+
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(match.group(1) or 0)
+        if index >= count:
+            have = f"{count} CUDA device(s)" if count else "no CUDA device (torch sees no GPU)"
+            raise ValueError(f"parameter device={value!r}, but this machine has {have}; use 'auto' or 'cpu'")
+    return value
+
+
 def _validate_value(name: str, value: Any, default: Any = None) -> Any:
     if value is None and default is None:
         return None  # "use the parameter file's value"
@@ -235,8 +253,7 @@ def _validate_value(name: str, value: Any, default: Any = None) -> Any:
         if value not in preset_names():
             raise ValueError(f"unknown front end {value!r}; presets: {', '.join(preset_names())}")
     if name == "device":
-        if not isinstance(value, str) or not (value in ("auto", "cpu") or value.startswith("cuda")):
-            raise ValueError(f"parameter device must be 'auto', 'cpu' or 'cuda[:N]', got {value!r}")
+        check_device(value)
     if name in ("epochs", "batch_size", "min_steps") and value is not None:
         if not isinstance(value, int) or value < (0 if name == "min_steps" else 1):
             raise ValueError(f"parameter {name} must be a positive int or None, got {value!r}")
@@ -265,6 +282,8 @@ def _validate_value(name: str, value: Any, default: Any = None) -> Any:
             not isinstance(value, (list, tuple)) or not value
             or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)):
         raise ValueError(f"parameter {name} must be a non-empty list of positive ints or None, got {value!r}")
+    if name == "plan" and value not in ("quick", "full"):
+        raise ValueError(f"parameter plan must be 'quick', 'full' or None, got {value!r}")
     if name == "output_dir" and not isinstance(value, (str, Path)):
         raise ValueError(f"parameter output_dir must be a folder path or None, got {value!r}")
     if name in ("seed", "n_examples"):

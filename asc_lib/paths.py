@@ -4,6 +4,7 @@ Environment overrides:
     ``ASC_DATA_DIR``     generated data and caches (default ``<root>/data``)
     ``ASC_REPORTS_DIR``  executed notebooks and ``index.html`` (default ``<root>/reports``)
     ``ASC_RUNS_DIR``     training runs (default ``<data>/runs``)
+    ``ASC_CACHE_DIR``    caches: waveforms, teacher outputs, embeddings (default ``<data>/cache``)
     ``ASC_SHARED_DATA``  the real reference files (default ``<root>/../shared/data``)
 """
 from __future__ import annotations
@@ -28,8 +29,8 @@ def data_dir() -> Path:
 
 
 def cache_dir() -> Path:
-    """Root of cached intermediates (waveform caches, teacher outputs...)."""
-    return data_dir() / "cache"
+    """Root of cached intermediates (waveform caches, teacher outputs...); ``ASC_CACHE_DIR`` overrides it."""
+    return _env_path("ASC_CACHE_DIR", data_dir() / "cache")
 
 
 def reports_dir() -> Path:

@@ -1,8 +1,12 @@
 """Run the study's notebooks headless with papermill and render ``reports/index.html``.
 
 The profile's ``report`` list (``params/<profile>.yaml``) says which notebooks run with which
-parameters. A run is identified by its notebook's source and its parameters: finished runs whose
-identity has not changed are not redone. Each executed notebook is written atomically to
+parameters. A run is identified by its notebook's source, its parameters, the library's code and
+parameter files and the profile's data (a signature of every file's size and modification time): a
+finished run whose identity has not changed is not redone, and the report says why each run was redone
+or reused. Inside a re-executed notebook, training runs are reused only when their own fingerprint
+(:func:`asc_lib.train.fit`) matches, so a changed loss retrains exactly the runs that use it.
+``--force`` re-executes every notebook and retrains every run (``ASC_RETRAIN=1``). Each executed notebook is written atomically to
 ``reports/<name>.ipynb`` and rendered to ``reports/html/<name>.html``.
 
     python -m asc_lib.report --profile mini
@@ -14,17 +18,40 @@ import hashlib
 import html
 import itertools
 import json
+import os
+import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 
 import nbformat
 from nbconvert import HTMLExporter
 
-from . import paths
+from . import paths, provenance
 from .atomic import atomic_path, write_json, write_text
 from .notebooks import tidy_progress
 from .params import NOTEBOOK_PARAMETERS, load_profile
+
+
+# Which notebooks' outputs a notebook reads (with its default parameters): 02 trains on the label-filtered
+# subsets of 01, 04 distils the teacher of 02, 03b distils on the pruning of 03, 05 collects every run.
+PREREQUISITES: dict[str, tuple[str, ...]] = {
+    "02_mean_teacher": ("01_audioset_label_filtering",),
+    "04_kd": ("02_mean_teacher",),
+    "03b_pruned_kd": ("03_domain_pruning",),
+}
+
+
+def prerequisites(notebook: str) -> list[str]:
+    """Every notebook ``notebook`` needs, transitively, in the order they must run."""
+    order: list[str] = []
+    for needed in PREREQUISITES.get(notebook, ()):
+        for name in prerequisites(needed) + [needed]:
+            if name not in order:
+                order.append(name)
+    return order
 
 
 def run_name(notebook: str, parameters: dict, profile: str) -> str:
@@ -36,11 +63,41 @@ def run_name(notebook: str, parameters: dict, profile: str) -> str:
     return "_".join(str(p) for p in parts)
 
 
-def run_key(notebook_path: Path, parameters: dict) -> str:
-    """Identity of a run: the notebook's source cells and the parameters."""
+def _digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def data_signature(profile: str) -> str:
+    """Signature of every file of the profile's data folders (names, sizes, modification times)."""
+    data = load_profile(profile)["data"]
+    return provenance.tree_signature(*(paths.resolve(data[k]) for k in ("tau22_dir", "splits_dir", "audioset_dir")))
+
+
+def run_identity(notebook_path: Path, parameters: dict, code: str, data: str) -> dict:
+    """What a report entry was made from: the notebook's source cells, the parameters, the library and
+    ``params/`` (``code``) and the profile's data (``data``)."""
     nb = nbformat.read(notebook_path, as_version=4)
     source = "\n".join(c.source for c in nb.cells)
-    return hashlib.sha256(json.dumps([source, parameters], sort_keys=True).encode()).hexdigest()[:16]
+    return {"notebook": _digest(source), "parameters": _digest(parameters), "code": code, "data": data}
+
+
+def run_key(notebook_path: Path, parameters: dict, code: str = "", data: str = "") -> str:
+    """Key of a run: the digest of its :func:`run_identity`."""
+    return _digest(run_identity(notebook_path, parameters, code, data))
+
+
+def rerun_reason(done: dict, identity: dict, executed: Path, force: bool) -> str | None:
+    """Why a run must execute again (None when its finished result can be reused)."""
+    if force:
+        return "--force"
+    if not done:
+        return "not run yet"
+    if not done.get("ok"):
+        return "failed last time"
+    if not executed.is_file():
+        return f"{executed.name} is missing"
+    changed = [k for k in identity if done.get("identity", {}).get(k) != identity[k]]
+    return "changed: " + ", ".join(changed) if changed else None
 
 
 def expand(parameters: dict) -> list[dict]:
@@ -50,8 +107,23 @@ def expand(parameters: dict) -> list[dict]:
     return [dict(zip(keys, combo)) for combo in itertools.product(*values)]
 
 
-def plan(profile: str) -> list[dict]:
-    """The runs of a profile, in order: notebook path, parameters (profile included) and output name."""
+PLANS = ("quick", "full")
+BARRIERS = ("05_results", "06_benchmarks")   # wait for every run before them
+EXCLUSIVE = ("06_benchmarks",)               # run alone on the machine (it measures speed)
+
+
+def default_plan(profile: str) -> str:
+    """The plan ``make report`` runs for ``profile`` (``default_plan:`` of its file; ``full`` if absent)."""
+    return load_profile(profile).get("default_plan", "full")
+
+
+def plan(profile: str, which: str | None = None) -> list[dict]:
+    """The runs of a profile's plan ``which`` (``quick`` or ``full``; None: the profile's default), in
+    order: notebook path, parameters (profile included) and output name. A report entry without a
+    ``plans:`` list belongs to every plan."""
+    which = which or default_plan(profile)
+    if which not in PLANS:
+        raise ValueError(f"unknown plan {which!r}; choose from {PLANS}")
     runs = []
     for entry in load_profile(profile).get("report", []):
         name = entry["notebook"]
@@ -60,10 +132,40 @@ def plan(profile: str) -> list[dict]:
         unknown = set(entry.get("parameters", {})) - set(NOTEBOOK_PARAMETERS[name])
         if unknown:
             raise ValueError(f"params/{profile}.yaml: unknown parameter(s) {sorted(unknown)} for {name}")
+        plans = entry.get("plans", list(PLANS))
+        if set(plans) - set(PLANS):
+            raise ValueError(f"params/{profile}.yaml: {name} lists unknown plan(s) {sorted(set(plans) - set(PLANS))}")
+        if which not in plans:
+            continue
         for chosen in expand(entry.get("parameters", {})):
+            extra = {"plan": which} if "plan" in NOTEBOOK_PARAMETERS[name] else {}
             runs.append(dict(notebook=paths.NOTEBOOKS_DIR / f"{name}.ipynb",
-                             parameters={"profile": profile, **chosen}, name=run_name(name, chosen, profile)))
+                             parameters={"profile": profile, **chosen, **extra}, name=run_name(name, chosen, profile)))
+    names = [r["notebook"].stem for r in runs]
+    for i, run in enumerate(runs):
+        for needed in prerequisites(run["notebook"].stem):
+            if needed not in names[:i]:
+                raise ValueError(f"params/{profile}.yaml ({which} plan): {run['name']} needs {needed}, "
+                                 "which must come earlier in the plan")
     return runs
+
+
+def dependencies(runs: list[dict]) -> list[set[int]]:
+    """For each run, the earlier runs it must wait for: runs of its prerequisite notebooks on the same
+    split (or without a split), and every earlier run for the results and benchmark notebooks; a run
+    after an exclusive one waits for it."""
+    after: list[set[int]] = []
+    for i, run in enumerate(runs):
+        name, split = run["notebook"].stem, run["parameters"].get("split")
+        needed = set(prerequisites(name))
+        if name in BARRIERS:
+            deps = set(range(i))
+        else:
+            deps = {j for j in range(i) if runs[j]["notebook"].stem in needed
+                    and runs[j]["parameters"].get("split") in (None, split)}
+            deps |= {j for j in range(i) if runs[j]["notebook"].stem in EXCLUSIVE}
+        after.append(deps)
+    return after
 
 
 def render_html(notebook_path: Path, html_path: Path) -> None:
@@ -72,23 +174,41 @@ def render_html(notebook_path: Path, html_path: Path) -> None:
     write_text(html_path, body)
 
 
-def execute(run: dict, out_dir: Path) -> tuple[bool, float]:
-    """Execute one run with papermill into ``out_dir/<name>.ipynb`` (atomically)."""
-    import papermill as pm
+def _kernel_env(threads: int | None, retrain: bool = False) -> dict:
+    env = dict(os.environ)
+    if retrain:
+        env["ASC_RETRAIN"] = "1"  # every training run in the kernel starts over (--force)
+    if threads:
+        env.update({k: str(threads) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")})
+    return env
 
+
+def execute(run: dict, out_dir: Path, threads: int | None = None, retrain: bool = False) -> tuple[bool, float, str]:
+    """Execute one run with papermill, in its own process, into ``out_dir/<name>.ipynb`` (atomically);
+    ``threads`` caps the kernel's CPU threads. Returns success, seconds and the error (if any)."""
     out = out_dir / f"{run['name']}.ipynb"
     start = time.time()
-    ok = True
     with atomic_path(out, suffix=".ipynb") as tmp:
-        try:
-            pm.execute_notebook(str(run["notebook"]), str(tmp), parameters=run["parameters"],
-                                kernel_name="python3", cwd=str(paths.NOTEBOOKS_DIR), progress_bar=False)
-        except pm.PapermillExecutionError as err:
-            ok = False
-            print(f"  FAILED: {err.ename}: {err.evalue}", file=sys.stderr)
+        cmd = [sys.executable, "-m", "papermill", str(run["notebook"]), str(tmp), "-y",
+               json.dumps(run["parameters"]), "-k", "python3", "--cwd", str(paths.NOTEBOOKS_DIR),
+               "--no-progress-bar", "--no-log-output"]
+        result = subprocess.run(cmd, capture_output=True, text=True, env=_kernel_env(threads, retrain))
+        ok = result.returncode == 0
+        error = "" if ok else _error_of(result.stderr)
+        if not tmp.is_file() or tmp.stat().st_size == 0:
+            raise RuntimeError(f"papermill wrote no notebook for {run['name']}:\n{result.stderr[-2000:]}")
         nb = nbformat.read(tmp, as_version=4)
         nbformat.write(tidy_progress(nb, keep_final=True), tmp)
-    return ok, time.time() - start
+    return ok, time.time() - start, error
+
+
+def _error_of(stderr: str) -> str:
+    """The last exception line papermill printed."""
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    for line in reversed(lines):
+        if "Error" in line or "Exception" in line:
+            return line.strip()[:300]
+    return lines[-1][:300] if lines else "unknown error"
 
 
 def _rows(records: dict) -> str:
@@ -135,43 +255,141 @@ tr:nth-child(even){{background:#f4f4f4}}.results{{font-size:1.2em}}</style></hea
     return write_text(out_dir / "index.html", page)
 
 
-def build(profile: str = "mini", out_dir: Path | None = None, force: bool = False) -> bool:
-    """Run every notebook of the profile's plan (skipping unchanged finished runs) and write the index."""
+def default_jobs() -> int:
+    """Notebooks run at once: one per two CPU cores' worth of work is not worth it on a GPU (one device),
+    so 1 there; on the CPU, 2 when there are at least 2 cores (measured: two one-thread runs finish
+    sooner than the same two runs one after the other with two threads each)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return 1
+    return 2 if (os.cpu_count() or 1) >= 2 else 1
+
+
+def build(profile: str = "mini", out_dir: Path | None = None, force: bool = False, which: str | None = None,
+          jobs: int | None = None) -> bool:
+    """Run every notebook of the profile's plan (reusing finished runs whose identity is unchanged) and
+    write the index. Independent runs execute ``jobs`` at a time, each kernel with its share of the CPU
+    threads; prerequisites, the results and the benchmark notebook wait as :func:`dependencies` says.
+    ``force`` re-executes everything and retrains every training run."""
     out_dir = Path(out_dir or paths.reports_dir())
     out_dir.mkdir(parents=True, exist_ok=True)
     state_path = out_dir / "runs.json"
     state = json.loads(state_path.read_text()) if state_path.is_file() else {}
-    runs = plan(profile)
-    all_ok = True
-    for i, run in enumerate(runs, start=1):
-        key = run_key(run["notebook"], run["parameters"])
-        done = state.get(run["name"], {})
-        executed = out_dir / f"{run['name']}.ipynb"
-        if not force and done.get("key") == key and done.get("ok") and executed.is_file():
-            print(f"[{i}/{len(runs)}] {run['name']}: up to date")
+    which = which or default_plan(profile)
+    runs = plan(profile, which)
+    jobs = max(1, jobs or default_jobs())
+    cores = os.cpu_count() or 1
+    code, data = provenance.package_digest(), data_signature(profile)
+    print(f"report of profile {profile!r}, {which} plan: {len(runs)} notebook runs, {jobs} at a time; "
+          f"library code {code}, data {data}", flush=True)
+    after = dependencies(runs)
+    todo: dict[int, str] = {}
+    reused = 0
+    for i, run in enumerate(runs):
+        identity = run_identity(run["notebook"], run["parameters"], code, data)
+        run["identity"] = identity
+        reason = rerun_reason(state.get(run["name"], {}), identity, out_dir / f"{run['name']}.ipynb", force)
+        if reason is None:
+            reused += 1
+            print(f"[{i + 1}/{len(runs)}] {run['name']}: reused (same notebook, parameters, code and data)")
         else:
-            print(f"[{i}/{len(runs)}] {run['name']}: running {run['notebook'].name} {run['parameters']}", flush=True)
-            ok, seconds = execute(run, out_dir)
-            print(f"[{i}/{len(runs)}] {run['name']}: {'done' if ok else 'failed'} in {seconds:.0f} s", flush=True)
-            state[run["name"]] = {"key": key, "ok": ok, "parameters": run["parameters"]}
+            todo[i] = reason
+    if todo:
+        prepare(profile, [runs[i] for i in todo], retrain=force)
+    # a reused run's dependants may still run; a run waits only for the runs that execute now
+    finished = {i for i in range(len(runs)) if i not in todo}
+    failed: set[int] = set()
+    running: dict = {}
+    lock = threading.Lock()
+
+    def start(i: int, threads: int) -> None:
+        run = runs[i]
+        print(f"[{i + 1}/{len(runs)}] {run['name']}: running ({todo[i]}) {run['parameters']}", flush=True)
+        ok, seconds, error = execute(run, out_dir, threads, retrain=force)
+        with lock:
+            print(f"[{i + 1}/{len(runs)}] {run['name']}: {'done' if ok else 'FAILED: ' + error} in {seconds:.0f} s",
+                  flush=True)
+            state[run["name"]] = {"key": _digest(run["identity"]), "identity": run["identity"], "ok": ok,
+                                  "parameters": run["parameters"], "reason": todo[i], "seconds": round(seconds, 1),
+                                  "error": error}
             write_json(state_path, state)
+            executed = out_dir / f"{run['name']}.ipynb"
             if executed.is_file():
                 render_html(executed, out_dir / "html" / f"{run['name']}.html")
-        all_ok &= state[run["name"]]["ok"]
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        pending = sorted(todo)
+        while pending or running:
+            for i in list(pending):
+                exclusive = runs[i]["notebook"].stem in EXCLUSIVE
+                if not after[i] <= finished or (exclusive and running) or (
+                        any(runs[j]["notebook"].stem in EXCLUSIVE for j in running)) or len(running) >= jobs:
+                    continue
+                threads = cores if exclusive or jobs == 1 else max(1, cores // jobs)
+                running[i] = pool.submit(start, i, threads)
+                pending.remove(i)
+                if exclusive:
+                    break
+            if not running:
+                raise RuntimeError("report scheduler: runs wait for each other ("
+                                   + ", ".join(runs[i]["name"] for i in pending) + ")")
+            done, _ = wait(running.values(), return_when=FIRST_COMPLETED)
+            for i in [i for i, f in running.items() if f in done]:
+                running.pop(i).result()
+                finished.add(i)
+                if not state[runs[i]["name"]]["ok"]:
+                    failed.add(i)
     current = {r["name"]: state[r["name"]] for r in runs}
     others = {n: rec for n, rec in state.items() if n not in current and (out_dir / "html" / f"{n}.html").is_file()}
     write_index(out_dir, profile, current, others)
-    print(f"report: {out_dir / 'index.html'}")
-    return all_ok
+    spent = sum(state[runs[i]["name"]]["seconds"] for i in todo)
+    print(f"ran {len(todo)} and reused {reused} of {len(runs)} notebook runs ({spent:.0f} s of notebook time"
+          f"{', ' + str(len(failed)) + ' FAILED' if failed else ''}); report: {out_dir / 'index.html'}")
+    return all(state[r["name"]]["ok"] for r in runs)
+
+
+STANDIN_USERS = ("02_mean_teacher", "03_domain_pruning", "03b_pruned_kd")
+
+
+def prepare(profile: str, runs: list[dict], retrain: bool = False) -> None:
+    """Work several notebooks share, done once before they run in parallel: the mini stand-in AudioSet
+    tagger (its training is resumable but not safe to run twice at the same time), when a run needs it."""
+    from .params import data_paths, profile_recipe
+
+    if not any(r["notebook"].stem in STANDIN_USERS for r in runs):
+        return
+    uses_standin = (profile_recipe(profile, "mean_teacher", source="surkov").get("weights") == "standin"
+                    or profile_recipe(profile, "domain_classifier", source="werning").get("embedding") == "standin")
+    if uses_standin:
+        from .tagger import standin_weights
+
+        print("preparing the stand-in AudioSet tagger (shared by 02 and 03)", flush=True)
+        from . import train
+
+        before = os.environ.get(train.RETRAIN_ENV)
+        if retrain:
+            os.environ[train.RETRAIN_ENV] = "1"
+        try:
+            standin_weights(profile, data_paths(profile), progress=False)
+        finally:
+            if before is None:
+                os.environ.pop(train.RETRAIN_ENV, None)
+            else:
+                os.environ[train.RETRAIN_ENV] = before
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description="Run the study's notebooks and render reports/index.html.")
     parser.add_argument("--profile", default="mini", help="parameter profile (params/<profile>.yaml)")
     parser.add_argument("--out", default=None, help="output folder (default: reports/)")
-    parser.add_argument("--force", action="store_true", help="rerun even finished, unchanged runs")
+    parser.add_argument("--force", action="store_true", help="re-execute every notebook and retrain every run")
+    parser.add_argument("--plan", choices=PLANS, default=None,
+                        help="quick (every notebook and method on splits 5 and 100) or full (every split, the "
+                             "seeds, Werning's sweep); default: the profile's default_plan")
+    parser.add_argument("--jobs", type=int, default=None, help="notebooks at once (default: 2 on a CPU, 1 on a GPU)")
     args = parser.parse_args(argv)
-    sys.exit(0 if build(args.profile, args.out, args.force) else 1)
+    sys.exit(0 if build(args.profile, args.out, args.force, args.plan, args.jobs) else 1)
 
 
 if __name__ == "__main__":

@@ -272,12 +272,13 @@ def planned_method(notebook: str, parameters: dict) -> str | None:
     return None
 
 
-def planned_runs(profile: str) -> pd.DataFrame:
-    """(method, split, seed) of every training run the profile's report plan lists."""
+def planned_runs(profile: str, which: str | None = None) -> pd.DataFrame:
+    """(method, split, seed) of every training run the profile's report plan ``which`` lists (None: the
+    profile's default plan)."""
     from .report import plan
 
     rows = []
-    for run in plan(profile):
+    for run in plan(profile, which):
         method = planned_method(run["notebook"].stem, run["parameters"])
         if method:
             rows.append({"method": method, "split": int(run["parameters"].get("split", 5)),

@@ -15,6 +15,7 @@ from .labelfilter import read_subset
 from .models.efficientat import build_efficientat, load_efficientat
 from .models.layers import set_bn_momentum
 from .params import DataPaths
+from .provenance import load_torch
 from .train import TrainData
 from .unlabeled import subset_pieces
 
@@ -166,7 +167,7 @@ def load_teacher(profile: str, method: str, split: int, seed: int) -> tuple[torc
         mode = "mean_teacher" if method == "efficientat_mt" else "supervised"
         raise FileNotFoundError(f"{path} is missing: run notebooks/02_mean_teacher.ipynb with -p split {split} "
                                 f"-p seed {seed} -p mode {mode} (profile {profile!r}) first")
-    saved = torch.load(path, map_location="cpu", weights_only=True)
+    saved = load_torch(path, "fine-tuned teacher")
     model = build_efficientat(saved["model"], 10)
     model.load_state_dict(saved["state_dict"], strict=True)
     return model.eval(), path

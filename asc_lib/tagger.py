@@ -9,6 +9,7 @@ and wrapped with its front end (:class:`Tagger`) it takes raw waveforms like PaS
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -128,7 +129,8 @@ def standin_path(profile: str, seed: int = 0) -> Path:
 def train_standin(profile: str, data: DataPaths, seed: int = 0, device: str = "auto",
                   progress: bool = True) -> tuple[Tagger, dict]:
     """Train (or reuse) the stand-in AudioSet tagger of ``profile``; returns it with its metrics
-    (mAP on the eval list). Resumable: it is an ordinary :func:`asc_lib.train.fit` run."""
+    (mAP on the eval list). It is an ordinary :func:`asc_lib.train.fit` run: resumable, and retrained
+    when its code, data or recipe changed (its weights file and metrics are then rewritten)."""
     recipe = profile_recipe(profile, "audioset_tagger")
     device = resolve_device(device)
     frontend = build_frontend(recipe["frontend"]).to(device)
@@ -139,28 +141,29 @@ def train_standin(profile: str, data: DataPaths, seed: int = 0, device: str = "a
     directory = standin_dir(profile, seed)
 
     objective = MultiLabel(Augment(frontend, AugmentConfig.from_recipe(recipe)))
-    fit(model, objective, train, recipe, directory, seed=seed, device=device, progress=progress)
+    history = fit(model, objective, train, recipe, directory, seed=seed, device=device, progress=progress)
     tagger = Tagger(frontend, model.to(memory_format=torch.contiguous_format)).eval()
+    path, metrics_path = standin_path(profile, seed), directory / "metrics.json"
+    if history.status == "reused" and path.is_file() and metrics_path.is_file():
+        saved = json.loads(metrics_path.read_text())
+        if saved.get("fit", {}).get("fingerprint") == history.fingerprint:
+            return tagger, saved
     evaluation = read_lists(data, [EVAL_LIST])
     test = tagging_data(evaluation, data, classes, frontend.sample_rate, device, progress=False)
     metrics = {"mAP": mean_average_precision(tag(tagger, test.waves), test.extras["targets"].cpu().numpy()),
                "n_classes": len(classes), "train_pieces": len(train), "eval_pieces": len(test),
-               "clip_seconds": clip_seconds(evaluation), "recipe": recipe}
-    path = standin_path(profile, seed)
-    if not path.is_file():
-        with atomic_path(path, suffix=".pt") as tmp:
-            torch.save({k: v.cpu() for k, v in model.state_dict().items()}, tmp)
-        write_json(directory / "metrics.json", metrics)
+               "clip_seconds": clip_seconds(evaluation), "recipe": recipe, "fit": history.info()}
+    with atomic_path(path, suffix=".pt") as tmp:
+        torch.save({k: v.cpu() for k, v in model.state_dict().items()}, tmp)
+    write_json(metrics_path, metrics)
     return tagger, metrics
 
 
 def standin_weights(profile: str, data: DataPaths, seed: int = 0, device: str = "auto",
                     progress: bool = True) -> Path:
-    """The stand-in's weights file, training it first when it does not exist yet."""
-    path = standin_path(profile, seed)
-    if not path.is_file():
-        train_standin(profile, data, seed, device, progress)
-    return path
+    """The stand-in's weights file, trained first when it does not exist or is stale."""
+    train_standin(profile, data, seed, device, progress)
+    return standin_path(profile, seed)
 
 
 def load_standin(profile: str, data: DataPaths, seed: int = 0, device: str = "auto",

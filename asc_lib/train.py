@@ -6,12 +6,19 @@ method optimises is an :class:`Objective` (supervised cross-entropy here; mean t
 in their own modules). :func:`fit` checkpoints after every epoch and resumes exactly: each epoch's
 shuffling and augmentation are seeded from ``(seed, epoch)``, so a run killed and restarted from its
 last checkpoint ends with the same weights as an uninterrupted one.
+
+A run is identified by its *fingerprint*: the recipe, the seed, the training data (their bytes), the
+model's and the objective's configuration and initial weights, and the source of the study's code they
+use (:mod:`asc_lib.provenance`). A checkpoint with another fingerprint is stale: the run is retrained,
+and :class:`History` says whether a call trained, resumed or reused a run. ``ASC_RETRAIN=1`` in the
+environment retrains every run (``python -m asc_lib.report --force`` sets it).
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -20,11 +27,13 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from . import distributed
+from . import distributed, provenance
 from .atomic import atomic_path, write_json
 
 CHECKPOINT = "checkpoint.pt"
 HISTORY = "history.json"
+STALE_OUTPUTS = ("metrics.json", "output.csv")  # results of a run that no longer matches its checkpoint
+RETRAIN_ENV = "ASC_RETRAIN"
 _RANK_STRIDE = 7919  # each rank draws its own augmentations
 
 
@@ -140,11 +149,57 @@ class Supervised(Objective):
         return loss, {}
 
 
-def _fingerprint(recipe: dict, seed: int, n_items: int, model: nn.Module, objective: Objective) -> str:
+def data_digest(data: TrainData) -> str:
+    """Digest of the training items as the loop sees them: waveforms, labels and every extra."""
+    extras = [data.extras[k] for k in sorted(data.extras)]
+    return provenance.tensor_digest(data.waves, data.labels, *extras) + ":" + ",".join(sorted(data.extras))
+
+
+def fingerprint_parts(recipe: dict, seed: int, data: TrainData, model: nn.Module, objective: Objective) -> dict:
+    """What identifies a run: recipe (without its reporting-only keys), seed, data, the model's and the
+    objective's configuration and initial state, and the source of the code they and the loop use."""
     keys = {k: v for k, v in recipe.items() if k not in ("eval_points", "deviations")}
-    blob = json.dumps([keys, seed, n_items, type(model).__name__, objective.name,
-                       sum(p.numel() for p in model.parameters())], sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return {
+        "recipe": json.loads(json.dumps(keys, sort_keys=True, default=str)),
+        "seed": int(seed),
+        "n_items": len(data),
+        "data": data_digest(data),
+        "model": provenance.module_digest(model),
+        "objective": provenance.module_digest(objective),
+        "code": provenance.code_digest(model, objective, fit),
+    }
+
+
+def _fingerprint(parts: dict) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class History(list):
+    """Per-epoch records of a run, and how :func:`fit` obtained them: ``status`` is ``trained`` (from
+    scratch), ``resumed`` (from an interrupted run), ``reused`` (a finished run with the same
+    fingerprint) or ``retrained`` (the checkpoint was stale; ``reason`` says what differed)."""
+
+    def __init__(self, records=(), status: str = "trained", fingerprint: str = "", reason: str = "",
+                 start_epoch: int = 0):
+        super().__init__(records)
+        self.status, self.fingerprint, self.reason, self.start_epoch = status, fingerprint, reason, start_epoch
+
+    def summary(self) -> str:
+        """One sentence for the notebook: what was done, how long the run is."""
+        epochs, steps = len(self), (self[-1]["step"] if self else 0)
+        size = f"{epochs} epochs, {steps} steps"
+        if self.status == "reused":
+            return f"reused the finished run ({size}; same code, data, recipe and seed: fingerprint {self.fingerprint})"
+        if self.status == "resumed":
+            return f"resumed an interrupted run at epoch {self.start_epoch} and finished it ({size})"
+        if self.status == "retrained":
+            return f"retrained: the saved run was stale ({self.reason}); {size}"
+        return f"trained from scratch ({size})"
+
+    def info(self) -> dict:
+        """The run's provenance for ``metrics.json``."""
+        return {"status": self.status, "fingerprint": self.fingerprint, "reason": self.reason,
+                "epochs": len(self), "steps": self[-1]["step"] if self else 0}
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -152,14 +207,39 @@ def _epoch_seed(seed: int, epoch: int) -> int:
 
 
 def load_checkpoint(run_dir: str | Path) -> dict | None:
-    """The checkpoint of ``run_dir``, or None; a damaged file raises an error naming it."""
+    """The checkpoint of ``run_dir``, or None; a damaged or unsafe file raises an error naming it
+    (loaded with ``weights_only=True``: only tensors and plain containers)."""
     path = Path(run_dir) / CHECKPOINT
     if not path.is_file():
         return None
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # noqa: BLE001 - re-raised with the file named
-        raise RuntimeError(f"{path}: cannot read checkpoint ({err}); delete it to start over") from err
+        return provenance.load_torch(path, "checkpoint")
+    except ValueError as err:
+        raise RuntimeError(f"{err}; delete it to start over") from err
+
+
+def _stale_reason(saved: dict | None, parts: dict) -> str:
+    if os.environ.get(RETRAIN_ENV, "") not in ("", "0"):
+        return f"{RETRAIN_ENV} is set"
+    if not saved:
+        return "the checkpoint predates run fingerprints"
+    changed = [k for k in parts if saved.get(k) != parts[k]]
+    return "changed: " + ", ".join(changed) if changed else "fingerprint differs"
+
+
+def train_step(net: nn.Module, model: nn.Module, objective: Objective, optimizer: torch.optim.Optimizer,
+               scheduler, batch: dict, step: int, device: torch.device, amp: bool) -> torch.Tensor:
+    """One optimizer step of ``objective`` on ``batch`` (``net`` is ``model`` or its DDP wrapper); returns
+    the detached loss. :func:`fit` and the benchmark's reference data path both train through it."""
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+        loss, _ = objective.loss(net, batch, step)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    if scheduler is not None:
+        scheduler.step()
+    objective.after_step(model, step)
+    return loss.detach()
 
 
 def fit(
@@ -173,12 +253,17 @@ def fit(
     evaluate: Callable[[nn.Module], dict] | None = None,
     progress: bool = True,
     on_epoch_end: Callable[[int, dict], None] | None = None,
+    on_step_end: Callable[[int], None] | None = None,
 ) -> list[dict]:
-    """Train ``model`` on ``data`` with ``objective`` under ``recipe``; return the per-epoch history.
+    """Train ``model`` on ``data`` with ``objective`` under ``recipe``; return the per-epoch :class:`History`.
 
-    Resumes from ``run_dir/checkpoint.pt`` when one exists for the same recipe, seed and data size (a
-    different one raises rather than mixing runs); a finished run returns its history at once.
-    ``evaluate(model)`` runs at the recipe's ``eval_points`` and its dict joins the history.
+    Resumes from ``run_dir/checkpoint.pt`` when one exists with the same fingerprint (recipe, seed, data,
+    model, objective and code); a finished one is reused at once. A checkpoint with another fingerprint
+    is stale: its run's results are removed and the run is trained again from scratch.
+    Whatever happened, the global RNG ends in the state that ``(seed, epochs)`` determines, so what a
+    notebook draws after ``fit`` does not depend on whether the run was trained or reused.
+    ``evaluate(model)`` runs at the recipe's ``eval_points`` and its dict joins the history;
+    ``on_step_end(step)`` and ``on_epoch_end(epoch, record)`` are called after each step and epoch.
     Under ``torchrun`` (see :mod:`asc_lib.distributed`) the model is wrapped in DistributedDataParallel,
     each rank trains on its share of every global batch, and rank 0 alone evaluates and checkpoints.
     """
@@ -206,24 +291,33 @@ def fit(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_cosine(
         s, total_steps, warmup, float(recipe.get("min_lr_fraction", 0.0))))
 
-    fingerprint = _fingerprint(recipe, seed, n, model, objective)
-    history: list[dict] = []
+    parts = fingerprint_parts(recipe, seed, data, model, objective)
+    fingerprint = _fingerprint(parts)
+    history = History(fingerprint=fingerprint)
     start_epoch = 0
     state = load_checkpoint(run_dir)
     if state is not None:
-        if state["fingerprint"] != fingerprint:
-            raise ValueError(
-                f"{run_dir / CHECKPOINT} belongs to another run (recipe, seed or data differ); "
-                "use another run directory or delete it to start over")
-        model.load_state_dict(state["model"])
-        objective.load_state_dict(state["objective"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        history, start_epoch = state["history"], state["epoch"]
+        if state.get("fingerprint") != fingerprint or os.environ.get(RETRAIN_ENV, "") not in ("", "0"):
+            history.status, history.reason = "retrained", _stale_reason(state.get("fingerprint_parts"), parts)
+            if here.main:
+                for name in STALE_OUTPUTS + (CHECKPOINT,):
+                    (run_dir / name).unlink(missing_ok=True)
+        else:
+            model.load_state_dict(state["model"])
+            objective.load_state_dict(state["objective"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            history[:], start_epoch = state["history"], state["epoch"]
+            history.status, history.start_epoch = ("reused" if start_epoch >= epochs else "resumed"), start_epoch
     if start_epoch >= epochs:
         model.eval()
+        torch.manual_seed(_epoch_seed(seed, epochs))
         return history
 
+    precompute = bool(recipe.get("feature_cache", False))
+    if precompute:  # the front end once for all epochs (the recipe's named deviation)
+        data = TrainData(objective.augment.features(data.waves), data.labels, data.extras)
+        objective.augment.precomputed = True
     # Under torchrun every rank takes an equal share of each global batch; DDP averages the gradients.
     net = model if here.size == 1 else nn.parallel.DistributedDataParallel(
         model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -239,14 +333,9 @@ def fit(
             step = epoch * per_epoch + i
             index = distributed.rank_batch(order[i * recipe["batch_size"]:(i + 1) * recipe["batch_size"]], here)
             batch = data.batch(index.to(device))
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                loss, _ = objective.loss(net, batch, step)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            objective.after_step(model, step)
-            loss_sum += loss.detach()
+            loss_sum += train_step(net, model, objective, optimizer, scheduler, batch, step, device, use_amp)
+            if on_step_end is not None:
+                on_step_end(step)
         record = {"epoch": epoch + 1, "step": (epoch + 1) * per_epoch,
                   "loss": float(distributed.mean_over_ranks(loss_sum)) / per_epoch,
                   "lr": optimizer.param_groups[0]["lr"]}
@@ -254,22 +343,26 @@ def fit(
             record.update(distributed.broadcast(evaluate(objective.eval_model(model)) if here.main else None))
         history.append(record)
         if here.main:
-            _save(run_dir, model, objective, optimizer, scheduler, epoch + 1, history, fingerprint, recipe, seed)
+            _save(run_dir, model, objective, optimizer, scheduler, epoch + 1, list(history), fingerprint, parts,
+                  recipe, seed)
         distributed.barrier()
         bar.set_postfix({k: round(v, 4) for k, v in record.items() if k in ("loss", "accuracy")}, refresh=False)
         bar.update(1)
         if on_epoch_end is not None:
             on_epoch_end(epoch + 1, record)
     bar.close()
+    objective.augment.precomputed = False
     model.eval()
+    torch.manual_seed(_epoch_seed(seed, epochs))
     return history
 
 
-def _save(run_dir, model, objective, optimizer, scheduler, epoch, history, fingerprint, recipe, seed) -> None:
+def _save(run_dir, model, objective, optimizer, scheduler, epoch, history, fingerprint, parts, recipe, seed) -> None:
     state = {
         "model": model.state_dict(), "objective": objective.state_dict(),
         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-        "epoch": epoch, "history": history, "fingerprint": fingerprint, "recipe": recipe, "seed": seed,
+        "epoch": epoch, "history": history, "fingerprint": fingerprint, "fingerprint_parts": parts,
+        "recipe": json.loads(json.dumps(recipe, default=str)), "seed": int(seed),
     }
     with atomic_path(Path(run_dir) / CHECKPOINT, suffix=".pt") as tmp:
         torch.save(state, tmp)

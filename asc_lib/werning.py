@@ -12,14 +12,16 @@ from torch import nn
 
 from . import audioset
 from .augment import mixup
-from .distill import teacher_outputs
+from .atomic import atomic_path
+from .audio import cache_key
+from .distill import full_key, is_cached, teacher_outputs
 from .experiment import run_dir, runs_dir
 from .models.cpmobile import CPMobile
 from .models.passt import load_ensemble
 from .params import DataPaths
 from .tagger import load_standin, read_lists, tagging_data
 from .train import Objective, TrainData, logits_of
-from .unlabeled import subset_pieces
+from .unlabeled import subset_files, subset_pieces
 
 SELECTIONS = ("pruned", "random")
 STUDENT_FILE = "student527.pt"
@@ -42,9 +44,18 @@ def teacher_sample_rate(teacher: nn.Module) -> int:
 
 
 def embed(teacher: nn.Module, waves: torch.Tensor, key: dict, device="cpu", progress: bool = True,
-          cache_dir=None) -> torch.Tensor:
+          cache_dir=None, data_id: str | None = None) -> torch.Tensor:
     """Teacher logits of ``waves`` (one row per clip), computed once per key and cached on disk."""
-    return teacher_outputs(teacher, waves, key, device=device, batch_size=32, progress=progress, cache_dir=cache_dir)
+    return teacher_outputs(teacher, waves, key, device=device, batch_size=32, progress=progress, cache_dir=cache_dir,
+                           data_id=data_id)
+
+
+def clips_identity(segments: pd.DataFrame, data: DataPaths, sample_rate: int) -> str:
+    """Identity of whole AudioSet clips as :func:`clip_waves` decodes them (the waveform cache's key: the
+    files, their folder and content signature, rate and length), known without decoding them."""
+    seconds = float((segments["end_seconds"] - segments["start_seconds"]).iloc[0])
+    return cache_key(subset_files(segments, data.audioset_dir), data.audioset_dir, sample_rate,
+                     int(round(seconds * sample_rate)), "float16")
 
 
 def clip_waves(segments: pd.DataFrame, data: DataPaths, sample_rate: int, device="cpu", progress: bool = True):
@@ -79,17 +90,13 @@ def domain_embeddings(teacher: nn.Module, recipe: dict, profile: str, data: Data
     for name, lists in (("negatives", [recipe["negatives"]]), ("pool", recipe["pool"])):
         segments = read_lists(data, lists)
         key = embedding_key(recipe["embedding"], "+".join(lists), segments["YTID"], teacher_id)
-        waves = None if _cached(key) else clip_waves(segments, data, rate, progress=progress)
-        out[name] = embed(teacher, waves if waves is not None else _placeholder(len(segments)), key, device, progress)
+        data_id = clips_identity(segments, data, rate)
+        cached = is_cached(full_key(teacher, key, data_id=data_id))
+        waves = _placeholder(len(segments)) if cached else clip_waves(segments, data, rate, progress=progress)
+        out[name] = embed(teacher, waves, key, device, progress, data_id=data_id)
         if name == "pool":
             out["pool_segments"] = segments
     return out
-
-
-def _cached(key: dict) -> bool:
-    from .distill import cache_path
-
-    return cache_path(key).is_file()
 
 
 def _placeholder(n: int) -> torch.Tensor:
@@ -142,6 +149,32 @@ def threshold_comparison(pool_scores, thresholds) -> pd.DataFrame:
     ref = pd.DataFrame({"Werning: relative size (%)": paper["relative_size"],
                         "Werning: accuracy (%)": paper["accuracy"]}, index=pd.Index(paper["threshold"], name="threshold"))
     return table.join(ref)
+
+
+def seed_spread(emb: dict, recipe: dict, seeds, truth: pd.Series | None = None,
+                pool: pd.DataFrame | None = None) -> pd.DataFrame:
+    """How much the kept share depends on the classifier's seed: the classifier trained once per seed on
+    the same embeddings; per threshold the share of the pool kept (mean, std, min, max over seeds) and,
+    with the mini data's truth, the in-domain precision of the kept clips."""
+    from .pruning import train_domain_classifier
+
+    features, labels = classifier_data(emb)
+    rows = []
+    for seed in seeds:
+        classifier, _ = train_domain_classifier(features, labels, recipe["lr"], recipe["batch_size"],
+                                                recipe["epochs"], seed, progress=False)
+        scores = score_sets(classifier, emb)["pool"]
+        for t in recipe["thresholds"]:
+            kept = scores >= t
+            row = {"threshold": t, "seed": seed, "kept (%)": 100.0 * float(kept.mean())}
+            if truth is not None and pool is not None:
+                inside = truth.reindex(pool["YTID"]).fillna(False).astype(bool).to_numpy()
+                row["in-domain precision (%)"] = 100.0 * float(inside[kept].mean()) if kept.any() else float("nan")
+            rows.append(row)
+    frame = pd.DataFrame(rows)
+    stats = frame.drop(columns="seed").groupby("threshold").agg(["mean", "std", "min", "max"])
+    stats.columns = [f"{a} {b}" for a, b in stats.columns]
+    return stats.round(1)
 
 
 def write_selections(profile: str, split: int, pool: pd.DataFrame, scores, threshold: float, seed: int) -> dict:
@@ -217,10 +250,8 @@ def subset_file(profile: str, split: int, selection: str, threshold: float, seed
 def write_selection(path: Path, segments: pd.DataFrame, description: str) -> Path:
     """Write a selection as a segment list plus a sidecar naming each segment's source list."""
     audioset.write_segments(path, segments, created=description)
-    sidecar = path.with_suffix(".lists.csv")
-    tmp = sidecar.with_suffix(".tmp")
-    segments[["YTID", "list"]].to_csv(tmp, index=False)
-    tmp.replace(sidecar)
+    with atomic_path(path.with_suffix(".lists.csv"), suffix=".csv") as tmp:
+        segments[["YTID", "list"]].to_csv(tmp, index=False)
     return path
 
 
@@ -325,8 +356,11 @@ def save_student(directory: Path, model: CPMobile) -> Path:
     return path
 
 
-def finetune_student(student: CPMobile, n_classes: int = 10) -> CPMobile:
-    """The distilled student with its head replaced by a randomly initialised ``n_classes`` head."""
+def finetune_student(student: CPMobile, n_classes: int = 10, seed: int | None = None) -> CPMobile:
+    """The distilled student with its head replaced by a randomly initialised ``n_classes`` head (drawn
+    from ``seed`` when given, so that it does not depend on what ran before)."""
+    if seed is not None:
+        torch.manual_seed(seed)
     return student.replace_head(n_classes)
 
 

@@ -1,11 +1,36 @@
-"""Shared fixtures: the real reference files (skipped when absent) and the embedded mini dataset."""
+"""Shared fixtures and the test session's isolation.
+
+Isolation: before anything is imported, the session points runs, caches and reports at a temporary
+folder (``ASC_RUNS_DIR``, ``ASC_CACHE_DIR``, ``ASC_REPORTS_DIR``, inherited by the nbval kernels), so
+`make test` never reads or writes what `make report` made; at the end the session fails if
+``data/runs`` or ``reports/`` of the checkout changed.
+
+Notebook prerequisites: a notebook that needs another's output (``04_kd`` needs the teacher of
+``02_mean_teacher``, ...; :data:`asc_lib.report.PREREQUISITES`) gets it from a fixture that runs the
+prerequisite with papermill, unless nbval already ran it in full in this session. So any notebook can
+be tested alone, in any order.
+"""
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
-from asc_lib import minidata, params, paths
+_SESSION_DIR = Path(tempfile.mkdtemp(prefix="asc-test-"))
+_ISOLATED = {"ASC_RUNS_DIR": _SESSION_DIR / "runs", "ASC_CACHE_DIR": _SESSION_DIR / "cache",
+             "ASC_REPORTS_DIR": _SESSION_DIR / "reports"}
+os.environ.update({k: str(v) for k, v in _ISOLATED.items()})
+os.environ.pop("ASC_RETRAIN", None)
+
+from asc_lib import minidata, params, paths, provenance, report  # noqa: E402  (after the isolation)
+
+_GUARDED = (paths.ROOT / "data" / "runs", paths.ROOT / "reports")
+_BEFORE = {str(p): provenance.tree_signature(p) for p in _GUARDED}
 
 
 def shared_file(*parts: str) -> Path:
@@ -31,6 +56,18 @@ def shared_data() -> params.DataPaths:
     return params.data_paths("shared")
 
 
+# --- notebooks: stderr never compared, prerequisites built on demand -------------------------------------
+
+_CELLS: dict[str, int] = {}      # notebook name -> number of nbval items
+_PASSED: dict[str, int] = {}     # notebook name -> items passed so far
+_BUILT: set[str] = set()         # prerequisites run by the fixture in this session
+
+
+def _notebook_of(item) -> str | None:
+    path = Path(str(getattr(item, "fspath", "")))
+    return path.stem if path.suffix == ".ipynb" else None
+
+
 def pytest_collection_modifyitems(session, config, items):
     """nbval: never compare stderr. Progress bars and library warnings go there, and whether they appear
     depends on what is already cached (a fresh clone trains, a warm checkout reads results back)."""
@@ -39,3 +76,60 @@ def pytest_collection_modifyitems(session, config, items):
         skip = getattr(notebook, "skip_compare", None)
         if skip is not None and "stderr" not in skip:
             notebook.skip_compare = skip + ("stderr",)
+        name = _notebook_of(item)
+        if name:
+            _CELLS[name] = _CELLS.get(name, 0) + 1
+
+
+def pytest_runtest_logreport(report):
+    path = report.nodeid.split("::")[0]
+    name = Path(path).stem if path.endswith(".ipynb") else None
+    if name and report.when == "call" and report.passed:
+        _PASSED[name] = _PASSED.get(name, 0) + 1
+
+
+def _done(name: str) -> bool:
+    return name in _BUILT or (_CELLS.get(name, 0) > 0 and _PASSED.get(name, 0) >= _CELLS[name])
+
+
+def build_prerequisites(notebook: str) -> list[str]:
+    """Run (with papermill, default parameters) every notebook ``notebook`` needs that has not run in full
+    in this session; returns the names run."""
+    ran = []
+    for needed in report.prerequisites(notebook):
+        if _done(needed):
+            continue
+        out = _SESSION_DIR / "prerequisites" / f"{needed}.ipynb"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "papermill", str(paths.NOTEBOOKS_DIR / f"{needed}.ipynb"), str(out),
+               "-p", "progress", "False", "--cwd", str(paths.NOTEBOOKS_DIR), "--no-progress-bar"]
+        if "progress" not in params.NOTEBOOK_PARAMETERS[needed]:
+            cmd = cmd[:5] + cmd[7:]
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"prerequisite {needed} of {notebook} failed:\n{result.stderr[-3000:]}")
+        _BUILT.add(needed)
+        ran.append(needed)
+    return ran
+
+
+_STARTED: set[str] = set()
+
+
+def pytest_runtest_setup(item):
+    """Before the first cell of a notebook runs, build what it needs."""
+    name = _notebook_of(item)
+    if name and name not in _STARTED and name in params.NOTEBOOK_PARAMETERS:
+        _STARTED.add(name)
+        build_prerequisites(name)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Fail the session if it touched the checkout's runs or reports; remove the session folder."""
+    changed = [p for p in _GUARDED if provenance.tree_signature(p) != _BEFORE[str(p)]]
+    if changed:
+        print(f"\nERROR: the test session changed {', '.join(map(str, changed))}: tests must write only under "
+              "temporary folders", file=sys.stderr)
+        session.exitstatus = 1
+    if os.environ.get("ASC_KEEP_TEST_DIR", "") in ("", "0"):
+        shutil.rmtree(_SESSION_DIR, ignore_errors=True)

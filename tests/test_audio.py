@@ -48,7 +48,7 @@ def _files(tmp_path, n=5):
     names = []
     for i in range(n):
         name = f"audio/clip{i}.wav"
-        (tmp_path / "audio").mkdir(exist_ok=True)
+        (tmp_path / "audio").mkdir(parents=True, exist_ok=True)
         sf.write(tmp_path / name, _tone(freq=200.0 * (i + 1)), 44100, subtype="PCM_24")
         names.append(name)
     return names
@@ -61,17 +61,59 @@ def test_cache_matches_direct_decoding_and_is_reused(tmp_path, monkeypatch):
     direct = audio.load_clip(tmp_path / names[3], 32000, 32000)
     assert torch.allclose(cache[3], direct, atol=1e-3)  # float16 storage
     assert cache.to_tensor().shape == (5, 32000) and cache.to_tensor().dtype == torch.float16
-    monkeypatch.setattr(audio, "read_wav", lambda *a: pytest.fail("a cache hit must not decode"))
+    monkeypatch.setattr(audio.sf, "read", lambda *a, **k: pytest.fail("a cache hit must not decode"))
     again = audio.build_waveform_cache(names, tmp_path, 32000, 32000, cache_dir=tmp_path / "c", progress=False)
     assert again.path == cache.path
 
 
-def test_cache_key_changes_with_files_rate_length_dtype():
-    base = audio.cache_key(["a.wav", "b.wav"], 32000, 32000, "float16")
-    assert base != audio.cache_key(["b.wav", "a.wav"], 32000, 32000, "float16")
-    assert base != audio.cache_key(["a.wav", "b.wav"], 16000, 32000, "float16")
-    assert base != audio.cache_key(["a.wav", "b.wav"], 32000, 16000, "float16")
-    assert base != audio.cache_key(["a.wav", "b.wav"], 32000, 32000, "int16")
+def test_cache_key_changes_with_files_folder_rate_length_dtype(tmp_path):
+    names = _files(tmp_path, 2)
+    base = audio.cache_key(names, tmp_path, 32000, 32000, "float16")
+    assert base == audio.cache_key(names, tmp_path, 32000, 32000, "float16")
+    assert base != audio.cache_key(names[::-1], tmp_path, 32000, 32000, "float16")
+    assert base != audio.cache_key(names, tmp_path / "elsewhere", 32000, 32000, "float16")
+    assert base != audio.cache_key(names, tmp_path, 16000, 32000, "float16")
+    assert base != audio.cache_key(names, tmp_path, 32000, 16000, "float16")
+    assert base != audio.cache_key(names, tmp_path, 32000, 32000, "int16")
+
+
+def test_other_audio_under_the_same_names_rebuilds_the_cache(tmp_path):
+    """A profile pointed at another copy of the data (same file names, other audio) must not read the
+    first copy's cache; nor may a file rewritten in place."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    names = _files(first, 2)
+    for i, name in enumerate(names):
+        (second / "audio").mkdir(parents=True, exist_ok=True)
+        sf.write(second / name, _tone(freq=3000.0 + 100 * i), 44100, subtype="PCM_24")
+    one = audio.build_waveform_cache(names, first, 32000, 32000, cache_dir=tmp_path / "c", progress=False)
+    two = audio.build_waveform_cache(names, second, 32000, 32000, cache_dir=tmp_path / "c", progress=False)
+    assert one.path != two.path
+    assert torch.allclose(two[0], audio.load_clip(second / names[0], 32000, 32000), atol=1e-3)
+    sf.write(first / names[0], _tone(freq=5000.0, seconds=0.5), 44100, subtype="PCM_16")  # rewritten in place
+    with pytest.warns(UserWarning, match="zero-padded"):
+        three = audio.build_waveform_cache(names, first, 32000, 32000, cache_dir=tmp_path / "c", progress=False)
+    assert three.path != one.path
+    # (the cache resamples a batch padded to its longest clip: only the samples at the 0.5 s edge differ)
+    assert torch.allclose(three[0][:15000], audio.load_clip(first / names[0], 32000, 32000)[:15000], atol=1e-3)
+
+
+def test_conversions_are_counted_and_unusual_ones_warned(tmp_path):
+    (tmp_path / "audio").mkdir()
+    sf.write(tmp_path / "audio/short.wav", _tone(seconds=0.5), 44100, subtype="PCM_24")
+    sf.write(tmp_path / "audio/stereo.wav", np.stack([_tone(), _tone()], 1), 44100, subtype="PCM_24")
+    sf.write(tmp_path / "audio/slow.wav", _tone(sr=22050), 22050, subtype="PCM_16")
+    sf.write(tmp_path / "audio/long.wav", _tone(sr=32000, seconds=1.5), 32000, subtype="PCM_16")
+    names = ["audio/short.wav", "audio/stereo.wav", "audio/slow.wav", "audio/long.wav"]
+    with pytest.warns(UserWarning, match=r"1 of 4 clips down-mixed, e\.g\. audio/stereo\.wav"):
+        cache = audio.build_waveform_cache(names, tmp_path, 32000, 32000, cache_dir=tmp_path / "c", progress=False)
+    conv = cache.conversions
+    assert conv["zero-padded"]["clips"] == 1 and "short.wav" in conv["zero-padded"]["example"]
+    assert conv["down-mixed"]["clips"] == 1
+    assert conv["resampled 44100 -> 32000 Hz"]["clips"] == 2 and conv["resampled 22050 -> 32000 Hz"]["clips"] == 1
+    assert conv["cut"]["clips"] == 1 and "long.wav" in conv["cut"]["example"]
+    line = audio.describe_conversions(conv, 4)
+    assert "1 of 4 zero-padded" in line and "2 of 4 resampled 44100 -> 32000 Hz" in line
+    assert audio.WaveformCache(cache.path).conversions == conv  # recorded with the cache
 
 
 def test_int16_cache_scales_back(tmp_path):
@@ -84,16 +126,16 @@ def test_int16_cache_scales_back(tmp_path):
 
 def test_interrupted_cache_build_leaves_nothing(tmp_path, monkeypatch):
     names = _files(tmp_path, 3)
-    real = audio.read_wav
+    real = audio.sf.read
     calls = {"n": 0}
 
-    def flaky(path):
+    def flaky(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 3:
             raise KeyboardInterrupt
-        return real(path)
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(audio, "read_wav", flaky)
+    monkeypatch.setattr(audio.sf, "read", flaky)
     with pytest.raises(KeyboardInterrupt):
         audio.build_waveform_cache(names, tmp_path, 32000, 32000, cache_dir=tmp_path / "c", batch=1, progress=False)
     assert list((tmp_path / "c").iterdir()) == []

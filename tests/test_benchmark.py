@@ -41,6 +41,36 @@ def test_both_data_paths_train_and_report_a_rate(split5):
     assert (table["samples/s"] > 0).all() and len(table) == 2
 
 
+def test_the_benchmark_trains_through_fit_and_its_step(split5, monkeypatch):
+    """The benchmark must time the study's own training code: fit for the study's path, fit's step for the
+    reference path. A copy of the loop in the benchmark would let fit improve or regress unseen."""
+    from asc_lib import train
+    from asc_lib.experiment import split_waves
+    from asc_lib.params import profile_recipe
+
+    data, frame = split5
+    calls = {"step": 0, "fit": 0}
+    real_step, real_fit = train.train_step, train.fit
+
+    def counting_step(*args, **kwargs):
+        calls["step"] += 1
+        return real_step(*args, **kwargs)
+
+    def counting_fit(*args, **kwargs):
+        calls["fit"] += 1
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(train, "train_step", counting_step)
+    monkeypatch.setattr(train, "fit", counting_fit)
+    recipe = profile_recipe("mini", "baseline", batch_size=16)
+    waves = split_waves(frame, data, 32_000, progress=False)
+    benchmark.training_comparison(frame, data.tau22_dir, waves, recipe, steps=1, device=torch.device("cpu"),
+                                  workers=0, rounds=1)
+    per_epoch = -(-len(frame) // 16)
+    assert calls["fit"] == 1
+    assert calls["step"] == (2 + 1) + per_epoch  # reference: 2 warm-up + 1 timed; study: fit's one epoch
+
+
 def test_generated_segment_lists_are_official_and_filterable(tmp_path):
     path = benchmark.write_generated_segments(tmp_path / "seg.csv", 500)
     segments = audioset.read_segments(path)

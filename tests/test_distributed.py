@@ -63,7 +63,7 @@ def test_single_process_helpers_are_no_ops():
     assert distributed.parameters_in_sync(torch.nn.Linear(2, 2))
 
 
-def test_two_ranks_give_the_same_teacher_logits_as_one(tmp_path):
+def test_two_ranks_give_the_same_teacher_logits_as_one(tmp_path, monkeypatch):
     torch.manual_seed(3)
     teacher = build_cp_mobile().eval()
     path = distributed.save_teacher_file(tmp_path / "teacher.pt", teacher, "baseline")
@@ -79,7 +79,8 @@ def test_two_ranks_give_the_same_teacher_logits_as_one(tmp_path):
     # rank 0 cached the merged logits: one process now reads them back instead of recomputing
     key = {"teacher": str(path.resolve()), "profile": "mini", "split": 5, "frontend": "baseline",
            "purpose": "torchrun logits"}
-    cached = teacher_outputs(torch.nn.Identity(), task.train_waves, key, cache_dir=tmp_path / "cache",
+    monkeypatch.setattr(teacher, "forward", lambda *a, **k: pytest.fail("a cache hit runs no teacher"))
+    cached = teacher_outputs(teacher, task.train_waves, key, frontend=task.frontend, cache_dir=tmp_path / "cache",
                              progress=False)
     assert torch.equal(cached, sharded)
 

@@ -1,4 +1,5 @@
 """The report runner: plan validation, one run per parameter set, resume, index.html."""
+import os
 import re
 
 import nbformat
@@ -28,8 +29,8 @@ def test_list_parameters_expand_to_one_run_each():
     assert report.expand({"split": [5, 100], "seed": [0, 1], "profile": "mini"}) == [
         {"split": 5, "seed": 0, "profile": "mini"}, {"split": 5, "seed": 1, "profile": "mini"},
         {"split": 100, "seed": 0, "profile": "mini"}, {"split": 100, "seed": 1, "profile": "mini"}]
-    names = [r["name"] for r in report.plan("mini") if r["notebook"].stem == "00b_baseline"]
-    assert names[:5] == [f"00b_baseline_split{s}" for s in params.SPLITS]
+    names = [r["name"] for r in report.plan("mini", "full") if r["notebook"].stem == "00b_baseline"]
+    assert set(names[:5]) == {f"00b_baseline_split{s}" for s in params.SPLITS}
     assert "00b_baseline_split100_seed-2" in names
 
 
@@ -50,7 +51,7 @@ def test_build_runs_once_then_resumes(tmp_path, monkeypatch):
     src.mkdir()
     nbformat.write(nb, src / "toy.ipynb")
     runs = [dict(notebook=src / "toy.ipynb", parameters={"x": 3}, name="toy_x3")]
-    monkeypatch.setattr(report, "plan", lambda profile: runs)
+    monkeypatch.setattr(report, "plan", lambda profile, which=None: runs)
     monkeypatch.setattr(paths, "NOTEBOOKS_DIR", src)
     out = tmp_path / "reports"
     assert report.build("mini", out)
@@ -80,8 +81,93 @@ def test_failed_run_is_kept_and_reported(tmp_path, monkeypatch):
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("raise RuntimeError('bad data')")])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, tmp_path / "bad.ipynb")
-    monkeypatch.setattr(report, "plan", lambda p: [dict(notebook=tmp_path / "bad.ipynb", parameters={}, name="bad")])
+    monkeypatch.setattr(report, "plan", lambda p, which=None: [dict(notebook=tmp_path / "bad.ipynb", parameters={}, name="bad")])
     monkeypatch.setattr(paths, "NOTEBOOKS_DIR", tmp_path)
     assert not report.build("mini", tmp_path / "out")
     assert "FAILED" in (tmp_path / "out" / "index.html").read_text()
     assert (tmp_path / "out" / "html" / "bad.html").is_file()
+
+
+def test_quick_plan_runs_every_notebook_and_method_on_splits_5_and_100():
+    quick, full = report.plan("mini", "quick"), report.plan("mini", "full")
+    assert report.default_plan("mini") == "quick" and report.default_plan("real") == "full"
+    assert {r["name"] for r in quick} < {r["name"] for r in full}
+    assert {r["notebook"].stem for r in quick} == set(params.NOTEBOOK_PARAMETERS)
+    for notebook in ("00b_baseline", "02_mean_teacher", "04_kd", "03_domain_pruning", "03b_pruned_kd"):
+        assert {r["parameters"].get("split") for r in quick if r["notebook"].stem == notebook} == {5, 100}, notebook
+    assert len(full) == 51
+    with pytest.raises(ValueError, match="unknown plan"):
+        report.plan("mini", "medium")
+
+
+def test_dependencies_follow_prerequisites_and_barriers():
+    runs = report.plan("mini", "full")
+    after = report.dependencies(runs)
+    index = {r["name"]: i for i, r in enumerate(runs)}
+    kd5 = after[index["04_kd_split5"]]
+    assert index["02_mean_teacher_split5"] in kd5 and index["02_mean_teacher_split100"] not in kd5
+    assert index["01_audioset_label_filtering"] in after[index["02_mean_teacher_split5"]]
+    assert index["03_domain_pruning_split100_threshold-0.1"] in after[index["03b_pruned_kd_split100_threshold-0.1"]]
+    assert after[index["00b_baseline_split5"]] == set()
+    assert after[index["05_results"]] == set(range(index["05_results"]))
+    assert report.prerequisites("04_kd") == ["01_audioset_label_filtering", "02_mean_teacher"]
+
+
+def _toy_notebook(path, source):
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("name = 'x'\nother = 'y'\nfolder = '.'", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell(source)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+def test_changed_code_or_data_reruns_and_says_why(tmp_path, monkeypatch, capsys):
+    src = _toy_notebook(tmp_path / "toy.ipynb", "print('ran', name)")
+    runs = [dict(notebook=src, parameters={"name": "a"}, name="toy_a")]
+    monkeypatch.setattr(report, "plan", lambda profile, which=None: runs)
+    monkeypatch.setattr(paths, "NOTEBOOKS_DIR", tmp_path)
+    out = tmp_path / "reports"
+    assert report.build("mini", out, jobs=1)
+    assert "running (not run yet)" in capsys.readouterr().out
+    assert report.build("mini", out, jobs=1)
+    assert "toy_a: reused (same notebook, parameters, code and data)" in capsys.readouterr().out
+    monkeypatch.setattr(report.provenance, "package_digest", lambda: "another-library")
+    assert report.build("mini", out, jobs=1)
+    assert "running (changed: code)" in capsys.readouterr().out
+    monkeypatch.setattr(report, "data_signature", lambda profile: "other-audio")
+    assert report.build("mini", out, jobs=1)
+    assert "running (changed: data)" in capsys.readouterr().out
+    assert report.build("mini", out, jobs=1, force=True)
+    assert "running (--force)" in capsys.readouterr().out
+
+
+def test_independent_runs_execute_at_the_same_time_with_their_share_of_threads(tmp_path, monkeypatch):
+    # each notebook waits for the other's file: they can only both finish if they run concurrently
+    src = _toy_notebook(tmp_path / "meet.ipynb", "\n".join([
+        "import os, pathlib, time",
+        "pathlib.Path(folder, name).touch()",
+        "deadline = time.time() + 120",
+        "while not pathlib.Path(folder, other).exists():",
+        "    assert time.time() < deadline, 'the other notebook never started'",
+        "    time.sleep(0.2)",
+        "print('threads', os.environ.get('OMP_NUM_THREADS'))"]))
+    meet = str(tmp_path / "meet")
+    (tmp_path / "meet").mkdir()
+    runs = [dict(notebook=src, parameters={"name": "a", "other": "b", "folder": meet}, name="meet_a"),
+            dict(notebook=src, parameters={"name": "b", "other": "a", "folder": meet}, name="meet_b")]
+    monkeypatch.setattr(report, "plan", lambda profile, which=None: runs)
+    monkeypatch.setattr(paths, "NOTEBOOKS_DIR", tmp_path)
+    assert report.build("mini", tmp_path / "reports", jobs=2)
+    printed = _printed(nbformat.read(tmp_path / "reports" / "meet_a.ipynb", as_version=4))
+    assert f"threads {max(1, (os.cpu_count() or 1) // 2)}" in printed
+
+
+def test_force_retrains_in_the_kernels_without_touching_this_process(tmp_path, monkeypatch):
+    src = _toy_notebook(tmp_path / "env.ipynb", "import os\nprint('retrain', os.environ.get('ASC_RETRAIN'))")
+    runs = [dict(notebook=src, parameters={"name": "a"}, name="env_a")]
+    monkeypatch.setattr(report, "plan", lambda profile, which=None: runs)
+    monkeypatch.setattr(paths, "NOTEBOOKS_DIR", tmp_path)
+    assert report.build("mini", tmp_path / "reports", jobs=1, force=True)
+    assert "retrain 1" in _printed(nbformat.read(tmp_path / "reports" / "env_a.ipynb", as_version=4))
+    assert "ASC_RETRAIN" not in os.environ

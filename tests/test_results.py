@@ -123,7 +123,7 @@ def test_focus_split_without_runs_draws_a_note_not_an_error(runs_root):
 
 
 def test_missing_runs_follow_the_report_plan():
-    planned = results.planned_runs("mini")
+    planned = results.planned_runs("mini", "full")
     assert {"baseline", "efficientat_mt", "kd_small", "kd_large", "werning", "werning_random"} <= set(planned["method"])
     runs = pd.DataFrame({"method": ["baseline"], "split": [5], "seed": [0]})
     missing = results.missing_runs(runs, planned)

@@ -31,7 +31,7 @@ def test_report_settings_are_the_defaults():
     assert (kd["lr"], kd["weight_decay"], kd["warmup_fraction"], kd["epochs"], kd["batch_size"]) == (1e-3, 1e-3, 0.1, 750, 256)
     assert kd["loss"] == "mse_probabilities" and kd["deviations"] == {}
     mini = profile_recipe("mini", "kd", source="surkov")
-    assert set(mini["deviations"]) == {"epochs", "batch_size", "min_steps", "eval_points"}
+    assert set(mini["deviations"]) == {"epochs", "batch_size", "min_steps", "eval_points", "feature_cache"}
 
 
 def test_efficientat_mn10_cost_matches_the_report():
@@ -102,7 +102,7 @@ def test_mini_mean_teacher_deviations_are_named():
     mini = profile_recipe("mini", "mean_teacher", source="surkov")
     assert mini["weights"] == "standin" and mini["bn_momentum"] == 0.1 and mini["ema_decay"] == 0.99
     assert set(mini["deviations"]) == {"weights", "lr", "ema_decay", "bn_momentum", "epochs", "batch_size",
-                                       "min_steps", "eval_points"}
+                                       "min_steps", "eval_points", "feature_cache"}
     paper = load_recipe("mean_teacher", source="surkov")
     assert (paper["weights"], paper["bn_momentum"], paper["lr"]) == ("mn10_as_mAP_471.pt", 0.01, 1e-3)
 
@@ -132,11 +132,15 @@ def test_consistency_and_kd_losses():
 class _Counting(nn.Module):
     def __init__(self):
         super().__init__()
-        self.calls = 0
+        self._calls = [0]  # private: not part of the teacher's identity (a counter would change its cache key)
         self.lin = nn.Linear(4, 3)
 
+    @property
+    def calls(self):
+        return self._calls[0]
+
     def forward(self, x):
-        self.calls += 1
+        self._calls[0] += 1
         return self.lin(x)
 
 
@@ -150,8 +154,11 @@ def test_teacher_outputs_are_cached_and_keyed(tmp_path):
     assert teacher.calls == calls and torch.equal(first, again)  # hit: no forward pass
     distill.teacher_outputs(teacher, waves, {**key, "teacher": "t2"}, batch_size=4, cache_dir=tmp_path, progress=False)
     assert teacher.calls == 2 * calls  # changed key: recomputed
-    with pytest.raises(ValueError, match="rows"):
-        distill.teacher_outputs(teacher, waves[:5], key, cache_dir=tmp_path, progress=False)
+    other = distill.teacher_outputs(teacher, waves + 1, key, batch_size=4, cache_dir=tmp_path, progress=False)
+    assert teacher.calls == 3 * calls and not torch.equal(other, first)  # other data under the same key: recomputed
+    distill.teacher_outputs(teacher, waves, key, cache_dir=tmp_path, progress=False, data_id="named")
+    with pytest.raises(ValueError, match="rows"):  # a data identity that does not fit the waves is caught
+        distill.teacher_outputs(teacher, waves[:5], key, cache_dir=tmp_path, progress=False, data_id="named")
 
 
 def test_mean_teacher_objective_trains_and_checkpoints_its_teacher(tmp_path):

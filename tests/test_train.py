@@ -1,5 +1,6 @@
 """The shared training loop: schedule, recipe defaults, learning, checkpoints and exact resume."""
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -23,7 +24,8 @@ def test_baseline_recipe_matches_the_dcase2024_baseline():
 
 def test_mini_recipe_names_every_deviation():
     r = profile_recipe("mini", "baseline")
-    assert set(r["deviations"]) == {"epochs", "batch_size", "warmup_steps", "min_steps", "eval_points"}
+    assert set(r["deviations"]) == {"epochs", "batch_size", "warmup_steps", "min_steps", "eval_points",
+                                    "feature_cache"}
     assert r["deviations"]["epochs"] == {"paper": 150, "used": r["epochs"]}
     assert profile_recipe("real", "baseline")["deviations"] == {}
     with pytest.raises(ValueError, match="no setting"):
@@ -115,15 +117,109 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path):
         assert torch.equal(a, b), name
 
 
-def test_finished_run_is_not_retrained_and_foreign_checkpoint_is_refused(tmp_path):
+def test_finished_run_is_reused_and_a_stale_one_retrained(tmp_path):
     model, history = _fit(tmp_path / "run")
+    assert history.status == "trained" and "from scratch" in history.summary()
+    (tmp_path / "run" / "metrics.json").write_text("{}")  # what the notebook writes after fit
     again, again_history = _fit(tmp_path / "run")
-    assert again_history == history
+    assert again_history == history and again_history.status == "reused"
+    assert again_history.fingerprint == history.fingerprint and "reused" in again_history.summary()
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
-    other = build_cp_mobile(n_classes=2)
-    with pytest.raises(ValueError, match="belongs to another run"):
-        train.fit(other, _objective(), _toy(), {**TOY_RECIPE, "lr": 1e-3}, tmp_path / "run", seed=7,
-                  device="cpu", progress=False)
+    # another recipe: the saved run is stale; it is retrained and its old results are gone
+    torch.manual_seed(0)
+    other = train.fit(build_cp_mobile(n_classes=2), _objective(), _toy(), {**TOY_RECIPE, "lr": 1e-3},
+                      tmp_path / "run", seed=7, device="cpu", progress=False)
+    assert other.status == "retrained" and "recipe" in other.reason and other.fingerprint != history.fingerprint
+    assert not (tmp_path / "run" / "metrics.json").exists()
+    # other data of the same size: retrained too (the old fingerprint held only the clip count)
+    torch.manual_seed(0)
+    moved = train.fit(build_cp_mobile(n_classes=2), _objective(), _toy(seed=1), {**TOY_RECIPE, "lr": 1e-3},
+                      tmp_path / "run", seed=7, device="cpu", progress=False)
+    assert moved.status == "retrained" and moved.reason == "changed: data"
+    # another front end hop: retrained (the front end is part of the objective's configuration)
+    frontend = build_frontend("baseline")
+    frontend.mel.spectrogram.hop_length = 400
+    objective = train.Supervised(Augment(frontend, AugmentConfig.from_recipe(TOY_RECIPE)))
+    torch.manual_seed(0)
+    hop = train.fit(build_cp_mobile(n_classes=2), objective, _toy(seed=1), {**TOY_RECIPE, "lr": 1e-3},
+                    tmp_path / "run", seed=7, device="cpu", progress=False)
+    assert hop.status == "retrained" and hop.reason == "changed: objective"
+
+
+def test_retrain_environment_variable_forces_training(tmp_path, monkeypatch):
+    _fit(tmp_path / "run")
+    monkeypatch.setenv(train.RETRAIN_ENV, "1")
+    _, history = _fit(tmp_path / "run")
+    assert history.status == "retrained" and train.RETRAIN_ENV in history.reason
+
+
+def test_rng_after_fit_does_not_depend_on_reuse(tmp_path):
+    _fit(tmp_path / "run")
+    after_training = torch.rand(3)
+    _fit(tmp_path / "run")
+    assert torch.equal(torch.rand(3), after_training)
+
+
+_PROBE = """
+import torch
+from torch import nn
+from asc_lib.train import Supervised, logits_of
+
+
+def probe_loss(logits, labels):
+    return nn.functional.cross_entropy(logits.float(), labels){extra}
+
+
+class ProbeObjective(Supervised):
+    name = "probe"
+
+    def loss(self, model, batch, step):
+        return probe_loss(logits_of(model(self.inputs(batch["waves"]))), batch["labels"]), {{}}
+"""
+
+
+def _probe_module(tmp_path, version, extra):
+    import importlib.util
+
+    path = tmp_path / f"probe_v{version}.py"
+    path.write_text(_PROBE.format(extra=extra))
+    spec = importlib.util.spec_from_file_location("asc_lib._probe_objective", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_changed_loss_line_retrains_exactly_the_runs_that_use_it(tmp_path):
+    v1 = _probe_module(tmp_path, 1, "")
+    objective = v1.ProbeObjective(Augment(build_frontend("baseline"), AugmentConfig.from_recipe(TOY_RECIPE)))
+
+    def run(obj, name):
+        torch.manual_seed(0)
+        return train.fit(build_cp_mobile(n_classes=2), obj, _toy(), TOY_RECIPE, tmp_path / name, seed=7,
+                         device="cpu", progress=False)
+
+    assert run(objective, "probe").status == "trained" and run(_objective(), "plain").status == "trained"
+    assert run(objective, "probe").status == "reused"
+    v2 = _probe_module(tmp_path, 2, " * 1.0  # one line of the loss changed")
+    changed = v2.ProbeObjective(Augment(build_frontend("baseline"), AugmentConfig.from_recipe(TOY_RECIPE)))
+    again = run(changed, "probe")
+    assert again.status == "retrained" and again.reason == "changed: code"
+    assert run(_objective(), "plain").status == "reused"  # the baseline's objective does not use it
+
+
+def test_a_crafted_checkpoint_is_refused_without_running_it(tmp_path):
+    class Payload:
+        def __reduce__(self):
+            return (Path.touch, (tmp_path / "pwned",))
+
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.save({"model": {}, "payload": Payload()}, run / train.CHECKPOINT)
+    with pytest.raises(RuntimeError, match=r"checkpoint\.pt.*weights_only"):
+        train.load_checkpoint(run)
+    with pytest.raises(RuntimeError, match="weights_only"):
+        _fit(run)
+    assert not (tmp_path / "pwned").exists()
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / train.CHECKPOINT).write_bytes(b"not a checkpoint")
     with pytest.raises(RuntimeError, match="cannot read checkpoint"):

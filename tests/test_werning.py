@@ -27,7 +27,7 @@ def test_report_settings_are_the_defaults():
     assert {k: v for k, v in ft.items() if k not in ("epochs", "deviations")} == \
         {k: v for k, v in baseline.items() if k not in ("epochs", "deviations")}
     mini = profile_recipe("mini", "kd", source="werning")
-    assert set(mini["deviations"]) == {"min_steps"}
+    assert set(mini["deviations"]) == {"min_steps", "feature_cache"}
 
 
 def test_paper_tables_are_in_one_file():
@@ -125,24 +125,31 @@ def test_head_swap_527_to_10_stays_within_limits():
 class _Counting(torch.nn.Module):
     def __init__(self):
         super().__init__()
-        self.linear, self.calls = torch.nn.Linear(4, 3), 0
+        self.linear, self._calls = torch.nn.Linear(4, 3), [0]  # private: not part of the teacher's identity
         self.sample_rate = 4
 
+    @property
+    def calls(self):
+        return self._calls[0]
+
     def forward(self, x):
-        self.calls += 1
+        self._calls[0] += 1
         return self.linear(x)
 
 
 def test_logit_cache_hits_and_invalidates(tmp_path):
     teacher, waves = _Counting(), torch.randn(6, 4)
     key = werning.embedding_key("standin", "split5", [f"clip{i}" for i in range(6)], "weights-1")
-    first = werning.embed(teacher, waves, key, cache_dir=tmp_path)
+    first = werning.embed(teacher, waves, key, cache_dir=tmp_path, data_id="clips-v1")
     calls = teacher.calls
-    again = werning.embed(teacher, torch.empty(6, 0), key, cache_dir=tmp_path)  # read back: the waveforms are not touched
+    # read back by the data's identity: the waveforms are not touched
+    again = werning.embed(teacher, torch.empty(6, 0), key, cache_dir=tmp_path, data_id="clips-v1")
     assert teacher.calls == calls and torch.equal(first, again)
     other = werning.embedding_key("standin", "split5", [f"clip{i}" for i in range(6)], "weights-2")
-    werning.embed(teacher, waves, other, cache_dir=tmp_path)
+    werning.embed(teacher, waves, other, cache_dir=tmp_path, data_id="clips-v1")
     assert teacher.calls == 2 * calls
+    werning.embed(teacher, waves, key, cache_dir=tmp_path, data_id="clips-v2")  # other audio, same names
+    assert teacher.calls == 3 * calls
 
 
 def test_notebook_parameters_are_checked():

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..provenance import load_torch
 from .layers import conv_bn, make_divisible
 
 # MobileNetV3-Large: input, kernel, expanded, output, squeeze-excitation, hard-swish, stride
@@ -109,7 +110,7 @@ def build_efficientat(name: str = "mn10", n_classes: int = 527) -> EfficientAT:
 def load_efficientat(path: str | Path, name: str, n_classes: int = 527) -> EfficientAT:
     """Load an official checkpoint strictly; with ``n_classes != 527`` the last layer (``classifier.5``)
     is dropped and a new one initialised, for fine-tuning."""
-    state = torch.load(path, map_location="cpu")
+    state = load_torch(path, f"EfficientAT {name} checkpoint")
     model = build_efficientat(name, n_classes)
     if n_classes != state["classifier.5.bias"].shape[0]:
         state = {k: v for k, v in state.items() if not k.startswith("classifier.5.")}

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from ..atomic import atomic_path, write_json
+from ..paths import data_dir
+from ..provenance import file_digest, load_torch
 
 DEFAULT_ARCH = "passt_s_swa_p16_128_ap476"
 SAMPLE_RATE = 32000
@@ -63,25 +68,65 @@ class PaSST(nn.Module):
         return logits
 
 
-def load_passt(weights: str | Path | None = None, arch: str = DEFAULT_ARCH, **kwargs) -> PaSST:
-    """A :class:`PaSST` in eval mode with official weights loaded strictly.
+def verify_sha256(path: Path, expected: str) -> None:
+    """Refuse a weights file whose SHA-256 is not ``expected`` (naming the file and both hashes)."""
+    actual = file_digest(path)
+    if actual.lower() != str(expected).lower():
+        raise ValueError(f"{path}: SHA-256 {actual} does not match the recorded {expected}; the download is "
+                         "damaged or not the release the study expects (delete the file to download it again)")
 
-    ``weights`` is a local state-dict file, ``"release"`` (download from the authors' release URL, cached
-    by ``torch.hub``; needs network) or None (random initialisation, for tests and dry runs).
+
+def _known_hashes_path() -> Path:
+    return data_dir() / "weights" / "sha256.json"
+
+
+def download_release(arch: str, sha256: str | None = None) -> Path:
+    """The release weights of ``arch`` in ``data/weights/``, downloaded once (torch.hub's downloader) and
+    checked against ``sha256``. Without a recorded hash, the first download's hash is written to
+    ``data/weights/sha256.json`` and every later load is checked against it (record it in
+    ``params/models.yaml`` to pin it for everyone)."""
+    url = release_url(arch)
+    path = data_dir() / "weights" / Path(url).name
+    known_path = _known_hashes_path()
+    known = json.loads(known_path.read_text()) if known_path.is_file() else {}
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path, suffix=".pt") as tmp:
+            torch.hub.download_url_to_file(url, str(tmp), progress=True)
+            verify_sha256(tmp, sha256 or known.get(path.name) or file_digest(tmp))
+    expected = sha256 or known.get(path.name)
+    if expected is None:
+        known[path.name] = file_digest(path)
+        write_json(known_path, known)
+        warnings.warn(f"{path}: no SHA-256 recorded for {arch}; recorded {known[path.name]} in {known_path} "
+                      "(copy it to params/models.yaml as sha256 to pin it)", stacklevel=2)
+    else:
+        verify_sha256(path, expected)
+    return path
+
+
+def load_passt(weights: str | Path | None = None, arch: str = DEFAULT_ARCH, sha256: str | None = None,
+               **kwargs) -> PaSST:
+    """A :class:`PaSST` in eval mode with official weights loaded strictly and safely (``weights_only``).
+
+    ``weights`` is a local state-dict file, ``"release"`` (downloaded once from the authors' release URL
+    into ``data/weights/``; needs network) or None (random initialisation, for tests and dry runs).
+    ``sha256``, when given, must match the file.
     """
     model = PaSST(arch, **kwargs)
     if weights is not None:
         from hear21passt.models.passt import checkpoint_filter_fn
 
         if str(weights) == "release":
-            state = torch.hub.load_state_dict_from_url(release_url(arch), map_location="cpu")
-            source = release_url(arch)
+            path, source = download_release(arch, sha256), release_url(arch)
         else:
             path = Path(weights)
             if not path.is_file():
                 raise FileNotFoundError(f"PaSST weights not found: {path}")
-            state = torch.load(path, map_location="cpu", weights_only=True)
             source = str(path)
+            if sha256:
+                verify_sha256(path, sha256)
+        state = load_torch(path, f"PaSST {arch} weights")
         try:
             model.net.load_state_dict(checkpoint_filter_fn(state, model.net), strict=True)
         except (RuntimeError, KeyError, ValueError) as err:
@@ -124,5 +169,6 @@ def load_ensemble(entries: list[dict] | None = None, with_weights: bool = True) 
     members = []
     for entry in entries:
         extra = {k: entry[k] for k in ("fstride", "tstride", "input_tdim", "n_classes") if k in entry}
-        members.append(load_passt(entry.get("weights") if with_weights else None, entry["arch"], **extra))
+        members.append(load_passt(entry.get("weights") if with_weights else None, entry["arch"],
+                                  sha256=entry.get("sha256"), **extra))
     return TeacherEnsemble(members).eval()

@@ -1,0 +1,60 @@
+"""Bad input gets a clear error naming the file or parameter, and written files get ordinary permissions."""
+import os
+
+import pytest
+import torch
+
+from asc_lib import atomic, audioset, dcase, params
+from asc_lib.models import passt
+
+
+def test_empty_split_file_is_named(tmp_path):
+    (tmp_path / "split5.csv").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"split5\.csv: the file is empty"):
+        dcase.read_table(tmp_path / "split5.csv", dcase.SPLIT_COLUMNS)
+    (tmp_path / "class_labels_indices.csv").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"class_labels_indices\.csv: the file is empty"):
+        audioset.read_class_index(tmp_path / "class_labels_indices.csv")
+
+
+def test_unclosed_quote_in_a_segment_list_is_named(tmp_path):
+    path = tmp_path / "eval_segments.csv"
+    path.write_text("# Segments csv created x\n# num_ytids=2\n# YTID, start_seconds, end_seconds, positive_labels\n"
+                    'aaa, 0.000, 10.000, "/m/09x0r\n'
+                    'bbb, 0.000, 10.000, "/m/07yv9"\n')
+    with pytest.raises(ValueError, match=r"eval_segments\.csv:4: a quote opened here is not closed"):
+        audioset.read_segments(path)
+    path.write_text('aaa, 0.000, 10.000, "/m/09x0r,speech"\n')
+    with pytest.raises(ValueError, match=r"eval_segments\.csv:1: .*malformed label"):
+        audioset.read_segments(path)
+
+
+def test_a_gpu_that_is_not_there_is_refused_at_validation():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(ValueError, match="no CUDA device"):
+        params.notebook_params("00b_baseline", {"device": "cuda"})
+    with pytest.raises(ValueError, match="'auto', 'cpu' or 'cuda"):
+        params.notebook_params("00b_baseline", {"device": "gpu"})
+    assert params.notebook_params("00b_baseline", {"device": "cpu"}).device == "cpu"
+
+
+def test_atomic_writes_respect_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = atomic.write_json(tmp_path / "metrics.json", {"a": 1})
+        assert path.stat().st_mode & 0o777 == 0o644
+        os.umask(0o077)
+        assert atomic.write_text(tmp_path / "private.txt", "x").stat().st_mode & 0o777 == 0o600
+    finally:
+        os.umask(old)
+
+
+def test_weights_with_another_sha256_are_refused(tmp_path):
+    path = tmp_path / "weights.pt"
+    torch.save({"w": torch.zeros(2)}, path)
+    passt.verify_sha256(path, passt.file_digest(path))
+    with pytest.raises(ValueError, match=r"weights\.pt: SHA-256 .* does not match the recorded"):
+        passt.verify_sha256(path, "0" * 64)
+    with pytest.raises(ValueError, match="does not match"):
+        passt.load_passt(path, sha256="0" * 64)

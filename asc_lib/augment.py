@@ -16,6 +16,8 @@ import torch
 import torchaudio
 from torch import nn
 
+from .frontend import evaluate_frontend
+
 
 def roll(waves: torch.Tensor, max_shift: int) -> torch.Tensor:
     """Roll each waveform of a ``(batch, samples)`` tensor by its own shift, uniform in ±``max_shift``."""
@@ -125,17 +127,12 @@ class Augment(nn.Module):
         """Whether the front end gives the same output in training as in evaluation (a plain log-mel)."""
         return bool(getattr(self.frontend, "deterministic", False))
 
-    @torch.no_grad()
     def features(self, waves: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
         """The front end's output for ``waves``, in batches on their device (float32)."""
         if not self.can_precompute():
             raise ValueError(f"{type(self.frontend).__name__} draws random settings in training; its output "
                              "cannot be computed once (set feature_cache: false)")
-        was = self.frontend.training
-        self.frontend.eval()
-        out = torch.cat([self.frontend(waves[i:i + batch_size].float()) for i in range(0, len(waves), batch_size)])
-        self.frontend.train(was)
-        return out
+        return evaluate_frontend(self.frontend, waves, batch_size)
 
     def forward(self, waves: torch.Tensor) -> torch.Tensor:
         cfg = self.config

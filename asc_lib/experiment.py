@@ -20,7 +20,7 @@ from .audio import build_waveform_cache, describe_conversions
 from .dcase import load_split
 from .evaluate import predict, scene_scores, write_output_csv
 from .params import DataPaths
-from .frontend import build_frontend
+from .frontend import build_frontend, evaluate_frontend
 from .train import TrainData, default_device
 
 METRICS = "metrics.json"
@@ -67,12 +67,7 @@ def test_evaluator(frontend: nn.Module, test_frame: pd.DataFrame, test_waves: to
 
     def evaluate(model: nn.Module) -> dict:
         if not cached:
-            was = frontend.training
-            with torch.no_grad():
-                frontend.eval()
-                cached.append(torch.cat([frontend(test_waves[i:i + batch_size].float())
-                                         for i in range(0, len(test_waves), batch_size)]))
-            frontend.train(was)
+            cached.append(evaluate_frontend(frontend, test_waves, batch_size))
         scores = scene_scores(test_frame, predict(model, nn.Identity(), cached[0], batch_size, amp=amp))
         return {"accuracy": scores["accuracy"], "log_loss": scores["log_loss"],
                 **{f"acc_{g}": v for g, v in scores["per_group"].items()}}

@@ -109,6 +109,17 @@ def build_frontend(name: str) -> nn.Module:
     return LogMel(**cfg)
 
 
+@torch.no_grad()
+def evaluate_frontend(frontend: nn.Module, waves: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """The front end's evaluation-mode output for ``waves``, in batches on their device (its mode is restored)."""
+    was = frontend.training
+    frontend.eval()
+    try:
+        return torch.cat([frontend(waves[i:i + batch_size].float()) for i in range(0, len(waves), batch_size)])
+    finally:
+        frontend.train(was)
+
+
 def output_shape(name: str, seconds: float = 1.0) -> tuple[int, int]:
     """(mels, frames) the preset produces for ``seconds`` of audio."""
     fe = build_frontend(name).eval()

@@ -81,11 +81,6 @@ def run_identity(notebook_path: Path, parameters: dict, code: str, data: str) ->
     return {"notebook": _digest(source), "parameters": _digest(parameters), "code": code, "data": data}
 
 
-def run_key(notebook_path: Path, parameters: dict, code: str = "", data: str = "") -> str:
-    """Key of a run: the digest of its :func:`run_identity`."""
-    return _digest(run_identity(notebook_path, parameters, code, data))
-
-
 def rerun_reason(done: dict, identity: dict, executed: Path, force: bool) -> str | None:
     """Why a run must execute again (None when its finished result can be reused)."""
     if force:

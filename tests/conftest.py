@@ -101,10 +101,9 @@ def build_prerequisites(notebook: str) -> list[str]:
             continue
         out = _SESSION_DIR / "prerequisites" / f"{needed}.ipynb"
         out.parent.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "papermill", str(paths.NOTEBOOKS_DIR / f"{needed}.ipynb"), str(out),
-               "-p", "progress", "False", "--cwd", str(paths.NOTEBOOKS_DIR), "--no-progress-bar"]
-        if "progress" not in params.NOTEBOOK_PARAMETERS[needed]:
-            cmd = cmd[:5] + cmd[7:]
+        quiet = ["-p", "progress", "False"] if "progress" in params.NOTEBOOK_PARAMETERS[needed] else []
+        cmd = [sys.executable, "-m", "papermill", str(paths.NOTEBOOKS_DIR / f"{needed}.ipynb"), str(out), *quiet,
+               "--cwd", str(paths.NOTEBOOKS_DIR), "--no-progress-bar"]
         result = subprocess.run(cmd, capture_output=True, text=True)
         if result.returncode != 0:
             raise RuntimeError(f"prerequisite {needed} of {notebook} failed:\n{result.stderr[-3000:]}")

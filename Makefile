@@ -8,13 +8,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install data report test notebooks clean distclean help
+.PHONY: install data report test nbval notebooks clean distclean help
 
 help:
 	@echo "make report     run the profile's plan headless (PROFILE=$(PROFILE); PLAN=quick|full, JOBS=N) into reports/ and render reports/index.html"
-	@echo "make test       run the whole test suite (unit tests + nbval over notebooks/), in temporary folders"
+	@echo "make test       the test suite: unit tests, every notebook on the smoke profile, nbval over the notebooks that do not train (temporary folders)"
+	@echo "make nbval      nbval over every notebook at its committed defaults (trains the mini runs: slow)"
 	@echo "make notebooks  re-execute the committed notebooks in place (refresh their outputs)"
-	@echo "make clean      remove what make report made: runs, caches, the mini data, executed notebooks and HTML"
+	@echo "make clean      remove what make report made: runs, caches, the generated data, executed notebooks and HTML"
 	@echo "make distclean  also remove the virtual environment"
 
 $(STAMP): pyproject.toml
@@ -25,22 +26,27 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 data: install
-ifeq ($(PROFILE),mini)
-	$(BIN)/python -m asc_lib.minidata --profile mini
+ifneq ($(filter $(PROFILE),mini smoke),)
+	$(BIN)/python -m asc_lib.minidata --profile $(PROFILE)
 endif
 
 report: data
 	$(BIN)/python -m asc_lib.report --profile $(PROFILE) $(if $(PLAN),--plan $(PLAN)) $(if $(JOBS),--jobs $(JOBS))
 
-test: data
+test: install               # the tests read the mini data and the smoke data (generated once, kept in data/)
+	$(BIN)/python -m asc_lib.minidata --profile mini
+	$(BIN)/python -m asc_lib.minidata --profile smoke
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+nbval: data
+	$(BIN)/python -m pytest notebooks $(PYTEST_ARGS)
 
 notebooks: data
 	$(BIN)/python -m asc_lib.notebooks notebooks/*.ipynb
 
 clean:
 	rm -rf reports/*.ipynb reports/html reports/index.html reports/runs.json reports/tables reports/benchmarks
-	rm -rf data/runs data/cache data/mini
+	rm -rf data/runs data/cache data/mini data/smoke
 
 distclean: clean
 	rm -rf $(VENV)

@@ -2,6 +2,7 @@
 
 One module per concern:
 
+- ``allocator`` glibc's allocator tuned for large tensors (applied on import; ``ASC_TUNE_MALLOC=0`` opts out)
 - ``paths``     where everything lives (project root, data, caches, reports, shared real data)
 - ``params``    parameter profiles (``params/*.yaml``) and notebook-parameter validation
 - ``atomic``    atomic writes of files, JSON and arrays
@@ -20,3 +21,7 @@ One module per concern:
 """
 
 __version__ = "0.1.0"
+
+from . import allocator
+
+allocator.tune()

@@ -36,7 +36,7 @@ from .atomic import write_json
 from .audioset import SEGMENT_LISTS, write_segments
 from .dcase import DEVICES, SCENES
 from .labelfilter import table1_labels
-from .params import SPLITS, load_profile
+from .params import SPLITS, data_paths, load_profile
 
 GENERATOR_VERSION = 1
 TAU_SR = 44100
@@ -90,9 +90,10 @@ def pool_settings(audioset: dict | None) -> dict:
     return {**POOL_DEFAULTS, **(audioset or {})}
 
 
-def default_root() -> Path:
-    """Where the mini dataset lives (``<data dir>/mini``)."""
-    return paths.data_dir() / "mini"
+def default_root(profile: str = "mini") -> Path:
+    """Where a generated profile's dataset lives: the folder holding its ``tau22_dir`` (``<data dir>/mini``
+    for the mini profile, ``<data dir>/smoke`` for the smoke profile)."""
+    return data_paths(profile).tau22_dir.parent
 
 
 # --- planning ------------------------------------------------------------------------------------
@@ -309,7 +310,7 @@ def read_manifest(root: str | Path | None = None) -> dict | None:
 def ensure(profile: str = "mini", root: str | Path | None = None, progress: bool = True) -> Path:
     """Generate the mini dataset unless a complete one with the profile's settings is already there."""
     settings = default_settings(profile)
-    root = Path(root or default_root())
+    root = Path(root or default_root(profile))
     manifest = read_manifest(root)
     wanted = {**settings, "audioset": pool_settings(settings.get("audioset"))}
     if manifest and manifest.get("generator_version") == GENERATOR_VERSION and manifest.get("settings") == wanted:
@@ -323,16 +324,16 @@ def main(argv=None) -> None:
 
     parser = argparse.ArgumentParser(description="Generate the embedded mini DCASE / AudioSet dataset.")
     parser.add_argument("--profile", default="mini", help="profile whose `generator` settings to use")
-    parser.add_argument("--out", default=None, help="output folder (default: data/mini)")
+    parser.add_argument("--out", default=None, help="output folder (default: the profile's, e.g. data/mini)")
     parser.add_argument("--force", action="store_true", help="regenerate even if a complete dataset exists")
     args = parser.parse_args(argv)
     start = time.time()
     if args.force:
-        out = generate(args.out, **default_settings(args.profile))
+        out = generate(args.out or default_root(args.profile), **default_settings(args.profile))
     else:
         out = ensure(args.profile, args.out)
     manifest = read_manifest(out)
-    print(f"mini dataset ready in {out} ({time.time() - start:.0f} s): {json.dumps(manifest['counts'])}")
+    print(f"{args.profile} dataset ready in {out} ({time.time() - start:.0f} s): {json.dumps(manifest['counts'])}")
 
 
 if __name__ == "__main__":

@@ -51,11 +51,18 @@ def available_profiles() -> list[str]:
 
 
 def load_profile(profile: str) -> dict:
-    """Load ``params/<profile>.yaml`` and check it has a ``data`` section."""
+    """Load ``params/<profile>.yaml`` and check it has a ``data`` section.
+
+    A top-level section given as another profile's name (``generator: mini``, ``report: mini``) is that
+    profile's section: the ``smoke`` profile shares the mini report plans (``report: mini``).
+    """
     known = available_profiles()
     if profile not in known:
         raise ValueError(f"unknown profile {profile!r}; available: {', '.join(known)}")
     cfg = load_yaml(paths.PARAMS_DIR / f"{profile}.yaml")
+    for key in ("data", "generator", "report", "default_plan"):
+        if isinstance(cfg.get(key), str) and cfg[key] in known and cfg[key] != profile:
+            cfg[key] = load_profile(cfg[key]).get(key)
     missing = {"tau22_dir", "meta_csv", "splits_dir", "audioset_dir"} - set(cfg.get("data", {}))
     if missing:
         raise ValueError(f"params/{profile}.yaml: data section lacks {sorted(missing)}")
@@ -326,7 +333,9 @@ def notebook_params(notebook: str, namespace: Mapping[str, Any]) -> types.Simple
 
 # --- training recipes ----------------------------------------------------------------------------
 
-RECIPE_SETS = ("paper", "mini")
+# paper: the reports' settings; mini: minutes per run on the embedded data (each deviation named);
+# smoke: the mini settings cut to a few steps, to check every code path in seconds (the test suite's).
+RECIPE_SETS = ("paper", "mini", "smoke")
 
 
 def recipe_names(source: str = "training") -> list[str]:
@@ -337,7 +346,8 @@ def recipe_names(source: str = "training") -> list[str]:
 
 def load_recipe(name: str, recipes: str = "paper", source: str = "training", **overrides) -> dict:
     """Recipe ``name`` from ``params/<source>.yaml``: the paper's settings, updated by the ``mini``
-    deviations when ``recipes == "mini"``, then by any non-None ``overrides`` (unknown keys rejected).
+    deviations when ``recipes`` is ``mini`` or ``smoke``, by the ``smoke`` ones when it is ``smoke``, then
+    by any non-None ``overrides`` (unknown keys rejected).
 
     The returned dict carries ``deviations``: every key whose value differs from the paper's.
     """
@@ -350,12 +360,12 @@ def load_recipe(name: str, recipes: str = "paper", source: str = "training", **o
         raise ValueError(f"unknown recipe set {recipes!r}; choose from {RECIPE_SETS}")
     paper = dict(table[name]["paper"])
     recipe = dict(paper)
-    if recipes == "mini":
-        mini = table[name].get("mini") or {}
-        unknown = set(mini) - set(paper)
+    for level in RECIPE_SETS[1:RECIPE_SETS.index(recipes) + 1]:
+        changes = table[name].get(level) or {}
+        unknown = set(changes) - set(paper)
         if unknown:
-            raise ValueError(f"{source}: {name}.mini sets {sorted(unknown)}, which {name}.paper lacks")
-        recipe.update(mini)
+            raise ValueError(f"{source}: {name}.{level} sets {sorted(unknown)}, which {name}.paper lacks")
+        recipe.update(changes)
     unknown = {k for k, v in overrides.items() if v is not None} - set(paper)
     if unknown:
         raise ValueError(f"recipe {name!r} has no setting(s) {sorted(unknown)}; settings: {sorted(paper)}")

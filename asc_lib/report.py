@@ -32,7 +32,7 @@ from nbconvert import HTMLExporter
 from . import paths, provenance
 from .atomic import atomic_path, write_json, write_text
 from .notebooks import tidy_progress
-from .params import NOTEBOOK_PARAMETERS, load_profile
+from .params import NOTEBOOK_PARAMETERS, load_profile, profile_recipe
 
 
 # Which notebooks' outputs a notebook reads (with its default parameters): 02 trains on the label-filtered
@@ -57,7 +57,8 @@ def prerequisites(notebook: str) -> list[str]:
 def run_name(notebook: str, parameters: dict, profile: str) -> str:
     """Output name of a run, e.g. ``00_data_exploration_split5`` (profile appended unless mini)."""
     parts = [notebook] + [f"{k}{v}" for k, v in sorted(parameters.items()) if k == "split"]
-    parts += [f"{k}-{v}" for k, v in sorted(parameters.items()) if k != "split"]
+    parts += [f"{k}-{'+'.join(map(str, v)) if isinstance(v, (list, tuple)) else v}"
+              for k, v in sorted(parameters.items()) if k != "split"]
     if profile != "mini":
         parts.append(profile)
     return "_".join(str(p) for p in parts)
@@ -115,16 +116,22 @@ def default_plan(profile: str) -> str:
 def plan(profile: str, which: str | None = None) -> list[dict]:
     """The runs of a profile's plan ``which`` (``quick`` or ``full``; None: the profile's default), in
     order: notebook path, parameters (profile included) and output name. A report entry without a
-    ``plans:`` list belongs to every plan."""
+    ``plans:`` list belongs to every plan. ``report_parameters:`` of the profile's file replaces the
+    parameters of every entry of a notebook by one set, taken as it is (lists are values, not a sweep):
+    the smoke profile's small benchmark on the mini plans."""
     which = which or default_plan(profile)
     if which not in PLANS:
         raise ValueError(f"unknown plan {which!r}; choose from {PLANS}")
+    cfg = load_profile(profile)
+    replaced = cfg.get("report_parameters") or {}
+    for name in set(replaced) - set(NOTEBOOK_PARAMETERS):
+        raise ValueError(f"params/{profile}.yaml: report_parameters names unknown notebook {name!r}")
     runs = []
-    for entry in load_profile(profile).get("report", []):
+    for entry in cfg.get("report", []):
         name = entry["notebook"]
         if name not in NOTEBOOK_PARAMETERS:
             raise ValueError(f"params/{profile}.yaml: report lists unknown notebook {name!r}")
-        unknown = set(entry.get("parameters", {})) - set(NOTEBOOK_PARAMETERS[name])
+        unknown = set(replaced.get(name, entry.get("parameters", {}))) - set(NOTEBOOK_PARAMETERS[name])
         if unknown:
             raise ValueError(f"params/{profile}.yaml: unknown parameter(s) {sorted(unknown)} for {name}")
         plans = entry.get("plans", list(PLANS))
@@ -132,7 +139,7 @@ def plan(profile: str, which: str | None = None) -> list[dict]:
             raise ValueError(f"params/{profile}.yaml: {name} lists unknown plan(s) {sorted(set(plans) - set(PLANS))}")
         if which not in plans:
             continue
-        for chosen in expand(entry.get("parameters", {})):
+        for chosen in [replaced[name]] if name in replaced else expand(entry.get("parameters", {})):
             extra = {"plan": which} if "plan" in NOTEBOOK_PARAMETERS[name] else {}
             runs.append(dict(notebook=paths.NOTEBOOKS_DIR / f"{name}.ipynb",
                              parameters={"profile": profile, **chosen, **extra}, name=run_name(name, chosen, profile)))
@@ -290,20 +297,41 @@ def build(profile: str = "mini", out_dir: Path | None = None, force: bool = Fals
             print(f"[{i + 1}/{len(runs)}] {run['name']}: reused (same notebook, parameters, code and data)")
         else:
             todo[i] = reason
-    if todo:
-        prepare(profile, [runs[i] for i in todo], retrain=force)
+    # shared set-up (the stand-in tagger) is one more job: the runs that need it wait for it, the others
+    # start beside it
+    setup = shared_setup(profile, [runs[i] for i in todo])
+    if setup:
+        todo[SETUP] = "shared set-up"
+        runs.append({"name": "audioset_tagger (stand-in)", "command": setup, "notebook": Path("setup")})
+        after.append(set())
+        for i in list(todo):
+            if i != SETUP and runs[i]["notebook"].stem in STANDIN_USERS:
+                after[i] = after[i] | {SETUP}
     # a reused run's dependants may still run; a run waits only for the runs that execute now
     finished = {i for i in range(len(runs)) if i not in todo}
     failed: set[int] = set()
     running: dict = {}
     lock = threading.Lock()
 
+    n_runs = len(runs) - (1 if setup else 0)
+
     def start(i: int, threads: int) -> None:
         run = runs[i]
-        print(f"[{i + 1}/{len(runs)}] {run['name']}: running ({todo[i]}) {run['parameters']}", flush=True)
+        if "command" in run:
+            print(f"[set-up] {run['name']}: running", flush=True)
+            begun = time.time()
+            result = subprocess.run(run["command"], capture_output=True, text=True, env=_kernel_env(threads, force))
+            with lock:
+                ok = result.returncode == 0
+                print(f"[set-up] {run['name']}: {'done' if ok else 'FAILED: ' + _error_of(result.stderr)} in "
+                      f"{time.time() - begun:.0f} s" + (f" ({result.stdout.strip()})" if ok else ""), flush=True)
+                state.pop(run["name"], None)
+                setup_ok[0] = ok
+            return
+        print(f"[{i + 1}/{n_runs}] {run['name']}: running ({todo[i]}) {run['parameters']}", flush=True)
         ok, seconds, error = execute(run, out_dir, threads, retrain=force)
         with lock:
-            print(f"[{i + 1}/{len(runs)}] {run['name']}: {'done' if ok else 'FAILED: ' + error} in {seconds:.0f} s",
+            print(f"[{i + 1}/{n_runs}] {run['name']}: {'done' if ok else 'FAILED: ' + error} in {seconds:.0f} s",
                   flush=True)
             state[run["name"]] = {"key": _digest(run["identity"]), "identity": run["identity"], "ok": ok,
                                   "parameters": run["parameters"], "reason": todo[i], "seconds": round(seconds, 1),
@@ -313,8 +341,9 @@ def build(profile: str = "mini", out_dir: Path | None = None, force: bool = Fals
             if executed.is_file():
                 render_html(executed, out_dir / "html" / f"{run['name']}.html")
 
+    setup_ok = [True]
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        pending = sorted(todo)
+        pending = sorted(todo, key=lambda i: -1 if i == SETUP else i)
         while pending or running:
             for i in list(pending):
                 exclusive = runs[i]["notebook"].stem in EXCLUSIVE
@@ -333,8 +362,14 @@ def build(profile: str = "mini", out_dir: Path | None = None, force: bool = Fals
             for i in [i for i, f in running.items() if f in done]:
                 running.pop(i).result()
                 finished.add(i)
-                if not state[runs[i]["name"]]["ok"]:
+                if i == SETUP:
+                    if not setup_ok[0]:
+                        raise RuntimeError(f"shared set-up failed: {' '.join(runs[i]['command'])}")
+                elif not state[runs[i]["name"]]["ok"]:
                     failed.add(i)
+    if setup:
+        runs.pop()
+        todo.pop(SETUP)
     current = {r["name"]: state[r["name"]] for r in runs}
     others = {n: rec for n, rec in state.items() if n not in current and (out_dir / "html" / f"{n}.html").is_file()}
     write_index(out_dir, profile, current, others)
@@ -345,33 +380,18 @@ def build(profile: str = "mini", out_dir: Path | None = None, force: bool = Fals
 
 
 STANDIN_USERS = ("02_mean_teacher", "03_domain_pruning", "03b_pruned_kd")
+SETUP = -1  # index of the shared set-up job in build()'s scheduler
 
 
-def prepare(profile: str, runs: list[dict], retrain: bool = False) -> None:
-    """Work several notebooks share, done once before they run in parallel: the mini stand-in AudioSet
-    tagger (its training is resumable but not safe to run twice at the same time), when a run needs it."""
-    from .params import data_paths, profile_recipe
-
+def shared_setup(profile: str, runs: list[dict]) -> list[str] | None:
+    """Work several notebooks share, done once before the first of them runs (they would otherwise train
+    it at the same time): the mini stand-in AudioSet tagger, when a run needs it. Returns the command, or
+    None when nothing is shared."""
     if not any(r["notebook"].stem in STANDIN_USERS for r in runs):
-        return
+        return None
     uses_standin = (profile_recipe(profile, "mean_teacher", source="surkov").get("weights") == "standin"
                     or profile_recipe(profile, "domain_classifier", source="werning").get("embedding") == "standin")
-    if uses_standin:
-        from .tagger import standin_weights
-
-        print("preparing the stand-in AudioSet tagger (shared by 02 and 03)", flush=True)
-        from . import train
-
-        before = os.environ.get(train.RETRAIN_ENV)
-        if retrain:
-            os.environ[train.RETRAIN_ENV] = "1"
-        try:
-            standin_weights(profile, data_paths(profile), progress=False)
-        finally:
-            if before is None:
-                os.environ.pop(train.RETRAIN_ENV, None)
-            else:
-                os.environ[train.RETRAIN_ENV] = before
+    return [sys.executable, "-m", "asc_lib.tagger", "--profile", profile, "--quiet"] if uses_standin else None
 
 
 def main(argv=None) -> None:

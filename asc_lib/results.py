@@ -296,7 +296,10 @@ def missing_runs(runs: pd.DataFrame, planned: pd.DataFrame) -> pd.DataFrame:
 def provenance(profile: str, description: str, runs: pd.DataFrame, missing: pd.DataFrame) -> str:
     """The statement at the top of the results: which data the numbers come from and what did not run."""
     lines = [f"**Data:** profile `{profile}`: {description}"]
-    if profile == "mini":
+    if profile == "smoke":
+        lines.append("These runs took a few optimizer steps each (the `smoke` recipes): they show that every "
+                     "notebook and method runs end to end; their accuracies mean nothing.")
+    elif profile == "mini":
         lines.append("These numbers come from the generated mini dataset (synthetic audio in the real formats, "
                      "shortened recipes): they test that the pipeline reproduces each method's *mechanics*; they "
                      "are not comparable in value to the papers' TAU22 numbers.")

@@ -23,7 +23,7 @@ from .augment import Augment, AugmentConfig
 from .experiment import resolve_device, runs_dir
 from .frontend import build_frontend
 from .models.efficientat import build_efficientat, load_efficientat
-from .params import DataPaths, profile_recipe
+from .params import DataPaths, data_paths, profile_recipe
 from .models.layers import set_bn_momentum
 from .train import Objective, TrainData, fit, logits_of
 from .unlabeled import clip_seconds, subset_pieces
@@ -177,3 +177,23 @@ def load_standin(profile: str, data: DataPaths, seed: int = 0, device: str = "au
 
 __all__ = ["MultiLabel", "Tagger", "average_precision", "class_index", "load_standin", "mean_average_precision",
            "piece_targets", "read_lists", "standin_path", "standin_weights", "tag", "tagging_data", "train_standin"]
+
+
+def main(argv=None) -> None:
+    """``python -m asc_lib.tagger --profile mini``: train (or reuse) the profile's stand-in tagger."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Train (or reuse) the mini stand-in AudioSet tagger.")
+    parser.add_argument("--profile", default="mini", help="parameter profile (params/<profile>.yaml)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+    _, metrics = train_standin(args.profile, data_paths(args.profile), args.seed, args.device, not args.quiet)
+    print(f"stand-in tagger of profile {args.profile!r}: {metrics['fit']['status']}, eval mAP {metrics['mAP']:.3f}, "
+          f"weights {standin_path(args.profile, args.seed)}")
+
+
+if __name__ == "__main__":
+    main()
+

@@ -56,9 +56,18 @@ def steps_per_epoch(n_items: int, batch_size: int) -> int:
 
 
 def total_epochs(recipe: dict, n_items: int) -> int:
-    """``recipe['epochs']``, raised where needed so that training makes at least ``min_steps`` steps."""
+    """``recipe['epochs']``, raised where needed so that training makes at least ``min_steps`` steps,
+    and cut where ``max_steps`` ends training earlier (the last epoch then stops part-way)."""
+    return math.ceil(total_steps(recipe, n_items) / steps_per_epoch(n_items, recipe["batch_size"]))
+
+
+def total_steps(recipe: dict, n_items: int) -> int:
+    """Optimizer steps of a run: whole epochs (``epochs``, at least ``min_steps`` steps), capped at
+    ``max_steps`` when the recipe sets one (0 or absent: no cap)."""
     per_epoch = steps_per_epoch(n_items, recipe["batch_size"])
-    return max(int(recipe["epochs"]), math.ceil(recipe.get("min_steps", 0) / per_epoch))
+    epochs = max(int(recipe["epochs"]), math.ceil(recipe.get("min_steps", 0) / per_epoch))
+    cap = int(recipe.get("max_steps", 0) or 0)
+    return min(epochs * per_epoch, cap) if cap > 0 else epochs * per_epoch
 
 
 def warmup_steps(recipe: dict, total_steps: int) -> int:
@@ -281,15 +290,15 @@ def fit(
 
     n = len(data)
     per_epoch = steps_per_epoch(n, recipe["batch_size"])
+    steps = total_steps(recipe, n)
     epochs = total_epochs(recipe, n)
-    total_steps = epochs * per_epoch
     evals = set(eval_epochs(epochs, int(recipe.get("eval_points", 0))))
-    objective.total_steps = total_steps
+    objective.total_steps = steps
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=recipe["lr"], weight_decay=recipe["weight_decay"])
-    warmup = warmup_steps(recipe, total_steps)
+    warmup = warmup_steps(recipe, steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_cosine(
-        s, total_steps, warmup, float(recipe.get("min_lr_fraction", 0.0))))
+        s, steps, warmup, float(recipe.get("min_lr_fraction", 0.0))))
 
     parts = fingerprint_parts(recipe, seed, data, model, objective)
     fingerprint = _fingerprint(parts)
@@ -329,15 +338,16 @@ def fit(
         model.train()
         objective.train()
         loss_sum = torch.zeros((), device=device)
-        for i in range(per_epoch):
+        in_epoch = min(per_epoch, steps - epoch * per_epoch)  # the last epoch stops part-way under max_steps
+        for i in range(in_epoch):
             step = epoch * per_epoch + i
             index = distributed.rank_batch(order[i * recipe["batch_size"]:(i + 1) * recipe["batch_size"]], here)
             batch = data.batch(index.to(device))
             loss_sum += train_step(net, model, objective, optimizer, scheduler, batch, step, device, use_amp)
             if on_step_end is not None:
                 on_step_end(step)
-        record = {"epoch": epoch + 1, "step": (epoch + 1) * per_epoch,
-                  "loss": float(distributed.mean_over_ranks(loss_sum)) / per_epoch,
+        record = {"epoch": epoch + 1, "step": epoch * per_epoch + in_epoch,
+                  "loss": float(distributed.mean_over_ranks(loss_sum)) / in_epoch,
                   "lr": optimizer.param_groups[0]["lr"]}
         if evaluate is not None and epoch + 1 in evals:
             record.update(distributed.broadcast(evaluate(objective.eval_model(model)) if here.main else None))

@@ -5,8 +5,10 @@ folder (``ASC_RUNS_DIR``, ``ASC_CACHE_DIR``, ``ASC_REPORTS_DIR``, inherited by t
 `make test` never reads or writes what `make report` made; at the end the session fails if
 ``data/runs`` or ``reports/`` of the checkout changed.
 
-Notebook prerequisites: a notebook that needs another's output (``04_kd`` needs the teacher of
-``02_mean_teacher``, ...; :data:`asc_lib.report.PREREQUISITES`) gets it from a fixture that runs the
+Notebooks: `make test` runs the training notebooks on the smoke profile (tests/test_notebooks.py) and nbval
+over the notebooks that do not train (``testpaths``); ``make nbval`` runs nbval over every notebook at its
+committed defaults. There a notebook that needs another's output (``04_kd`` needs the teacher of
+``02_mean_teacher``, ...; :data:`asc_lib.report.PREREQUISITES`) gets it from a hook that runs the
 prerequisite with papermill, unless nbval already ran it in full in this session. So any notebook can
 be tested alone, in any order.
 """
@@ -46,6 +48,13 @@ def mini_data() -> params.DataPaths:
     """The embedded mini dataset (generated on first use, as `make data` does)."""
     minidata.ensure("mini", progress=False)
     return params.data_paths("mini")
+
+
+@pytest.fixture(scope="session")
+def smoke_data() -> params.DataPaths:
+    """The smoke profile's smaller generated dataset (`make test` generates it first)."""
+    minidata.ensure("smoke", progress=False)
+    return params.data_paths("smoke")
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,7 @@ import ast
 import nbformat
 import pytest
 
-from asc_lib import params, paths
+from asc_lib import params, paths, report
 
 
 def test_profiles_resolve_inside_project():
@@ -72,3 +72,40 @@ def test_notebook_parameters_cell_matches_declaration(notebook):
 def test_every_notebook_is_declared():
     names = {p.stem for p in paths.NOTEBOOKS_DIR.glob("*.ipynb")}
     assert names == set(params.NOTEBOOK_PARAMETERS)
+
+
+def test_smoke_profile_is_a_smaller_mini_with_four_steps():
+    smoke, mini = params.load_profile("smoke"), params.load_profile("mini")
+    assert smoke["report"] == mini["report"] and smoke["recipes"] == "smoke"
+    # the mini generator with fewer recordings and clips, into its own folder
+    assert set(smoke["generator"]) == set(mini["generator"]) and smoke["data"] != mini["data"]
+    for key in ("train_segments_per_scene", "test_segments_per_scene"):
+        assert smoke["generator"][key] < mini["generator"][key]
+    assert smoke["generator"]["clips_per_segment"] == mini["generator"]["clips_per_segment"] == 10
+    assert set(smoke["report_parameters"]) == {"06_benchmarks"}
+    for name, source in [("baseline", "training"), ("mean_teacher", "surkov"), ("kd", "surkov"), ("kd", "werning"),
+                         ("finetune", "werning"), ("audioset_tagger", "training")]:
+        cut = params.load_recipe(name, "smoke", source)
+        full = params.load_recipe(name, "mini", source)
+        assert set(cut) == set(full) and cut["min_steps"] == cut["max_steps"] == 4, name
+        assert full["max_steps"] == 0, name
+        # everything but the length is the mini recipe
+        length = {"epochs", "min_steps", "max_steps", "eval_points", "deviations"}
+        assert {k: v for k, v in cut.items() if k not in length} == {k: v for k, v in full.items() if k not in length}
+
+
+def test_smoke_benchmark_parameters_replace_the_plans(monkeypatch):
+    runs = [r for r in report.plan("smoke", "quick") if r["notebook"].stem == "06_benchmarks"]
+    assert [r["parameters"] for r in runs] == [{"profile": "smoke", **params.load_profile("smoke")["report_parameters"]["06_benchmarks"]}]
+    real = params.load_profile("mini")
+    monkeypatch.setattr(params, "load_profile", lambda name: {**real, "report_parameters": {"07_nothing": {}}})
+    monkeypatch.setattr(report, "load_profile", params.load_profile)
+    with pytest.raises(ValueError, match="report_parameters names unknown notebook '07_nothing'"):
+        report.plan("mini", "quick")
+
+
+def test_a_smoke_setting_the_paper_lacks_is_refused(tmp_path, monkeypatch):
+    (tmp_path / "toy.yaml").write_text("r:\n  paper: {epochs: 3}\n  smoke: {epochs: 1, epochz: 2}\n")
+    monkeypatch.setattr(paths, "PARAMS_DIR", tmp_path)
+    with pytest.raises(ValueError, match="r.smoke sets .'epochz'"):
+        params.load_recipe("r", "smoke", "toy")

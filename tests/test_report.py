@@ -171,3 +171,12 @@ def test_force_retrains_in_the_kernels_without_touching_this_process(tmp_path, m
     assert report.build("mini", tmp_path / "reports", jobs=1, force=True)
     assert "retrain 1" in _printed(nbformat.read(tmp_path / "reports" / "env_a.ipynb", as_version=4))
     assert "ASC_RETRAIN" not in os.environ
+
+
+def test_the_stand_in_tagger_is_one_shared_set_up_job():
+    quick = report.plan("mini", "quick")
+    command = report.shared_setup("mini", quick)
+    assert command[-4:] == ["asc_lib.tagger", "--profile", "mini", "--quiet"]
+    assert report.shared_setup("mini", [r for r in quick if r["notebook"].stem == "00b_baseline"]) is None
+    # the real profile uses the official weights: nothing to train first
+    assert report.shared_setup("real", report.plan("real")) is None

@@ -1,0 +1,100 @@
+"""Every notebook of the report plan runs headless, on splits 5 and 100, and lands what the results read.
+
+The training notebooks are tested the way recommenders tests its notebooks: run with small parameters,
+then their recorded metrics are asserted. Here the small parameters are one: ``profile=smoke``, a smaller
+generated dataset with the ``smoke:`` recipes of ``params/`` (4 optimizer steps per run). The whole quick plan of
+`make report` runs through :func:`asc_lib.report.build` (parallel, in dependency order) into the session's
+temporary folders; nothing here asserts a learned number (tests/test_baseline.py does, with margins from
+measured seed spread). nbval runs the notebooks that do not train at their committed defaults
+(``testpaths`` in pyproject.toml); ``make nbval`` runs it over every notebook.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+
+from asc_lib import params, paths, report, results
+from asc_lib.dcase import load_split
+
+PROFILE = "smoke"
+TRAINED = {  # method -> the notebook that trains it in the quick plan
+    "baseline": "00b_baseline", "efficientat_mt": "02_mean_teacher", "kd_small": "04_kd", "werning": "03b_pruned_kd",
+}
+
+
+@pytest.fixture(scope="module")
+def smoke_report(smoke_data, tmp_path_factory):
+    """The quick plan on the smoke profile, built once; returns (reports folder, runs folder, records)."""
+    out = tmp_path_factory.mktemp("smoke-report")
+    ok = report.build(PROFILE, out, which="quick")
+    records = json.loads((out / "runs.json").read_text())
+    failed = {n: r["error"] for n, r in records.items() if not r["ok"]}
+    assert ok and not failed, failed
+    return out, results.runs_root(PROFILE, None), records
+
+
+def test_every_notebook_of_the_quick_plan_ran_on_splits_5_and_100(smoke_report):
+    out, _, records = smoke_report
+    planned = report.plan(PROFILE, "quick")
+    assert set(records) == {r["name"] for r in planned}
+    assert {r["notebook"].stem for r in planned} == set(params.NOTEBOOK_PARAMETERS)
+    for run in planned:
+        executed = nbformat.read(out / f"{run['name']}.ipynb", as_version=4)
+        errors = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+        assert not errors, (run["name"], errors)
+        assert (out / "html" / f"{run['name']}.html").stat().st_size > 0
+    assert "05_results_smoke" in (out / "index.html").read_text()
+
+
+def test_every_method_lands_its_metrics_for_both_splits(smoke_report, smoke_data):
+    _, runs_root, _ = smoke_report
+    test = load_split(smoke_data, "test")
+    for method, notebook in TRAINED.items():
+        for split in (5, 100):
+            run = runs_root / method / f"split{split}-seed0"
+            metrics = json.loads((run / "metrics.json").read_text())
+            assert (metrics["method"], metrics["split"], metrics["profile"]) == (method, split, PROFILE), run
+            assert metrics["fit"]["status"] == "trained", (run, metrics["fit"])
+            assert metrics["test"]["n_clips"] == len(test) == 900
+            assert set(metrics["test"]["per_group"]) == {"real", "seen", "unseen"}
+            assert 0.0 <= metrics["test"]["accuracy"] <= 1.0
+            # the submission file and the metrics agree
+            output = pd.read_csv(run / "output.csv", sep="\t")
+            assert list(output["filename"]) == list(test["filename"])
+            hits = (output["scene_label"] == test["scene_label"]).groupby(test["scene_label"]).mean()
+            assert hits.mean() == pytest.approx(metrics["test"]["accuracy"]), run
+
+
+def test_smoke_recipes_are_the_mini_ones_cut_short(smoke_report):
+    _, runs_root, _ = smoke_report
+    metrics = json.loads((runs_root / "baseline" / "split100-seed0" / "metrics.json").read_text())
+    history = json.loads((runs_root / "baseline" / "split100-seed0" / "history.json").read_text())
+    smoke = params.load_yaml(paths.PARAMS_DIR / "training.yaml")["baseline"]["smoke"]
+    assert metrics["epochs_trained"] == smoke["epochs"] == 1
+    assert history[-1]["step"] == smoke["max_steps"] == 4  # 1,400 clips: the epoch stops after 4 of 22 steps
+    assert metrics["recipe"]["deviations"]["epochs"] == {"paper": 150, "used": smoke["epochs"]}
+    assert metrics["recipe"]["batch_size"] == params.load_recipe("baseline", "mini")["batch_size"]
+    assert metrics["complexity"]["params"] == 61148 and metrics["complexity"]["passes"]
+
+
+def test_results_notebook_found_every_planned_run(smoke_report):
+    out, runs_root, _ = smoke_report
+    runs = results.runs_table(runs_root)
+    assert results.missing_runs(runs, results.planned_runs(PROFILE, "quick")).empty
+    printed = "".join(str(o.get("data", {}).get("text/markdown", "")) for c in
+                      nbformat.read(out / "05_results_smoke.ipynb", as_version=4).cells if c.cell_type == "code"
+                      for o in c.outputs)
+    assert "every training run of the report plan finished" in printed
+    tables = paths.reports_dir() / "tables" / PROFILE
+    assert (tables / "surkov_table3.csv").is_file() and (tables / "werning_table2.csv").is_file()
+
+
+def test_second_build_reuses_every_run(smoke_report, capsys):
+    out, _, records = smoke_report
+    assert report.build(PROFILE, out, which="quick")
+    printed = capsys.readouterr().out
+    assert f"ran 0 and reused {len(records)} of {len(records)}" in printed

@@ -190,9 +190,9 @@ def _render_pool_clip(args) -> None:
 
 def _run_parallel(fn, jobs, desc, workers, progress):
     if workers <= 1:
-        return [fn(j) for j in tqdm(jobs, desc=desc, disable=not progress)]
+        return [fn(j) for j in tqdm(jobs, desc=desc, disable=None if progress else True)]
     with ProcessPoolExecutor(workers) as ex:
-        return list(tqdm(ex.map(fn, jobs, chunksize=4), total=len(jobs), desc=desc, disable=not progress))
+        return list(tqdm(ex.map(fn, jobs, chunksize=4), total=len(jobs), desc=desc, disable=None if progress else True))
 
 
 # --- AudioSet pool ------------------------------------------------------------------------------------

@@ -269,11 +269,12 @@ def default_jobs() -> int:
 
 
 def build(profile: str = "mini", out_dir: Path | None = None, force: bool = False, which: str | None = None,
-          jobs: int | None = None) -> bool:
+          jobs: int | None = None, threads: int | None = None) -> bool:
     """Run every notebook of the profile's plan (reusing finished runs whose identity is unchanged) and
     write the index. Independent runs execute ``jobs`` at a time, each kernel with its share of the CPU
-    threads; prerequisites, the results and the benchmark notebook wait as :func:`dependencies` says.
-    ``force`` re-executes everything and retrains every training run."""
+    threads (``threads`` per kernel when given: the test suite runs the smoke report on one core beside
+    its other tests); prerequisites, the results and the benchmark notebook wait as :func:`dependencies`
+    says. ``force`` re-executes everything and retrains every training run."""
     out_dir = Path(out_dir or paths.reports_dir())
     out_dir.mkdir(parents=True, exist_ok=True)
     state_path = out_dir / "runs.json"
@@ -350,8 +351,8 @@ def build(profile: str = "mini", out_dir: Path | None = None, force: bool = Fals
                 if not after[i] <= finished or (exclusive and running) or (
                         any(runs[j]["notebook"].stem in EXCLUSIVE for j in running)) or len(running) >= jobs:
                     continue
-                threads = cores if exclusive or jobs == 1 else max(1, cores // jobs)
-                running[i] = pool.submit(start, i, threads)
+                share = threads or (cores if exclusive or jobs == 1 else max(1, cores // jobs))
+                running[i] = pool.submit(start, i, share)
                 pending.remove(i)
                 if exclusive:
                     break
@@ -403,8 +404,10 @@ def main(argv=None) -> None:
                         help="quick (every notebook and method on splits 5 and 100) or full (every split, the "
                              "seeds, Werning's sweep); default: the profile's default_plan")
     parser.add_argument("--jobs", type=int, default=None, help="notebooks at once (default: 2 on a CPU, 1 on a GPU)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads per notebook (default: the machine's cores shared among the jobs)")
     args = parser.parse_args(argv)
-    sys.exit(0 if build(args.profile, args.out, args.force, args.plan, args.jobs) else 1)
+    sys.exit(0 if build(args.profile, args.out, args.force, args.plan, args.jobs, args.threads) else 1)
 
 
 if __name__ == "__main__":

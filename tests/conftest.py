@@ -65,6 +65,34 @@ def shared_data() -> params.DataPaths:
     return params.data_paths("shared")
 
 
+# --- the smoke report: the quick plan on the smoke profile, beside the other tests -----------------------
+
+SMOKE_TESTS = "test_notebooks.py"
+_SMOKE: dict = {}
+
+
+def _start_smoke_report() -> None:
+    """Start `make report PROFILE=smoke` (quick plan) into the session folder as a background process, one
+    notebook at a time with one CPU thread: it runs on one core while the other tests use the other, and
+    the tests of tests/test_notebooks.py (collected last) wait for it."""
+    minidata.ensure("smoke", progress=False)
+    out = _SESSION_DIR / "smoke-report"
+    log = _SESSION_DIR / "smoke-report.log"
+    cmd = [sys.executable, "-m", "asc_lib.report", "--profile", "smoke", "--plan", "quick", "--jobs", "1",
+           "--threads", "1", "--out", str(out)]
+    with log.open("w") as handle:
+        _SMOKE.update(process=subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT), out=out, log=log)
+
+
+@pytest.fixture(scope="session")
+def smoke_report_build() -> tuple[Path, int, str]:
+    """Wait for the background smoke report; return its output folder, exit code and log."""
+    if not _SMOKE:
+        _start_smoke_report()
+    code = _SMOKE["process"].wait(timeout=3600)
+    return _SMOKE["out"], code, _SMOKE["log"].read_text()
+
+
 # --- notebooks: stderr never compared, prerequisites built on demand -------------------------------------
 
 _CELLS: dict[str, int] = {}      # notebook name -> number of nbval items
@@ -79,7 +107,12 @@ def _notebook_of(item) -> str | None:
 
 def pytest_collection_modifyitems(session, config, items):
     """nbval: never compare stderr. Progress bars and library warnings go there, and whether they appear
-    depends on what is already cached (a fresh clone trains, a warm checkout reads results back)."""
+    depends on what is already cached (a fresh clone trains, a warm checkout reads results back).
+    The smoke report's tests go last: their report starts in the background now and runs beside the others."""
+    smoke = [item for item in items if Path(str(item.fspath)).name == SMOKE_TESTS]
+    if smoke:
+        items[:] = [item for item in items if item not in smoke] + smoke
+        _start_smoke_report()
     for item in items:
         notebook = getattr(item, "parent", None)
         skip = getattr(notebook, "skip_compare", None)
@@ -134,6 +167,9 @@ def pytest_runtest_setup(item):
 
 def pytest_sessionfinish(session, exitstatus):
     """Fail the session if it touched the checkout's runs or reports; remove the session folder."""
+    if _SMOKE and _SMOKE["process"].poll() is None:   # the session ended early (-x, ^C)
+        _SMOKE["process"].kill()
+        _SMOKE["process"].wait()
     changed = [p for p in _GUARDED if provenance.tree_signature(p) != _BEFORE[str(p)]]
     if changed:
         print(f"\nERROR: the test session changed {', '.join(map(str, changed))}: tests must write only under "

@@ -3,8 +3,8 @@
 The training notebooks are tested the way recommenders tests its notebooks: run with small parameters,
 then their recorded metrics are asserted. Here the small parameters are one: ``profile=smoke``, a smaller
 generated dataset with the ``smoke:`` recipes of ``params/`` (4 optimizer steps per run). The whole quick plan of
-`make report` runs through :func:`asc_lib.report.build` (parallel, in dependency order) into the session's
-temporary folders; nothing here asserts a learned number (tests/test_baseline.py does, with margins from
+`make report` runs through :func:`asc_lib.report.build` (in dependency order, started by tests/conftest.py
+in the background beside the other tests) into the session's temporary folders; nothing here asserts a learned number (tests/test_baseline.py does, with margins from
 measured seed spread). nbval runs the notebooks that do not train at their committed defaults
 (``testpaths`` in pyproject.toml); ``make nbval`` runs it over every notebook.
 """
@@ -27,13 +27,14 @@ TRAINED = {  # method -> the notebook that trains it in the quick plan
 
 
 @pytest.fixture(scope="module")
-def smoke_report(smoke_data, tmp_path_factory):
-    """The quick plan on the smoke profile, built once; returns (reports folder, runs folder, records)."""
-    out = tmp_path_factory.mktemp("smoke-report")
-    ok = report.build(PROFILE, out, which="quick")
+def smoke_report(smoke_report_build, smoke_data):
+    """The quick plan on the smoke profile, built once by the session (tests/conftest.py starts it in the
+    background); returns (reports folder, runs folder, records)."""
+    out, code, log = smoke_report_build
+    assert code == 0, log[-5000:]
     records = json.loads((out / "runs.json").read_text())
     failed = {n: r["error"] for n, r in records.items() if not r["ok"]}
-    assert ok and not failed, failed
+    assert not failed, failed
     return out, results.runs_root(PROFILE, None), records
 
 

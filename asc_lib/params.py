@@ -183,7 +183,7 @@ NOTEBOOK_PARAMETERS: dict[str, dict[str, Any]] = {
         "device": "auto",
         "selection": "pruned",        # pruned (Werning) or random (the same number of random clips: the control)
         "threshold": None,            # which pruning of 03_domain_pruning (None: params/werning.yaml)
-        "kd_steps": None,             # distillation iterations (None: the profile's recipe)
+        "kd_steps": None,             # distillation iterations, exactly (None: the profile's recipe)
         "epochs": None,               # fine-tuning overrides
         "batch_size": None,
         "min_steps": None,

@@ -237,3 +237,11 @@ def test_supervised_ignores_unlabeled_items():
     loss_mixed, _ = obj.loss(model, batch, 0)
     assert torch.allclose(loss_labeled, loss_mixed)
     assert isinstance(obj, nn.Module)
+
+
+def test_max_steps_stops_the_last_epoch_part_way():
+    recipe = {"epochs": 1, "batch_size": 32, "min_steps": 100_000, "max_steps": 100_000}
+    # Werning's 100k iterations on 290,000 pruned clips (9,063 steps per epoch): 12 epochs, the last one cut
+    assert train.total_steps(recipe, 290_000) == 100_000 and train.total_epochs(recipe, 290_000) == 12
+    assert train.total_steps({**recipe, "max_steps": 0}, 290_000) == 12 * 9063  # whole epochs: 108,756 steps
+    assert train.total_steps({"epochs": 3, "batch_size": 10, "max_steps": 0}, 95) == 30

@@ -19,6 +19,7 @@ def test_report_settings_are_the_defaults():
     kd = load_recipe("kd", source="werning")
     assert (kd["distillation_weight"], kd["batch_size"], kd["min_steps"], kd["lr"], kd["min_lr_fraction"]) == \
         (0.9, 32, 100_000, 5e-3, 0.01)
+    assert kd["max_steps"] == 100_000  # exactly 100k iterations, not rounded up to whole epochs
     fe = build_frontend(kd["frontend"])
     assert (fe.sample_rate, fe.mel.n_mels, fe.mel.win_length, fe.mel.hop_length) == (32000, 256, 3072, 500)
     ft = load_recipe("finetune", source="werning")
@@ -27,7 +28,7 @@ def test_report_settings_are_the_defaults():
     assert {k: v for k, v in ft.items() if k not in ("epochs", "deviations")} == \
         {k: v for k, v in baseline.items() if k not in ("epochs", "deviations")}
     mini = profile_recipe("mini", "kd", source="werning")
-    assert set(mini["deviations"]) == {"min_steps", "feature_cache"}
+    assert set(mini["deviations"]) == {"min_steps", "max_steps", "feature_cache"}
 
 
 def test_paper_tables_are_in_one_file():

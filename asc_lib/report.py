@@ -124,8 +124,9 @@ def plan(profile: str, which: str | None = None) -> list[dict]:
         raise ValueError(f"unknown plan {which!r}; choose from {PLANS}")
     cfg = load_profile(profile)
     replaced = cfg.get("report_parameters") or {}
-    for name in set(replaced) - set(NOTEBOOK_PARAMETERS):
-        raise ValueError(f"params/{profile}.yaml: report_parameters names unknown notebook {name!r}")
+    unknown = sorted(set(replaced) - set(NOTEBOOK_PARAMETERS))
+    if unknown:
+        raise ValueError(f"params/{profile}.yaml: report_parameters names unknown notebook {', '.join(map(repr, unknown))}")
     runs = []
     for entry in cfg.get("report", []):
         name = entry["notebook"]
@@ -326,7 +327,6 @@ def build(profile: str = "mini", out_dir: Path | None = None, force: bool = Fals
                 ok = result.returncode == 0
                 print(f"[set-up] {run['name']}: {'done' if ok else 'FAILED: ' + _error_of(result.stderr)} in "
                       f"{time.time() - begun:.0f} s" + (f" ({result.stdout.strip()})" if ok else ""), flush=True)
-                state.pop(run["name"], None)
                 setup_ok[0] = ok
             return
         print(f"[{i + 1}/{n_runs}] {run['name']}: running ({todo[i]}) {run['parameters']}", flush=True)

@@ -9,6 +9,7 @@ and wrapped with its front end (:class:`Tagger`) it takes raw waveforms like PaS
 """
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -181,8 +182,6 @@ __all__ = ["MultiLabel", "Tagger", "average_precision", "class_index", "load_sta
 
 def main(argv=None) -> None:
     """``python -m asc_lib.tagger --profile mini``: train (or reuse) the profile's stand-in tagger."""
-    import argparse
-
     parser = argparse.ArgumentParser(description="Train (or reuse) the mini stand-in AudioSet tagger.")
     parser.add_argument("--profile", default="mini", help="parameter profile (params/<profile>.yaml)")
     parser.add_argument("--seed", type=int, default=0)
@@ -196,4 +195,3 @@ def main(argv=None) -> None:
 
 if __name__ == "__main__":
     main()
-

@@ -1,4 +1,9 @@
-"""WAV decoding, resampling, and the decoded-waveform cache.
+"""Audio decoding, resampling, where clips are read from, and the decoded-waveform cache.
+
+Clips are read through a *source*: :class:`AudioFiles` (one audio file per clip under a folder, as TAU22
+and a per-clip AudioSet copy) or :class:`asc_lib.audioset_clips.AudioSetHDF5` (the PaSST / EfficientAT
+HDF5 files of mp3 bytes). A source names its clips, says which are present, decodes one, and signs the
+content of a list of them for cache keys.
 
 The cache holds one split as one contiguous ``(clips, samples)`` array in a ``.npy`` file, memory-mapped
 for reading, keyed by the list of files, where they are and a signature of their content (size and
@@ -47,6 +52,34 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int, int]:
     return data.mean(axis=1), int(sr), int(data.shape[1])
 
 
+class AudioFiles:
+    """One audio file per clip (WAV, FLAC, ...: what libsndfile decodes), named relative to ``root``."""
+
+    layout = "files"
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"AudioFiles({str(self.root)!r})"
+
+    def available(self, names: Sequence[str]) -> list[bool]:
+        return [(self.root / n).is_file() for n in names]
+
+    def read(self, name: str) -> tuple[np.ndarray, int, int]:
+        """Mono float32 samples, the file's rate and its channel count (errors name the file)."""
+        return read_audio(self.root / name)
+
+    def signature(self, names: Sequence[str]) -> str:
+        """Changes with the folder, the names, their order and each file's size and modification time."""
+        return provenance.files_signature(self.root, names)
+
+
+def as_source(audio: "str | Path | AudioFiles"):
+    """A source as given, or :class:`AudioFiles` of a folder."""
+    return AudioFiles(audio) if isinstance(audio, (str, Path)) else audio
+
+
 def fit_length(wave: torch.Tensor, num_samples: int) -> torch.Tensor:
     """Zero-pad or cut the last axis to ``num_samples``."""
     n = wave.shape[-1]
@@ -69,14 +102,15 @@ def load_clip(path: str | Path, sample_rate: int, num_samples: int | None = None
     return fit_length(wave, num_samples) if num_samples else wave
 
 
-def cache_key(filenames: Sequence[str], audio_root: str | Path, sample_rate: int, num_samples: int,
-              dtype: str) -> str:
-    """Key of a waveform cache: changes with the files, their order, their folder and content signature
-    (size, modification time), the rate, the length, the dtype and the code that decodes them."""
+def cache_key(filenames: Sequence[str], audio_root, sample_rate: int, num_samples: int, dtype: str) -> str:
+    """Key of a waveform cache: changes with the clips, their order, their source (layout, folder) and
+    content signature (size, modification time), the rate, the length, the dtype and the decoding code."""
+    source = as_source(audio_root)
     h = hashlib.sha256()
-    h.update(json.dumps([CACHE_VERSION, sample_rate, num_samples, dtype,
-                         provenance.code_digest(build_waveform_cache)]).encode())
-    h.update(provenance.files_signature(audio_root, filenames).encode())
+    h.update(json.dumps([CACHE_VERSION, sample_rate, num_samples, dtype, source.layout,
+                         provenance.code_digest(build_waveform_cache),
+                         provenance.code_digest(type(source))]).encode())
+    h.update(source.signature(filenames).encode())
     return h.hexdigest()[:20]
 
 
@@ -113,20 +147,23 @@ class WaveformCache:
 
 def build_waveform_cache(
     filenames: Sequence[str],
-    audio_root: str | Path,
+    audio_root,
     sample_rate: int,
     num_samples: int,
     dtype: str = "float16",
     cache_dir: str | Path | None = None,
     batch: int = 64,
     progress: bool = True,
+    expected: Sequence[str] = (),
 ) -> WaveformCache:
-    """Decode and resample ``filenames`` (relative to ``audio_root``) once into a keyed cache.
+    """Decode and resample ``filenames`` of ``audio_root`` (a folder, or a source such as
+    :class:`AudioFiles`) once into a keyed cache.
 
     Returns the existing cache when the key matches; otherwise writes a new one atomically, so an
     interrupted build leaves no partial cache behind. Clips that had to be resampled, down-mixed to mono,
     zero-padded or cut are counted (``WaveformCache.conversions``); a warning names the padded and
-    down-mixed ones, which the real TAU22 never needs.
+    down-mixed ones, which the real TAU22 never needs, unless they are ``expected`` (AudioSet's short
+    segments are padded by design).
     """
     if dtype not in _DTYPES:
         raise ValueError(f"unknown cache dtype {dtype!r}; choose from {sorted(_DTYPES)}")
@@ -136,7 +173,7 @@ def build_waveform_cache(
     path = cache_dir / f"waveforms-{key}.npy"
     if path.is_file():
         return WaveformCache(path)
-    root = Path(audio_root)
+    source = as_source(audio_root)
     conversions: dict[str, dict] = {}
 
     def note(kind: str, name: str, detail: str) -> None:
@@ -150,7 +187,7 @@ def build_waveform_cache(
             chunk = filenames[start:start + batch]
             decoded = []
             for name in chunk:
-                wave, sr, channels = read_audio(root / name)
+                wave, sr, channels = source.read(name)
                 if channels > 1:
                     note("down-mixed", name, f"{channels} channels")
                 if sr != sample_rate:
@@ -173,11 +210,11 @@ def build_waveform_cache(
         del out
     write_json(path.with_suffix(".json"), {
         "key": key, "version": CACHE_VERSION, "sample_rate": sample_rate, "num_samples": num_samples,
-        "dtype": dtype, "audio_root": str(root), "filenames": filenames, "conversions": conversions,
+        "dtype": dtype, "source": repr(source), "filenames": filenames, "conversions": conversions,
     })
-    unusual = {k: v for k, v in conversions.items() if k in ("down-mixed", "zero-padded")}
+    unusual = {k: v for k, v in conversions.items() if k in ("down-mixed", "zero-padded") and k not in expected}
     if unusual:
-        warnings.warn(f"{root}: " + "; ".join(f"{v['clips']} of {len(filenames)} clips {k}, e.g. {v['example']}"
+        warnings.warn(f"{source}: " + "; ".join(f"{v['clips']} of {len(filenames)} clips {k}, e.g. {v['example']}"
                                               for k, v in unusual.items()), stacklevel=2)
     return WaveformCache(path)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import os
 from dataclasses import dataclass
@@ -69,7 +70,12 @@ def init(device: str = "auto") -> tuple[World, torch.device]:
 
 
 def shutdown() -> None:
+    """Leave the process group together: DDP's reducers (which hold the group) are released first, then all
+    ranks wait for each other, so that no rank tears its transport down, or exits, while another still talks
+    to it (a rank that exited early with gloo's worker threads alive was seen to abort in CI)."""
     if dist.is_available() and dist.is_initialized():
+        gc.collect()
+        dist.barrier()
         dist.destroy_process_group()
 
 

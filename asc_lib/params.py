@@ -89,24 +89,41 @@ class DataPaths:
     splits_dir: Path
     audioset_dir: Path
     audio_available: bool
+    audioset_layout: str = "files"          # files: <audio dir>/<list>/Y<YTID>.wav; hdf5: <audio dir>/<list>_mp3.hdf
+    audioset_audio_dir: Path | None = None  # default <audioset_dir>/audio
+    audioset_clip_seconds: float = 10.0     # the lists' nominal clip length (shorter clips are padded to it)
+
+    OPTIONAL = ("audio_available", "audioset_layout", "audioset_audio_dir", "audioset_clip_seconds")
 
     @classmethod
     def from_config(cls, data: Mapping[str, Any]) -> "DataPaths":
         tau22 = paths.resolve(data["tau22_dir"])
         meta = Path(data["meta_csv"])
+        audioset = paths.resolve(data["audioset_dir"])
+        layout = str(data.get("audioset_layout", "files"))
+        if layout not in ("files", "hdf5"):
+            raise ValueError(f"data.audioset_layout is {layout!r}; choose files (one audio file per clip) or "
+                             "hdf5 (the PaSST / EfficientAT <list>_mp3.hdf files)")
+        seconds = float(data.get("audioset_clip_seconds", 10.0))
+        if not seconds > 0:
+            raise ValueError(f"data.audioset_clip_seconds must be positive, got {seconds}")
+        audio_dir = data.get("audioset_audio_dir")
         return cls(
             tau22_dir=tau22,
             meta_csv=meta if meta.is_absolute() else tau22 / meta,
             splits_dir=paths.resolve(data["splits_dir"]),
-            audioset_dir=paths.resolve(data["audioset_dir"]),
+            audioset_dir=audioset,
             audio_available=bool(data.get("audio_available", True)),
+            audioset_layout=layout,
+            audioset_audio_dir=paths.resolve(audio_dir) if audio_dir else audioset / "audio",
+            audioset_clip_seconds=seconds,
         )
 
 
 def data_paths(profile: str = "mini", **overrides) -> DataPaths:
     """The data paths of ``profile``, with any non-None override (same keys as the ``data`` section)."""
     data = dict(load_profile(profile)["data"])
-    unknown = set(overrides) - set(data) - {"audio_available"}
+    unknown = set(overrides) - set(data) - set(DataPaths.OPTIONAL)
     if unknown:
         raise ValueError(f"unknown data path override(s) {sorted(unknown)}; known: {sorted(data)}")
     data.update({k: v for k, v in overrides.items() if v is not None})

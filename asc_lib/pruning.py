@@ -105,3 +105,15 @@ def selection_quality(selected: pd.DataFrame, pool: pd.DataFrame, in_domain: pd.
             "precision": hits / len(selected) if len(selected) else float("nan"),
             "recall": hits / int(truth.sum()) if truth.sum() else float("nan"),
             "pool in-domain share": float(truth.mean())}
+
+
+def length_only_accuracy(positive: np.ndarray, negative: np.ndarray) -> float:
+    """Balanced accuracy of the best rule "label 1 when the length is above (or below) t" separating
+    ``positive`` from ``negative`` lengths: what a classifier could reach from length alone (0.5: nothing)."""
+    positive, negative = np.asarray(positive, float), np.asarray(negative, float)
+    if not len(positive) or not len(negative):
+        raise ValueError("length_only_accuracy needs lengths of both classes")
+    cuts = np.unique(np.concatenate([positive, negative]))
+    cuts = np.concatenate([[cuts[0] - 1.0], cuts])
+    above = np.array([(positive > t).mean() + (negative <= t).mean() for t in cuts]) / 2
+    return float(max(above.max(), 1.0 - above.min()))

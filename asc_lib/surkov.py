@@ -84,7 +84,7 @@ def unlabeled_waves(profile: str, data: DataPaths, subset: str, sample_rate: int
     """The 1 s pieces of a label-filtered subset (None for ``"none"``)."""
     if subset == "none":
         return None
-    return subset_pieces(load_subset(profile, subset), data.audioset_dir, sample_rate, device, progress=progress)
+    return subset_pieces(load_subset(profile, subset), data, sample_rate, device, progress=progress).waves
 
 
 def file_digest(path: str | Path) -> str:

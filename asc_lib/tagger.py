@@ -27,7 +27,7 @@ from .models.efficientat import build_efficientat, load_efficientat
 from .params import DataPaths, data_paths, profile_recipe
 from .models.layers import set_bn_momentum
 from .train import Objective, TrainData, fit, logits_of
-from .unlabeled import clip_seconds, subset_pieces
+from .unlabeled import subset_pieces
 
 TRAIN_LISTS = ("balanced_train_segments", "unbalanced_train_segments")
 EVAL_LIST = "eval_segments"
@@ -48,20 +48,21 @@ def read_lists(data: DataPaths, names) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def piece_targets(segments: pd.DataFrame, classes: pd.DataFrame, pieces_per_segment: int) -> torch.Tensor:
-    """Multi-hot targets ``(segments * pieces, classes)``: each 1 s piece carries its segment's labels."""
+def piece_targets(segments: pd.DataFrame, classes: pd.DataFrame, counts) -> torch.Tensor:
+    """Multi-hot targets, one row per piece: each 1 s piece carries its segment's labels (``counts``: pieces
+    per segment, one number for all or one per segment)."""
     targets = torch.from_numpy(audioset.multi_hot(segments["positive_labels"], classes))
-    return targets.repeat_interleave(pieces_per_segment, dim=0)
+    return targets.repeat_interleave(torch.as_tensor(counts), dim=0)
 
 
 def tagging_data(segments: pd.DataFrame, data: DataPaths, classes: pd.DataFrame, sample_rate: int,
-                 device="cpu", progress: bool = True) -> TrainData:
-    """1 s pieces of ``segments`` (no scene label: -1) with their AudioSet targets as ``extras["targets"]``."""
-    waves = subset_pieces(segments, data.audioset_dir, sample_rate, device, progress=progress)
-    pieces = len(waves) // len(segments)
-    targets = piece_targets(segments, classes, pieces).to(waves.device)
-    labels = torch.full((len(waves),), -1, dtype=torch.long, device=waves.device)
-    return TrainData(waves, labels, {"targets": targets})
+                 device="cpu", progress: bool = True) -> tuple[TrainData, pd.DataFrame]:
+    """1 s pieces of the present ``segments`` (no scene label: -1) with their AudioSet targets as
+    ``extras["targets"]``, and the segments they come from (absent clips dropped)."""
+    pieces = subset_pieces(segments, data, sample_rate, device, progress=progress)
+    targets = piece_targets(pieces.segments, classes, pieces.counts).to(pieces.waves.device)
+    labels = torch.full((len(pieces.waves),), -1, dtype=torch.long, device=pieces.waves.device)
+    return TrainData(pieces.waves, labels, {"targets": targets}), pieces.segments
 
 
 class MultiLabel(Objective):
@@ -136,7 +137,7 @@ def train_standin(profile: str, data: DataPaths, seed: int = 0, device: str = "a
     device = resolve_device(device)
     frontend = build_frontend(recipe["frontend"]).to(device)
     classes = class_index(data)
-    train = tagging_data(read_lists(data, TRAIN_LISTS), data, classes, frontend.sample_rate, device, progress)
+    train, _ = tagging_data(read_lists(data, TRAIN_LISTS), data, classes, frontend.sample_rate, device, progress)
     torch.manual_seed(seed)
     model = set_bn_momentum(build_efficientat(recipe["model"], len(classes)), recipe["bn_momentum"])
     directory = standin_dir(profile, seed)
@@ -150,10 +151,10 @@ def train_standin(profile: str, data: DataPaths, seed: int = 0, device: str = "a
         if saved.get("fit", {}).get("fingerprint") == history.fingerprint:
             return tagger, saved
     evaluation = read_lists(data, [EVAL_LIST])
-    test = tagging_data(evaluation, data, classes, frontend.sample_rate, device, progress=False)
+    test, _ = tagging_data(evaluation, data, classes, frontend.sample_rate, device, progress=False)
     metrics = {"mAP": mean_average_precision(tag(tagger, test.waves), test.extras["targets"].cpu().numpy()),
                "n_classes": len(classes), "train_pieces": len(train), "eval_pieces": len(test),
-               "clip_seconds": clip_seconds(evaluation), "recipe": recipe, "fit": history.info()}
+               "clip_seconds": data.audioset_clip_seconds, "recipe": recipe, "fit": history.info()}
     with atomic_path(path, suffix=".pt") as tmp:
         torch.save({k: v.cpu() for k, v in model.state_dict().items()}, tmp)
     write_json(metrics_path, metrics)

@@ -1,50 +1,93 @@
-"""AudioSet clips as unlabeled 1 s training items.
+"""AudioSet clips as training items: whole clips, or consecutive 1 s pieces.
 
 The students and the fine-tuned teacher take 1 s inputs (like TAU22's clips, which are 1 s pieces of
 10 s recordings), so each AudioSet segment is cut into consecutive 1 s pieces, each one item. The
-reports do not say how they fed 10 s AudioSet clips to 1 s models; this is the study's choice.
+reports do not say how they fed 10 s AudioSet clips to 1 s models; this is the study's choice. A segment
+shorter than the nominal length (the real lists hold some, down to 1 s) gives only the pieces its audio
+covers (at least one, zero-padded), so no piece is pure padding.
+
+Audio is read from the profile's layout (:mod:`asc_lib.audioset_clips`); clips the source does not hold
+are dropped with a warning, and the functions return the segments they kept beside the waves.
 """
 from __future__ import annotations
 
-from pathlib import Path
+from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import torch
 
-from .audio import build_waveform_cache
-from .audioset import clip_path
+from .audio import WaveformCache, build_waveform_cache, cache_key
+from .audioset_clips import clip_names, source, spans, usable_segments
+from .audioset_clips import list_audit as audit
+from .params import DataPaths
 
 
-def clip_seconds(segments: pd.DataFrame) -> float:
-    """Length of the segments (end - start); all must agree (AudioSet: 10 s)."""
-    spans = (segments["end_seconds"] - segments["start_seconds"]).round(3).unique()
-    if len(spans) != 1:
-        raise ValueError(f"segments have different lengths {sorted(spans)[:5]} s; expected one length")
-    return float(spans[0])
+def reader(data: DataPaths):
+    """The profile's AudioSet audio source (layout ``data.audioset_layout`` over ``data.audioset_audio_dir``)."""
+    return source(data.audioset_layout, data.audioset_audio_dir)
 
 
-def subset_files(subset: pd.DataFrame, audioset_dir: str | Path) -> list[str]:
-    """Audio paths of a subset (with its ``list`` column), relative to ``audioset_dir``; missing files
-    raise an error naming the first one and how many are absent."""
-    root = Path(audioset_dir)
-    files = [str(clip_path(root, lst, ytid).relative_to(root)) for lst, ytid in zip(subset["list"], subset["YTID"])]
-    missing = [f for f in files if not (root / f).is_file()]
-    if missing:
-        raise FileNotFoundError(f"{len(missing)} of {len(files)} AudioSet clips are absent under {root}, "
-                                f"e.g. {missing[0]}")
-    return files
+def list_audit(lists: dict[str, pd.DataFrame], data: DataPaths) -> pd.DataFrame:
+    """:func:`asc_lib.audioset_clips.list_audit` of the profile's lists against its audio (when it has audio)."""
+    return audit(lists, reader(data) if data.audio_available else None, data.audioset_clip_seconds)
 
 
-def subset_pieces(subset: pd.DataFrame, audioset_dir: str | Path, sample_rate: int, device="cpu",
-                  piece_seconds: float = 1.0, progress: bool = True) -> torch.Tensor:
-    """``(segments * pieces, samples)``: every segment decoded once (cached) and cut into 1 s pieces,
-    the pieces of one segment consecutive."""
-    seconds = clip_seconds(subset)
-    pieces = int(seconds // piece_seconds)
-    if pieces < 1:
-        raise ValueError(f"segments of {seconds} s are shorter than one {piece_seconds} s piece")
+def nominal_samples(data: DataPaths, sample_rate: int) -> int:
+    """Samples of one whole clip at the profile's nominal length (AudioSet: 10 s)."""
+    return int(round(data.audioset_clip_seconds * sample_rate))
+
+
+def clips_identity(segments: pd.DataFrame, data: DataPaths, sample_rate: int) -> str:
+    """Identity of the whole clips of (usable) ``segments`` as :func:`clip_cache` decodes them (the waveform
+    cache's key), known without decoding them."""
+    source_ = reader(data)
+    return cache_key(clip_names(segments, source_.layout), source_, sample_rate, nominal_samples(data, sample_rate),
+                     "float16")
+
+
+def clip_cache(segments: pd.DataFrame, data: DataPaths, sample_rate: int, progress: bool = True) -> WaveformCache:
+    """The whole clips of (usable) ``segments``, decoded once at ``sample_rate`` and padded or cut to the
+    nominal length (the anchors' rule), in a keyed on-disk cache."""
+    source_ = reader(data)
+    return build_waveform_cache(clip_names(segments, source_.layout), source_, sample_rate,
+                                nominal_samples(data, sample_rate), progress=progress, expected=("zero-padded",))
+
+
+def pieces_per_segment(segments: pd.DataFrame, nominal_seconds: float, piece_seconds: float = 1.0) -> np.ndarray:
+    """How many consecutive ``piece_seconds`` pieces each segment's audio covers: ``floor(length / piece)``,
+    at least 1 and at most what the nominal clip holds."""
+    most = int(nominal_seconds // piece_seconds + 1e-9)
+    if most < 1:
+        raise ValueError(f"clips of {nominal_seconds} s are shorter than one {piece_seconds} s piece")
+    return np.clip(np.floor(spans(segments) / piece_seconds + 1e-6).astype(int), 1, most)
+
+
+@dataclass
+class Pieces:
+    """Consecutive pieces of the clips that were present: ``waves`` ``(pieces, samples)``, the ``segments``
+    they come from and how many pieces each gave (``counts``, in order)."""
+
+    waves: torch.Tensor
+    segments: pd.DataFrame
+    counts: torch.Tensor
+
+    def per_piece(self, rows: torch.Tensor) -> torch.Tensor:
+        """One row per segment -> one row per piece."""
+        return rows.repeat_interleave(self.counts.to(rows.device), dim=0)
+
+
+def subset_pieces(subset: pd.DataFrame, data: DataPaths, sample_rate: int, device="cpu",
+                  piece_seconds: float = 1.0, progress: bool = True) -> Pieces:
+    """The ``piece_seconds`` pieces of every present segment of ``subset`` (which needs a ``list`` column),
+    the pieces of one segment consecutive. ``piece_seconds=None`` gives whole clips (one item each)."""
+    segments = usable_segments(subset, reader(data))
+    nominal = data.audioset_clip_seconds
+    piece_seconds = nominal if piece_seconds is None else piece_seconds
+    counts = torch.from_numpy(pieces_per_segment(segments, nominal, piece_seconds))
+    waves = clip_cache(segments, data, sample_rate, progress=progress).to_tensor(device)
     piece = int(round(piece_seconds * sample_rate))
-    cache = build_waveform_cache(subset_files(subset, audioset_dir), audioset_dir, sample_rate,
-                                 int(round(seconds * sample_rate)), progress=progress)
-    waves = cache.to_tensor(device)
-    return waves[:, : pieces * piece].reshape(len(subset) * pieces, piece)
+    most = int(counts.max()) if len(counts) else 0
+    grid = waves[:, : most * piece].reshape(len(segments), most, piece)
+    keep = torch.arange(most).unsqueeze(0) < counts.unsqueeze(1)
+    return Pieces(grid[keep.to(grid.device)], segments, counts)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -13,7 +14,6 @@ from torch import nn
 from . import audioset
 from .augment import mixup
 from .atomic import atomic_path
-from .audio import cache_key
 from .distill import full_key, is_cached, teacher_outputs
 from .experiment import run_dir, runs_dir
 from .models.cpmobile import CPMobile
@@ -21,7 +21,8 @@ from .models.passt import load_ensemble
 from .params import DataPaths
 from .tagger import load_standin, read_lists, tagging_data
 from .train import Objective, TrainData, logits_of
-from .unlabeled import subset_files, subset_pieces
+from .audioset_clips import spans, usable_segments
+from .unlabeled import clips_identity, nominal_samples, reader, subset_pieces
 
 SELECTIONS = ("pruned", "random")
 STUDENT_FILE = "student527.pt"
@@ -50,18 +51,10 @@ def embed(teacher: nn.Module, waves: torch.Tensor, key: dict, device="cpu", prog
                            data_id=data_id)
 
 
-def clips_identity(segments: pd.DataFrame, data: DataPaths, sample_rate: int) -> str:
-    """Identity of whole AudioSet clips as :func:`clip_waves` decodes them (the waveform cache's key: the
-    files, their folder and content signature, rate and length), known without decoding them."""
-    seconds = float((segments["end_seconds"] - segments["start_seconds"]).iloc[0])
-    return cache_key(subset_files(segments, data.audioset_dir), data.audioset_dir, sample_rate,
-                     int(round(seconds * sample_rate)), "float16")
-
-
 def clip_waves(segments: pd.DataFrame, data: DataPaths, sample_rate: int, device="cpu", progress: bool = True):
-    """Whole AudioSet clips (one row per segment) at ``sample_rate``."""
-    seconds = float((segments["end_seconds"] - segments["start_seconds"]).iloc[0])
-    return subset_pieces(segments, data.audioset_dir, sample_rate, device, piece_seconds=seconds, progress=progress)
+    """Whole AudioSet clips (one row per present segment, padded or cut to the nominal length) at
+    ``sample_rate``."""
+    return subset_pieces(segments, data, sample_rate, device, piece_seconds=None, progress=progress).waves
 
 
 def embedding_key(embedding: str, what: str, items, teacher_id: str) -> dict:
@@ -73,11 +66,46 @@ def embedding_key(embedding: str, what: str, items, teacher_id: str) -> dict:
             "n": len(items), "names": digest}
 
 
+CHALLENGE_INPUTS = ("repeat", "as_is")
+
+
+class Repeated(nn.Module):
+    """``teacher`` fed each input repeated end to end up to ``num_samples`` (batch by batch, so a whole split
+    never exists at the long length)."""
+
+    def __init__(self, teacher: nn.Module, num_samples: int):
+        super().__init__()
+        self.teacher, self.num_samples = teacher, int(num_samples)
+
+    def forward(self, waves: torch.Tensor) -> torch.Tensor:
+        return self.teacher(repeat_to(waves, self.num_samples))
+
+
+def repeat_to(waves: torch.Tensor, num_samples: int) -> torch.Tensor:
+    """Each row repeated end to end and cut to ``num_samples`` (Werning's code: a 1 s challenge clip
+    becomes the length of an AudioSet clip)."""
+    reps = -(-num_samples // waves.shape[-1])
+    return waves.repeat(*([1] * (waves.dim() - 1)), reps)[..., :num_samples]
+
+
+def challenge_teacher(teacher: nn.Module, recipe: dict, data: DataPaths) -> nn.Module:
+    """The teacher as the challenge clips reach it: ``challenge_input: repeat`` repeats each 1 s clip to
+    the AudioSet clips' nominal length (like for like: the domain classifier cannot tell the domains by
+    input length), ``as_is`` feeds the 1 s clip."""
+    mode = recipe["challenge_input"]
+    if mode not in CHALLENGE_INPUTS:
+        raise ValueError(f"unknown challenge_input {mode!r}; choose from {CHALLENGE_INPUTS}")
+    if mode == "as_is":
+        return teacher
+    return Repeated(teacher, nominal_samples(data, teacher_sample_rate(teacher))).eval()
+
+
 def domain_embeddings(teacher: nn.Module, recipe: dict, profile: str, data: DataPaths, split: int,
                       teacher_id: str, device="cpu", progress: bool = True) -> dict:
     """Teacher logits of the three sets the pruning needs, each cached on disk: the challenge training
-    split (positives), AudioSet's eval list (negatives) and the pool to prune (AudioSet training lists).
-    Returns ``{"challenge", "negatives", "pool": tensors, "pool_segments": frame}``."""
+    split (positives, fed as ``recipe["challenge_input"]`` says), AudioSet's eval list (negatives) and the
+    pool to prune (AudioSet training lists), absent AudioSet clips dropped.
+    Returns ``{"challenge", "negatives", "pool": tensors, "negatives_segments", "pool_segments": frames}``."""
     from .dcase import load_split
     from .experiment import split_waves
 
@@ -85,17 +113,16 @@ def domain_embeddings(teacher: nn.Module, recipe: dict, profile: str, data: Data
     train = load_split(data, split)
     out = {}
     waves = split_waves(train, data, rate, progress=progress)
-    out["challenge"] = embed(teacher, waves, embedding_key(recipe["embedding"], f"split{split}", train["filename"],
-                                                           teacher_id), device, progress)
+    key = embedding_key(recipe["embedding"], f"split{split}-{recipe['challenge_input']}", train["filename"], teacher_id)
+    out["challenge"] = embed(challenge_teacher(teacher, recipe, data), waves, key, device, progress)
     for name, lists in (("negatives", [recipe["negatives"]]), ("pool", recipe["pool"])):
-        segments = read_lists(data, lists)
+        segments = usable_segments(read_lists(data, lists), reader(data), "+".join(lists) + " clips")
         key = embedding_key(recipe["embedding"], "+".join(lists), segments["YTID"], teacher_id)
         data_id = clips_identity(segments, data, rate)
         cached = is_cached(full_key(teacher, key, data_id=data_id))
         waves = _placeholder(len(segments)) if cached else clip_waves(segments, data, rate, progress=progress)
         out[name] = embed(teacher, waves, key, device, progress, data_id=data_id)
-        if name == "pool":
-            out["pool_segments"] = segments
+        out[f"{name}_segments"] = segments
     return out
 
 
@@ -123,6 +150,26 @@ def embedding_summary(emb: dict) -> pd.DataFrame:
              "pool": "AudioSet pool to prune"}
     return pd.DataFrame([{"set": names[k], "clips": emb[k].shape[0], "logits per clip": emb[k].shape[1]}
                          for k in names]).set_index("set")
+
+
+def length_control(recipe: dict, data: DataPaths, emb: dict, sample_rate: int = 32000) -> pd.DataFrame:
+    """What a domain classifier could learn from input length alone: the balanced accuracy of the best
+    length threshold between the challenge clips (label 1) and AudioSet's eval clips (label 0), for each way
+    of feeding the challenge clips. AudioSet clips count by the audio they hold (short segments are padded);
+    a challenge clip holds 1 s, or the nominal length when repeated. 0.5: length tells nothing."""
+    from .pruning import length_only_accuracy
+
+    nominal = data.audioset_clip_seconds
+    negatives = np.minimum(spans(emb["negatives_segments"]), nominal)
+    rows = []
+    for mode in CHALLENGE_INPUTS:
+        seconds = nominal if mode == "repeat" else 1.0
+        positives = np.full(len(emb["challenge"]), seconds)
+        rows.append({"challenge input": mode, "challenge clip length (s)": seconds,
+                     "AudioSet clip lengths (s)": f"{negatives.min():g} to {negatives.max():g}",
+                     "length-only balanced accuracy": round(length_only_accuracy(positives, negatives), 3),
+                     "used here": "yes" if mode == recipe["challenge_input"] else ""})
+    return pd.DataFrame(rows).set_index("challenge input")
 
 
 def classifier_data(emb: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -285,9 +332,10 @@ def frontend(recipe: dict, device="cpu") -> nn.Module:
     return build_frontend(recipe["frontend"]).to(device)
 
 
-def kd_data(segments: pd.DataFrame, data: DataPaths, recipe: dict, device="cpu", progress: bool = True) -> TrainData:
+def kd_data(segments: pd.DataFrame, data: DataPaths, recipe: dict, device="cpu",
+            progress: bool = True) -> tuple[TrainData, pd.DataFrame]:
     """1 s pieces of the selected clips at the recipe's sample rate, with their AudioSet targets
-    (``extras["targets"]``)."""
+    (``extras["targets"]``), and the clips they come from (absent ones dropped)."""
     from .tagger import class_index
 
     rate = frontend(recipe).sample_rate
@@ -298,8 +346,7 @@ def piece_logits(teacher: nn.Module, data: TrainData, segments: pd.DataFrame, em
                  device="cpu", progress: bool = True) -> torch.Tensor:
     """Teacher logits for every 1 s piece of ``data`` (offline KD): computed once, then read from disk."""
     rate = teacher_sample_rate(teacher)
-    pieces = len(data) // len(segments)
-    key = embedding_key(embedding, f"kd-pieces-{pieces}@{rate}", segments["YTID"], teacher_id)
+    key = embedding_key(embedding, f"kd-pieces-{len(data)}@{rate}", segments["YTID"], teacher_id)
     if data.waves.shape[1] != rate:
         raise ValueError(f"the teacher takes {rate} Hz but the pieces have {data.waves.shape[1]} samples per second; "
                          "Werning's student and teacher both run at 32 kHz")

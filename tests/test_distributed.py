@@ -33,7 +33,8 @@ def _torchrun(*args: str, timeout: int = 600) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run([TORCHRUN, "--standalone", "--nproc_per_node", "2", "-m", "asc_lib.distributed", *args],
                           capture_output=True, text=True, timeout=timeout, env=env)
-    assert done.returncode == 0, done.stderr[-3000:]
+    # both ends of the log: a rank's own error comes first, torchrun's summary of the failure last
+    assert done.returncode == 0, done.stderr[:3000] + "\n[...]\n" + done.stderr[-2000:]
     return json.loads([line for line in done.stdout.splitlines() if line.startswith("{")][-1])
 
 

@@ -22,7 +22,7 @@ def test_average_precision_by_hand():
 def test_piece_targets_repeat_segment_labels():
     classes = pd.DataFrame({"index": [0, 1, 2], "mid": ["/m/a", "/m/b", "/m/c"], "display_name": list("abc")})
     segments = pd.DataFrame({"positive_labels": [["/m/a", "/m/c"], ["/m/b"]]})
-    t = tagger.piece_targets(segments, classes, pieces_per_segment=2)
+    t = tagger.piece_targets(segments, classes, 2)
     assert t.tolist() == [[1, 0, 1], [1, 0, 1], [0, 1, 0], [0, 1, 0]]
 
 

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from . import paths, provenance
 from .atomic import atomic_path, write_json
+from .rows import DiskRows, memory_budget
 
 CACHE_VERSION = 2
 _DTYPES = {"float16": np.float16, "float32": np.float32, "int16": np.int16}
@@ -143,6 +144,12 @@ class WaveformCache:
     def to_tensor(self, device: str | torch.device = "cpu") -> torch.Tensor:
         """The whole cache as one tensor on ``device`` (stored dtype; int16 stays int16)."""
         return torch.from_numpy(np.array(self.array)).to(device)
+
+    def load(self, device: str | torch.device = "cpu", budget: int | None = None):
+        """The whole cache as one tensor on ``device`` when it fits ``budget`` bytes (default
+        :func:`asc_lib.rows.memory_budget`), else its rows read from disk batch by batch."""
+        rows = DiskRows(self.path, self.meta.get("key", self.path.stem))
+        return self.to_tensor(device) if rows.nbytes <= (memory_budget() if budget is None else budget) else rows
 
 
 def build_waveform_cache(

@@ -1,7 +1,8 @@
 """Knowledge distillation with teacher outputs computed once and read back from disk.
 
-:func:`teacher_outputs` runs a teacher over a waveform tensor once per ``(teacher, data, front end)``
-key and caches the logits under ``data/cache/teacher_outputs/``; a changed key computes anew. The key
+:func:`teacher_outputs` runs a teacher over waveform rows once per ``(teacher, data, front end)`` key and
+caches the logits under ``data/cache/teacher_outputs/`` as an on-disk array, written batch by batch so that
+an interrupted computation over AudioSet resumes where it stopped; a changed key computes anew. The key
 always holds the teacher's and the front end's code, configuration and weights and a digest of the
 data (:mod:`asc_lib.provenance`), besides what the caller names.
 :class:`ProbabilityMSE` is Surkov's loss: the mean squared error between the student's and the teacher's
@@ -11,14 +12,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
 
 from . import distributed, paths, provenance
-from .atomic import atomic_path, write_json
+from .atomic import write_json
+from .rows import DiskRows, memory_budget
 from .train import Objective, logits_of
 
 
@@ -26,7 +30,7 @@ def cache_path(key: dict, cache_dir: str | Path | None = None) -> Path:
     """Where the outputs of ``key`` (a JSON-able dict naming teacher, data and front end) are cached."""
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:20]
     root = Path(cache_dir) if cache_dir else paths.cache_dir() / "teacher_outputs"
-    return root / f"logits-{digest}.pt"
+    return root / f"logits-{digest}.npy"
 
 
 def full_key(teacher: nn.Module, key: dict, frontend: nn.Module | None = None, waves: torch.Tensor | None = None,
@@ -40,7 +44,7 @@ def full_key(teacher: nn.Module, key: dict, frontend: nn.Module | None = None, w
         data_id = provenance.tensor_digest(waves)
     return {**key, "teacher_identity": provenance.identity(teacher),
             "frontend_identity": provenance.identity(frontend) if frontend is not None else None,
-            "data_identity": data_id, "code": provenance.code_digest(compute_logits)}
+            "data_identity": data_id, "code": provenance.code_digest(compute_logits, _compute_to_disk)}
 
 
 def is_cached(key: dict, cache_dir: str | Path | None = None) -> bool:
@@ -48,50 +52,109 @@ def is_cached(key: dict, cache_dir: str | Path | None = None) -> bool:
     return cache_path(key, cache_dir).is_file()
 
 
-@torch.no_grad()
 def teacher_outputs(teacher: nn.Module, waves: torch.Tensor, key: dict, frontend: nn.Module | None = None,
                     batch_size: int = 128, device: str | torch.device | None = None,
                     cache_dir: str | Path | None = None, progress: bool = True,
-                    data_id: str | None = None) -> torch.Tensor:
-    """Teacher logits ``(n, classes)`` (float32, CPU) for ``waves``: read from the cache when the
+                    data_id: str | None = None, budget: int | None = None,
+                    save_every: int = 64) -> torch.Tensor:
+    """Teacher logits ``(n, classes)`` (float32) for ``waves``: read from the cache when the
     :func:`full_key` was computed before, else computed in batches (``frontend`` first, if given) and
-    cached atomically. ``data_id`` names the data when ``waves`` is only a placeholder of the right length.
+    written batch by batch into an on-disk array; an interrupted computation resumes after the last
+    ``save_every`` batches it saved. Returned as a CPU tensor when it fits ``budget`` bytes (default
+    :func:`asc_lib.rows.memory_budget`), else as rows read from disk. ``data_id`` names the data when
+    ``waves`` is only a placeholder of the right length.
 
-    Under ``torchrun`` each rank computes a contiguous shard, the shards are gathered in order on every
-    rank, and rank 0 writes the cache (:mod:`asc_lib.distributed`)."""
+    Under ``torchrun`` each rank computes a contiguous shard into the same array; rank 0 publishes it once
+    every rank has finished (:mod:`asc_lib.distributed`)."""
     key = full_key(teacher, key, frontend, waves, data_id)
     path = cache_path(key, cache_dir)
-    if path.is_file():
-        cached = provenance.load_torch(path, "cached teacher outputs")
-        if cached.shape[0] != len(waves):
-            raise ValueError(f"{path}: cached outputs have {cached.shape[0]} rows, data has {len(waves)}")
-        return cached
+    if not path.is_file():
+        _compute_to_disk(teacher, waves, key, path, frontend, batch_size, device, progress, save_every)
+    return _open_outputs(path, len(waves), memory_budget() if budget is None else budget)
+
+
+def _open_outputs(path: Path, n: int, budget: int):
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError) as err:
+        raise ValueError(f"{path}: unreadable cached teacher outputs ({err}); delete it to compute them again") from err
+    if array.shape[0] != n:
+        raise ValueError(f"{path}: cached outputs have {array.shape[0]} rows, data has {n}")
+    rows = DiskRows(path, path.stem)
+    return rows.resident() if rows.nbytes <= budget else rows
+
+
+def _progress_file(partial: Path, here: distributed.World) -> Path:
+    return partial.with_name(f"{partial.stem}.rank{here.rank}-of-{here.size}.json")
+
+
+def _compute_to_disk(teacher, waves, key, path: Path, frontend, batch_size, device, progress, save_every) -> None:
+    """Fill ``path`` with the teacher's logits of every row: each rank its shard, resumable."""
     here = distributed.world()
-    if len(waves) < here.size:  # too few rows to shard: every rank computes all of them
-        here = distributed.World()
-    start, stop = distributed.shard_bounds(len(waves), here.rank, here.size)
+    if len(waves) < here.size:  # too few rows to shard: rank 0 computes all of them
+        here = distributed.World(0, 1) if here.main else None
     device = torch.device(device) if device is not None else next(teacher.parameters()).device
-    local = compute_logits(teacher, waves[start:stop], frontend, batch_size, device, progress and here.main)
-    logits = distributed.gather_rows(local.to(device), len(waves)).cpu() if here.size > 1 else local
-    if distributed.world().main:
-        with atomic_path(path, suffix=".pt") as tmp:
-            torch.save(logits, tmp)
-        write_json(path.with_suffix(".json"), key)
+    partial = path.with_name(f"{path.stem}.partial.npy")
+    if here is not None:
+        classes = compute_logits(teacher, waves, frontend, 1, device, False, 0, min(1, len(waves))).shape[-1] \
+            if len(waves) else 0
+        with distributed.main_first():
+            if distributed.world().main:
+                _prepare(partial, (len(waves), classes))
+        start, stop = distributed.shard_bounds(len(waves), here.rank, here.size)
+        marker = _progress_file(partial, here)
+        done = json.loads(marker.read_text()).get("done", 0) if marker.is_file() else 0
+        out = np.load(partial, mmap_mode="r+")
+        bar = tqdm(total=stop - start, initial=done, desc="teacher outputs", unit="row", mininterval=2.0,
+                   disable=not (progress and here.main))
+        for k, begin in enumerate(range(start + done, stop, batch_size)):
+            end = min(begin + batch_size, stop)
+            out[begin:end] = compute_logits(teacher, waves, frontend, batch_size, device, False, begin, end).numpy()
+            bar.update(end - begin)
+            if (k + 1) % save_every == 0 or end == stop:
+                out.flush()
+                write_json(marker, {"done": end - start, "rows": [start, stop]})
+        bar.close()
+        del out
+    else:
+        distributed.barrier()  # the main rank's main_first
     distributed.barrier()
-    return logits
+    if distributed.world().main:
+        os.replace(partial, path)
+        write_json(path.with_suffix(".json"), key)
+        for marker in path.parent.glob(f"{partial.stem}.rank*.json"):
+            marker.unlink(missing_ok=True)
+    distributed.barrier()
+
+
+def _prepare(partial: Path, shape: tuple) -> None:
+    """The partial array of an interrupted computation when its shape matches, else a new one."""
+    if partial.is_file():
+        try:
+            if np.load(partial, mmap_mode="r").shape == shape:
+                return
+        except (ValueError, OSError):
+            pass
+        for marker in partial.parent.glob(f"{partial.stem}.rank*.json"):
+            marker.unlink()
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    np.lib.format.open_memmap(partial, mode="w+", dtype=np.float32, shape=shape).flush()
 
 
 @torch.no_grad()
 def compute_logits(teacher: nn.Module, waves: torch.Tensor, frontend: nn.Module | None, batch_size: int,
-                   device: torch.device, progress: bool = True) -> torch.Tensor:
-    """Teacher logits (float32, CPU) of ``waves`` in batches, without caching."""
+                   device: torch.device, progress: bool = True, start: int = 0,
+                   stop: int | None = None) -> torch.Tensor:
+    """Teacher logits (float32, CPU) of rows ``start:stop`` of ``waves`` (all by default) in batches,
+    without caching; rows on disk (:mod:`asc_lib.rows`) are read one batch at a time."""
     teacher = teacher.eval().to(device)
     if frontend is not None:
         frontend = frontend.eval().to(device)
+    stop = len(waves) if stop is None else stop
     out = []
-    for begin in tqdm(range(0, len(waves), batch_size), desc="teacher outputs", unit="batch",
+    for begin in tqdm(range(start, stop, batch_size), desc="teacher outputs", unit="batch",
                       disable=not progress, mininterval=2.0):
-        x = waves[begin:begin + batch_size].to(device).float()
+        x = waves[begin:min(begin + batch_size, stop)].to(device).float()
         logits = teacher(frontend(x) if frontend is not None else x)
         out.append((logits[0] if isinstance(logits, tuple) else logits).float().cpu())
     return torch.cat(out) if out else torch.zeros((0,), dtype=torch.float32)

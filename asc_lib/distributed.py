@@ -222,6 +222,9 @@ def _logits(args) -> None:
                              cache_dir=args.cache_dir, progress=here.main and not args.quiet,
                              batch_size=args.batch_size)
     if here.main:
+        if not isinstance(logits, torch.Tensor):
+            raise SystemExit(f"the logits exceed the memory budget; they are on disk in {logits.path} "
+                             "(np.load it with mmap_mode='r')")
         with atomic_path(Path(args.out), suffix=".pt") as tmp:
             torch.save(logits, tmp)
         print(json.dumps({"rows": len(logits), "world_size": here.size, "out": args.out}))

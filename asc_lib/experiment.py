@@ -48,8 +48,9 @@ def split_cache(frame: pd.DataFrame, data: DataPaths, sample_rate: int, seconds:
 
 def split_waves(frame: pd.DataFrame, data: DataPaths, sample_rate: int, device="cpu", seconds: float = 1.0,
                 progress: bool = True) -> torch.Tensor:
-    """The clips of ``frame`` decoded once (cached on disk) and returned as one tensor on ``device``."""
-    return split_cache(frame, data, sample_rate, seconds, progress).to_tensor(device)
+    """The clips of ``frame`` decoded once (cached on disk) and returned as one tensor on ``device``, or as
+    rows read from disk when they exceed the memory budget (:mod:`asc_lib.rows`)."""
+    return split_cache(frame, data, sample_rate, seconds, progress).load(device)
 
 
 def scene_train_data(frame: pd.DataFrame, waves: torch.Tensor) -> TrainData:

@@ -164,11 +164,14 @@ def _update_tensor(h, tensor: torch.Tensor) -> None:
 
 
 def tensor_digest(*tensors: torch.Tensor | None) -> str:
-    """Digest of the shape, dtype and bytes of ``tensors`` (None entries count as absent)."""
+    """Digest of the shape, dtype and bytes of ``tensors`` (None entries count as absent). Rows kept on
+    disk (:mod:`asc_lib.rows`) contribute their ``identity`` (what they were built from) instead of bytes."""
     h = hashlib.sha256()
     for t in tensors:
         if t is None:
             h.update(b"<none>")
+        elif not isinstance(t, torch.Tensor) and hasattr(t, "identity"):
+            h.update(f"<rows {tuple(t.shape)} {t.identity}>".encode())
         else:
             _update_tensor(h, t)
     return h.hexdigest()[:20]

@@ -70,9 +70,11 @@ def train_domain_classifier(features: torch.Tensor, labels: torch.Tensor, lr: fl
 
 
 @torch.no_grad()
-def domain_scores(model: DomainClassifier, features: torch.Tensor) -> np.ndarray:
-    """Probability that each clip is like the challenge data."""
-    return torch.sigmoid(model(features.float())).numpy()
+def domain_scores(model: DomainClassifier, features: torch.Tensor, batch: int = 65536) -> np.ndarray:
+    """Probability that each clip is like the challenge data (``features`` a tensor or rows on disk, read
+    ``batch`` rows at a time)."""
+    parts = [torch.sigmoid(model(features[i:i + batch].float())).numpy() for i in range(0, len(features), batch)]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
 
 
 def threshold_table(scores: np.ndarray, thresholds) -> pd.DataFrame:

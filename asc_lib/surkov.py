@@ -17,6 +17,7 @@ from .models.layers import set_bn_momentum
 from .params import DataPaths
 from .provenance import load_torch
 from .train import TrainData
+from .rows import concat
 from .unlabeled import subset_pieces
 
 SUBSETS = ("none", "small", "large")
@@ -73,7 +74,7 @@ def with_unlabeled(labeled: TrainData, unlabeled_waves: torch.Tensor | None) -> 
     """Labeled items followed by unlabeled ones (label -1)."""
     if unlabeled_waves is None or len(unlabeled_waves) == 0:
         return labeled
-    waves = torch.cat([labeled.waves, unlabeled_waves.to(labeled.waves.device, labeled.waves.dtype)])
+    waves = concat([labeled.waves, unlabeled_waves], dtype=labeled.waves.dtype)
     labels = torch.cat([labeled.labels, torch.full((len(unlabeled_waves),), -1, dtype=torch.long,
                                                    device=labeled.labels.device)])
     return TrainData(waves, labels)

@@ -60,8 +60,8 @@ def tagging_data(segments: pd.DataFrame, data: DataPaths, classes: pd.DataFrame,
     """1 s pieces of the present ``segments`` (no scene label: -1) with their AudioSet targets as
     ``extras["targets"]``, and the segments they come from (absent clips dropped)."""
     pieces = subset_pieces(segments, data, sample_rate, device, progress=progress)
-    targets = piece_targets(pieces.segments, classes, pieces.counts).to(pieces.waves.device)
-    labels = torch.full((len(pieces.waves),), -1, dtype=torch.long, device=pieces.waves.device)
+    targets = piece_targets(pieces.segments, classes, pieces.counts).to(device)
+    labels = torch.full((len(pieces.waves),), -1, dtype=torch.long, device=device)
     return TrainData(pieces.waves, labels, {"targets": targets}), pieces.segments
 
 

@@ -28,6 +28,7 @@ from torch import nn
 from tqdm import tqdm
 
 from . import distributed, provenance
+from .rows import is_resident, loader_workers
 from .atomic import atomic_path, write_json
 
 CHECKPOINT = "checkpoint.pt"
@@ -86,8 +87,9 @@ def eval_epochs(epochs: int, eval_points: int) -> list[int]:
 
 @dataclass
 class TrainData:
-    """Training items as tensors on one device: ``waves (n, samples)``, ``labels (n,)`` (-1 = unlabeled)
-    and any per-item ``extras`` (e.g. cached teacher outputs), all indexed alike."""
+    """Training items: ``waves (n, samples)``, ``labels (n,)`` (-1 = unlabeled) and any per-item ``extras``
+    (e.g. cached teacher outputs), all indexed alike. Each is a tensor on the training device or, when the
+    data exceed the memory budget, rows read from disk batch by batch (:mod:`asc_lib.rows`)."""
 
     waves: torch.Tensor
     labels: torch.Tensor
@@ -102,14 +104,56 @@ class TrainData:
     def __len__(self) -> int:
         return len(self.waves)
 
-    def to(self, device) -> "TrainData":
-        return TrainData(self.waves.to(device), self.labels.to(device),
-                         {k: v.to(device) for k, v in self.extras.items()})
+    @property
+    def resident(self) -> bool:
+        """True when every field is a tensor (nothing is read from disk)."""
+        return all(is_resident(t) for t in (self.waves, self.labels, *self.extras.values()))
 
-    def batch(self, index: torch.Tensor) -> dict:
-        out = {"index": index, "waves": self.waves[index], "labels": self.labels[index]}
-        out.update({k: v[index] for k, v in self.extras.items()})
+    def to(self, device) -> "TrainData":
+        """Tensors moved to ``device``; rows on disk stay there (their batches are moved)."""
+        move = lambda t: t.to(device) if is_resident(t) else t  # noqa: E731
+        return TrainData(move(self.waves), move(self.labels), {k: move(v) for k, v in self.extras.items()})
+
+    def batch(self, index: torch.Tensor, device=None) -> dict:
+        """The items ``index`` of every field (on ``device`` when given, else where each field lives)."""
+        def take(t):
+            rows = t[index.to(t.device)] if is_resident(t) else t[index]
+            return rows if device is None else rows.to(device, non_blocking=True)
+
+        out = {"index": index if device is None else index.to(device), "waves": take(self.waves),
+               "labels": take(self.labels)}
+        out.update({k: take(v) for k, v in self.extras.items()})
         return out
+
+
+class _Batches(torch.utils.data.Dataset):
+    """One epoch's batches of streamed data, read by DataLoader workers ahead of the training step."""
+
+    def __init__(self, data: TrainData, batches: list):
+        self.data, self.batches = data, batches
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.data.batch(self.batches[i])
+
+
+def epoch_batches(data: TrainData, batches: list, device: torch.device, workers: int | None = None):
+    """The batches ``batches`` (index tensors) of ``data`` on ``device``, in order: gathered in place for
+    resident data; for data on disk read by ``workers`` DataLoader processes (default
+    :func:`asc_lib.rows.loader_workers`) with prefetch. Either way the same tensors, so the same weights."""
+    if data.resident:
+        for index in batches:
+            yield data.batch(index.to(device))
+        return
+    workers = loader_workers() if workers is None else workers
+    loader = torch.utils.data.DataLoader(
+        _Batches(data, batches), batch_size=None, shuffle=False, num_workers=workers,
+        prefetch_factor=4 if workers else None, pin_memory=device.type == "cuda",
+        generator=torch.Generator().manual_seed(0))  # its own generator: the global RNG (augmentation) is untouched
+    for batch in loader:
+        yield {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
 def logits_of(output) -> torch.Tensor:
@@ -324,6 +368,10 @@ def fit(
         return history
 
     precompute = bool(recipe.get("feature_cache", False))
+    if precompute and not data.resident:
+        raise ValueError("feature_cache needs the training data resident, but they exceed the memory budget "
+                         f"and stream from disk ({data.waves!r}); set feature_cache: false in the recipe "
+                         "or raise ASC_MEMORY_BUDGET_GB")
     if precompute:  # the front end once for all epochs (the recipe's named deviation)
         data = TrainData(objective.augment.features(data.waves), data.labels, data.extras)
         objective.augment.precomputed = True
@@ -339,10 +387,10 @@ def fit(
         objective.train()
         loss_sum = torch.zeros((), device=device)
         in_epoch = min(per_epoch, steps - epoch * per_epoch)  # the last epoch stops part-way under max_steps
-        for i in range(in_epoch):
+        batches = [distributed.rank_batch(order[i * recipe["batch_size"]:(i + 1) * recipe["batch_size"]], here)
+                   for i in range(in_epoch)]
+        for i, batch in enumerate(epoch_batches(data, batches, device)):
             step = epoch * per_epoch + i
-            index = distributed.rank_batch(order[i * recipe["batch_size"]:(i + 1) * recipe["batch_size"]], here)
-            batch = data.batch(index.to(device))
             loss_sum += train_step(net, model, objective, optimizer, scheduler, batch, step, device, use_amp)
             if on_step_end is not None:
                 on_step_end(step)

@@ -21,6 +21,7 @@ from .audio import WaveformCache, build_waveform_cache, cache_key
 from .audioset_clips import clip_names, source, spans, usable_segments
 from .audioset_clips import list_audit as audit
 from .params import DataPaths
+from .rows import DiskRows, memory_budget
 
 
 def reader(data: DataPaths):
@@ -65,10 +66,11 @@ def pieces_per_segment(segments: pd.DataFrame, nominal_seconds: float, piece_sec
 
 @dataclass
 class Pieces:
-    """Consecutive pieces of the clips that were present: ``waves`` ``(pieces, samples)``, the ``segments``
-    they come from and how many pieces each gave (``counts``, in order)."""
+    """Consecutive pieces of the clips that were present: ``waves`` ``(pieces, samples)`` (a tensor, or rows
+    on disk when they exceed the memory budget), the ``segments`` they come from and how many pieces each
+    gave (``counts``, in order)."""
 
-    waves: torch.Tensor
+    waves: "torch.Tensor | DiskRows"
     segments: pd.DataFrame
     counts: torch.Tensor
 
@@ -77,17 +79,26 @@ class Pieces:
         return rows.repeat_interleave(self.counts.to(rows.device), dim=0)
 
 
+def piece_layout(counts: np.ndarray, piece: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Where each piece lies in the clip cache: its row, its first sample, and the piece length."""
+    rows = np.repeat(np.arange(len(counts)), counts)
+    first = np.repeat(np.cumsum(counts) - counts, counts)
+    return rows, (np.arange(len(rows)) - first) * piece, piece
+
+
 def subset_pieces(subset: pd.DataFrame, data: DataPaths, sample_rate: int, device="cpu",
-                  piece_seconds: float = 1.0, progress: bool = True) -> Pieces:
+                  piece_seconds: float | None = 1.0, progress: bool = True, budget: int | None = None) -> Pieces:
     """The ``piece_seconds`` pieces of every present segment of ``subset`` (which needs a ``list`` column),
-    the pieces of one segment consecutive. ``piece_seconds=None`` gives whole clips (one item each)."""
+    the pieces of one segment consecutive. ``piece_seconds=None`` gives whole clips (one item each).
+    Held on ``device`` when they fit ``budget`` bytes (default :func:`asc_lib.rows.memory_budget`), else
+    left in the on-disk cache and read batch by batch (:class:`asc_lib.rows.DiskRows`)."""
     segments = usable_segments(subset, reader(data))
     nominal = data.audioset_clip_seconds
     piece_seconds = nominal if piece_seconds is None else piece_seconds
-    counts = torch.from_numpy(pieces_per_segment(segments, nominal, piece_seconds))
-    waves = clip_cache(segments, data, sample_rate, progress=progress).to_tensor(device)
-    piece = int(round(piece_seconds * sample_rate))
-    most = int(counts.max()) if len(counts) else 0
-    grid = waves[:, : most * piece].reshape(len(segments), most, piece)
-    keep = torch.arange(most).unsqueeze(0) < counts.unsqueeze(1)
-    return Pieces(grid[keep.to(grid.device)], segments, counts)
+    counts = pieces_per_segment(segments, nominal, piece_seconds)
+    cache = clip_cache(segments, data, sample_rate, progress=progress)
+    rows = DiskRows(cache.path, cache.meta.get("key", cache.path.stem),
+                    piece_layout(counts, int(round(piece_seconds * sample_rate))))
+    budget = memory_budget() if budget is None else budget
+    waves = rows.resident(device) if rows.nbytes <= budget else rows
+    return Pieces(waves, segments, torch.from_numpy(counts))

@@ -19,6 +19,7 @@ from .experiment import run_dir, runs_dir
 from .models.cpmobile import CPMobile
 from .models.passt import load_ensemble
 from .params import DataPaths
+from .rows import held
 from .tagger import load_standin, read_lists, tagging_data
 from .train import Objective, TrainData, logits_of
 from .audioset_clips import spans, usable_segments
@@ -174,7 +175,7 @@ def length_control(recipe: dict, data: DataPaths, emb: dict, sample_rate: int = 
 
 def classifier_data(emb: dict) -> tuple[torch.Tensor, torch.Tensor]:
     """Features and domain labels: challenge split = 1, AudioSet eval = 0."""
-    features = torch.cat([emb["challenge"], emb["negatives"]])
+    features = torch.cat([held(emb["challenge"]), held(emb["negatives"])])  # the labeled sets: small
     labels = torch.cat([torch.ones(len(emb["challenge"])), torch.zeros(len(emb["negatives"]))])
     return features, labels
 

@@ -1,0 +1,224 @@
+"""Training rows that stay on disk: the bounded-memory path for AudioSet-sized data.
+
+A training set is a few aligned arrays of rows (waveforms, labels, AudioSet targets, teacher logits). When
+they fit the memory budget they are resident tensors, the fast path. When they do not, the waveforms are
+read batch by batch from the memory-mapped waveform cache (:class:`DiskRows`, optionally as consecutive
+pieces of its rows: the 1 s pieces of 10 s clips), and :func:`asc_lib.train.fit` reads the batches in
+DataLoader workers ahead of the training step. Both kinds answer ``rows[index]`` with the same tensor, so a
+run draws identical batches, and ends with identical weights, either way.
+
+The budget is a named setting of the machine, not of the data: ``ASC_MEMORY_BUDGET_GB`` in the environment,
+else half of the physical memory (:func:`memory_budget`); ``ASC_LOADER_WORKERS`` sets the reading workers
+(default: the cores but one, at most 8).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .provenance import tensor_digest
+
+BUDGET_ENV = "ASC_MEMORY_BUDGET_GB"
+WORKERS_ENV = "ASC_LOADER_WORKERS"
+
+
+def physical_memory() -> int:
+    """Bytes of physical memory (0 when the system does not say)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+def memory_budget() -> int:
+    """Bytes of training data that may be held resident: ``ASC_MEMORY_BUDGET_GB``, else half of RAM."""
+    value = os.environ.get(BUDGET_ENV, "").strip()
+    if value:
+        try:
+            gb = float(value)
+        except ValueError:
+            raise ValueError(f"{BUDGET_ENV}={value!r} is not a number of gigabytes") from None
+        if gb <= 0:
+            raise ValueError(f"{BUDGET_ENV}={value!r} must be positive")
+        return int(gb * 2**30)
+    return physical_memory() // 2 or 8 * 2**30
+
+
+def loader_workers() -> int:
+    """DataLoader workers that read streamed batches: ``ASC_LOADER_WORKERS``, else the cores but one (≤ 8)."""
+    value = os.environ.get(WORKERS_ENV, "").strip()
+    if value:
+        if not value.isdigit():
+            raise ValueError(f"{WORKERS_ENV}={value!r} is not a number of workers")
+        return int(value)
+    return max(0, min(8, (os.cpu_count() or 1) - 1))
+
+
+def _as_index(index) -> np.ndarray:
+    if isinstance(index, slice):
+        raise TypeError("use rows.read(start, stop) for a range")
+    if isinstance(index, torch.Tensor):
+        index = index.detach().cpu().numpy()
+    return np.asarray(index, dtype=np.int64).reshape(-1)
+
+
+class DiskRows:
+    """Rows of a ``.npy`` file (e.g. a waveform cache), memory-mapped and read on demand.
+
+    ``pieces=(rows, starts, length)`` views the file as pieces instead: item ``i`` is
+    ``array[rows[i], starts[i]:starts[i] + length]``. Rows come back in the stored dtype (as
+    :meth:`asc_lib.audio.WaveformCache.to_tensor` gives them). ``identity`` names the content (the cache
+    key and the piece layout), standing in for the bytes in run fingerprints and cache keys.
+    """
+
+    def __init__(self, path: str | Path, identity: str, pieces: tuple | None = None):
+        self.path = Path(path)
+        self.identity = str(identity)
+        self._array = None
+        if pieces is not None:
+            rows, starts, length = pieces
+            self.piece_rows = np.asarray(rows, dtype=np.int64)
+            self.piece_starts = np.asarray(starts, dtype=np.int64)
+            self.piece_length = int(length)
+            if len(self.piece_rows) != len(self.piece_starts):
+                raise ValueError(f"{self.path}: {len(self.piece_rows)} piece rows but {len(self.piece_starts)} starts")
+            self.identity += ":" + hashlib.sha256(self.piece_rows.tobytes() + self.piece_starts.tobytes()
+                                                  + str(self.piece_length).encode()).hexdigest()[:16]
+        else:
+            self.piece_rows = None
+
+    # memory maps do not cross process boundaries: workers reopen the file
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_array"] = None
+        return state
+
+    @property
+    def array(self) -> np.ndarray:
+        if self._array is None:
+            if not self.path.is_file():
+                raise FileNotFoundError(f"{self.path}: the on-disk rows are gone (was the cache cleaned?)")
+            self._array = np.load(self.path, mmap_mode="r")
+        return self._array
+
+    def __len__(self) -> int:
+        return len(self.piece_rows) if self.piece_rows is not None else int(self.array.shape[0])
+
+    def __repr__(self) -> str:
+        return f"DiskRows({str(self.path)!r}, {len(self)} rows of {self.row_shape})"
+
+    @property
+    def row_shape(self) -> tuple:
+        return (self.piece_length,) if self.piece_rows is not None else tuple(self.array.shape[1:])
+
+    @property
+    def shape(self) -> tuple:
+        return (len(self), *self.row_shape)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return torch.from_numpy(np.zeros(0, dtype=self.array.dtype)).dtype
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the rows take when held resident."""
+        return len(self) * int(np.prod(self.row_shape)) * self.array.dtype.itemsize
+
+    def __getitem__(self, index) -> torch.Tensor:
+        """The rows ``index`` (a tensor or array of row numbers), read in file order, returned in ``index``'s."""
+        if isinstance(index, slice):
+            return self.read(*index.indices(len(self))[:2])
+        idx = _as_index(index)
+        if len(idx) and (idx.min() < -len(self) or idx.max() >= len(self)):
+            raise IndexError(f"{self}: row index out of range")
+        idx = idx % max(1, len(self))
+        order = np.argsort(idx, kind="stable")
+        if self.piece_rows is None:
+            block = np.asarray(self.array[idx[order]])
+        else:
+            rows, starts = self.piece_rows[idx[order]], self.piece_starts[idx[order]]
+            block = np.empty((len(idx), self.piece_length), dtype=self.array.dtype)
+            for j, (r, s) in enumerate(zip(rows, starts)):
+                block[j] = self.array[r, s:s + self.piece_length]
+        out = np.empty_like(block)
+        out[order] = block
+        return torch.from_numpy(out)
+
+    def to(self, *args, **kwargs) -> "DiskRows":
+        """Rows on disk stay there whatever the device asked for; :func:`asc_lib.train.fit` moves each batch."""
+        return self
+
+    def read(self, start: int, stop: int) -> torch.Tensor:
+        """Rows ``start:stop`` (a contiguous range)."""
+        return self[np.arange(start, min(stop, len(self)))]
+
+    def resident(self, device="cpu", chunk: int = 4096) -> torch.Tensor:
+        """All rows as one tensor on ``device`` (read in chunks)."""
+        parts = [self.read(i, i + chunk) for i in range(0, len(self), chunk)]
+        if not parts:
+            return torch.empty((0, *self.row_shape), dtype=self.dtype, device=device)
+        return torch.cat(parts).to(device)
+
+
+class ConcatRows:
+    """Several row sources (tensors or :class:`DiskRows`) end to end, read as one, in ``dtype``."""
+
+    def __init__(self, parts, dtype: torch.dtype | None = None):
+        self.parts = [p for p in parts if len(p)]
+        self.dtype = dtype or self.parts[0].dtype
+        self.bounds = np.cumsum([0] + [len(p) for p in self.parts])
+        shapes = {tuple(p.shape[1:]) for p in self.parts}
+        if len(shapes) > 1:
+            raise ValueError(f"cannot concatenate rows of shapes {sorted(shapes)}")
+        self.identity = "+".join(getattr(p, "identity", None) or _tensor_identity(p) for p in self.parts)
+
+    def __len__(self) -> int:
+        return int(self.bounds[-1])
+
+    @property
+    def shape(self) -> tuple:
+        return (len(self), *self.parts[0].shape[1:])
+
+    @property
+    def nbytes(self) -> int:
+        return sum(p.nbytes if isinstance(p, DiskRows) else p.numel() * p.element_size() for p in self.parts)
+
+    def __getitem__(self, index) -> torch.Tensor:
+        if isinstance(index, slice):
+            index = np.arange(*index.indices(len(self)))
+        idx = _as_index(index)
+        out = torch.empty((len(idx), *self.shape[1:]), dtype=self.dtype)
+        which = np.searchsorted(self.bounds, idx, side="right") - 1
+        for k, part in enumerate(self.parts):
+            mine = np.flatnonzero(which == k)
+            if len(mine):
+                local = torch.from_numpy(idx[mine] - self.bounds[k])
+                rows = part[local] if isinstance(part, DiskRows) else part[local.to(part.device)].cpu()
+                out[torch.from_numpy(mine)] = rows.to(self.dtype)
+        return out
+
+
+def _tensor_identity(t: torch.Tensor) -> str:
+    return tensor_digest(t)
+
+
+def is_resident(rows) -> bool:
+    return isinstance(rows, torch.Tensor)
+
+
+def held(x) -> torch.Tensor:
+    """``x`` as a tensor (rows on disk are read in full: only for sets known to be small)."""
+    return x if isinstance(x, torch.Tensor) else x.resident()
+
+
+def concat(parts, dtype: torch.dtype | None = None):
+    """Tensors concatenated as a tensor; anything on disk as :class:`ConcatRows`."""
+    parts = [p for p in parts if p is not None and len(p)]
+    if all(isinstance(p, torch.Tensor) for p in parts):
+        dtype = dtype or parts[0].dtype
+        return torch.cat([p.to(parts[0].device, dtype) for p in parts])
+    return ConcatRows(parts, dtype)

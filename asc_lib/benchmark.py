@@ -1,6 +1,6 @@
 """What the study's data path buys, and what the papers' full recipes cost (``notebooks/06_benchmarks.ipynb``).
 
-Three kinds of measurement, all on the machine at hand (GPU when there is one):
+Four kinds of measurement, all on the machine at hand (GPU when there is one):
 
 - **training throughput** of CP-Mobile (samples/s) with the *reference* data path, a ``DataLoader`` whose
   dataset reads and resamples one WAV per item on every epoch (as the DCASE2024 baseline's loader does),
@@ -9,7 +9,9 @@ Three kinds of measurement, all on the machine at hand (GPU when there is one):
   same model, objective, optimizer and precision; only the data path differs;
 - **teacher inference** (EfficientAT mn10, PaSST-S) in clips/s, fp32 against mixed precision;
 - **scaling** of cache build, AudioSet label filtering and domain-classifier scoring with the number of
-  items, each size in a fresh process (time and peak resident memory above the idle process).
+  items, each size in a fresh process (time and peak resident memory above the idle process);
+- **streaming**: :func:`asc_lib.train.fit` on clips resident against the same clips read from disk by
+  DataLoader workers (:mod:`asc_lib.rows`), and the peak memory of training on data ten times the budget.
 
 :func:`projections` turns the measured rates into the wall-clock of each paper's full recipe.
 """
@@ -180,11 +182,16 @@ def _peak_mb() -> float:
 
 
 def _in_fresh_process(task: str, size: int, workdir: str, extra: dict) -> dict:
-    """Run one scaling task in this (fresh) process; time it and the peak memory it added."""
+    """Run one scaling task in this (fresh) process; time it, the peak memory it added and, when it started
+    worker processes, the largest worker's peak."""
     idle = _peak_mb()
     start = time.perf_counter()
-    SCALING_TASKS[task](size, Path(workdir), **extra)
-    return {"seconds": time.perf_counter() - start, "peak MB": max(0.0, _peak_mb() - idle)}
+    more = SCALING_TASKS[task](size, Path(workdir), **extra) or {}
+    result = {"seconds": time.perf_counter() - start, "peak MB": max(0.0, _peak_mb() - idle), **more}
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
+    if children:
+        result["workers peak MB"] = children
+    return result
 
 
 def _label_filter(size: int, workdir: Path, **_) -> None:
@@ -212,8 +219,83 @@ def _cache_build(size: int, workdir: Path, audio_root: str = "", filenames=(), *
                          progress=False)
 
 
+def write_disk_waves(path: Path, clips: int, samples: int = 32_000, seed: int = 0, chunk: int = 1024) -> Path:
+    """A waveform-cache-like ``.npy`` of ``clips`` float16 rows of noise, written chunk by chunk with plain
+    file writes (no memory map: the writer's resident memory stays one chunk)."""
+    if path.is_file():
+        return path
+    generator = np.random.default_rng(seed)
+    with path.open("wb") as fh:
+        np.lib.format.write_array_header_1_0(fh, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float16)),
+                                                   "fortran_order": False, "shape": (clips, samples)})
+        for start in range(0, clips, chunk):
+            stop = min(clips, start + chunk)
+            (0.1 * generator.standard_normal((stop - start, samples))).astype(np.float16).tofile(fh)
+    return path
+
+
+def _streamed_training(size: int, workdir: Path, steps: int = 8, batch_size: int = 32, streamed: bool = True,
+                       **_) -> dict:
+    """``steps`` steps of :func:`asc_lib.train.fit` on ``size`` clips held on disk: streamed (a budget of a
+    tenth of the data) or resident (loaded first)."""
+    from .models import build_cp_mobile
+    from .params import load_recipe
+    from .rows import DiskRows
+
+    rows = DiskRows(write_disk_waves(workdir / f"waves-{size}.npy", size), f"bench-{size}")
+    waves = rows if streamed else rows.resident()
+    labels = torch.arange(size) % 10
+    recipe = {**load_recipe("baseline"), "batch_size": batch_size, "epochs": 1, "min_steps": steps,
+              "max_steps": steps, "eval_points": 0, "feature_cache": False, "warmup_steps": 0}
+    torch.manual_seed(0)
+    objective = Supervised(Augment(build_frontend(recipe["frontend"]), AugmentConfig.from_recipe(recipe)))
+    with tempfile.TemporaryDirectory() as run:
+        train.fit(build_cp_mobile(), objective, TrainData(waves, labels), recipe, run, device="cpu", progress=False)
+    return {"data MB": rows.nbytes / 2**20}
+
+
 SCALING_TASKS: dict[str, Callable] = {"label filtering": _label_filter, "domain scoring": _domain_scoring,
-                                      "cache build": _cache_build}
+                                      "cache build": _cache_build, "streamed training": _streamed_training}
+
+
+DEFAULT_STREAMING_SIZES = (2000, 8000)  # 122 and 488 MB of 1 s float16 clips at 32 kHz
+
+
+def streaming_memory(sizes, steps: int = 8, progress: bool = True) -> pd.DataFrame:
+    """Peak memory of training on data held on disk: each size resident and streamed (a budget of a tenth of
+    the data), each in a fresh process; ``workers peak MB`` is the largest DataLoader worker's own peak."""
+    parts = []
+    for streamed in (False, True):
+        table = scaling("streamed training", sizes, {"steps": steps, "streamed": streamed}, progress=progress)
+        parts.append(table.assign(task="streamed from disk" if streamed else "resident (loaded first)"))
+    return pd.concat(parts, ignore_index=True)
+
+
+def streaming_comparison(waves: torch.Tensor, labels: torch.Tensor, recipe: dict, steps: int,
+                         device: torch.device, rounds: int = 3, seed: int = 0) -> pd.DataFrame:
+    """:func:`asc_lib.train.fit` samples/s with the clips resident against the same clips streamed from disk
+    by DataLoader workers (:mod:`asc_lib.rows`), alternating ``rounds`` rounds; no feature cache in either
+    (it needs resident data). The median round of each is reported."""
+    from .rows import DiskRows, loader_workers
+
+    plain = {**recipe, "feature_cache": False}
+    measured: dict[str, list[float]] = {"resident": [], "streamed": []}
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "waves.npy"
+        np.save(path, waves.cpu().numpy())
+        disk = DiskRows(path, "benchmark")
+        for _ in range(rounds):
+            for name, rows in (("resident", waves), ("streamed", disk)):
+                model, objective, _ = _training_setup(plain, device, seed)
+                measured[name].append(fit_rate(model, objective, TrainData(rows, labels), plain, steps, 2, device, seed))
+    table = pd.DataFrame({
+        "data path": ["train.fit, clips resident on the device",
+                      f"train.fit, clips streamed from disk ({loader_workers()} DataLoader workers, prefetch 4)"],
+        "samples/s": [float(np.median(measured[n])) for n in ("resident", "streamed")],
+        "rounds": [", ".join(f"{v:.0f}" for v in measured[n]) for n in ("resident", "streamed")],
+    }).set_index("data path")
+    table["relative"] = table["samples/s"] / table["samples/s"].iloc[0]
+    return table
 
 
 def write_generated_segments(path: Path, size: int, seed: int = 0) -> Path:
@@ -245,8 +327,10 @@ def scaling(task: str, sizes, extra: dict | None = None, progress: bool = True) 
         extras = Path(workdir) / "extra.json"
         extras.write_text(json.dumps(extra or {}))
         for size in tqdm(list(sizes), desc=task, disable=not progress):
-            if task == "label filtering":
+            if task == "label filtering":  # inputs are prepared here, outside the measured process
                 write_generated_segments(Path(workdir) / f"segments-{size}.csv", size)
+            if task == "streamed training":
+                write_disk_waves(Path(workdir) / f"waves-{size}.npy", size)
             command = [sys.executable, "-m", "asc_lib.benchmark", task, str(int(size)), workdir, str(extras)]
             done = subprocess.run(command, capture_output=True, text=True)
             if done.returncode != 0:

@@ -226,6 +226,7 @@ NOTEBOOK_PARAMETERS: dict[str, dict[str, Any]] = {
         "scaling_max": None,          # largest size of label filtering / domain scoring (sizes 1e3, 1e4, … up to it);
                                       # None: AudioSet's 2 million on a GPU, 100,000 on the CPU
         "cache_sizes": None,          # None: 10, 100, 1000 clips (cache build)
+        "streaming_sizes": None,      # clips on disk for the streamed-training memory rehearsal (None: 2,000 and 8,000)
         "output_dir": None,           # None: reports/benchmarks
         "progress": True,
     },
@@ -302,7 +303,7 @@ def _validate_value(name: str, value: Any, default: Any = None) -> Any:
         raise ValueError(f"parameter loader_workers must be a non-negative int, got {value!r}")
     if name == "scaling_max" and (not isinstance(value, int) or isinstance(value, bool) or value < 1000):
         raise ValueError(f"parameter scaling_max must be an int of at least 1000 or None, got {value!r}")
-    if name == "cache_sizes" and (
+    if name in ("cache_sizes", "streaming_sizes") and (
             not isinstance(value, (list, tuple)) or not value
             or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)):
         raise ValueError(f"parameter {name} must be a non-empty list of positive ints or None, got {value!r}")

@@ -67,18 +67,22 @@ def _as_index(index) -> np.ndarray:
 
 
 class DiskRows:
-    """Rows of a ``.npy`` file (e.g. a waveform cache), memory-mapped and read on demand.
+    """Rows of a ``.npy`` file (e.g. a waveform cache), read on demand with positioned reads.
 
     ``pieces=(rows, starts, length)`` views the file as pieces instead: item ``i`` is
     ``array[rows[i], starts[i]:starts[i] + length]``. Rows come back in the stored dtype (as
-    :meth:`asc_lib.audio.WaveformCache.to_tensor` gives them). ``identity`` names the content (the cache
-    key and the piece layout), standing in for the bytes in run fingerprints and cache keys.
+    :meth:`asc_lib.audio.WaveformCache.to_tensor` gives them). The file is read with ``os.pread``, not
+    memory-mapped, so that what was read does not stay in the process's resident memory. ``identity``
+    names the content (the cache key and the piece layout), standing in for the bytes in run fingerprints
+    and cache keys.
     """
 
     def __init__(self, path: str | Path, identity: str, pieces: tuple | None = None):
         self.path = Path(path)
         self.identity = str(identity)
-        self._array = None
+        self._fd = None
+        self._pid = None
+        self._header = None
         if pieces is not None:
             rows, starts, length = pieces
             self.piece_rows = np.asarray(rows, dtype=np.int64)
@@ -91,29 +95,51 @@ class DiskRows:
         else:
             self.piece_rows = None
 
-    # memory maps do not cross process boundaries: workers reopen the file
+    # a file descriptor does not cross process boundaries: workers reopen the file
     def __getstate__(self):
         state = dict(self.__dict__)
-        state["_array"] = None
+        state["_fd"], state["_pid"] = None, None
         return state
 
-    @property
-    def array(self) -> np.ndarray:
-        if self._array is None:
+    def __del__(self):
+        if getattr(self, "_fd", None) is not None and self._pid == os.getpid():
+            os.close(self._fd)
+
+    def _open(self) -> int:
+        if self._fd is None or self._pid != os.getpid():
             if not self.path.is_file():
                 raise FileNotFoundError(f"{self.path}: the on-disk rows are gone (was the cache cleaned?)")
-            self._array = np.load(self.path, mmap_mode="r")
-        return self._array
+            self._fd, self._pid = os.open(self.path, os.O_RDONLY), os.getpid()
+        return self._fd
+
+    @property
+    def header(self) -> tuple[tuple, np.dtype, int]:
+        """The array's shape, dtype and the byte offset of its data (from the ``.npy`` header)."""
+        if self._header is None:
+            if not self.path.is_file():
+                raise FileNotFoundError(f"{self.path}: the on-disk rows are gone (was the cache cleaned?)")
+            with self.path.open("rb") as fh:
+                try:
+                    version = np.lib.format.read_magic(fh)
+                    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                                   else np.lib.format.read_array_header_2_0)
+                    shape, fortran, dtype = read_header(fh)
+                except ValueError as err:
+                    raise ValueError(f"{self.path}: not a .npy array ({err})") from err
+                if fortran or dtype.hasobject or len(shape) < 1:
+                    raise ValueError(f"{self.path}: expected a C-ordered numeric array with rows")
+                self._header = (tuple(shape), dtype, fh.tell())
+        return self._header
 
     def __len__(self) -> int:
-        return len(self.piece_rows) if self.piece_rows is not None else int(self.array.shape[0])
+        return len(self.piece_rows) if self.piece_rows is not None else int(self.header[0][0])
 
     def __repr__(self) -> str:
         return f"DiskRows({str(self.path)!r}, {len(self)} rows of {self.row_shape})"
 
     @property
     def row_shape(self) -> tuple:
-        return (self.piece_length,) if self.piece_rows is not None else tuple(self.array.shape[1:])
+        return (self.piece_length,) if self.piece_rows is not None else tuple(self.header[0][1:])
 
     @property
     def shape(self) -> tuple:
@@ -121,40 +147,55 @@ class DiskRows:
 
     @property
     def dtype(self) -> torch.dtype:
-        return torch.from_numpy(np.zeros(0, dtype=self.array.dtype)).dtype
+        return torch.from_numpy(np.zeros(0, dtype=self.header[1])).dtype
 
     @property
     def nbytes(self) -> int:
         """Bytes the rows take when held resident."""
-        return len(self) * int(np.prod(self.row_shape)) * self.array.dtype.itemsize
+        return len(self) * int(np.prod(self.row_shape)) * self.header[1].itemsize
+
+    def _read(self, offset: int, count: int) -> np.ndarray:
+        dtype = self.header[1]
+        data = os.pread(self._open(), count * dtype.itemsize, offset)
+        if len(data) != count * dtype.itemsize:
+            raise ValueError(f"{self.path}: the file is shorter than its header says (truncated?)")
+        return np.frombuffer(data, dtype=dtype)
 
     def __getitem__(self, index) -> torch.Tensor:
-        """The rows ``index`` (a tensor or array of row numbers), read in file order, returned in ``index``'s."""
+        """The rows ``index`` (a tensor or array of row numbers, or a slice), returned in ``index``'s order."""
         if isinstance(index, slice):
             return self.read(*index.indices(len(self))[:2])
         idx = _as_index(index)
-        if len(idx) and (idx.min() < -len(self) or idx.max() >= len(self)):
+        n = len(self)
+        if len(idx) and (idx.min() < -n or idx.max() >= n):
             raise IndexError(f"{self}: row index out of range")
-        idx = idx % max(1, len(self))
-        order = np.argsort(idx, kind="stable")
+        idx = idx % max(1, n)
+        shape, dtype, base = self.header
+        width = int(np.prod(shape[1:]))
+        out = np.empty((len(idx), *self.row_shape), dtype=dtype)
+        flat = out.reshape(len(idx), -1)
         if self.piece_rows is None:
-            block = np.asarray(self.array[idx[order]])
+            for j, i in enumerate(idx):
+                flat[j] = self._read(base + int(i) * width * dtype.itemsize, width)
         else:
-            rows, starts = self.piece_rows[idx[order]], self.piece_starts[idx[order]]
-            block = np.empty((len(idx), self.piece_length), dtype=self.array.dtype)
-            for j, (r, s) in enumerate(zip(rows, starts)):
-                block[j] = self.array[r, s:s + self.piece_length]
-        out = np.empty_like(block)
-        out[order] = block
+            for j, i in enumerate(idx):
+                offset = base + (int(self.piece_rows[i]) * width + int(self.piece_starts[i])) * dtype.itemsize
+                flat[j] = self._read(offset, self.piece_length)
         return torch.from_numpy(out)
+
+    def read(self, start: int, stop: int) -> torch.Tensor:
+        """Rows ``start:stop`` (a contiguous range; one read when they are whole rows)."""
+        stop = min(stop, len(self))
+        if self.piece_rows is not None or stop <= start:
+            return self[np.arange(start, max(start, stop))]
+        shape, dtype, base = self.header
+        width = int(np.prod(shape[1:]))
+        block = self._read(base + start * width * dtype.itemsize, (stop - start) * width)
+        return torch.from_numpy(block.reshape(stop - start, *shape[1:]).copy())
 
     def to(self, *args, **kwargs) -> "DiskRows":
         """Rows on disk stay there whatever the device asked for; :func:`asc_lib.train.fit` moves each batch."""
         return self
-
-    def read(self, start: int, stop: int) -> torch.Tensor:
-        """Rows ``start:stop`` (a contiguous range)."""
-        return self[np.arange(start, min(stop, len(self)))]
 
     def resident(self, device="cpu", chunk: int = 4096) -> torch.Tensor:
         """All rows as one tensor on ``device`` (read in chunks)."""

@@ -28,7 +28,7 @@ def test_disk_rows_answer_like_a_tensor(tmp_path):
     assert torch.equal(disk[3:9], resident[3:9]) and disk.shape == (12, 5) and disk.nbytes == array.nbytes
     assert torch.equal(disk.resident(chunk=5), resident)
     again = pickle.loads(pickle.dumps(disk))  # what a DataLoader worker receives: the file reopened
-    assert again._array is None and torch.equal(again[index], resident[index])
+    assert again._fd is None and torch.equal(again[index], resident[index])
     with pytest.raises(IndexError, match="out of range"):
         disk[torch.tensor([12])]
 

@@ -226,6 +226,49 @@ def build_waveform_cache(
     return WaveformCache(path)
 
 
+class DecodedRows:
+    """Clips of a source decoded on demand, resampled and padded or cut as :func:`build_waveform_cache`
+    stores them (float16), without a cache: for a single pass over data too large to decode to disk first
+    (the PaSST logits of AudioSet's two million clips). Indexed like :class:`asc_lib.rows.DiskRows`;
+    ``identity`` is the key the cache would have."""
+
+    def __init__(self, filenames: Sequence[str], audio_root, sample_rate: int, num_samples: int):
+        self.filenames = list(filenames)
+        self.source = as_source(audio_root)
+        self.sample_rate, self.num_samples = int(sample_rate), int(num_samples)
+        self.identity = cache_key(self.filenames, self.source, sample_rate, num_samples, "float16")
+        self.dtype = torch.float16
+
+    def __len__(self) -> int:
+        return len(self.filenames)
+
+    def __repr__(self) -> str:
+        return f"DecodedRows({self.source}, {len(self)} clips of {self.num_samples} samples)"
+
+    @property
+    def shape(self) -> tuple:
+        return (len(self), self.num_samples)
+
+    @property
+    def nbytes(self) -> int:
+        return len(self) * self.num_samples * 2
+
+    def to(self, *args, **kwargs) -> "DecodedRows":
+        return self
+
+    def __getitem__(self, index) -> torch.Tensor:
+        if isinstance(index, slice):
+            index = range(*index.indices(len(self)))
+        elif isinstance(index, torch.Tensor):
+            index = index.tolist()
+        out = torch.empty((len(index), self.num_samples), dtype=torch.float16)
+        for j, i in enumerate(index):
+            wave, sr, _ = self.source.read(self.filenames[int(i)])
+            out[j] = fit_length(resample(torch.from_numpy(wave).unsqueeze(0), sr, self.sample_rate),
+                                self.num_samples)[0].to(torch.float16)
+        return out
+
+
 def describe_conversions(conversions: dict, total: int) -> str:
     """One line on what decoding did to ``total`` clips, e.g. ``3700 of 3700 resampled 44100 -> 32000 Hz``."""
     if not conversions:

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from . import distributed, paths, provenance
 from .atomic import write_json
-from .rows import DiskRows, memory_budget
+from .rows import DiskRows, loader_workers, memory_budget
 from .train import Objective, logits_of
 
 
@@ -151,13 +151,37 @@ def compute_logits(teacher: nn.Module, waves: torch.Tensor, frontend: nn.Module 
     if frontend is not None:
         frontend = frontend.eval().to(device)
     stop = len(waves) if stop is None else stop
+    ranges = [(begin, min(begin + batch_size, stop)) for begin in range(start, stop, batch_size)]
     out = []
-    for begin in tqdm(range(start, stop, batch_size), desc="teacher outputs", unit="batch",
-                      disable=not progress, mininterval=2.0):
-        x = waves[begin:min(begin + batch_size, stop)].to(device).float()
+    for x in tqdm(_read_batches(waves, ranges), total=len(ranges), desc="teacher outputs", unit="batch",
+                  disable=not progress, mininterval=2.0):
+        x = x.to(device).float()
         logits = teacher(frontend(x) if frontend is not None else x)
         out.append((logits[0] if isinstance(logits, tuple) else logits).float().cpu())
     return torch.cat(out) if out else torch.zeros((0,), dtype=torch.float32)
+
+
+class _Ranges(torch.utils.data.Dataset):
+    def __init__(self, waves, ranges):
+        self.waves, self.ranges = waves, ranges
+
+    def __len__(self) -> int:
+        return len(self.ranges)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.waves[self.ranges[i][0]:self.ranges[i][1]]
+
+
+def _read_batches(waves, ranges):
+    """The row ranges of ``waves``: sliced in place when resident; read (or decoded) by DataLoader workers
+    ahead of the teacher when they come from disk or from the audio source."""
+    if isinstance(waves, torch.Tensor) or len(ranges) < 2 or loader_workers() == 0:
+        for a, b in ranges:
+            yield waves[a:b]
+        return
+    workers = min(loader_workers(), len(ranges))
+    yield from torch.utils.data.DataLoader(_Ranges(waves, ranges), batch_size=None, num_workers=workers,
+                                           prefetch_factor=4, generator=torch.Generator().manual_seed(0))
 
 
 def probability_mse(student_logits: torch.Tensor, teacher_probs: torch.Tensor) -> torch.Tensor:

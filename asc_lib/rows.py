@@ -209,7 +209,9 @@ class ConcatRows:
     """Several row sources (tensors or :class:`DiskRows`) end to end, read as one, in ``dtype``."""
 
     def __init__(self, parts, dtype: torch.dtype | None = None):
-        self.parts = [p for p in parts if len(p)]
+        # resident parts are kept on the CPU: DataLoader workers read these rows, and a GPU tensor cannot
+        # be used in a forked worker
+        self.parts = [p.cpu() if isinstance(p, torch.Tensor) else p for p in parts if len(p)]
         self.dtype = dtype or self.parts[0].dtype
         self.bounds = np.cumsum([0] + [len(p) for p in self.parts])
         shapes = {tuple(p.shape[1:]) for p in self.parts}
@@ -238,7 +240,7 @@ class ConcatRows:
             mine = np.flatnonzero(which == k)
             if len(mine):
                 local = torch.from_numpy(idx[mine] - self.bounds[k])
-                rows = part[local] if isinstance(part, DiskRows) else part[local.to(part.device)].cpu()
+                rows = part[local]
                 out[torch.from_numpy(mine)] = rows.to(self.dtype)
         return out
 

@@ -126,34 +126,43 @@ class TrainData:
         return out
 
 
-class _Batches(torch.utils.data.Dataset):
-    """One epoch's batches of streamed data, read by DataLoader workers ahead of the training step."""
+    def fields(self) -> dict:
+        return {"waves": self.waves, "labels": self.labels, **self.extras}
 
-    def __init__(self, data: TrainData, batches: list):
-        self.data, self.batches = data, batches
+
+class _Batches(torch.utils.data.Dataset):
+    """One epoch's batches of the fields that live on disk, read by DataLoader workers ahead of the step."""
+
+    def __init__(self, fields: dict, batches: list):
+        self.fields, self.batches = fields, batches
 
     def __len__(self) -> int:
         return len(self.batches)
 
     def __getitem__(self, i: int) -> dict:
-        return self.data.batch(self.batches[i])
+        return {name: rows[self.batches[i]] for name, rows in self.fields.items()}
 
 
 def epoch_batches(data: TrainData, batches: list, device: torch.device, workers: int | None = None):
-    """The batches ``batches`` (index tensors) of ``data`` on ``device``, in order: gathered in place for
-    resident data; for data on disk read by ``workers`` DataLoader processes (default
+    """The batches ``batches`` (index tensors) of ``data`` on ``device``, in order: resident fields gathered
+    in place; fields on disk read by ``workers`` DataLoader processes (default
     :func:`asc_lib.rows.loader_workers`) with prefetch. Either way the same tensors, so the same weights."""
     if data.resident:
         for index in batches:
             yield data.batch(index.to(device))
         return
+    fields = data.fields()
+    lazy = {name: rows for name, rows in fields.items() if not is_resident(rows)}
     workers = loader_workers() if workers is None else workers
     loader = torch.utils.data.DataLoader(
-        _Batches(data, batches), batch_size=None, shuffle=False, num_workers=workers,
+        _Batches(lazy, batches), batch_size=None, shuffle=False, num_workers=workers,
         prefetch_factor=4 if workers else None, pin_memory=device.type == "cuda",
         generator=torch.Generator().manual_seed(0))  # its own generator: the global RNG (augmentation) is untouched
-    for batch in loader:
-        yield {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    for index, read in zip(batches, loader):
+        batch = {"index": index.to(device)}
+        for name, rows in fields.items():
+            batch[name] = read[name].to(device, non_blocking=True) if name in lazy else rows[index.to(rows.device)]
+        yield batch
 
 
 def logits_of(output) -> torch.Tensor:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .audio import WaveformCache, build_waveform_cache, cache_key
+from .audio import DecodedRows, WaveformCache, build_waveform_cache, cache_key
 from .audioset_clips import clip_names, source, spans, usable_segments
 from .audioset_clips import list_audit as audit
 from .params import DataPaths
@@ -53,6 +53,19 @@ def clip_cache(segments: pd.DataFrame, data: DataPaths, sample_rate: int, progre
     source_ = reader(data)
     return build_waveform_cache(clip_names(segments, source_.layout), source_, sample_rate,
                                 nominal_samples(data, sample_rate), progress=progress, expected=("zero-padded",))
+
+
+def clip_rows(segments: pd.DataFrame, data: DataPaths, sample_rate: int, device="cpu", progress: bool = True,
+              budget: int | None = None):
+    """Whole clips of (usable) ``segments`` for a single pass (teacher logits): decoded once into the cache
+    and held on ``device`` when they fit ``budget`` bytes (default :func:`asc_lib.rows.memory_budget`);
+    larger sets are decoded on the fly in DataLoader workers, without writing them to disk first (AudioSet's
+    1.3 TB)."""
+    source_ = reader(data)
+    rows = DecodedRows(clip_names(segments, source_.layout), source_, sample_rate, nominal_samples(data, sample_rate))
+    if rows.nbytes > (memory_budget() if budget is None else budget):
+        return rows
+    return clip_cache(segments, data, sample_rate, progress=progress).to_tensor(device)
 
 
 def pieces_per_segment(segments: pd.DataFrame, nominal_seconds: float, piece_seconds: float = 1.0) -> np.ndarray:

@@ -23,7 +23,7 @@ from .rows import held
 from .tagger import load_standin, read_lists, tagging_data
 from .train import Objective, TrainData, logits_of
 from .audioset_clips import spans, usable_segments
-from .unlabeled import clips_identity, nominal_samples, reader, subset_pieces
+from .unlabeled import clip_rows, clips_identity, nominal_samples, reader
 
 SELECTIONS = ("pruned", "random")
 STUDENT_FILE = "student527.pt"
@@ -53,9 +53,9 @@ def embed(teacher: nn.Module, waves: torch.Tensor, key: dict, device="cpu", prog
 
 
 def clip_waves(segments: pd.DataFrame, data: DataPaths, sample_rate: int, device="cpu", progress: bool = True):
-    """Whole AudioSet clips (one row per present segment, padded or cut to the nominal length) at
-    ``sample_rate``."""
-    return subset_pieces(segments, data, sample_rate, device, piece_seconds=None, progress=progress).waves
+    """Whole AudioSet clips of (present) ``segments``, padded or cut to the nominal length, at ``sample_rate``:
+    a tensor, or decoded on the fly when they exceed the memory budget (one pass: the teacher's logits)."""
+    return clip_rows(segments, data, sample_rate, device, progress=progress)
 
 
 def embedding_key(embedding: str, what: str, items, teacher_id: str) -> dict:

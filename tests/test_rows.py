@@ -150,3 +150,36 @@ def test_teacher_outputs_resume_after_an_interruption(tmp_path, monkeypatch):
     assert calls[1] == 16  # after the probe row: batches 0-3 were saved (two saves of two), so it restarts at row 16
     assert isinstance(resumed, rows.DiskRows) and torch.equal(resumed.resident(), straight)
     assert not list((tmp_path / "b").glob("*.partial*"))
+
+
+@pytest.mark.parametrize("layout", ["files", "hdf5"])
+def test_clips_over_the_budget_are_decoded_on_the_fly_like_the_cache(tmp_path, layout, monkeypatch):
+    """A single pass over more clips than the budget holds decodes them in workers instead of caching them:
+    the same rows, so the same teacher logits."""
+    from asc_lib import audio, distill
+
+    segments = _segments([2.0, 0.6, 2.0, 1.5, 2.0])
+    _both_layouts(tmp_path, segments)
+    data = _data(tmp_path, layout)
+    cached = unlabeled.clip_rows(segments, data, SR, progress=False)
+    decoded = unlabeled.clip_rows(segments, data, SR, progress=False, budget=0)
+    assert isinstance(cached, torch.Tensor) and isinstance(decoded, audio.DecodedRows)
+    assert torch.equal(decoded[torch.tensor([4, 1])], cached[torch.tensor([4, 1])])
+    assert decoded.identity == unlabeled.clips_identity(segments, data, SR)
+    monkeypatch.setenv(rows.WORKERS_ENV, "1")
+    teacher = torch.nn.Linear(2 * SR, 3)
+    one = distill.compute_logits(teacher, cached, None, 2, torch.device("cpu"), progress=False)
+    two = distill.compute_logits(teacher, decoded, None, 2, torch.device("cpu"), progress=False)
+    torch.testing.assert_close(one, two, rtol=0, atol=0)
+
+
+def test_a_truncated_rows_file_is_named(tmp_path):
+    disk = _npy(tmp_path, np.zeros((4, 100), dtype=np.float16))
+    data = (tmp_path / "rows.npy").read_bytes()
+    (tmp_path / "rows.npy").write_bytes(data[:-50])
+    with pytest.raises(ValueError, match=r"rows.npy: the file is shorter than its header says"):
+        rows.DiskRows(tmp_path / "rows.npy", "x")[torch.tensor([3])]
+    (tmp_path / "bad.npy").write_bytes(b"not numpy")
+    with pytest.raises(ValueError, match=r"bad.npy: not a .npy array"):
+        len(rows.DiskRows(tmp_path / "bad.npy", "x"))
+    assert len(disk) == 4

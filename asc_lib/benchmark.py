@@ -254,8 +254,58 @@ def _streamed_training(size: int, workdir: Path, steps: int = 8, batch_size: int
     return {"data MB": rows.nbytes / 2**20}
 
 
+def _real_lists(size: int, workdir: Path, audioset_dir: str = "", **_) -> dict:
+    """The list-level stages of both methods on the real segment lists, stage by stage: time and peak
+    memory so far (this process), with what each stage produced."""
+    from . import audioset, audioset_clips, labelfilter, unlabeled
+
+    stages, idle = [], _peak_mb()
+
+    def done(stage: str, started: float, result: str) -> None:
+        stages.append({"stage": stage, "seconds": time.perf_counter() - started,
+                       "peak MB": max(0.0, _peak_mb() - idle), "result": result})
+
+    t = time.perf_counter()
+    lists = {n: audioset.read_segments(Path(audioset_dir) / f"{n}.csv").assign(list=n)
+             for n in ("balanced_train_segments", "eval_segments")}
+    done("read the segment lists", t, ", ".join(f"{n}: {len(f):,}" for n, f in lists.items()))
+    t = time.perf_counter()
+    pool = labelfilter.filtered_pool(lists, set(labelfilter.table1_labels()))
+    done("Surkov's 14-label filter", t, f"{len(pool):,} segments match")
+    t = time.perf_counter()
+    subset = labelfilter.draw_subset(pool, min(size, len(pool)), seed=0)
+    path = labelfilter.write_subset(workdir / "subset.csv", subset, "rehearsal")
+    done("draw a subset and write its manifest", t, f"{len(subset):,} segments, {path.stat().st_size / 1024:.0f} kB")
+    t = time.perf_counter()
+    both = pd.concat(lists.values(), ignore_index=True)
+    counts = unlabeled.pieces_per_segment(both, 10.0)
+    short = int((audioset_clips.spans(both) < 10).sum())
+    done("lengths: 1 s pieces per segment", t, f"{short:,} short segments, {int(counts.sum()):,} pieces")
+    return {"stages": stages}
+
+
 SCALING_TASKS: dict[str, Callable] = {"label filtering": _label_filter, "domain scoring": _domain_scoring,
-                                      "cache build": _cache_build, "streamed training": _streamed_training}
+                                      "cache build": _cache_build, "streamed training": _streamed_training,
+                                      "real lists": _real_lists}
+
+
+def real_list_rehearsal(subset_size: int = 10_000) -> pd.DataFrame | None:
+    """The real balanced and eval lists of ``../shared/data`` through the list-level stages (label filter,
+    subset and manifest, lengths and pieces) in a fresh process; None when those files are absent."""
+    from . import paths
+
+    audioset_dir = paths.shared_data_dir() / "audioset"
+    if not (audioset_dir / "balanced_train_segments.csv").is_file():
+        return None
+    with tempfile.TemporaryDirectory() as workdir:
+        extras = Path(workdir) / "extra.json"
+        extras.write_text(json.dumps({"audioset_dir": str(audioset_dir)}))
+        command = [sys.executable, "-m", "asc_lib.benchmark", "real lists", str(subset_size), workdir, str(extras)]
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"the real-list rehearsal failed:\n{done.stderr[-2000:]}")
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+    return pd.DataFrame(result["stages"]).set_index("stage")
 
 
 DEFAULT_STREAMING_SIZES = (2000, 8000)  # 122 and 488 MB of 1 s float16 clips at 32 kHz

@@ -130,35 +130,59 @@ class TrainData:
         return {"waves": self.waves, "labels": self.labels, **self.extras}
 
 
-class _Batches(torch.utils.data.Dataset):
-    """One epoch's batches of the fields that live on disk, read by DataLoader workers ahead of the step."""
+class BatchPlan:
+    """Which items each optimizer step takes: epoch ``e`` visits the items in the order of a permutation
+    seeded by ``(seed, e)``, ``batch_size`` at a time, and under ``torchrun`` each rank takes its share of
+    every global batch. Any step's batch can be computed on its own (the epoch's permutation is kept), in
+    the training process or in a DataLoader worker."""
 
-    def __init__(self, fields: dict, batches: list):
-        self.fields, self.batches = fields, batches
+    def __init__(self, n: int, batch_size: int, seed: int, here: "distributed.World"):
+        self.n, self.batch_size, self.seed, self.here = n, batch_size, seed, here
+        self.per_epoch = steps_per_epoch(n, batch_size)
+        self._epoch, self._order = None, None
+
+    def index(self, step: int) -> torch.Tensor:
+        epoch, i = divmod(step, self.per_epoch)
+        if epoch != self._epoch:
+            self._order = torch.randperm(self.n, generator=torch.Generator().manual_seed(_epoch_seed(self.seed, epoch)))
+            self._epoch = epoch
+        return distributed.rank_batch(self._order[i * self.batch_size:(i + 1) * self.batch_size], self.here)
+
+
+class _Steps(torch.utils.data.Dataset):
+    """Steps ``first..last-1`` of a plan: the fields that live on disk, read by DataLoader workers ahead of
+    the training step, with the batch's index."""
+
+    def __init__(self, fields: dict, plan: BatchPlan, first: int, last: int):
+        self.fields, self.plan, self.first, self.last = fields, plan, first, last
 
     def __len__(self) -> int:
-        return len(self.batches)
+        return self.last - self.first
 
-    def __getitem__(self, i: int) -> dict:
-        return {name: rows[self.batches[i]] for name, rows in self.fields.items()}
+    def __getitem__(self, k: int) -> dict:
+        index = self.plan.index(self.first + k)
+        return {"index": index, **{name: rows[index] for name, rows in self.fields.items()}}
 
 
-def epoch_batches(data: TrainData, batches: list, device: torch.device, workers: int | None = None):
-    """The batches ``batches`` (index tensors) of ``data`` on ``device``, in order: resident fields gathered
+def step_batches(data: TrainData, plan: BatchPlan, first: int, last: int, device: torch.device,
+                 workers: int | None = None):
+    """The batches of steps ``first..last-1`` of ``plan`` on ``device``, in order: resident fields gathered
     in place; fields on disk read by ``workers`` DataLoader processes (default
-    :func:`asc_lib.rows.loader_workers`) with prefetch. Either way the same tensors, so the same weights."""
+    :func:`asc_lib.rows.loader_workers`, started once for the whole run) with prefetch. Either way the
+    same tensors, so the same weights."""
     if data.resident:
-        for index in batches:
-            yield data.batch(index.to(device))
+        for step in range(first, last):
+            yield data.batch(plan.index(step).to(device))
         return
     fields = data.fields()
     lazy = {name: rows for name, rows in fields.items() if not is_resident(rows)}
     workers = loader_workers() if workers is None else workers
     loader = torch.utils.data.DataLoader(
-        _Batches(lazy, batches), batch_size=None, shuffle=False, num_workers=workers,
+        _Steps(lazy, plan, first, last), batch_size=None, shuffle=False, num_workers=workers,
         prefetch_factor=4 if workers else None, pin_memory=device.type == "cuda",
         generator=torch.Generator().manual_seed(0))  # its own generator: the global RNG (augmentation) is untouched
-    for index, read in zip(batches, loader):
+    for read in loader:
+        index = read["index"]
         batch = {"index": index.to(device)}
         for name, rows in fields.items():
             batch[name] = read[name].to(device, non_blocking=True) if name in lazy else rows[index.to(rows.device)]
@@ -389,17 +413,17 @@ def fit(
         model, device_ids=[device.index] if device.type == "cuda" else None)
     bar = tqdm(total=epochs, initial=start_epoch, desc=f"{objective.name} {n} items", unit="epoch",
                disable=not (progress and here.main), mininterval=2.0)
+    plan = BatchPlan(n, recipe["batch_size"], seed, here)
+    batches = step_batches(data, plan, start_epoch * per_epoch, steps, device)
     for epoch in range(start_epoch, epochs):
         torch.manual_seed(_epoch_seed(seed, epoch) + _RANK_STRIDE * here.rank)
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(_epoch_seed(seed, epoch)))
         model.train()
         objective.train()
         loss_sum = torch.zeros((), device=device)
         in_epoch = min(per_epoch, steps - epoch * per_epoch)  # the last epoch stops part-way under max_steps
-        batches = [distributed.rank_batch(order[i * recipe["batch_size"]:(i + 1) * recipe["batch_size"]], here)
-                   for i in range(in_epoch)]
-        for i, batch in enumerate(epoch_batches(data, batches, device)):
+        for i in range(in_epoch):
             step = epoch * per_epoch + i
+            batch = next(batches)
             loss_sum += train_step(net, model, objective, optimizer, scheduler, batch, step, device, use_amp)
             if on_step_end is not None:
                 on_step_end(step)

@@ -8,8 +8,11 @@ One module per concern:
 - ``atomic``    atomic writes of files, JSON and arrays
 - ``provenance`` digests of code, data, modules and tensors (run fingerprints, cache keys) and safe loading
 - ``dcase``     TAU22 / DCASE2024 metadata, splits, label encoding, device groups, datasets
-- ``audio``     WAV decoding, resampling and the memory-mapped waveform cache
+- ``rows``      training rows kept on disk when data exceed the memory budget (``ASC_MEMORY_BUDGET_GB``)
+- ``audio``     audio sources (one file per clip), decoding, resampling and the on-disk waveform cache
 - ``audioset``  AudioSet ontology, class index and segment lists
+- ``audioset_clips`` AudioSet audio in either layout (per-clip files, the anchors' HDF5 of mp3s), short and
+  absent clips
 - ``frontend``  the three log-mel front ends of the study
 - ``synth``     the sound and device models behind the embedded mini dataset
 - ``minidata``  the generator of the embedded mini-DCASE and mini-AudioSet

@@ -431,6 +431,89 @@ def projections(rates: dict, surkov: dict, werning: dict, baseline: dict) -> pd.
     return frame.set_index(["paper", "stage"])
 
 
+# ------------------------------------------------------------------------- PROFILE=real on one GPU server
+
+SERVER = {"name": "one H100 server", "gpu_gb": 80, "ram_gb": 128, "cores": 16}
+TEST_CLIPS = 29_680               # DCASE2024 test split (tests/test_dcase.py checks the real list)
+
+
+def training_gpu_gb(model: nn.Module, input_size: tuple, batch: int, train_mode: bool = True) -> float:
+    """GPU memory of a step at ``batch`` from torchinfo's counts on one item (forward/backward activations,
+    scaled linearly to the batch) plus the parameters (training: weights, gradients and AdamW's two
+    moments, fp32; inference: the weights only)."""
+    from torchinfo import summary
+
+    stats = summary(model.eval(), input_size=(1, *input_size), verbose=0, device="cpu")
+    activations = stats.total_output_bytes * (batch if train_mode else batch / 2)
+    weights = stats.total_param_bytes * (4 if train_mode else 1)
+    return (activations + weights) / 2**30
+
+
+def gpu_estimates() -> dict[str, float]:
+    """GPU memory (GB) of each model's step at the papers' batch sizes (torchinfo; random weights)."""
+    from .models import build_cp_mobile
+    from .models.efficientat import build_efficientat
+    from .models.passt import load_passt
+
+    with torch.no_grad():
+        return {
+            "cp_mobile_train": training_gpu_gb(build_cp_mobile(), (1, 256, 65), 256),
+            "cp_mobile_527_train": training_gpu_gb(build_cp_mobile(n_classes=527), (1, 256, 65), 32),
+            "efficientat_train": training_gpu_gb(build_efficientat("mn10", 10), (1, 128, 101), 256),
+            "efficientat_infer": training_gpu_gb(build_efficientat("mn10", 10), (1, 128, 101), 256, False),
+            "passt_infer": training_gpu_gb(load_passt(None), (320_000,), 64, False),
+        }
+
+
+def real_resources(rates: dict, gpu: dict, surkov: dict, werning: dict, baseline: dict,
+                   budget_gb: float | None = None) -> pd.DataFrame:
+    """Every stage of ``PROFILE=real`` on :data:`SERVER`: disk it writes, memory it holds (data over the
+    budget stream from disk: waveform caches read by DataLoader workers, or clips decoded on the fly for a
+    single pass), GPU memory at the papers' batch sizes (``gpu``, torchinfo estimates) and hours at
+    ``rates`` (the rates measured on the machine at hand, as :func:`projections`)."""
+    budget = budget_gb if budget_gb is not None else SERVER["ram_gb"] / 2
+    gb = 1 / 2**30
+    clip32, clip16 = 32_000 * 2, 16_000 * 2              # 1 s of float16 at 32 / 16 kHz
+    hours = projections(rates, surkov, werning, baseline)["hours"]
+    pruned = werning["pruned_share"] * AUDIOSET_SEGMENTS
+    large = surkov["subsets"]["large"]
+
+    def row(paper, stage, disk, data, gpu_gb, hours_, single_pass=False):
+        streamed = data > budget
+        held = min(data, budget) if not streamed else 0.0
+        how = ("decoded on the fly" if single_pass else "streamed from disk") if streamed else "resident"
+        return {"paper": paper, "stage": stage, "disk GB": disk, "data GB": data, "held in RAM GB": held,
+                "data path": how, "GPU GB": gpu_gb, "hours (rates here)": hours_}
+
+    tau = (SPLIT100_CLIPS + TEST_CLIPS)
+    rows = [
+        row("all", "TAU22 waveform caches (split 100 + test, 32 and 16 kHz)", tau * (clip32 + clip16) * gb,
+            SPLIT100_CLIPS * clip32 * gb, 0.0, float("nan")),
+        row("baseline", "CP-Mobile, split 100", 0.0, SPLIT100_CLIPS * clip32 * gb, gpu["cp_mobile_train"],
+            hours[("baseline", "CP-Mobile, split 100")]),
+        row("Surkov", "mean teacher: EfficientAT mn10", surkov["subsets"]["small"] * 10 * clip16 * gb,
+            (SPLIT100_CLIPS + surkov["subsets"]["small"] * 10) * clip16 * gb, gpu["efficientat_train"],
+            hours[("Surkov", "mean teacher: EfficientAT mn10")]),
+        row("Surkov", "teacher outputs, cached once", (SPLIT100_CLIPS + large * 10) * 10 * 4 * gb,
+            (SPLIT100_CLIPS + large * 10) * clip16 * gb, gpu["efficientat_infer"],
+            hours[("Surkov", "teacher outputs, cached once")]),
+        row("Surkov", "KD into CP-Mobile, large subset", large * 10 * clip32 * gb,
+            (SPLIT100_CLIPS + large * 10) * clip32 * gb, gpu["cp_mobile_train"],
+            hours[("Surkov", "KD into CP-Mobile, large subset")]),
+        row("Werning", "PaSST-ensemble logits of AudioSet (domain classifier)", AUDIOSET_SEGMENTS * 527 * 4 * gb,
+            AUDIOSET_SEGMENTS * 10 * clip32 * gb, gpu["passt_infer"],
+            hours[("Werning", "PaSST-ensemble logits of AudioSet (domain classifier)")], single_pass=True),
+        row("Werning", "PaSST-ensemble logits of the pruned 1 s pieces", pruned * 10 * 527 * 4 * gb,
+            pruned * 10 * clip32 * gb, gpu["passt_infer"],
+            hours[("Werning", "PaSST-ensemble logits of the pruned 1 s pieces")]),
+        row("Werning", "KD into CP-Mobile (527 classes)", pruned * 10 * clip32 * gb, pruned * 10 * clip32 * gb,
+            gpu["cp_mobile_527_train"], hours[("Werning", "KD into CP-Mobile (527 classes)")]),
+        row("Werning", "fine-tuning on split 100", 0.0, SPLIT100_CLIPS * clip32 * gb, gpu["cp_mobile_train"],
+            hours[("Werning", "fine-tuning on split 100")]),
+    ]
+    return pd.DataFrame(rows).set_index(["paper", "stage"])
+
+
 # ------------------------------------------------------------------------------------------- notebook glue
 
 DEFAULT_CACHE_SIZES = [10, 100, 1_000]

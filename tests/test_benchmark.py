@@ -106,3 +106,20 @@ def test_projections_follow_the_papers_work():
     assert kd["hours"] == pytest.approx(kd["items"] / 1000.0 / 3600)
     assert table.loc[("Werning", "KD into CP-Mobile (527 classes)"), "items"] == 100_000 * 32
     assert table.loc[("baseline", "CP-Mobile, split 100"), "items"] == 150 * 139_620
+
+
+def test_real_resources_follow_the_data_sizes_and_the_budget():
+    settings = benchmark.paper_settings()
+    rates = {k: 1.0 for k in ("cp_mobile_train", "efficientat_train", "efficientat_infer", "passt_infer")}
+    gpu = dict.fromkeys(("cp_mobile_train", "cp_mobile_527_train", "efficientat_train", "efficientat_infer",
+                         "passt_infer"), 1.0)
+    table = benchmark.real_resources(rates, gpu, **settings)
+    kd = table.loc[("Werning", "KD into CP-Mobile (527 classes)")]
+    pieces = settings["werning"]["pruned_share"] * benchmark.AUDIOSET_SEGMENTS * 10
+    assert kd["data GB"] == pytest.approx(pieces * 32_000 * 2 / 2**30)  # 1 s float16 pieces at 32 kHz
+    assert kd["data path"] == "streamed from disk" and kd["held in RAM GB"] == 0  # 185 GB > the 64 GB budget
+    assert table.loc[("Werning", "PaSST-ensemble logits of AudioSet (domain classifier)"), "data path"] \
+        == "decoded on the fly"
+    assert table.loc[("baseline", "CP-Mobile, split 100"), "data path"] == "resident"
+    everything_resident = benchmark.real_resources(rates, gpu, **settings, budget_gb=10_000)
+    assert (everything_resident["data path"] == "resident").all()

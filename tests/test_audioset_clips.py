@@ -218,3 +218,22 @@ def test_no_warning_for_padding_audioset_by_design(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         unlabeled.subset_pieces(segments, _data(tmp_path, "files"), SR, progress=False)
+
+
+def test_both_layouts_holding_the_same_audio_read_identically(tmp_path):
+    """The HDF5 reader and the file reader on the same clips: per-clip files holding exactly what the mp3s
+    decode to give the same cached waveforms, sample for sample (padding, cutting and caching alike)."""
+    segments = _segments([2.0, 0.6, 2.0])
+    names, mp3s = [], []
+    for i, row in segments.iterrows():
+        data = audioset_clips.encode_mp3(_tone(row.end_seconds - row.start_seconds, 500 + 50 * i, i), SR)
+        names.append(f"Y{row.YTID}.mp3")
+        mp3s.append(data)
+        decoded, rate, _ = audioset_clips.decode_mp3(data)
+        folder = tmp_path / "files" / row.list
+        folder.mkdir(parents=True, exist_ok=True)
+        sf.write(folder / f"Y{row.YTID}.wav", decoded, rate, subtype="FLOAT")
+    audioset_clips.write_hdf5(tmp_path / "hdf5" / "balanced_train_segments_mp3.hdf", names, mp3s, np.zeros((3, 527)))
+    files = unlabeled.subset_pieces(segments, _data(tmp_path, "files"), SR, piece_seconds=None, progress=False)
+    hdf5 = unlabeled.subset_pieces(segments, _data(tmp_path, "hdf5"), SR, piece_seconds=None, progress=False)
+    assert torch.equal(files.waves, hdf5.waves)

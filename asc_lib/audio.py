@@ -62,7 +62,7 @@ class AudioFiles:
         self.root = Path(root)
 
     def __repr__(self) -> str:
-        return f"AudioFiles({str(self.root)!r})"
+        return f"AudioFiles({paths.shown(self.root)!r})"
 
     def available(self, names: Sequence[str]) -> list[bool]:
         return [(self.root / n).is_file() for n in names]

@@ -30,7 +30,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from . import provenance
+from . import paths, provenance
 from .atomic import atomic_path
 from .audio import AudioFiles
 
@@ -117,7 +117,7 @@ class AudioSetHDF5:
         self._pid = os.getpid()
 
     def __repr__(self) -> str:
-        return f"AudioSetHDF5({str(self.root)!r})"
+        return f"AudioSetHDF5({paths.shown(self.root)!r})"
 
     def __getstate__(self):
         return {"root": self.root}

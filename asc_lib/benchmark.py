@@ -340,7 +340,8 @@ def streaming_comparison(waves: torch.Tensor, labels: torch.Tensor, recipe: dict
                 measured[name].append(fit_rate(model, objective, TrainData(rows, labels), plain, steps, 2, device, seed))
     table = pd.DataFrame({
         "data path": ["train.fit, clips resident on the device",
-                      f"train.fit, clips streamed from disk ({loader_workers()} DataLoader workers, prefetch 4)"],
+                      "train.fit, clips streamed from disk (" + (f"{loader_workers()} DataLoader workers, prefetch 4)"
+                                                                  if loader_workers() else "read in the training process)")],
         "samples/s": [float(np.median(measured[n])) for n in ("resident", "streamed")],
         "rounds": [", ".join(f"{v:.0f}" for v in measured[n]) for n in ("resident", "streamed")],
     }).set_index("data path")

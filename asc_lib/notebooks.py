@@ -70,6 +70,17 @@ def tidy_progress(nb, keep_final: bool = True):
     return nb
 
 
+def relative_paths(nb):
+    """Stream outputs (warnings name the library file they come from) with the project root's absolute
+    path dropped, so that committed outputs do not depend on where the checkout lives."""
+    root = f"{paths.ROOT}/"
+    for cell in nb.cells:
+        for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            if out.get("output_type") == "stream":
+                out["text"] = out["text"].replace(root, "")
+    return nb
+
+
 def _strip_timing(nb):
     for cell in nb.cells:
         cell.get("metadata", {}).pop("execution", None)
@@ -85,7 +96,7 @@ def refresh(path: str | Path, timeout: int | None = None) -> Path:
     nb = nbformat.read(path, as_version=4)
     ExecutePreprocessor(timeout=timeout, kernel_name="python3").preprocess(
         nb, {"metadata": {"path": str(paths.NOTEBOOKS_DIR)}})
-    _strip_timing(tidy_progress(nb, keep_final=False))
+    _strip_timing(relative_paths(tidy_progress(nb, keep_final=False)))
     with atomic_path(path, suffix=".ipynb") as tmp:
         nbformat.write(nb, tmp)
     return path

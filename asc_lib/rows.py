@@ -9,7 +9,7 @@ run draws identical batches, and ends with identical weights, either way.
 
 The budget is a named setting of the machine, not of the data: ``ASC_MEMORY_BUDGET_GB`` in the environment,
 else half of the physical memory (:func:`memory_budget`); ``ASC_LOADER_WORKERS`` sets the reading workers
-(default: the cores but one, at most 8).
+(default: the cores but two, at most 8; 0 reads in the training process).
 """
 from __future__ import annotations
 
@@ -49,13 +49,16 @@ def memory_budget() -> int:
 
 
 def loader_workers() -> int:
-    """DataLoader workers that read streamed batches: ``ASC_LOADER_WORKERS``, else the cores but one (≤ 8)."""
+    """DataLoader workers that read streamed batches: ``ASC_LOADER_WORKERS``, else the cores but two (the
+    training process keeps two for its own threads), at most 8; 0 reads in the training process. Measured on
+    2 cores (mini split 5, batch 64): one worker process cost 19 % of the training rate, reading in the
+    training process nothing measurable (positioned reads of a local cache take about a millisecond a batch)."""
     value = os.environ.get(WORKERS_ENV, "").strip()
     if value:
         if not value.isdigit():
             raise ValueError(f"{WORKERS_ENV}={value!r} is not a number of workers")
         return int(value)
-    return max(0, min(8, (os.cpu_count() or 1) - 1))
+    return max(0, min(8, (os.cpu_count() or 1) - 2))
 
 
 def _as_index(index) -> np.ndarray:

@@ -103,6 +103,18 @@ def load_clip(path: str | Path, sample_rate: int, num_samples: int | None = None
     return fit_length(wave, num_samples) if num_samples else wave
 
 
+def fit_clips(decoded: Sequence[tuple[np.ndarray, int]], sample_rate: int, num_samples: int) -> np.ndarray:
+    """``(clips, num_samples)`` float32 of decoded ``(wave, rate)`` pairs: resampled to ``sample_rate`` (the
+    clips of one rate together) and zero-padded or cut to ``num_samples``."""
+    out = np.zeros((len(decoded), num_samples), dtype=np.float32)
+    for sr in sorted({sr for _, sr in decoded}):
+        idx = [j for j, (_, s) in enumerate(decoded) if s == sr]
+        longest = max(len(decoded[j][0]) for j in idx)
+        stack = torch.stack([fit_length(torch.from_numpy(decoded[j][0]), longest) for j in idx])
+        out[idx] = fit_length(resample(stack, sr, sample_rate), num_samples).numpy()
+    return out
+
+
 def cache_key(filenames: Sequence[str], audio_root, sample_rate: int, num_samples: int, dtype: str) -> str:
     """Key of a waveform cache: changes with the clips, their order, their source (layout, folder) and
     content signature (size, modification time), the rate, the length, the dtype and the decoding code."""
@@ -145,10 +157,15 @@ class WaveformCache:
         """The whole cache as one tensor on ``device`` (stored dtype; int16 stays int16)."""
         return torch.from_numpy(np.array(self.array)).to(device)
 
+    def rows(self, pieces: tuple | None = None) -> DiskRows:
+        """The cache's rows (or ``pieces`` of them, see :class:`asc_lib.rows.DiskRows`) read from disk on
+        demand, identified by the cache key."""
+        return DiskRows(self.path, self.meta.get("key", self.path.stem), pieces)
+
     def load(self, device: str | torch.device = "cpu", budget: int | None = None):
         """The whole cache as one tensor on ``device`` when it fits ``budget`` bytes (default
         :func:`asc_lib.rows.memory_budget`), else its rows read from disk batch by batch."""
-        rows = DiskRows(self.path, self.meta.get("key", self.path.stem))
+        rows = self.rows()
         return self.to_tensor(device) if rows.nbytes <= (memory_budget() if budget is None else budget) else rows
 
 
@@ -205,14 +222,10 @@ def build_waveform_cache(
                 elif length > num_samples + 0.5:
                     note("cut", name, f"{len(wave) / sr:.3f} s")
                 decoded.append((wave, sr))
-            for sr in sorted({sr for _, sr in decoded}):
-                idx = [j for j, (_, s) in enumerate(decoded) if s == sr]
-                longest = max(len(decoded[j][0]) for j in idx)
-                stack = torch.stack([fit_length(torch.from_numpy(decoded[j][0]), longest) for j in idx])
-                waves = fit_length(resample(stack, sr, sample_rate), num_samples).numpy()
-                if dtype == "int16":
-                    waves = np.clip(np.round(waves * 32768.0), -32768, 32767)
-                out[[start + j for j in idx]] = waves.astype(_DTYPES[dtype])
+            waves = fit_clips(decoded, sample_rate, num_samples)
+            if dtype == "int16":
+                waves = np.clip(np.round(waves * 32768.0), -32768, 32767)
+            out[start:start + len(chunk)] = waves.astype(_DTYPES[dtype])
         out.flush()
         del out
     write_json(path.with_suffix(".json"), {
@@ -261,12 +274,8 @@ class DecodedRows:
             index = range(*index.indices(len(self)))
         elif isinstance(index, torch.Tensor):
             index = index.tolist()
-        out = torch.empty((len(index), self.num_samples), dtype=torch.float16)
-        for j, i in enumerate(index):
-            wave, sr, _ = self.source.read(self.filenames[int(i)])
-            out[j] = fit_length(resample(torch.from_numpy(wave).unsqueeze(0), sr, self.sample_rate),
-                                self.num_samples)[0].to(torch.float16)
-        return out
+        decoded = [self.source.read(self.filenames[int(i)])[:2] for i in index]
+        return torch.from_numpy(fit_clips(decoded, self.sample_rate, self.num_samples).astype(np.float16))
 
 
 def describe_conversions(conversions: dict, total: int) -> str:

@@ -8,7 +8,7 @@ start with three comment lines, then one segment per line::
     # YTID, start_seconds, end_seconds, positive_labels
     --PJHxphWEs, 30.000, 40.000, "/m/09x0r,/t/dd00088"
 
-Clip audio, when present, lives at ``<audioset_dir>/audio/<list stem>/Y<YTID>.wav``.
+Clip audio, when present, is read through :mod:`asc_lib.audioset_clips` (per-clip files or the anchors' HDF5).
 """
 from __future__ import annotations
 
@@ -193,8 +193,3 @@ def multi_hot(label_lists: Iterable[Sequence[str]], class_index: pd.DataFrame, s
                 continue
             out[i, j] = 1.0
     return out
-
-
-def clip_path(audioset_dir: str | Path, list_name: str, ytid: str) -> Path:
-    """Where the audio of segment ``ytid`` of ``list_name`` lives."""
-    return Path(audioset_dir) / "audio" / Path(list_name).stem / f"Y{ytid}.wav"

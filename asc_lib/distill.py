@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from . import distributed, paths, provenance
 from .atomic import write_json
-from .rows import DiskRows, loader_workers, memory_budget
+from .rows import DiskRows, loader_workers, memory_budget, read_ahead
 from .train import Objective, logits_of
 
 
@@ -179,9 +179,7 @@ def _read_batches(waves, ranges):
         for a, b in ranges:
             yield waves[a:b]
         return
-    workers = min(loader_workers(), len(ranges))
-    yield from torch.utils.data.DataLoader(_Ranges(waves, ranges), batch_size=None, num_workers=workers,
-                                           prefetch_factor=4, generator=torch.Generator().manual_seed(0))
+    yield from read_ahead(_Ranges(waves, ranges), min(loader_workers(), len(ranges)))
 
 
 def probability_mse(student_logits: torch.Tensor, teacher_probs: torch.Tensor) -> torch.Tensor:

@@ -256,6 +256,14 @@ def is_resident(rows) -> bool:
     return isinstance(rows, torch.Tensor)
 
 
+def read_ahead(items: torch.utils.data.Dataset, workers: int, pin_memory: bool = False):
+    """``items`` in order, each read by one of ``workers`` DataLoader processes ahead of use (prefetch 4;
+    0: in this process). The loader has its own generator, so the global RNG is left untouched."""
+    return torch.utils.data.DataLoader(items, batch_size=None, shuffle=False, num_workers=workers,
+                                       prefetch_factor=4 if workers else None, pin_memory=pin_memory,
+                                       generator=torch.Generator().manual_seed(0))
+
+
 def held(x) -> torch.Tensor:
     """``x`` as a tensor (rows on disk are read in full: only for sets known to be small)."""
     return x if isinstance(x, torch.Tensor) else x.resident()

@@ -28,7 +28,7 @@ from torch import nn
 from tqdm import tqdm
 
 from . import distributed, provenance
-from .rows import is_resident, loader_workers
+from .rows import is_resident, loader_workers, read_ahead
 from .atomic import atomic_path, write_json
 
 CHECKPOINT = "checkpoint.pt"
@@ -114,16 +114,10 @@ class TrainData:
         move = lambda t: t.to(device) if is_resident(t) else t  # noqa: E731
         return TrainData(move(self.waves), move(self.labels), {k: move(v) for k, v in self.extras.items()})
 
-    def batch(self, index: torch.Tensor, device=None) -> dict:
-        """The items ``index`` of every field (on ``device`` when given, else where each field lives)."""
-        def take(t):
-            rows = t[index.to(t.device)] if is_resident(t) else t[index]
-            return rows if device is None else rows.to(device, non_blocking=True)
-
-        out = {"index": index if device is None else index.to(device), "waves": take(self.waves),
-               "labels": take(self.labels)}
-        out.update({k: take(v) for k, v in self.extras.items()})
-        return out
+    def batch(self, index: torch.Tensor) -> dict:
+        """The items ``index`` of every field, each where it lives."""
+        return {"index": index, **{k: t[index.to(t.device)] if is_resident(t) else t[index]
+                                   for k, t in self.fields().items()}}
 
 
     def fields(self) -> dict:
@@ -177,11 +171,7 @@ def step_batches(data: TrainData, plan: BatchPlan, first: int, last: int, device
     fields = data.fields()
     lazy = {name: rows for name, rows in fields.items() if not is_resident(rows)}
     workers = loader_workers() if workers is None else workers
-    loader = torch.utils.data.DataLoader(
-        _Steps(lazy, plan, first, last), batch_size=None, shuffle=False, num_workers=workers,
-        prefetch_factor=4 if workers else None, pin_memory=device.type == "cuda",
-        generator=torch.Generator().manual_seed(0))  # its own generator: the global RNG (augmentation) is untouched
-    for read in loader:
+    for read in read_ahead(_Steps(lazy, plan, first, last), workers, pin_memory=device.type == "cuda"):
         index = read["index"]
         batch = {"index": index.to(device)}
         for name, rows in fields.items():

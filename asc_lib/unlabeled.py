@@ -61,10 +61,10 @@ def clip_rows(segments: pd.DataFrame, data: DataPaths, sample_rate: int, device=
     and held on ``device`` when they fit ``budget`` bytes (default :func:`asc_lib.rows.memory_budget`);
     larger sets are decoded on the fly in DataLoader workers, without writing them to disk first (AudioSet's
     1.3 TB)."""
-    source_ = reader(data)
-    rows = DecodedRows(clip_names(segments, source_.layout), source_, sample_rate, nominal_samples(data, sample_rate))
-    if rows.nbytes > (memory_budget() if budget is None else budget):
-        return rows
+    samples = nominal_samples(data, sample_rate)
+    if len(segments) * samples * 2 > (memory_budget() if budget is None else budget):  # float16, as cached
+        source_ = reader(data)
+        return DecodedRows(clip_names(segments, source_.layout), source_, sample_rate, samples)
     return clip_cache(segments, data, sample_rate, progress=progress).to_tensor(device)
 
 
@@ -83,7 +83,7 @@ class Pieces:
     on disk when they exceed the memory budget), the ``segments`` they come from and how many pieces each
     gave (``counts``, in order)."""
 
-    waves: "torch.Tensor | DiskRows"
+    waves: torch.Tensor | DiskRows
     segments: pd.DataFrame
     counts: torch.Tensor
 
@@ -110,8 +110,7 @@ def subset_pieces(subset: pd.DataFrame, data: DataPaths, sample_rate: int, devic
     piece_seconds = nominal if piece_seconds is None else piece_seconds
     counts = pieces_per_segment(segments, nominal, piece_seconds)
     cache = clip_cache(segments, data, sample_rate, progress=progress)
-    rows = DiskRows(cache.path, cache.meta.get("key", cache.path.stem),
-                    piece_layout(counts, int(round(piece_seconds * sample_rate))))
+    rows = cache.rows(piece_layout(counts, int(round(piece_seconds * sample_rate))))
     budget = memory_budget() if budget is None else budget
     waves = rows.resident(device) if rows.nbytes <= budget else rows
     return Pieces(waves, segments, torch.from_numpy(counts))

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from asc_lib import audioset, paths
+from asc_lib.audioset_clips import clip_name
 from conftest import shared_file
 
 VEHICLE, BUS, RAIL, SUBWAY = "/m/07yv9", "/m/01bjv", "/m/06d_3", "/m/0195fx"
@@ -98,4 +99,4 @@ def test_mini_pool_is_in_the_official_format(mini_data):
         part = truth[truth["list"] == name]
         assert part["YTID"].tolist() == seg["YTID"].tolist()
         assert 0.15 < part["in_domain"].mean() < 0.45
-        assert audioset.clip_path(root, name, seg["YTID"].iloc[0]).is_file()
+        assert (mini_data.audioset_audio_dir / clip_name("files", name, seg["YTID"].iloc[0])).is_file()

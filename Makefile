@@ -27,22 +27,22 @@ install: $(STAMP)
 
 data: install
 ifneq ($(filter $(PROFILE),mini smoke),)
-	$(BIN)/python -m asc_lib.minidata --profile $(PROFILE)
+	$(BIN)/python -m asc_lib.data.minidata --profile $(PROFILE)
 endif
 
 report: data
-	$(BIN)/python -m asc_lib.report --profile $(PROFILE) $(if $(PLAN),--plan $(PLAN)) $(if $(JOBS),--jobs $(JOBS))
+	$(BIN)/python -m asc_lib.study.report --profile $(PROFILE) $(if $(PLAN),--plan $(PLAN)) $(if $(JOBS),--jobs $(JOBS))
 
 test: install               # the tests read the mini data and the smoke data (generated once, kept in data/)
-	$(BIN)/python -m asc_lib.minidata --profile mini
-	$(BIN)/python -m asc_lib.minidata --profile smoke
+	$(BIN)/python -m asc_lib.data.minidata --profile mini
+	$(BIN)/python -m asc_lib.data.minidata --profile smoke
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 nbval: data
 	$(BIN)/python -m pytest notebooks $(PYTEST_ARGS)
 
 notebooks: data
-	$(BIN)/python -m asc_lib.notebooks notebooks/*.ipynb
+	$(BIN)/python -m asc_lib.study.notebooks notebooks/*.ipynb
 
 clean:
 	rm -rf reports/*.ipynb reports/html reports/index.html reports/runs.json reports/tables reports/benchmarks

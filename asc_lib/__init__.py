@@ -25,6 +25,6 @@ One module per concern:
 
 __version__ = "0.1.0"
 
-from . import allocator
+from asc_lib.config import allocator
 
 allocator.tune()

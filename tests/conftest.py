@@ -8,7 +8,7 @@ folder (``ASC_RUNS_DIR``, ``ASC_CACHE_DIR``, ``ASC_REPORTS_DIR``, inherited by t
 Notebooks: `make test` runs the training notebooks on the smoke profile (tests/test_notebooks.py) and nbval
 over the notebooks that do not train (``testpaths``); ``make nbval`` runs nbval over every notebook at its
 committed defaults. There a notebook that needs another's output (``04_kd`` needs the teacher of
-``02_mean_teacher``, ...; :data:`asc_lib.report.PREREQUISITES`) gets it from a hook that runs the
+``02_mean_teacher``, ...; :data:`asc_lib.study.report.PREREQUISITES`) gets it from a hook that runs the
 prerequisite with papermill, unless nbval already ran it in full in this session. So any notebook can
 be tested alone, in any order.
 """
@@ -30,7 +30,11 @@ _ISOLATED = {"ASC_RUNS_DIR": _SESSION_DIR / "runs", "ASC_CACHE_DIR": _SESSION_DI
 os.environ.update({k: str(v) for k, v in _ISOLATED.items()})
 os.environ.pop("ASC_RETRAIN", None)
 
-from asc_lib import minidata, params, paths, provenance, report  # noqa: E402  (after the isolation)
+from asc_lib.config import params, paths, provenance
+
+from asc_lib.data import minidata
+
+from asc_lib.study import report  # noqa: E402  (after the isolation)
 
 _GUARDED = (paths.ROOT / "data" / "runs", paths.ROOT / "reports")
 _BEFORE = {str(p): provenance.tree_signature(p) for p in _GUARDED}
@@ -79,7 +83,7 @@ def _start_smoke_report() -> None:
     minidata.ensure("smoke", progress=False)
     out = _SESSION_DIR / "smoke-report"
     log = _SESSION_DIR / "smoke-report.log"
-    cmd = [sys.executable, "-m", "asc_lib.report", "--profile", "smoke", "--plan", "quick", "--jobs", "1",
+    cmd = [sys.executable, "-m", "asc_lib.study.report", "--profile", "smoke", "--plan", "quick", "--jobs", "1",
            "--threads", "1", "--out", str(out)]
     with log.open("w") as handle:
         _SMOKE.update(process=subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT), out=out, log=log)

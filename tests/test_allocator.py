@@ -1,11 +1,11 @@
-"""The allocator setting applied when asc_lib is imported (asc_lib.allocator)."""
+"""The allocator setting applied when asc_lib is imported (asc_lib.config.allocator)."""
 import platform
 import subprocess
 import sys
 
 import pytest
 
-CHECK = "import asc_lib, asc_lib.allocator as a; print(a.tune())"
+CHECK = "import asc_lib, asc_lib.config.allocator as a; print(a.tune())"
 
 
 @pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc only")

@@ -4,7 +4,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from asc_lib import audio
+from asc_lib.data import audio
 
 
 def _tone(sr=44100, seconds=1.0, freq=440.0):

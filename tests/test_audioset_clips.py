@@ -11,8 +11,10 @@ import pytest
 import soundfile as sf
 import torch
 
-from asc_lib import audioset, audioset_clips, labelfilter, pruning, unlabeled, werning
-from asc_lib.params import DataPaths
+from asc_lib.data import audioset, audioset_clips, unlabeled
+
+from asc_lib.methods import labelfilter, pruning, werning
+from asc_lib.config.params import DataPaths
 from conftest import shared_file
 
 SR = 32000
@@ -146,8 +148,8 @@ def test_profile_layout_is_validated():
 
 
 def test_generated_profiles_describe_their_own_pool():
-    from asc_lib.minidata import default_settings, pool_settings
-    from asc_lib.params import data_paths
+    from asc_lib.data.minidata import default_settings, pool_settings
+    from asc_lib.config.params import data_paths
 
     for profile in ("mini", "smoke"):
         data, pool = data_paths(profile), pool_settings(default_settings(profile).get("audioset"))
@@ -156,8 +158,8 @@ def test_generated_profiles_describe_their_own_pool():
 
 
 def test_smoke_pool_is_hdf5_with_short_and_absent_clips(smoke_data):
-    from asc_lib.minidata import read_manifest
-    from asc_lib.tagger import read_lists
+    from asc_lib.data.minidata import read_manifest
+    from asc_lib.methods.tagger import read_lists
 
     counts = read_manifest(smoke_data.tau22_dir.parent)["counts"]
     assert counts["pool_short"] > 0 and counts["pool_absent"] > 0

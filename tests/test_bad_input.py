@@ -4,7 +4,9 @@ import os
 import pytest
 import torch
 
-from asc_lib import atomic, audioset, dcase, params
+from asc_lib.config import atomic, params
+
+from asc_lib.data import audioset, dcase
 from asc_lib.models import passt
 
 

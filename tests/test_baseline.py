@@ -6,11 +6,13 @@ import sys
 
 import torch
 
-from asc_lib import experiment, paths
-from asc_lib.augment import Augment, AugmentConfig
+from asc_lib.config import paths
+
+from asc_lib.training import experiment
+from asc_lib.features.augment import Augment, AugmentConfig
 from asc_lib.models import build_cp_mobile
-from asc_lib.params import profile_recipe
-from asc_lib.train import Supervised, fit
+from asc_lib.config.params import profile_recipe
+from asc_lib.training.loop import Supervised, fit
 
 
 def test_papermill_typo_is_refused(tmp_path):

@@ -4,7 +4,11 @@ import shutil
 import pandas as pd
 import pytest
 
-from asc_lib import dcase, explore, params
+from asc_lib.config import params
+
+from asc_lib.data import dcase
+
+from asc_lib.study import explore
 
 REAL_SIZES = {5: 6980, 10: 13960, 25: 34900, 50: 69800, 100: 139620, "test": 29680}
 

@@ -11,10 +11,10 @@ import sys
 import pytest
 import torch
 
-from asc_lib import distributed, experiment
-from asc_lib.distill import compute_logits, teacher_outputs
+from asc_lib.training import distributed, experiment
+from asc_lib.training.distill import compute_logits, teacher_outputs
 from asc_lib.models import build_cp_mobile
-from asc_lib.params import data_paths
+from asc_lib.config.params import data_paths
 
 TORCHRUN = shutil.which("torchrun", path=os.path.dirname(sys.executable))
 
@@ -31,7 +31,7 @@ def _torchrun(*args: str, timeout: int = 600) -> dict:
     if TORCHRUN is None:
         pytest.skip("torchrun is not installed next to this Python")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([TORCHRUN, "--standalone", "--nproc_per_node", "2", "-m", "asc_lib.distributed", *args],
+    done = subprocess.run([TORCHRUN, "--standalone", "--nproc_per_node", "2", "-m", "asc_lib.training.distributed", *args],
                           capture_output=True, text=True, timeout=timeout, env=env)
     # both ends of the log: a rank's own error comes first, torchrun's summary of the failure last
     assert done.returncode == 0, done.stderr[:3000] + "\n[...]\n" + done.stderr[-2000:]

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from asc_lib import fidelity
+from asc_lib.study import fidelity
 from asc_lib.models.efficientat import build_efficientat, load_efficientat
 from conftest import shared_file
 

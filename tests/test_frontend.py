@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from asc_lib import frontend
+from asc_lib.features import frontend
 
 
 def test_presets_hold_the_papers_numbers():

@@ -4,7 +4,7 @@ import tomllib
 
 import yaml
 
-from asc_lib import paths
+from asc_lib.config import paths
 
 
 def _name(requirement: str) -> str:

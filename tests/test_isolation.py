@@ -7,7 +7,7 @@ import sys
 import nbformat
 
 import conftest
-from asc_lib import paths, provenance
+from asc_lib.config import paths, provenance
 
 
 def test_runs_caches_and_reports_are_temporary():
@@ -18,7 +18,7 @@ def test_runs_caches_and_reports_are_temporary():
 
 def test_notebook_kernels_inherit_the_temporary_folders(tmp_path):
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
-        "from asc_lib import paths\nprint(paths.runs_dir(), paths.cache_dir(), paths.reports_dir())")])
+        "from asc_lib.config import paths\nprint(paths.runs_dir(), paths.cache_dir(), paths.reports_dir())")])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, tmp_path / "where.ipynb")
     subprocess.run([sys.executable, "-m", "papermill", str(tmp_path / "where.ipynb"), str(tmp_path / "out.ipynb"),

@@ -4,7 +4,9 @@ import hashlib
 import pytest
 import soundfile as sf
 
-from asc_lib import dcase, explore, minidata, synth
+from asc_lib.data import dcase, minidata, synth
+
+from asc_lib.study import explore
 
 TINY = dict(cities=["lisbon", "paris", "vienna"], train_locations_per_scene=2, train_segments_per_scene=3,
             parallel_segments_per_device=1, test_segments_per_scene=1, clips_per_segment=2,

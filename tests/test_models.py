@@ -2,7 +2,9 @@
 import pytest
 import torch
 
-from asc_lib import complexity, fidelity
+from asc_lib.models import complexity
+
+from asc_lib.study import fidelity
 from asc_lib.models import build_cp_mobile
 from asc_lib.models.cpmobile import cp_mobile_config
 from asc_lib.models.layers import make_divisible

@@ -3,7 +3,7 @@
 The training notebooks are tested the way recommenders tests its notebooks: run with small parameters,
 then their recorded metrics are asserted. Here the small parameters are one: ``profile=smoke``, a smaller
 generated dataset with the ``smoke:`` recipes of ``params/`` (4 optimizer steps per run). The whole quick plan of
-`make report` runs through :func:`asc_lib.report.build` (in dependency order, started by tests/conftest.py
+`make report` runs through :func:`asc_lib.study.report.build` (in dependency order, started by tests/conftest.py
 in the background beside the other tests) into the session's temporary folders; nothing here asserts a learned number (tests/test_baseline.py does, with margins from
 measured seed spread). nbval runs the notebooks that do not train at their committed defaults
 (``testpaths`` in pyproject.toml); ``make nbval`` runs it over every notebook.
@@ -17,8 +17,10 @@ import nbformat
 import pandas as pd
 import pytest
 
-from asc_lib import params, paths, report, results
-from asc_lib.dcase import load_split
+from asc_lib.config import params, paths
+
+from asc_lib.study import report, results
+from asc_lib.data.dcase import load_split
 
 PROFILE = "smoke"
 TRAINED = {  # method -> the notebook that trains it in the quick plan

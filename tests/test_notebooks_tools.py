@@ -2,7 +2,7 @@
 import nbformat
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
-from asc_lib.notebooks import tidy_progress
+from asc_lib.study.notebooks import tidy_progress
 
 
 def _nb():

@@ -4,7 +4,9 @@ import ast
 import nbformat
 import pytest
 
-from asc_lib import params, paths, report
+from asc_lib.config import params, paths
+
+from asc_lib.study import report
 
 
 def test_profiles_resolve_inside_project():

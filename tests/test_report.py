@@ -5,7 +5,9 @@ import re
 import nbformat
 import pytest
 
-from asc_lib import params, paths, report
+from asc_lib.config import params, paths
+
+from asc_lib.study import report
 
 
 def _printed(nb) -> str:
@@ -176,7 +178,7 @@ def test_force_retrains_in_the_kernels_without_touching_this_process(tmp_path, m
 def test_the_stand_in_tagger_is_one_shared_set_up_job():
     quick = report.plan("mini", "quick")
     command = report.shared_setup("mini", quick)
-    assert command[-4:] == ["asc_lib.tagger", "--profile", "mini", "--quiet"]
+    assert command[-4:] == ["asc_lib.methods.tagger", "--profile", "mini", "--quiet"]
     assert report.shared_setup("mini", [r for r in quick if r["notebook"].stem == "00b_baseline"]) is None
     # the real profile uses the official weights: nothing to train first
     assert report.shared_setup("real", report.plan("real")) is None

@@ -9,8 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from asc_lib import dcase, params, results
-from asc_lib.experiment import run_dir
+from asc_lib.config import params
+
+from asc_lib.data import dcase
+
+from asc_lib.study import results
+from asc_lib.training.experiment import run_dir
 
 
 def write_run(root, method, split, seed, accuracy, params_=61148, macs=21896340, **extra):
@@ -112,7 +116,7 @@ def test_group_and_device_tables(runs_root):
 
 def test_focus_split_without_runs_draws_a_note_not_an_error(runs_root):
     """A focus split nobody trained on (e.g. a partial report) gives empty tables and 'no runs' figures."""
-    from asc_lib import plots
+    from asc_lib.study import plots
 
     runs = results.runs_table(runs_root)
     at_25 = results.groups_at(results.group_table(runs), 25)
@@ -142,7 +146,7 @@ def test_results_notebook_on_fixed_metrics(runs_root, tmp_path):
     """The results notebook, run headless on the fixed metrics, writes the tables this test reads."""
     import papermill as pm
 
-    from asc_lib import paths
+    from asc_lib.config import paths
 
     tables = tmp_path / "tables"
     pm.execute_notebook(str(paths.NOTEBOOKS_DIR / "05_results.ipynb"), str(tmp_path / "out.ipynb"),

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from asc_lib import rows, train, unlabeled
+from asc_lib.data import rows, unlabeled
+
+from asc_lib.training import loop
 from test_audioset_clips import SR, _both_layouts, _data, _segments
 from test_train import TOY_RECIPE, _objective, _toy
 from asc_lib.models.cpmobile import build_cp_mobile
@@ -84,7 +86,7 @@ def test_a_streamed_run_ends_with_the_resident_weights(tmp_path, workers):
     def run(data, name):
         torch.manual_seed(0)
         model = build_cp_mobile(n_classes=2)
-        history = train.fit(model, _objective(), data, {**TOY_RECIPE, "epochs": 2}, tmp_path / name, seed=3,
+        history = loop.fit(model, _objective(), data, {**TOY_RECIPE, "epochs": 2}, tmp_path / name, seed=3,
                             device="cpu", progress=False)
         return model, history, torch.rand(1)
 
@@ -92,7 +94,7 @@ def test_a_streamed_run_ends_with_the_resident_weights(tmp_path, workers):
     os.environ[rows.WORKERS_ENV] = str(workers)
     try:
         resident, h1, after1 = run(toy, "resident")
-        streamed, h2, after2 = run(train.TrainData(streamed_waves, toy.labels), "streamed")
+        streamed, h2, after2 = run(loop.TrainData(streamed_waves, toy.labels), "streamed")
     finally:
         del os.environ[rows.WORKERS_ENV]
     assert [r["loss"] for r in h1] == [r["loss"] for r in h2]
@@ -104,17 +106,17 @@ def test_a_streamed_run_ends_with_the_resident_weights(tmp_path, workers):
 def test_feature_cache_refuses_streamed_data(tmp_path):
     toy = _toy(n=8)
     np.save(tmp_path / "w.npy", toy.waves.numpy())
-    data = train.TrainData(rows.DiskRows(tmp_path / "w.npy", "toy"), toy.labels)
+    data = loop.TrainData(rows.DiskRows(tmp_path / "w.npy", "toy"), toy.labels)
     with pytest.raises(ValueError, match="feature_cache needs the training data resident"):
-        train.fit(build_cp_mobile(n_classes=2), _objective(), data, {**TOY_RECIPE, "feature_cache": True},
+        loop.fit(build_cp_mobile(n_classes=2), _objective(), data, {**TOY_RECIPE, "feature_cache": True},
                   tmp_path / "r", seed=0, device="cpu", progress=False)
 
 
 def test_fingerprint_of_streamed_data_follows_its_identity(tmp_path):
     toy = _toy(n=8)
     np.save(tmp_path / "w.npy", toy.waves.numpy())
-    a = train.data_digest(train.TrainData(rows.DiskRows(tmp_path / "w.npy", "key-a"), toy.labels))
-    b = train.data_digest(train.TrainData(rows.DiskRows(tmp_path / "w.npy", "key-b"), toy.labels))
+    a = loop.data_digest(loop.TrainData(rows.DiskRows(tmp_path / "w.npy", "key-a"), toy.labels))
+    b = loop.data_digest(loop.TrainData(rows.DiskRows(tmp_path / "w.npy", "key-b"), toy.labels))
     assert a != b
 
 
@@ -125,7 +127,7 @@ class _Interrupt(Exception):
 def test_teacher_outputs_resume_after_an_interruption(tmp_path, monkeypatch):
     """Killed after some saved batches, the computation continues from the last save, and the result equals
     an uninterrupted one; over the budget the outputs come back as rows on disk."""
-    from asc_lib import distill
+    from asc_lib.training import distill
 
     torch.manual_seed(0)
     teacher, waves = torch.nn.Linear(6, 3), torch.randn(40, 6)
@@ -156,7 +158,8 @@ def test_teacher_outputs_resume_after_an_interruption(tmp_path, monkeypatch):
 def test_clips_over_the_budget_are_decoded_on_the_fly_like_the_cache(tmp_path, layout, monkeypatch):
     """A single pass over more clips than the budget holds decodes them in workers instead of caching them:
     the same rows, so the same teacher logits."""
-    from asc_lib import audio, distill
+    from asc_lib.data import audio
+    from asc_lib.training import distill
 
     segments = _segments([2.0, 0.6, 2.0, 1.5, 2.0])
     _both_layouts(tmp_path, segments)

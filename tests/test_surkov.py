@@ -7,10 +7,14 @@ import pytest
 import torch
 from torch import nn
 
-from asc_lib import audioset, distill, labelfilter, meanteacher
+from asc_lib.data import audioset
+
+from asc_lib.methods import labelfilter, meanteacher
+
+from asc_lib.training import distill
 from asc_lib.models.efficientat import build_efficientat
-from asc_lib import complexity
-from asc_lib.params import load_recipe, profile_recipe
+from asc_lib.models import complexity
+from asc_lib.config.params import load_recipe, profile_recipe
 from conftest import shared_file
 
 REAL_BALANCED = {"Vehicle (/m/07yv9)": 860, "Rail transport (/m/06d_3)": 189, "Outside, urban or manmade (/t/dd00128)": 256,
@@ -164,10 +168,10 @@ def test_teacher_outputs_are_cached_and_keyed(tmp_path):
 def test_mean_teacher_objective_trains_and_checkpoints_its_teacher(tmp_path):
     from test_train import TOY_RECIPE, _toy
 
-    from asc_lib.augment import Augment, AugmentConfig
-    from asc_lib.frontend import build_frontend
+    from asc_lib.features.augment import Augment, AugmentConfig
+    from asc_lib.features.frontend import build_frontend
     from asc_lib.models.cpmobile import build_cp_mobile
-    from asc_lib.train import TrainData, fit, load_checkpoint
+    from asc_lib.training.loop import TrainData, fit, load_checkpoint
 
     def run(directory):
         torch.manual_seed(0)
@@ -191,7 +195,7 @@ def test_mean_teacher_objective_trains_and_checkpoints_its_teacher(tmp_path):
 
 
 def test_kd_runs_from_different_teachers_do_not_share_a_directory():
-    from asc_lib import surkov
+    from asc_lib.methods import surkov
 
     assert surkov.kd_method("small", "efficientat_mt") == "kd_small"
     assert surkov.kd_method("small", "efficientat_ft") == "kd_small_from_ft"

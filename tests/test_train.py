@@ -6,11 +6,11 @@ import pytest
 import torch
 from torch import nn
 
-from asc_lib import train
-from asc_lib.augment import Augment, AugmentConfig
-from asc_lib.frontend import build_frontend
+from asc_lib.training import loop
+from asc_lib.features.augment import Augment, AugmentConfig
+from asc_lib.features.frontend import build_frontend
 from asc_lib.models.cpmobile import build_cp_mobile
-from asc_lib.params import load_recipe, profile_recipe
+from asc_lib.config.params import load_recipe, profile_recipe
 
 
 def test_baseline_recipe_matches_the_dcase2024_baseline():
@@ -35,7 +35,7 @@ def test_mini_recipe_names_every_deviation():
 
 
 def test_warmup_then_cosine():
-    f = lambda s: train.warmup_cosine(s, total_steps=1000, warmup_steps=100, min_fraction=0.01)  # noqa: E731
+    f = lambda s: loop.warmup_cosine(s, total_steps=1000, warmup_steps=100, min_fraction=0.01)  # noqa: E731
     assert f(0) == pytest.approx(0.01) and f(49) == pytest.approx(0.5) and f(100) == pytest.approx(1.0)
     assert f(550) == pytest.approx(0.01 + 0.99 * 0.5)
     assert f(1000) == pytest.approx(0.01)
@@ -45,16 +45,16 @@ def test_warmup_then_cosine():
 
 def test_epochs_and_evaluation_points():
     recipe = {"epochs": 8, "batch_size": 64, "min_steps": 400}
-    assert train.total_epochs(recipe, 190) == 134  # 3 steps per epoch, at least 400 steps
-    assert train.total_epochs(recipe, 3700) == 8
-    assert train.eval_epochs(8, 4) == [2, 4, 6, 8]
-    assert train.eval_epochs(5, 0) == [1, 2, 3, 4, 5]
-    assert train.eval_epochs(134, 4)[-1] == 134
+    assert loop.total_epochs(recipe, 190) == 134  # 3 steps per epoch, at least 400 steps
+    assert loop.total_epochs(recipe, 3700) == 8
+    assert loop.eval_epochs(8, 4) == [2, 4, 6, 8]
+    assert loop.eval_epochs(5, 0) == [1, 2, 3, 4, 5]
+    assert loop.eval_epochs(134, 4)[-1] == 134
 
 
 def test_train_data_checks_lengths():
     with pytest.raises(ValueError, match="labels has 3 rows"):
-        train.TrainData(torch.zeros(4, 10), torch.zeros(3, dtype=torch.long))
+        loop.TrainData(torch.zeros(4, 10), torch.zeros(3, dtype=torch.long))
 
 
 def _toy(n=48, seed=0):
@@ -64,7 +64,7 @@ def _toy(n=48, seed=0):
     labels = torch.arange(n) % 2
     freqs = torch.where(labels == 0, 500.0, 4000.0) * (1 + 0.05 * torch.rand(n, generator=g))
     waves = 0.3 * torch.sin(2 * math.pi * freqs[:, None] * t) + 0.01 * torch.randn(n, 8000, generator=g)
-    return train.TrainData(waves.half(), labels)
+    return loop.TrainData(waves.half(), labels)
 
 
 TOY_RECIPE = {"epochs": 4, "batch_size": 16, "lr": 5e-3, "weight_decay": 1e-4, "warmup_steps": 2,
@@ -74,13 +74,13 @@ TOY_RECIPE = {"epochs": 4, "batch_size": 16, "lr": 5e-3, "weight_decay": 1e-4, "
 
 
 def _objective():
-    return train.Supervised(Augment(build_frontend("baseline"), AugmentConfig.from_recipe(TOY_RECIPE)))
+    return loop.Supervised(Augment(build_frontend("baseline"), AugmentConfig.from_recipe(TOY_RECIPE)))
 
 
 def _fit(run_dir, **kwargs):
     torch.manual_seed(0)
     model = build_cp_mobile(n_classes=2)
-    history = train.fit(model, _objective(), _toy(), TOY_RECIPE, run_dir, seed=7, device="cpu",
+    history = loop.fit(model, _objective(), _toy(), TOY_RECIPE, run_dir, seed=7, device="cpu",
                         progress=False, **kwargs)
     return model, history
 
@@ -94,7 +94,7 @@ def test_fit_learns_and_writes_history(tmp_path):
     assert history[-1]["loss"] < history[0]["loss"]
     assert history[-1]["accuracy"] >= 0.9
     assert history[-1]["lr"] == pytest.approx(0.0, abs=1e-9)
-    assert (tmp_path / "run" / train.HISTORY).is_file() and (tmp_path / "run" / train.CHECKPOINT).is_file()
+    assert (tmp_path / "run" / loop.HISTORY).is_file() and (tmp_path / "run" / loop.CHECKPOINT).is_file()
 
 
 class _Killed(Exception):
@@ -110,7 +110,7 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path):
 
     with pytest.raises(_Killed):
         _fit(tmp_path / "resumed", on_epoch_end=kill_after_two)
-    assert train.load_checkpoint(tmp_path / "resumed")["epoch"] == 2
+    assert loop.load_checkpoint(tmp_path / "resumed")["epoch"] == 2
     resumed, resumed_history = _fit(tmp_path / "resumed")
     assert resumed_history == history
     for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items()):
@@ -127,30 +127,30 @@ def test_finished_run_is_reused_and_a_stale_one_retrained(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
     # another recipe: the saved run is stale; it is retrained and its old results are gone
     torch.manual_seed(0)
-    other = train.fit(build_cp_mobile(n_classes=2), _objective(), _toy(), {**TOY_RECIPE, "lr": 1e-3},
+    other = loop.fit(build_cp_mobile(n_classes=2), _objective(), _toy(), {**TOY_RECIPE, "lr": 1e-3},
                       tmp_path / "run", seed=7, device="cpu", progress=False)
     assert other.status == "retrained" and "recipe" in other.reason and other.fingerprint != history.fingerprint
     assert not (tmp_path / "run" / "metrics.json").exists()
     # other data of the same size: retrained too (the old fingerprint held only the clip count)
     torch.manual_seed(0)
-    moved = train.fit(build_cp_mobile(n_classes=2), _objective(), _toy(seed=1), {**TOY_RECIPE, "lr": 1e-3},
+    moved = loop.fit(build_cp_mobile(n_classes=2), _objective(), _toy(seed=1), {**TOY_RECIPE, "lr": 1e-3},
                       tmp_path / "run", seed=7, device="cpu", progress=False)
     assert moved.status == "retrained" and moved.reason == "changed: data"
     # another front end hop: retrained (the front end is part of the objective's configuration)
     frontend = build_frontend("baseline")
     frontend.mel.spectrogram.hop_length = 400
-    objective = train.Supervised(Augment(frontend, AugmentConfig.from_recipe(TOY_RECIPE)))
+    objective = loop.Supervised(Augment(frontend, AugmentConfig.from_recipe(TOY_RECIPE)))
     torch.manual_seed(0)
-    hop = train.fit(build_cp_mobile(n_classes=2), objective, _toy(seed=1), {**TOY_RECIPE, "lr": 1e-3},
+    hop = loop.fit(build_cp_mobile(n_classes=2), objective, _toy(seed=1), {**TOY_RECIPE, "lr": 1e-3},
                     tmp_path / "run", seed=7, device="cpu", progress=False)
     assert hop.status == "retrained" and hop.reason == "changed: objective"
 
 
 def test_retrain_environment_variable_forces_training(tmp_path, monkeypatch):
     _fit(tmp_path / "run")
-    monkeypatch.setenv(train.RETRAIN_ENV, "1")
+    monkeypatch.setenv(loop.RETRAIN_ENV, "1")
     _, history = _fit(tmp_path / "run")
-    assert history.status == "retrained" and train.RETRAIN_ENV in history.reason
+    assert history.status == "retrained" and loop.RETRAIN_ENV in history.reason
 
 
 def test_rng_after_fit_does_not_depend_on_reuse(tmp_path):
@@ -163,7 +163,7 @@ def test_rng_after_fit_does_not_depend_on_reuse(tmp_path):
 _PROBE = """
 import torch
 from torch import nn
-from asc_lib.train import Supervised, logits_of
+from asc_lib.training.loop import Supervised, logits_of
 
 
 def probe_loss(logits, labels):
@@ -195,7 +195,7 @@ def test_a_changed_loss_line_retrains_exactly_the_runs_that_use_it(tmp_path):
 
     def run(obj, name):
         torch.manual_seed(0)
-        return train.fit(build_cp_mobile(n_classes=2), obj, _toy(), TOY_RECIPE, tmp_path / name, seed=7,
+        return loop.fit(build_cp_mobile(n_classes=2), obj, _toy(), TOY_RECIPE, tmp_path / name, seed=7,
                          device="cpu", progress=False)
 
     assert run(objective, "probe").status == "trained" and run(_objective(), "plain").status == "trained"
@@ -214,16 +214,16 @@ def test_a_crafted_checkpoint_is_refused_without_running_it(tmp_path):
 
     run = tmp_path / "run"
     run.mkdir()
-    torch.save({"model": {}, "payload": Payload()}, run / train.CHECKPOINT)
+    torch.save({"model": {}, "payload": Payload()}, run / loop.CHECKPOINT)
     with pytest.raises(RuntimeError, match=r"checkpoint\.pt.*weights_only"):
-        train.load_checkpoint(run)
+        loop.load_checkpoint(run)
     with pytest.raises(RuntimeError, match="weights_only"):
         _fit(run)
     assert not (tmp_path / "pwned").exists()
     (tmp_path / "bad").mkdir()
-    (tmp_path / "bad" / train.CHECKPOINT).write_bytes(b"not a checkpoint")
+    (tmp_path / "bad" / loop.CHECKPOINT).write_bytes(b"not a checkpoint")
     with pytest.raises(RuntimeError, match="cannot read checkpoint"):
-        train.load_checkpoint(tmp_path / "bad")
+        loop.load_checkpoint(tmp_path / "bad")
 
 
 def test_supervised_ignores_unlabeled_items():
@@ -242,6 +242,6 @@ def test_supervised_ignores_unlabeled_items():
 def test_max_steps_stops_the_last_epoch_part_way():
     recipe = {"epochs": 1, "batch_size": 32, "min_steps": 100_000, "max_steps": 100_000}
     # Werning's 100k iterations on 290,000 pruned clips (9,063 steps per epoch): 12 epochs, the last one cut
-    assert train.total_steps(recipe, 290_000) == 100_000 and train.total_epochs(recipe, 290_000) == 12
-    assert train.total_steps({**recipe, "max_steps": 0}, 290_000) == 12 * 9063  # whole epochs: 108,756 steps
-    assert train.total_steps({"epochs": 3, "batch_size": 10, "max_steps": 0}, 95) == 30
+    assert loop.total_steps(recipe, 290_000) == 100_000 and loop.total_epochs(recipe, 290_000) == 12
+    assert loop.total_steps({**recipe, "max_steps": 0}, 290_000) == 12 * 9063  # whole epochs: 108,756 steps
+    assert loop.total_steps({"epochs": 3, "batch_size": 10, "max_steps": 0}, 95) == 30

@@ -5,10 +5,12 @@ import pandas as pd
 import pytest
 import torch
 
-from asc_lib import complexity, pruning, werning
-from asc_lib.frontend import build_frontend
+from asc_lib.methods import pruning, werning
+
+from asc_lib.models import complexity
+from asc_lib.features.frontend import build_frontend
 from asc_lib.models import build_cp_mobile
-from asc_lib.params import load_recipe, notebook_params, paper_results, profile_recipe
+from asc_lib.config.params import load_recipe, notebook_params, paper_results, profile_recipe
 
 
 def test_report_settings_are_the_defaults():

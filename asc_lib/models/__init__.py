@@ -1,5 +1,5 @@
 """Models of the study, with the official state-dict names so official checkpoints load strictly."""
-from .cpmobile import CPMobile, build_cp_mobile
-from .efficientat import EfficientAT, build_efficientat, load_efficientat
+from asc_lib.models.cpmobile import CPMobile, build_cp_mobile
+from asc_lib.models.efficientat import EfficientAT, build_efficientat, load_efficientat
 
 __all__ = ["CPMobile", "EfficientAT", "build_cp_mobile", "build_efficientat", "load_efficientat"]

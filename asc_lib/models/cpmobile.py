@@ -11,9 +11,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .. import paths
-from ..params import load_yaml
-from .layers import conv_bn, make_divisible
+from asc_lib.config import paths
+from asc_lib.config.params import load_yaml
+from asc_lib.models.layers import conv_bn, make_divisible
 
 
 class Block(nn.Module):

@@ -12,8 +12,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..provenance import load_torch
-from .layers import conv_bn, make_divisible
+from asc_lib.config.provenance import load_torch
+from asc_lib.models.layers import conv_bn, make_divisible
 
 # MobileNetV3-Large: input, kernel, expanded, output, squeeze-excitation, hard-swish, stride
 MOBILENET_V3_LARGE = (

@@ -17,9 +17,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..atomic import atomic_path, write_json
-from ..paths import data_dir
-from ..provenance import file_digest, load_torch
+from asc_lib.config.atomic import atomic_path, write_json
+from asc_lib.config.paths import data_dir
+from asc_lib.config.provenance import file_digest, load_torch
 
 DEFAULT_ARCH = "passt_s_swa_p16_128_ap476"
 SAMPLE_RATE = 32000
@@ -156,8 +156,8 @@ class TeacherEnsemble(nn.Module):
 
 def ensemble_spec() -> list[dict]:
     """The teacher ensemble of ``params/models.yaml`` (``passt.ensemble``)."""
-    from ..params import load_yaml
-    from ..paths import PARAMS_DIR
+    from asc_lib.config.params import load_yaml
+    from asc_lib.config.paths import PARAMS_DIR
 
     return list(load_yaml(PARAMS_DIR / "models.yaml")["passt"]["ensemble"])
 

@@ -1,0 +1,285 @@
+"""Audio decoding, resampling, where clips are read from, and the decoded-waveform cache.
+
+Clips are read through a *source*: :class:`AudioFiles` (one audio file per clip under a folder, as TAU22
+and a per-clip AudioSet copy) or :class:`asc_lib.data.audioset_clips.AudioSetHDF5` (the PaSST / EfficientAT
+HDF5 files of mp3 bytes). A source names its clips, says which are present, decodes one, and signs the
+content of a list of them for cache keys.
+
+The cache holds one split as one contiguous ``(clips, samples)`` array in a ``.npy`` file, memory-mapped
+for reading, keyed by the list of files, where they are and a signature of their content (size and
+modification time of each, :func:`asc_lib.config.provenance.files_signature`), the sample rate, the clip length,
+the dtype and the decoding code, and written atomically. A training loop can read items from it or move all of it to a GPU at once
+(:meth:`WaveformCache.to_tensor`).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio.functional as AF
+from tqdm.auto import tqdm
+
+from asc_lib.config import paths, provenance
+from asc_lib.config.atomic import atomic_path, write_json
+from asc_lib.data.rows import DiskRows, memory_budget
+
+CACHE_VERSION = 2
+_DTYPES = {"float16": np.float16, "float32": np.float32, "int16": np.int16}
+
+
+def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
+    """Decode a WAV (16-/24-bit PCM or float) to mono float32 in [-1, 1]; errors name the file."""
+    data, sr, _channels = read_audio(path)
+    return data, sr
+
+
+def read_audio(path: str | Path) -> tuple[np.ndarray, int, int]:
+    """:func:`read_wav` that also says how many channels the file had (before the down-mix)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: audio file not found")
+    try:
+        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as err:
+        raise ValueError(f"{path}: cannot decode audio ({err})") from err
+    if data.shape[0] == 0:
+        raise ValueError(f"{path}: audio file holds no samples")
+    return data.mean(axis=1), int(sr), int(data.shape[1])
+
+
+class AudioFiles:
+    """One audio file per clip (WAV, FLAC, ...: what libsndfile decodes), named relative to ``root``."""
+
+    layout = "files"
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"AudioFiles({paths.shown(self.root)!r})"
+
+    def available(self, names: Sequence[str]) -> list[bool]:
+        return [(self.root / n).is_file() for n in names]
+
+    def read(self, name: str) -> tuple[np.ndarray, int, int]:
+        """Mono float32 samples, the file's rate and its channel count (errors name the file)."""
+        return read_audio(self.root / name)
+
+    def signature(self, names: Sequence[str]) -> str:
+        """Changes with the folder, the names, their order and each file's size and modification time."""
+        return provenance.files_signature(self.root, names)
+
+
+def as_source(audio: "str | Path | AudioFiles"):
+    """A source as given, or :class:`AudioFiles` of a folder."""
+    return AudioFiles(audio) if isinstance(audio, (str, Path)) else audio
+
+
+def fit_length(wave: torch.Tensor, num_samples: int) -> torch.Tensor:
+    """Zero-pad or cut the last axis to ``num_samples``."""
+    n = wave.shape[-1]
+    if n >= num_samples:
+        return wave[..., :num_samples]
+    return torch.nn.functional.pad(wave, (0, num_samples - n))
+
+
+def resample(wave: torch.Tensor, orig_sr: int, new_sr: int) -> torch.Tensor:
+    """Band-limited resampling with torchaudio (identity when the rates match)."""
+    if orig_sr == new_sr:
+        return wave
+    return AF.resample(wave, orig_sr, new_sr)
+
+
+def load_clip(path: str | Path, sample_rate: int, num_samples: int | None = None) -> torch.Tensor:
+    """Decode, resample to ``sample_rate`` and fit to ``num_samples`` (1-D float32 tensor)."""
+    data, sr = read_wav(path)
+    wave = resample(torch.from_numpy(data), sr, sample_rate)
+    return fit_length(wave, num_samples) if num_samples else wave
+
+
+def fit_clips(decoded: Sequence[tuple[np.ndarray, int]], sample_rate: int, num_samples: int) -> np.ndarray:
+    """``(clips, num_samples)`` float32 of decoded ``(wave, rate)`` pairs: resampled to ``sample_rate`` (the
+    clips of one rate together) and zero-padded or cut to ``num_samples``."""
+    out = np.zeros((len(decoded), num_samples), dtype=np.float32)
+    for sr in sorted({sr for _, sr in decoded}):
+        idx = [j for j, (_, s) in enumerate(decoded) if s == sr]
+        longest = max(len(decoded[j][0]) for j in idx)
+        stack = torch.stack([fit_length(torch.from_numpy(decoded[j][0]), longest) for j in idx])
+        out[idx] = fit_length(resample(stack, sr, sample_rate), num_samples).numpy()
+    return out
+
+
+def cache_key(filenames: Sequence[str], audio_root, sample_rate: int, num_samples: int, dtype: str) -> str:
+    """Key of a waveform cache: changes with the clips, their order, their source (layout, folder) and
+    content signature (size, modification time), the rate, the length, the dtype and the decoding code."""
+    source = as_source(audio_root)
+    h = hashlib.sha256()
+    h.update(json.dumps([CACHE_VERSION, sample_rate, num_samples, dtype, source.layout,
+                         provenance.code_digest(build_waveform_cache),
+                         provenance.code_digest(type(source))]).encode())
+    h.update(source.signature(filenames).encode())
+    return h.hexdigest()[:20]
+
+
+class WaveformCache:
+    """A memory-mapped ``(clips, samples)`` array of decoded, resampled waveforms."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.array = np.load(self.path, mmap_mode="r")
+        meta_path = self.path.with_suffix(".json")
+        self.meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        self.scale = 1.0 / 32768.0 if self.array.dtype == np.int16 else 1.0
+
+    def __len__(self) -> int:
+        return self.array.shape[0]
+
+    @property
+    def num_samples(self) -> int:
+        return self.array.shape[1]
+
+    @property
+    def conversions(self) -> dict:
+        """How many clips were resampled, down-mixed, padded or cut to fit the cache (with an example
+        file each), as recorded when the cache was built."""
+        return dict(self.meta.get("conversions", {}))
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(self.array[i], dtype=np.float32) * self.scale)
+
+    def to_tensor(self, device: str | torch.device = "cpu") -> torch.Tensor:
+        """The whole cache as one tensor on ``device`` (stored dtype; int16 stays int16)."""
+        return torch.from_numpy(np.array(self.array)).to(device)
+
+    def rows(self, pieces: tuple | None = None) -> DiskRows:
+        """The cache's rows (or ``pieces`` of them, see :class:`asc_lib.data.rows.DiskRows`) read from disk on
+        demand, identified by the cache key."""
+        return DiskRows(self.path, self.meta.get("key", self.path.stem), pieces)
+
+    def load(self, device: str | torch.device = "cpu", budget: int | None = None):
+        """The whole cache as one tensor on ``device`` when it fits ``budget`` bytes (default
+        :func:`asc_lib.data.rows.memory_budget`), else its rows read from disk batch by batch."""
+        rows = self.rows()
+        return self.to_tensor(device) if rows.nbytes <= (memory_budget() if budget is None else budget) else rows
+
+
+def build_waveform_cache(
+    filenames: Sequence[str],
+    audio_root,
+    sample_rate: int,
+    num_samples: int,
+    dtype: str = "float16",
+    cache_dir: str | Path | None = None,
+    batch: int = 64,
+    progress: bool = True,
+    expected: Sequence[str] = (),
+) -> WaveformCache:
+    """Decode and resample ``filenames`` of ``audio_root`` (a folder, or a source such as
+    :class:`AudioFiles`) once into a keyed cache.
+
+    Returns the existing cache when the key matches; otherwise writes a new one atomically, so an
+    interrupted build leaves no partial cache behind. Clips that had to be resampled, down-mixed to mono,
+    zero-padded or cut are counted (``WaveformCache.conversions``); a warning names the padded and
+    down-mixed ones, which the real TAU22 never needs, unless they are ``expected`` (AudioSet's short
+    segments are padded by design).
+    """
+    if dtype not in _DTYPES:
+        raise ValueError(f"unknown cache dtype {dtype!r}; choose from {sorted(_DTYPES)}")
+    filenames = list(filenames)
+    cache_dir = Path(cache_dir) if cache_dir else paths.cache_dir() / "waveforms"
+    key = cache_key(filenames, audio_root, sample_rate, num_samples, dtype)
+    path = cache_dir / f"waveforms-{key}.npy"
+    if path.is_file():
+        return WaveformCache(path)
+    source = as_source(audio_root)
+    conversions: dict[str, dict] = {}
+
+    def note(kind: str, name: str, detail: str) -> None:
+        entry = conversions.setdefault(kind, {"clips": 0, "example": f"{name} ({detail})"})
+        entry["clips"] += 1
+
+    with atomic_path(path, suffix=".npy") as tmp:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=_DTYPES[dtype], shape=(len(filenames), num_samples))
+        for start in tqdm(range(0, len(filenames), batch), desc=f"caching {len(filenames)} clips",
+                          disable=not progress, unit="batch"):
+            chunk = filenames[start:start + batch]
+            decoded = []
+            for name in chunk:
+                wave, sr, channels = source.read(name)
+                if channels > 1:
+                    note("down-mixed", name, f"{channels} channels")
+                if sr != sample_rate:
+                    note(f"resampled {sr} -> {sample_rate} Hz", name, f"{sr} Hz")
+                length = len(wave) * sample_rate / sr
+                if length < num_samples - 0.5:
+                    note("zero-padded", name, f"{len(wave) / sr:.3f} s")
+                elif length > num_samples + 0.5:
+                    note("cut", name, f"{len(wave) / sr:.3f} s")
+                decoded.append((wave, sr))
+            waves = fit_clips(decoded, sample_rate, num_samples)
+            if dtype == "int16":
+                waves = np.clip(np.round(waves * 32768.0), -32768, 32767)
+            out[start:start + len(chunk)] = waves.astype(_DTYPES[dtype])
+        out.flush()
+        del out
+    write_json(path.with_suffix(".json"), {
+        "key": key, "version": CACHE_VERSION, "sample_rate": sample_rate, "num_samples": num_samples,
+        "dtype": dtype, "source": repr(source), "filenames": filenames, "conversions": conversions,
+    })
+    unusual = {k: v for k, v in conversions.items() if k in ("down-mixed", "zero-padded") and k not in expected}
+    if unusual:
+        warnings.warn(f"{source}: " + "; ".join(f"{v['clips']} of {len(filenames)} clips {k}, e.g. {v['example']}"
+                                              for k, v in unusual.items()), stacklevel=2)
+    return WaveformCache(path)
+
+
+class DecodedRows:
+    """Clips of a source decoded on demand, resampled and padded or cut as :func:`build_waveform_cache`
+    stores them (float16), without a cache: for a single pass over data too large to decode to disk first
+    (the PaSST logits of AudioSet's two million clips). Indexed like :class:`asc_lib.data.rows.DiskRows`;
+    ``identity`` is the key the cache would have."""
+
+    def __init__(self, filenames: Sequence[str], audio_root, sample_rate: int, num_samples: int):
+        self.filenames = list(filenames)
+        self.source = as_source(audio_root)
+        self.sample_rate, self.num_samples = int(sample_rate), int(num_samples)
+        self.identity = cache_key(self.filenames, self.source, sample_rate, num_samples, "float16")
+        self.dtype = torch.float16
+
+    def __len__(self) -> int:
+        return len(self.filenames)
+
+    def __repr__(self) -> str:
+        return f"DecodedRows({self.source}, {len(self)} clips of {self.num_samples} samples)"
+
+    @property
+    def shape(self) -> tuple:
+        return (len(self), self.num_samples)
+
+    @property
+    def nbytes(self) -> int:
+        return len(self) * self.num_samples * 2
+
+    def to(self, *args, **kwargs) -> "DecodedRows":
+        return self
+
+    def __getitem__(self, index) -> torch.Tensor:
+        if isinstance(index, slice):
+            index = range(*index.indices(len(self)))
+        elif isinstance(index, torch.Tensor):
+            index = index.tolist()
+        decoded = [self.source.read(self.filenames[int(i)])[:2] for i in index]
+        return torch.from_numpy(fit_clips(decoded, self.sample_rate, self.num_samples).astype(np.float16))
+
+
+def describe_conversions(conversions: dict, total: int) -> str:
+    """One line on what decoding did to ``total`` clips, e.g. ``3700 of 3700 resampled 44100 -> 32000 Hz``."""
+    if not conversions:
+        return f"all {total} clips used as stored (no resampling, down-mix, padding or cut)"
+    return "; ".join(f"{v['clips']} of {total} {k}" for k, v in sorted(conversions.items()))

@@ -1,0 +1,82 @@
+"""Mean teacher (Tarvainen & Valpola), as Surkov fine-tunes EfficientAT with it.
+
+The teacher is an exponential moving average of the student, ``ema = a·ema + (1 - a)·param`` after every
+step with ``a = min(1 - 1/(step + 1), decay)``. The loss is ``L_sup + α(t)·L_cons``: cross-entropy on the
+labeled items, plus the mean squared error between the student's and the (detached) teacher's softmax
+outputs on all items, each model seeing its own random augmentation. ``α(t)`` ramps up as
+``exp(-5(1 - t)²)`` over the first 10 % of the steps, stays constant for 10 %, then decays linearly to 0.
+"""
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+from torch import nn
+
+from asc_lib.training.loop import Objective, logits_of
+
+
+def ema_decay(step: int, max_decay: float) -> float:
+    """The EMA factor at ``step`` (0-based): ``min(1 - 1/(step + 1), max_decay)``."""
+    return min(1.0 - 1.0 / (step + 1), max_decay)
+
+
+@torch.no_grad()
+def ema_update(teacher: nn.Module, student: nn.Module, decay: float) -> None:
+    """``teacher = decay·teacher + (1 - decay)·student`` for parameters. Buffers (BatchNorm statistics)
+    are left alone: the teacher runs in training mode on its own inputs, so its statistics follow its own
+    weights (as in Tarvainen & Valpola's code), not the student's."""
+    for t, s in zip(teacher.parameters(), student.parameters()):
+        t.mul_(decay).add_(s.detach(), alpha=1 - decay)
+
+
+def consistency_weight(step: int, total_steps: int, max_weight: float = 1.0, rampup: float = 0.1,
+                       constant: float = 0.1) -> float:
+    """Surkov's schedule of α: exponential ramp-up over ``rampup`` of the steps, constant for
+    ``constant``, then linear decay to zero at the last step."""
+    t = step / max(1, total_steps)
+    if t < rampup:
+        return max_weight * math.exp(-5.0 * (1.0 - t / rampup) ** 2)
+    if t < rampup + constant:
+        return max_weight
+    return max_weight * max(0.0, (1.0 - t) / (1.0 - rampup - constant))
+
+
+def consistency_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
+    """MSE between softmax outputs (teacher detached), averaged over items and classes."""
+    return nn.functional.mse_loss(student_logits.float().softmax(-1), teacher_logits.detach().float().softmax(-1))
+
+
+class MeanTeacher(Objective):
+    """Mean-teacher objective; ``self.teacher`` (a copy of the student, updated by EMA) is checkpointed
+    with the objective and is what :meth:`eval_model` returns."""
+
+    name = "mean_teacher"
+
+    def __init__(self, augment: nn.Module, student: nn.Module, decay: float = 0.999, max_weight: float = 1.0,
+                 rampup: float = 0.1, constant: float = 0.1):
+        super().__init__(augment)
+        self.teacher = copy.deepcopy(student)
+        for p in self.teacher.parameters():
+            p.requires_grad_(False)
+        self.decay, self.max_weight, self.rampup, self.constant = decay, max_weight, rampup, constant
+
+    def loss(self, model, batch, step):
+        waves, labels = batch["waves"], batch["labels"]
+        student = logits_of(model(self.inputs(waves)))
+        with torch.no_grad():
+            self.teacher.train(model.training)
+            teacher = logits_of(self.teacher(self.inputs(waves)))
+        labeled = labels >= 0
+        sup = (nn.functional.cross_entropy(student[labeled].float(), labels[labeled])
+               if labeled.any() else student.sum() * 0.0)
+        cons = consistency_loss(student, teacher)
+        weight = consistency_weight(step, self.total_steps, self.max_weight, self.rampup, self.constant)
+        return sup + weight * cons, {"alpha": weight}
+
+    def after_step(self, model, step):
+        ema_update(self.teacher, model, ema_decay(step, self.decay))
+
+    def eval_model(self, model):
+        return self.teacher

@@ -1,0 +1,218 @@
+"""Seed 000 (Surkov) glue: where the label-filtered subsets live, the EfficientAT teacher to fine-tune,
+and labeled + unlabeled training data. Settings: ``params/surkov.yaml``.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from asc_lib.config import paths
+
+from asc_lib.data import audioset
+from asc_lib.training.experiment import run_dir, runs_dir
+from asc_lib.methods.labelfilter import read_subset
+from asc_lib.models.efficientat import build_efficientat, load_efficientat
+from asc_lib.models.layers import set_bn_momentum
+from asc_lib.config.params import DataPaths
+from asc_lib.config.provenance import load_torch
+from asc_lib.training.loop import TrainData
+from asc_lib.data.rows import concat
+from asc_lib.data.unlabeled import subset_pieces
+
+SUBSETS = ("none", "small", "large")
+STANDIN = "standin"  # weights: the mini stand-in for mn10_as (asc_lib.methods.tagger)
+
+
+def subset_path(profile: str, name: str) -> Path:
+    """The segment list of subset ``name`` (small / large) written by ``01_audioset_label_filtering``."""
+    return runs_dir(profile) / "audioset_subsets" / f"{name}_segments.csv"
+
+
+def load_subset(profile: str, name: str) -> pd.DataFrame:
+    """A label-filtered subset; a clear error says which notebook writes it when it is missing."""
+    if name not in SUBSETS[1:]:
+        raise ValueError(f"unknown subset {name!r}; choose from {SUBSETS}")
+    path = subset_path(profile, name)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: run notebooks/01_audioset_label_filtering.ipynb "
+                                f"with profile {profile!r} first")
+    return read_subset(path)
+
+
+def source_lists(data: DataPaths, names) -> dict[str, pd.DataFrame]:
+    """The segment lists ``names`` that exist under the profile's AudioSet folder (at least one)."""
+    found = {n: audioset.read_segments(data.audioset_dir / f"{n}.csv")
+             for n in names if (data.audioset_dir / f"{n}.csv").is_file()}
+    if not found:
+        raise FileNotFoundError(f"none of {list(names)} exists in {data.audioset_dir}")
+    return found
+
+
+def weights_file(name: str | None) -> Path | None:
+    """Resolve an official checkpoint: a path as given, else a file of that name in ``data/weights/``
+    or in the shared reference folder. None stays None (random initialisation)."""
+    if not name:
+        return None
+    for candidate in (paths.resolve(name), paths.data_dir() / "weights" / name, paths.shared_data_dir() / "weights" / name):
+        if candidate is not None and candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"checkpoint {name!r} not found as a path, in {paths.data_dir() / 'weights'} "
+                            f"or in {paths.shared_data_dir() / 'weights'}; download it from the EfficientAT release")
+
+
+def efficientat_teacher(model: str, weights: str | None, n_classes: int = 10,
+                        bn_momentum: float | None = None) -> torch.nn.Module:
+    """EfficientAT ``model`` with a fresh ``n_classes`` head, from an official checkpoint when given;
+    ``bn_momentum`` replaces the BatchNorm momentum (EfficientAT's is 0.01) when not None."""
+    path = weights_file(weights)
+    net = load_efficientat(path, model, n_classes) if path else build_efficientat(model, n_classes)
+    return set_bn_momentum(net, bn_momentum)
+
+
+def with_unlabeled(labeled: TrainData, unlabeled_waves: torch.Tensor | None) -> TrainData:
+    """Labeled items followed by unlabeled ones (label -1)."""
+    if unlabeled_waves is None or len(unlabeled_waves) == 0:
+        return labeled
+    waves = concat([labeled.waves, unlabeled_waves], dtype=labeled.waves.dtype)
+    labels = torch.cat([labeled.labels, torch.full((len(unlabeled_waves),), -1, dtype=torch.long,
+                                                   device=labeled.labels.device)])
+    return TrainData(waves, labels)
+
+
+def unlabeled_waves(profile: str, data: DataPaths, subset: str, sample_rate: int, device="cpu",
+                    progress: bool = True) -> torch.Tensor | None:
+    """The 1 s pieces of a label-filtered subset (None for ``"none"``)."""
+    if subset == "none":
+        return None
+    return subset_pieces(load_subset(profile, subset), data, sample_rate, device, progress=progress).waves
+
+
+def file_digest(path: str | Path) -> str:
+    """Content hash of a file (identifies a teacher checkpoint in cache keys)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:20]
+
+
+def write_subsets(profile: str, pool: pd.DataFrame, sizes: dict[str, int], seed: int,
+                  allow_smaller: bool = True) -> pd.DataFrame:
+    """Draw each subset (``{"small": n, "large": m}``) from ``pool`` with ``seed`` and write it with
+    :func:`asc_lib.methods.labelfilter.write_subset`; return what was asked, drawn and where it went."""
+    from asc_lib.methods.labelfilter import draw_subset, write_subset
+
+    rows = []
+    for name, size in sizes.items():
+        subset = draw_subset(pool, size, seed, allow_smaller)
+        path = write_subset(subset_path(profile, name), subset,
+                            f"by asc_lib (Surkov {name} subset: {len(subset)} of {len(pool)} filtered segments, seed {seed})")
+        rows.append({"subset": name, "asked": size, "drawn": len(subset), "pool": len(pool),
+                     "capped": "yes" if len(subset) < size else "", **subset["list"].value_counts().to_dict(),
+                     "file": path.name})
+    return pd.DataFrame(rows).set_index("subset").fillna(0)
+
+
+TEACHER_FILE = "teacher.pt"
+
+
+def resolve_weights(choice: str | None, recipe: dict, profile: str, data: DataPaths,
+                    progress: bool = True) -> str | None:
+    """The notebook's ``weights`` parameter: None keeps the recipe's, ``"none"`` means random init and
+    ``"standin"`` the mini stand-in AudioSet tagger (:mod:`asc_lib.methods.tagger`, trained on first use)."""
+    name = recipe.get("weights") if choice is None else choice
+    if not name or str(name).lower() == "none":
+        return None
+    if name == STANDIN:
+        from asc_lib.methods.tagger import standin_weights
+
+        return str(standin_weights(profile, data, progress=progress))
+    return name
+
+
+def describe_weights(weights: str | None) -> str:
+    """What a teacher starts from, in words."""
+    if weights is None:
+        return "random initialisation"
+    shown = paths.shown(weights)
+    if Path(weights).name == "mn10_standin.pt":
+        return f"the mini stand-in AudioSet tagger ({shown})"
+    return f"the checkpoint {shown}"
+
+
+def weights_summary(weights: str | None) -> pd.DataFrame:
+    """One row on the starting weights: the stand-in's AudioSet mAP and training size when it is the
+    stand-in (read from its ``metrics.json``), else the checkpoint's name."""
+    row = {"starts from": describe_weights(weights)}
+    metrics_file = Path(weights).parent / "metrics.json" if weights else None
+    if metrics_file is not None and metrics_file.is_file() and Path(weights).name == "mn10_standin.pt":
+        import json
+
+        m = json.loads(metrics_file.read_text())
+        row.update({"AudioSet classes": m["n_classes"], "training pieces (1 s)": m["train_pieces"],
+                    "eval pieces": m["eval_pieces"], "eval mAP": round(m["mAP"], 3)})
+    return pd.DataFrame([row])
+
+
+def save_teacher(directory: Path, model: torch.nn.Module, name: str) -> Path:
+    """Save a fine-tuned EfficientAT (state dict + architecture name) atomically."""
+    from asc_lib.config.atomic import atomic_path
+
+    path = Path(directory) / TEACHER_FILE
+    with atomic_path(path, suffix=".pt") as tmp:
+        torch.save({"model": name, "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}, tmp)
+    return path
+
+
+def load_teacher(profile: str, method: str, split: int, seed: int) -> tuple[torch.nn.Module, Path]:
+    """The fine-tuned teacher of a ``02_mean_teacher`` run, with the path of its file."""
+    path = run_dir(profile, method, split, seed) / TEACHER_FILE
+    if not path.is_file():
+        mode = "mean_teacher" if method == "efficientat_mt" else "supervised"
+        raise FileNotFoundError(f"{path} is missing: run notebooks/02_mean_teacher.ipynb with -p split {split} "
+                                f"-p seed {seed} -p mode {mode} (profile {profile!r}) first")
+    saved = load_torch(path, "fine-tuned teacher")
+    model = build_efficientat(saved["model"], 10)
+    model.load_state_dict(saved["state_dict"], strict=True)
+    return model.eval(), path
+
+
+def item_summary(labeled: int, unlabeled: torch.Tensor | None, subset: str) -> pd.DataFrame:
+    """How many labeled clips and unlabeled 1 s AudioSet pieces a run trains on."""
+    n_unl = 0 if unlabeled is None else len(unlabeled)
+    return pd.DataFrame({"items": [labeled, n_unl]},
+                        index=["labeled TAU22 clips", f"unlabeled AudioSet pieces ({subset})"])
+
+
+def digest_strings(items) -> str:
+    """Short content hash of a sequence of strings (identifies data in cache keys)."""
+    h = hashlib.sha256()
+    for item in items:
+        h.update(str(item).encode() + b"\0")
+    return h.hexdigest()[:20]
+
+
+def teacher_key(teacher_path: Path, train_files, profile: str, subset: str, frontend: str) -> dict:
+    """Cache key of teacher outputs: which teacher (file content), which data, which front end."""
+    unlabeled = "none" if subset == "none" else digest_strings(load_subset(profile, subset)["YTID"])
+    return {"teacher": file_digest(teacher_path), "labeled": digest_strings(train_files),
+            "unlabeled": unlabeled, "frontend": frontend, "pieces_seconds": 1.0}
+
+
+def teacher_agreement(teacher_probs: torch.Tensor, labels: torch.Tensor) -> pd.DataFrame:
+    """How the cached teacher outputs look: accuracy on the labeled items and mean confidence on
+    labeled and unlabeled items."""
+    labeled = labels >= 0
+    conf = teacher_probs.max(1).values
+    rows = {"teacher accuracy on labeled training clips (%)": float((teacher_probs[labeled].argmax(1) == labels[labeled]).float().mean() * 100),
+            "mean top probability, labeled (%)": float(conf[labeled].mean() * 100)}
+    if (~labeled).any():
+        rows["mean top probability, unlabeled (%)"] = float(conf[~labeled].mean() * 100)
+    return pd.DataFrame({"value": rows}).round(2)
+
+
+def kd_method(subset: str, teacher: str) -> str:
+    """Run name of a distillation: ``kd_<subset>`` from the mean-teacher teacher (the report's method),
+    ``kd_<subset>_from_ft`` from the plain fine-tuned one."""
+    if teacher not in ("efficientat_mt", "efficientat_ft"):
+        raise ValueError(f"unknown teacher run {teacher!r}; choose efficientat_mt or efficientat_ft")
+    return f"kd_{subset}" if teacher == "efficientat_mt" else f"kd_{subset}_from_ft"

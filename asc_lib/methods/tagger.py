@@ -1,0 +1,198 @@
+"""AudioSet taggers: multi-label training data, the BCE objective, mAP, and the mini stand-in tagger.
+
+Both papers start from networks pretrained on AudioSet (Surkov: EfficientAT ``mn10_as``; Werning: nine
+PaSST checkpoints). None ships with the mini data, so the study trains a *stand-in*: EfficientAT ``mn10``
+on the mini AudioSet training lists (multi-label, binary cross-entropy; recipe ``audioset_tagger`` of
+``params/training.yaml``). It is saved in the official EfficientAT state-dict format, so it enters the
+pipeline by the same code path as ``mn10_as_mAP_471.pt`` (:func:`asc_lib.models.efficientat.load_efficientat`),
+and wrapped with its front end (:class:`Tagger`) it takes raw waveforms like PaSST does.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from asc_lib.data import audioset
+from asc_lib.config.atomic import atomic_path, write_json
+from asc_lib.features.augment import Augment, AugmentConfig
+from asc_lib.training.experiment import resolve_device, runs_dir
+from asc_lib.features.frontend import build_frontend
+from asc_lib.models.efficientat import build_efficientat, load_efficientat
+from asc_lib.config.params import DataPaths, data_paths, profile_recipe
+from asc_lib.models.layers import set_bn_momentum
+from asc_lib.training.loop import Objective, TrainData, fit, logits_of
+from asc_lib.data.unlabeled import subset_pieces
+
+TRAIN_LISTS = ("balanced_train_segments", "unbalanced_train_segments")
+EVAL_LIST = "eval_segments"
+STANDIN_FILE = "mn10_standin.pt"
+
+
+def class_index(data: DataPaths) -> pd.DataFrame:
+    """The profile's AudioSet class index (527 classes on the real data)."""
+    return audioset.read_class_index(data.audioset_dir / "class_labels_indices.csv")
+
+
+def read_lists(data: DataPaths, names) -> pd.DataFrame:
+    """Segment lists ``names`` concatenated, with a ``list`` column naming each row's source."""
+    frames = []
+    for name in names:
+        frame = audioset.read_segments(data.audioset_dir / f"{name}.csv")
+        frames.append(frame.assign(list=name))
+    return pd.concat(frames, ignore_index=True)
+
+
+def piece_targets(segments: pd.DataFrame, classes: pd.DataFrame, counts) -> torch.Tensor:
+    """Multi-hot targets, one row per piece: each 1 s piece carries its segment's labels (``counts``: pieces
+    per segment, one number for all or one per segment)."""
+    targets = torch.from_numpy(audioset.multi_hot(segments["positive_labels"], classes))
+    return targets.repeat_interleave(torch.as_tensor(counts), dim=0)
+
+
+def tagging_data(segments: pd.DataFrame, data: DataPaths, classes: pd.DataFrame, sample_rate: int,
+                 device="cpu", progress: bool = True) -> tuple[TrainData, pd.DataFrame]:
+    """1 s pieces of the present ``segments`` (no scene label: -1) with their AudioSet targets as
+    ``extras["targets"]``, and the segments they come from (absent clips dropped)."""
+    pieces = subset_pieces(segments, data, sample_rate, device, progress=progress)
+    targets = piece_targets(pieces.segments, classes, pieces.counts).to(device)
+    labels = torch.full((len(pieces.waves),), -1, dtype=torch.long, device=device)
+    return TrainData(pieces.waves, labels, {"targets": targets}), pieces.segments
+
+
+class MultiLabel(Objective):
+    """Binary cross-entropy against ``batch["targets"]`` (AudioSet tagging)."""
+
+    name = "multilabel_bce"
+
+    def loss(self, model, batch, step):
+        logits = logits_of(model(self.inputs(batch["waves"])))
+        return nn.functional.binary_cross_entropy_with_logits(logits.float(), batch["targets"].float()), {}
+
+
+def average_precision(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Average precision per class (NaN for classes without a positive), as AudioSet's mAP uses."""
+    scores, targets = np.asarray(scores, dtype=np.float64), np.asarray(targets) > 0
+    out = np.full(scores.shape[1], np.nan)
+    for c in range(scores.shape[1]):
+        positives = targets[:, c].sum()
+        if positives == 0:
+            continue
+        order = np.argsort(-scores[:, c], kind="stable")
+        hits = targets[order, c]
+        precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
+        out[c] = precision[hits].sum() / positives
+    return out
+
+
+def mean_average_precision(scores, targets) -> float:
+    """mAP over the classes that have a positive."""
+    return float(np.nanmean(average_precision(scores, targets)))
+
+
+class Tagger(nn.Module):
+    """A front end and a tagging network: raw waveforms in, logits out (PaSST's interface)."""
+
+    def __init__(self, frontend: nn.Module, model: nn.Module):
+        super().__init__()
+        self.frontend, self.model = frontend, model
+
+    def forward(self, waves: torch.Tensor) -> torch.Tensor:
+        return logits_of(self.model(self.frontend(waves)))
+
+    @property
+    def sample_rate(self) -> int:
+        return self.frontend.sample_rate
+
+
+@torch.no_grad()
+def tag(model: nn.Module, waves: torch.Tensor, batch_size: int = 128) -> torch.Tensor:
+    """Logits of a :class:`Tagger` (or any waves -> logits module) for ``waves``, in batches, on CPU."""
+    model.eval()
+    device = next(model.parameters()).device
+    return torch.cat([model(waves[i:i + batch_size].to(device).float()).float().cpu()
+                      for i in range(0, len(waves), batch_size)])
+
+
+def standin_dir(profile: str, seed: int = 0) -> Path:
+    return runs_dir(profile) / "audioset_tagger" / f"seed{seed}"
+
+
+def standin_path(profile: str, seed: int = 0) -> Path:
+    """Where the stand-in's weights (official EfficientAT state-dict format) are saved."""
+    return standin_dir(profile, seed) / STANDIN_FILE
+
+
+def train_standin(profile: str, data: DataPaths, seed: int = 0, device: str = "auto",
+                  progress: bool = True) -> tuple[Tagger, dict]:
+    """Train (or reuse) the stand-in AudioSet tagger of ``profile``; returns it with its metrics
+    (mAP on the eval list). It is an ordinary :func:`asc_lib.training.loop.fit` run: resumable, and retrained
+    when its code, data or recipe changed (its weights file and metrics are then rewritten)."""
+    recipe = profile_recipe(profile, "audioset_tagger")
+    device = resolve_device(device)
+    frontend = build_frontend(recipe["frontend"]).to(device)
+    classes = class_index(data)
+    train, _ = tagging_data(read_lists(data, TRAIN_LISTS), data, classes, frontend.sample_rate, device, progress)
+    torch.manual_seed(seed)
+    model = set_bn_momentum(build_efficientat(recipe["model"], len(classes)), recipe["bn_momentum"])
+    directory = standin_dir(profile, seed)
+
+    objective = MultiLabel(Augment(frontend, AugmentConfig.from_recipe(recipe)))
+    history = fit(model, objective, train, recipe, directory, seed=seed, device=device, progress=progress)
+    tagger = Tagger(frontend, model.to(memory_format=torch.contiguous_format)).eval()
+    path, metrics_path = standin_path(profile, seed), directory / "metrics.json"
+    if history.status == "reused" and path.is_file() and metrics_path.is_file():
+        saved = json.loads(metrics_path.read_text())
+        if saved.get("fit", {}).get("fingerprint") == history.fingerprint:
+            return tagger, saved
+    evaluation = read_lists(data, [EVAL_LIST])
+    test, _ = tagging_data(evaluation, data, classes, frontend.sample_rate, device, progress=False)
+    metrics = {"mAP": mean_average_precision(tag(tagger, test.waves), test.extras["targets"].cpu().numpy()),
+               "n_classes": len(classes), "train_pieces": len(train), "eval_pieces": len(test),
+               "clip_seconds": data.audioset_clip_seconds, "recipe": recipe, "fit": history.info()}
+    with atomic_path(path, suffix=".pt") as tmp:
+        torch.save({k: v.cpu() for k, v in model.state_dict().items()}, tmp)
+    write_json(metrics_path, metrics)
+    return tagger, metrics
+
+
+def standin_weights(profile: str, data: DataPaths, seed: int = 0, device: str = "auto",
+                    progress: bool = True) -> Path:
+    """The stand-in's weights file, trained first when it does not exist or is stale."""
+    train_standin(profile, data, seed, device, progress)
+    return standin_path(profile, seed)
+
+
+def load_standin(profile: str, data: DataPaths, seed: int = 0, device: str = "auto",
+                 progress: bool = True) -> Tagger:
+    """The stand-in as a :class:`Tagger` (raw waves -> logits), trained first when needed."""
+    recipe = profile_recipe(profile, "audioset_tagger")
+    path = standin_weights(profile, data, seed, device, progress)
+    model = load_efficientat(path, recipe["model"], len(class_index(data)))
+    return Tagger(build_frontend(recipe["frontend"]), model).to(resolve_device(device)).eval()
+
+
+__all__ = ["MultiLabel", "Tagger", "average_precision", "class_index", "load_standin", "mean_average_precision",
+           "piece_targets", "read_lists", "standin_path", "standin_weights", "tag", "tagging_data", "train_standin"]
+
+
+def main(argv=None) -> None:
+    """``python -m asc_lib.methods.tagger --profile mini``: train (or reuse) the profile's stand-in tagger."""
+    parser = argparse.ArgumentParser(description="Train (or reuse) the mini stand-in AudioSet tagger.")
+    parser.add_argument("--profile", default="mini", help="parameter profile (params/<profile>.yaml)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+    _, metrics = train_standin(args.profile, data_paths(args.profile), args.seed, args.device, not args.quiet)
+    print(f"stand-in tagger of profile {args.profile!r}: {metrics['fit']['status']}, eval mAP {metrics['mAP']:.3f}, "
+          f"weights {standin_path(args.profile, args.seed)}")
+
+
+if __name__ == "__main__":
+    main()

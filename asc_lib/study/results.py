@@ -1,0 +1,319 @@
+"""The study's result tables beside the papers' (notebook ``05_results``).
+
+Every training notebook writes ``metrics.json`` into its run directory
+(``<runs>/<method>/split<N>-seed<S>/``); ``03_domain_pruning`` writes one pruning summary per split and
+threshold. This module reads them all back (:func:`runs_table`), averages over seeds (mean ± standard
+deviation, sample std, where more than one seed ran) and lays the numbers out like the papers' tables,
+with the papers' own numbers (``params/paper_results.yaml``) in the neighbouring column.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from asc_lib.data import dcase
+from asc_lib.config.atomic import write_csv
+from asc_lib.training.experiment import METRICS, read_metrics
+
+#: Display name of every method the study trains, in table order.
+METHOD_LABELS = {
+    "baseline": "DCASE2024 baseline (CP-Mobile)",
+    "efficientat_mt": "EfficientAT mn10, mean teacher",
+    "efficientat_ft": "EfficientAT mn10, plain fine-tuning",
+    "kd_none": "CP-Mobile KD, labeled clips only",
+    "kd_small": "CP-Mobile KD + small AudioSet subset",
+    "kd_large": "CP-Mobile KD + large AudioSet subset",
+    "kd_small_from_ft": "CP-Mobile KD (fine-tuned teacher) + small subset",
+    "werning": "Pruned-AudioSet KD + fine-tuning (Werning)",
+    "werning_random": "Random-AudioSet KD + fine-tuning (control)",
+}
+GROUPS = ("real", "seen", "unseen")
+RUN_COLUMNS = ["method", "split", "seed", "accuracy", *GROUPS, *dcase.DEVICES, "log_loss", "params", "macs",
+               "passes", "selection", "threshold", "path"]
+
+
+def label(method: str) -> str:
+    """Display name of a method (threshold-sweep runs ``werning_t0.1`` get theirs from ``werning``)."""
+    if method in METHOD_LABELS:
+        return METHOD_LABELS[method]
+    base, _, threshold = method.rpartition("_t")
+    return f"{METHOD_LABELS.get(base, base)}, threshold {threshold}" if base else method
+
+
+# --- reading the runs ----------------------------------------------------------------------------------------
+
+def runs_table(runs_root: str | Path) -> pd.DataFrame:
+    """One row per finished run below ``runs_root``: accuracy (macro over scenes), per device group and per
+    device (all in %), log loss, complexity and, for Werning's runs, the selection and threshold."""
+    rows = []
+    for path in sorted(Path(runs_root).glob(f"*/split*-seed*/{METRICS}")):
+        m = read_metrics(path)
+        test, cost = m["test"], m.get("complexity") or {}
+        rows.append({
+            "method": m["method"], "split": int(m["split"]), "seed": int(m["seed"]),
+            "accuracy": 100 * test["accuracy"],
+            **{g: 100 * v for g, v in test.get("per_group", {}).items()},
+            **{d: 100 * v for d, v in test.get("per_device", {}).items()},
+            "log_loss": test.get("log_loss"), "params": cost.get("params"), "macs": cost.get("macs"),
+            "passes": cost.get("passes"), "selection": m.get("selection"), "threshold": m.get("threshold"),
+            "path": str(path),
+        })
+    return pd.DataFrame(rows, columns=RUN_COLUMNS)
+
+
+def pruning_reports(runs_root: str | Path) -> list[dict]:
+    """The pruning summaries ``03_domain_pruning`` wrote (``pruned_subsets/split*-t*-pruning.json``)."""
+    reports = []
+    for path in sorted(Path(runs_root).glob("pruned_subsets/split*-t*-pruning.json")):
+        try:
+            reports.append(json.loads(path.read_text()))
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}: not a readable pruning summary ({err})") from err
+    return reports
+
+
+def seed_summary(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per (method, split): mean and standard deviation over seeds of accuracy and per-group accuracy,
+    and the number of seeds (std is NaN for a single seed)."""
+    values = ["accuracy", *GROUPS]
+    grouped = runs.groupby(["method", "split"])[values]
+    summary = grouped.mean().join(grouped.std(ddof=1).add_suffix("_std")).join(grouped.size().rename("seeds"))
+    return summary
+
+
+# --- formatting -------------------------------------------------------------------------------------------
+
+def cell(mean: float, std: float = math.nan, n: int = 1) -> str:
+    """``"51.00"`` for one seed, ``"51.00 ± 1.41 (3 seeds)"`` for several, ``"–"`` when nothing ran."""
+    if mean is None or pd.isna(mean):
+        return "–"
+    if n > 1 and not pd.isna(std):
+        return f"{mean:.2f} ± {std:.2f} ({n} seeds)"
+    return f"{mean:.2f}"
+
+
+def count(value) -> str:
+    """An integer with thousands separators (``"61,148"``), ``"–"`` when missing."""
+    return "–" if value is None or pd.isna(value) else f"{int(value):,}"
+
+
+def _study_cell(summary: pd.DataFrame, method: str, split: int, column: str = "accuracy") -> str:
+    if (method, split) not in summary.index:
+        return "–"
+    row = summary.loc[(method, split)]
+    return cell(row[column], row.get(f"{column}_std", math.nan), int(row["seeds"]))
+
+
+def _complexity(runs: pd.DataFrame, method: str) -> tuple:
+    mine = runs[runs["method"] == method].dropna(subset=["params"])
+    return (None, None) if mine.empty else (mine["params"].iloc[0], mine["macs"].iloc[0])
+
+
+# --- the papers' tables -----------------------------------------------------------------------------------
+
+#: Rows of Surkov et al.'s Table 3: (row label, this study's method, key in paper_results.yaml).
+SURKOV_ROWS = [("Baseline", "baseline", "baseline"),
+               ("Efficient-AT (teacher)", "efficientat_mt", "efficientat"),
+               ("CP-Mobile KD, small subset", "kd_small", "kd_small"),
+               ("CP-Mobile KD, large subset", "kd_large", "kd_large")]
+
+
+def surkov_table3(runs: pd.DataFrame, paper: dict) -> pd.DataFrame:
+    """Seed 000's Table 3: accuracy per split, parameters and MACs; paper and study side by side."""
+    summary = seed_summary(runs)
+    splits = paper["splits"]
+    rows = {}
+    for name, method, key in SURKOV_ROWS:
+        reported = paper["surkov_table3"][key]
+        params, macs = _complexity(runs, method)
+        row = {}
+        for split, acc in zip(splits, reported["accuracy"]):
+            row[(f"split {split} %", "paper")] = cell(acc)
+            row[(f"split {split} %", "study")] = _study_cell(summary, method, split)
+        row[("params", "paper")], row[("params", "study")] = count(reported["params"]), count(params)
+        row[("MACs", "paper")], row[("MACs", "study")] = count(reported["macs"]), count(macs)
+        rows[name] = row
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("model")
+
+
+def werning_table2(runs: pd.DataFrame, paper: dict) -> pd.DataFrame:
+    """Seed 002's Table 2: accuracy per split of the baseline and of Werning's method, paper and study,
+    with the random-selection control (this study only)."""
+    summary = seed_summary(runs)
+    reported = paper["werning_table2"]
+    rows = {}
+    for name, method, key in [("Baseline", "baseline", "baseline"), ("Werning et al.", "werning", "werning"),
+                              ("Random selection (control)", "werning_random", None)]:
+        row = {}
+        for i, split in enumerate(paper["splits"]):
+            row[(f"split {split} %", "paper")] = cell(reported[key][i]) if key else "–"
+            row[(f"split {split} %", "study")] = _study_cell(summary, method, split)
+        rows[name] = row
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("model")
+
+
+def werning_table1(runs: pd.DataFrame, reports: list[dict], paper: dict, split: int = 100) -> pd.DataFrame:
+    """Seed 002's Table 1: per pruning threshold, the kept share of AudioSet and the accuracy on
+    ``split`` (the paper's: split 100) after KD on the pruned set and fine-tuning."""
+    reported = paper["werning_table1"]
+    sweep = {}
+    for report in reports:
+        if report["split"] == split:
+            sweep.update({round(r["threshold"], 6): r["relative size of pruned set (%)"] for r in report["sweep"]})
+    pruned = runs[(runs["split"] == split) & (runs["selection"] == "pruned")]
+    rows = {}
+    for threshold, acc, size in zip(reported["threshold"], reported["accuracy"], reported["relative_size"]):
+        mine = pruned[(pruned["threshold"] - threshold).abs() < 1e-9]["accuracy"]
+        rows[threshold] = {
+            ("kept share of AudioSet %", "paper"): cell(size),
+            ("kept share of AudioSet %", "study"): cell(sweep.get(round(threshold, 6), math.nan)),
+            (f"accuracy split {split} %", "paper"): cell(acc),
+            (f"accuracy split {split} %", "study"): cell(mine.mean(), mine.std(ddof=1), len(mine)),
+        }
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("threshold")
+
+
+def pruning_quality(reports: list[dict]) -> pd.DataFrame:
+    """Per split (at each report's threshold): kept share and, where the data knows which clips are
+    in-domain (the mini data), precision and recall of pruning against random selection, in %."""
+    rows = []
+    for report in reports:
+        for sel in report["selections"]:
+            row = {"split": report["split"], "threshold": report["threshold"], "selection": sel["selection"],
+                   "kept": sel["selected"], "share of pool %": sel["share of pool (%)"]}
+            for key, name in [("in-domain precision", "in-domain precision %"),
+                              ("in-domain recall", "in-domain recall %")]:
+                if key in sel:
+                    row[name] = round(100 * sel[key], 1)
+            rows.append(row)
+    if not rows:
+        return pd.DataFrame()
+    return pd.DataFrame(rows).set_index(["split", "threshold", "selection"]).sort_index()
+
+
+def group_table(runs: pd.DataFrame, methods=None) -> pd.DataFrame:
+    """Mean accuracy per device group (real / seen / unseen) and overall, per method and split (%)."""
+    summary = seed_summary(runs)[["accuracy", *GROUPS, "seeds"]].round(2).reset_index()
+    summary["model"] = summary["method"].map(label)
+    order = {m: i for i, m in enumerate(methods or METHOD_LABELS)}
+    summary = summary.sort_values(["split", "method"], key=lambda c: c.map(order).fillna(99) if c.name == "method" else c)
+    return summary.set_index(["split", "model"]).drop(columns="method")
+
+
+def groups_at(groups: pd.DataFrame, split: int) -> pd.DataFrame:
+    """Rows of :func:`group_table` for one ``split`` (real / seen / unseen per model; empty when none ran)."""
+    if split not in groups.index.get_level_values("split"):
+        return pd.DataFrame(columns=list(GROUPS), index=pd.Index([], name="model"), dtype=float)
+    return groups.xs(split, level="split")[list(GROUPS)]
+
+
+def device_table(runs: pd.DataFrame, split: int) -> pd.DataFrame:
+    """Mean accuracy per recording device of every method on ``split`` (%, rows = methods)."""
+    mine = runs[runs["split"] == split]
+    devices = [d for d in dcase.DEVICES if d in mine and mine[d].notna().any()]
+    table = mine.groupby("method")[devices].mean().round(1)
+    return table.rename(index=label).rename_axis("model")
+
+
+def confusions(runs: pd.DataFrame, split: int, seed: int = 0) -> dict[str, list]:
+    """Confusion matrix (test split) of every method's run on ``split`` and ``seed``."""
+    mine = runs[(runs["split"] == split) & (runs["seed"] == seed)]
+    order = {m: i for i, m in enumerate(METHOD_LABELS)}
+    mine = mine.assign(order=mine["method"].map(order).fillna(99)).sort_values("order")
+    return {label(r.method): read_metrics(r.path)["test"]["confusion"] for r in mine.itertuples()}
+
+
+def paper_series(paper: dict) -> dict[str, list]:
+    """The papers' accuracy per split, one series per reported model (for plots)."""
+    surkov = paper["surkov_table3"]
+    return {"Surkov: baseline": surkov["baseline"]["accuracy"],
+            "Surkov: Efficient-AT teacher": surkov["efficientat"]["accuracy"],
+            "Surkov: CP-Mobile KD, small": surkov["kd_small"]["accuracy"],
+            "Surkov: CP-Mobile KD, large": surkov["kd_large"]["accuracy"],
+            "Werning: pruned KD + fine-tuning": paper["werning_table2"]["werning"]}
+
+
+def paper_table(paper: dict) -> pd.DataFrame:
+    """Every per-split accuracy the two papers report, in one table (%)."""
+    series = {**paper_series(paper), "Werning: baseline": paper["werning_table2"]["baseline"]}
+    return pd.DataFrame(series, index=[f"split {s} %" for s in paper["splits"]]).T.rename_axis("as reported")
+
+
+def runs_root(profile: str, runs_dir: str | Path | None = None) -> Path:
+    """Where the runs are read from: ``runs_dir`` when given, else the profile's runs folder."""
+    from asc_lib.config import paths
+    from asc_lib.training.experiment import runs_dir as profile_runs
+
+    root = paths.resolve(runs_dir) if runs_dir is not None else profile_runs(profile)
+    if not root.is_dir():
+        raise FileNotFoundError(f"no runs folder at {root}: run the training notebooks first (make report)")
+    return root
+
+
+# --- what ran and what did not -------------------------------------------------------------------------------
+
+def planned_method(notebook: str, parameters: dict) -> str | None:
+    """The run (method name) a notebook of the report plan produces, or None for notebooks without one."""
+    if notebook == "00b_baseline":
+        return "baseline"
+    if notebook == "02_mean_teacher":
+        return "efficientat_mt" if parameters.get("mode", "mean_teacher") == "mean_teacher" else "efficientat_ft"
+    if notebook == "04_kd":
+        from asc_lib.methods.surkov import kd_method
+
+        return kd_method(parameters.get("subset", "small"), parameters.get("teacher", "efficientat_mt"))
+    if notebook == "03b_pruned_kd":
+        from asc_lib.methods.werning import finetune_method
+
+        return finetune_method(parameters.get("selection", "pruned"), parameters.get("threshold"))
+    return None
+
+
+def planned_runs(profile: str, which: str | None = None) -> pd.DataFrame:
+    """(method, split, seed) of every training run the profile's report plan ``which`` lists (None: the
+    profile's default plan)."""
+    from asc_lib.study.report import plan
+
+    rows = []
+    for run in plan(profile, which):
+        method = planned_method(run["notebook"].stem, run["parameters"])
+        if method:
+            rows.append({"method": method, "split": int(run["parameters"].get("split", 5)),
+                         "seed": int(run["parameters"].get("seed", 0))})
+    return pd.DataFrame(rows, columns=["method", "split", "seed"]).drop_duplicates()
+
+
+def missing_runs(runs: pd.DataFrame, planned: pd.DataFrame) -> pd.DataFrame:
+    """Planned runs without a ``metrics.json``."""
+    done = set(zip(runs["method"], runs["split"], runs["seed"]))
+    keep = [(m, s, r) not in done for m, s, r in zip(planned["method"], planned["split"], planned["seed"])]
+    return planned[keep].reset_index(drop=True)
+
+
+def provenance(profile: str, description: str, runs: pd.DataFrame, missing: pd.DataFrame) -> str:
+    """The statement at the top of the results: which data the numbers come from and what did not run."""
+    lines = [f"**Data:** profile `{profile}`: {description}"]
+    if profile == "smoke":
+        lines.append("These runs took a few optimizer steps each (the `smoke` recipes): they show that every "
+                     "notebook and method runs end to end; their accuracies mean nothing.")
+    elif profile == "mini":
+        lines.append("These numbers come from the generated mini dataset (synthetic audio in the real formats, "
+                     "shortened recipes): they test that the pipeline reproduces each method's *mechanics*; they "
+                     "are not comparable in value to the papers' TAU22 numbers.")
+    seeds = sorted(int(s) for s in runs["seed"].unique())
+    lines.append(f"**Runs found:** {len(runs)} finished runs, {runs['method'].nunique() if len(runs) else 0} "
+                 f"methods, seeds {seeds}.")
+    if missing.empty:
+        lines.append("**Did not run:** nothing: every training run of the report plan finished.")
+    else:
+        listed = ", ".join(f"{m} split {s} seed {r}" for m, s, r in missing.itertuples(index=False))
+        lines.append(f"**Did not run ({len(missing)} of the plan):** {listed}.")
+    return "\n\n".join(lines)
+
+
+def save_tables(tables: dict[str, pd.DataFrame], directory: str | Path) -> list[Path]:
+    """Write each table as ``<name>.csv`` (atomically) for papers and other tools."""
+    return [write_csv(Path(directory) / f"{name}.csv", table) for name, table in tables.items()]

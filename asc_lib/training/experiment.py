@@ -1,0 +1,197 @@
+"""Glue shared by the training notebooks: where a run lives, loading a split's waveforms onto the
+training device, evaluating on the test split and writing the metrics the results notebook reads.
+
+A run is identified by ``(profile, method, split, seed)`` and lives in
+``data/runs/<profile>/<method>/split<split>-seed<seed>/`` (checkpoint, history, metrics, output.csv).
+"""
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch import nn
+
+from asc_lib.config import paths
+from asc_lib.config.atomic import write_json
+from asc_lib.data.audio import build_waveform_cache, describe_conversions
+from asc_lib.data.dcase import load_split
+from asc_lib.training.evaluate import predict, scene_scores, write_output_csv
+from asc_lib.config.params import DataPaths
+from asc_lib.features.frontend import build_frontend, evaluate_frontend
+from asc_lib.training.loop import TrainData, default_device
+
+METRICS = "metrics.json"
+OUTPUT = "output.csv"
+
+
+def runs_dir(profile: str) -> Path:
+    """Root of one profile's runs."""
+    return paths.runs_dir() / profile
+
+
+def run_dir(profile: str, method: str, split: int, seed: int) -> Path:
+    """The directory of one run."""
+    return runs_dir(profile) / method / f"split{split}-seed{seed}"
+
+
+def split_cache(frame: pd.DataFrame, data: DataPaths, sample_rate: int, seconds: float = 1.0,
+                progress: bool = True):
+    """The waveform cache of the clips of ``frame`` (decoded once, on disk)."""
+    if not data.audio_available:
+        raise RuntimeError(f"profile data at {data.tau22_dir} has no audio (audio_available: false)")
+    return build_waveform_cache(frame["filename"].tolist(), data.tau22_dir, sample_rate,
+                                int(round(sample_rate * seconds)), progress=progress)
+
+
+def split_waves(frame: pd.DataFrame, data: DataPaths, sample_rate: int, device="cpu", seconds: float = 1.0,
+                progress: bool = True) -> torch.Tensor:
+    """The clips of ``frame`` decoded once (cached on disk) and returned as one tensor on ``device``, or as
+    rows read from disk when they exceed the memory budget (:mod:`asc_lib.data.rows`)."""
+    return split_cache(frame, data, sample_rate, seconds, progress).load(device)
+
+
+def scene_train_data(frame: pd.DataFrame, waves: torch.Tensor) -> TrainData:
+    """Labeled training items for :func:`asc_lib.training.loop.fit`."""
+    labels = torch.as_tensor(frame["label"].to_numpy(copy=True), dtype=torch.long)
+    return TrainData(waves, labels)
+
+
+def test_evaluator(frontend: nn.Module, test_frame: pd.DataFrame, test_waves: torch.Tensor,
+                   batch_size: int = 256, amp: bool = False):
+    """A callable for ``fit(evaluate=...)`` reporting test accuracy, per-group accuracy and log loss.
+    The front end's (deterministic, evaluation-mode) output of the test clips is computed at the first
+    call and reused at the later ones."""
+    cached: list[torch.Tensor] = []
+
+    def evaluate(model: nn.Module) -> dict:
+        if not cached:
+            cached.append(evaluate_frontend(frontend, test_waves, batch_size))
+        scores = scene_scores(test_frame, predict(model, nn.Identity(), cached[0], batch_size, amp=amp))
+        return {"accuracy": scores["accuracy"], "log_loss": scores["log_loss"],
+                **{f"acc_{g}": v for g, v in scores["per_group"].items()}}
+    return evaluate
+
+
+def finish_run(directory: Path, model: nn.Module, frontend: nn.Module, test_frame: pd.DataFrame,
+               test_waves: torch.Tensor, info: dict, batch_size: int = 256, amp: bool = False,
+               history=None) -> dict:
+    """Evaluate ``model`` on the test split, write ``output.csv`` and ``metrics.json``; return the metrics.
+    With the :class:`asc_lib.training.loop.History` of the run, the metrics say how the run was obtained
+    (trained, resumed, reused or retrained) and carry its fingerprint."""
+    probs = predict(model, frontend, test_waves, batch_size, amp=amp)
+    scores = scene_scores(test_frame, probs)
+    write_output_csv(directory / OUTPUT, test_frame["filename"], probs)
+    metrics = {**info, "test": scores, "torch": torch.__version__, "machine": platform.machine(),
+               "device": str(next(model.parameters()).device)}
+    if history is not None and hasattr(history, "info"):
+        metrics["fit"] = history.info()
+    write_json(directory / METRICS, metrics)
+    return metrics
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``"auto"`` is the GPU when there is one, else the CPU; anything else is passed to torch."""
+    return default_device() if name in (None, "auto") else torch.device(name)
+
+
+class SceneTask:
+    """One training split and the test split of a profile, decoded once onto the training device.
+
+    ``frontend`` is the recipe's front end; waveforms are stored at its sample rate.
+    """
+
+    def __init__(self, data: DataPaths, split: int, frontend: str, device: str = "auto", progress: bool = True):
+        self.split = split
+        self.device = resolve_device(device)
+        self.frontend = build_frontend(frontend).to(self.device)
+        self.train = load_split(data, split)
+        self.test = load_split(data, "test")
+        rate = self.frontend.sample_rate
+        caches = {name: split_cache(frame, data, rate, progress=progress)
+                  for name, frame in (("train", self.train), ("test", self.test))}
+        self.conversions = {name: cache.conversions for name, cache in caches.items()}
+        self.train_waves = caches["train"].to_tensor(self.device)
+        self.test_waves = caches["test"].to_tensor(self.device)
+
+    def summary(self) -> pd.DataFrame:
+        """Clips per device group in the training and test splits."""
+        return pd.DataFrame({
+            f"split {self.split}": self.train["device_group"].value_counts(),
+            "test": self.test["device_group"].value_counts(),
+        }).reindex(["real", "seen", "unseen"]).fillna(0).astype(int).rename_axis("device group")
+
+    def audio_report(self) -> pd.DataFrame:
+        """What decoding did to the clips of each split: resampled, down-mixed, zero-padded or cut."""
+        return pd.DataFrame({f"split {self.split}" if name == "train" else name:
+                             {"clips": len(frame), "decoding": describe_conversions(self.conversions[name], len(frame))}
+                             for name, frame in (("train", self.train), ("test", self.test))}).T
+
+    def train_data(self) -> TrainData:
+        return scene_train_data(self.train, self.train_waves)
+
+    def evaluator(self, amp: bool = False):
+        return test_evaluator(self.frontend, self.test, self.test_waves, amp=amp)
+
+    def finish(self, directory: Path, model: nn.Module, info: dict, amp: bool = False, history=None) -> dict:
+        return finish_run(directory, model, self.frontend, self.test, self.test_waves, info, amp=amp,
+                          history=history)
+
+
+def recipe_table(recipe: dict) -> pd.DataFrame:
+    """The recipe as a table: each setting, the paper's value and the value used (deviations marked)."""
+    rows = []
+    for key, value in recipe.items():
+        if key == "deviations":
+            continue
+        dev = recipe["deviations"].get(key)
+        rows.append({"setting": key, "paper": dev["paper"] if dev else value, "used": value,
+                     "deviation": "yes" if dev else ""})
+    return pd.DataFrame(rows).set_index("setting").astype(str)
+
+
+def headline(metrics: dict) -> pd.DataFrame:
+    """Macro accuracy and accuracy per device group of one run, in percent."""
+    test = metrics["test"]
+    row = {"accuracy": test["accuracy"], **test["per_group"]}
+    return (pd.DataFrame([row], index=[f"{metrics['method']} split {metrics['split']}"]) * 100).round(2)
+
+
+def read_metrics(path: str | Path) -> dict:
+    """Read one ``metrics.json``, naming the file when it is not valid."""
+    path = Path(path)
+    try:
+        metrics = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: not a readable metrics file ({err})") from err
+    missing = {"method", "split", "seed", "test"} - set(metrics)
+    if missing:
+        raise ValueError(f"{path}: metrics lack {sorted(missing)}")
+    return metrics
+
+
+def compare_runs(profile: str, split: int, seed: int, methods: dict[str, str]) -> pd.DataFrame:
+    """Test accuracy of finished runs (``{method: label}``) for one split and seed, in percent; runs
+    not found are listed as missing."""
+    rows = {}
+    for method, label in methods.items():
+        path = run_dir(profile, method, split, seed) / METRICS
+        if path.is_file():
+            test = read_metrics(path)["test"]
+            rows[label] = {"accuracy": test["accuracy"] * 100, **{g: v * 100 for g, v in test["per_group"].items()}}
+        else:
+            rows[label] = {"accuracy": float("nan")}
+    return pd.DataFrame.from_dict(rows, orient="index").round(2)
+
+
+def verdict(comparison: pd.DataFrame, method: str, reference: str) -> str:
+    """One sentence comparing two rows of :func:`compare_runs` (or saying which run is missing)."""
+    a, b = comparison.loc[method, "accuracy"], comparison.loc[reference, "accuracy"]
+    if pd.isna(a) or pd.isna(b):
+        missing = [m for m, v in ((method, a), (reference, b)) if pd.isna(v)]
+        return f"Not compared yet: no finished run for {', '.join(missing)}."
+    diff = a - b
+    word = "beats" if diff > 0 else "does not beat"
+    return f"{method} {word} {reference} on this run: {a:.2f} % vs {b:.2f} % ({diff:+.2f} points)."

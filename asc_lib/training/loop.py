@@ -1,0 +1,461 @@
+"""The training loop every notebook of the study shares.
+
+Data live as one waveform tensor on the training device (see :mod:`asc_lib.data.audio`); batches are
+gathered by index there, and roll, front end and augmentation run batched on the same device. What a
+method optimises is an :class:`Objective` (supervised cross-entropy here; mean teacher and distillation
+in their own modules). :func:`fit` checkpoints after every epoch and resumes exactly: each epoch's
+shuffling and augmentation are seeded from ``(seed, epoch)``, so a run killed and restarted from its
+last checkpoint ends with the same weights as an uninterrupted one.
+
+A run is identified by its *fingerprint*: the recipe, the seed, the training data (their bytes), the
+model's and the objective's configuration and initial weights, and the source of the study's code they
+use (:mod:`asc_lib.config.provenance`). A checkpoint with another fingerprint is stale: the run is retrained,
+and :class:`History` says whether a call trained, resumed or reused a run. ``ASC_RETRAIN=1`` in the
+environment retrains every run (``python -m asc_lib.study.report --force`` sets it).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from asc_lib.config import provenance
+
+from asc_lib.training import distributed
+from asc_lib.data.rows import is_resident, loader_workers, read_ahead
+from asc_lib.config.atomic import atomic_path, write_json
+
+CHECKPOINT = "checkpoint.pt"
+HISTORY = "history.json"
+STALE_OUTPUTS = ("metrics.json", "output.csv")  # results of a run that no longer matches its checkpoint
+RETRAIN_ENV = "ASC_RETRAIN"
+_RANK_STRIDE = 7919  # each rank draws its own augmentations
+
+
+def default_device() -> torch.device:
+    """The GPU when there is one, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def warmup_cosine(step: int, total_steps: int, warmup_steps: int, min_fraction: float = 0.0) -> float:
+    """Learning-rate factor: linear warm-up over ``warmup_steps``, then cosine decay to ``min_fraction``."""
+    if warmup_steps > 0 and step < warmup_steps:
+        return (step + 1) / warmup_steps
+    span = max(1, total_steps - warmup_steps)
+    progress = min(1.0, (step - warmup_steps) / span)
+    return min_fraction + (1 - min_fraction) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def steps_per_epoch(n_items: int, batch_size: int) -> int:
+    return max(1, math.ceil(n_items / batch_size))
+
+
+def total_epochs(recipe: dict, n_items: int) -> int:
+    """``recipe['epochs']``, raised where needed so that training makes at least ``min_steps`` steps,
+    and cut where ``max_steps`` ends training earlier (the last epoch then stops part-way)."""
+    return math.ceil(total_steps(recipe, n_items) / steps_per_epoch(n_items, recipe["batch_size"]))
+
+
+def total_steps(recipe: dict, n_items: int) -> int:
+    """Optimizer steps of a run: whole epochs (``epochs``, at least ``min_steps`` steps), capped at
+    ``max_steps`` when the recipe sets one (0 or absent: no cap)."""
+    per_epoch = steps_per_epoch(n_items, recipe["batch_size"])
+    epochs = max(int(recipe["epochs"]), math.ceil(recipe.get("min_steps", 0) / per_epoch))
+    cap = int(recipe.get("max_steps", 0) or 0)
+    return min(epochs * per_epoch, cap) if cap > 0 else epochs * per_epoch
+
+
+def warmup_steps(recipe: dict, total_steps: int) -> int:
+    """Warm-up length: ``warmup_fraction`` of all steps when the recipe gives one, else ``warmup_steps``."""
+    fraction = float(recipe.get("warmup_fraction", 0) or 0)
+    return int(round(fraction * total_steps)) if fraction > 0 else int(recipe.get("warmup_steps", 0))
+
+
+def eval_epochs(epochs: int, eval_points: int) -> list[int]:
+    """Epochs (1-based) after which to evaluate: all of them when ``eval_points`` is 0, else that many,
+    evenly spaced and always including the last."""
+    if eval_points <= 0 or eval_points >= epochs:
+        return list(range(1, epochs + 1))
+    return sorted({round(epochs * (i + 1) / eval_points) for i in range(eval_points)})
+
+
+@dataclass
+class TrainData:
+    """Training items: ``waves (n, samples)``, ``labels (n,)`` (-1 = unlabeled) and any per-item ``extras``
+    (e.g. cached teacher outputs), all indexed alike. Each is a tensor on the training device or, when the
+    data exceed the memory budget, rows read from disk batch by batch (:mod:`asc_lib.data.rows`)."""
+
+    waves: torch.Tensor
+    labels: torch.Tensor
+    extras: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        n = len(self.waves)
+        for name, t in [("labels", self.labels), *self.extras.items()]:
+            if len(t) != n:
+                raise ValueError(f"TrainData: {name} has {len(t)} rows, waves has {n}")
+
+    def __len__(self) -> int:
+        return len(self.waves)
+
+    @property
+    def resident(self) -> bool:
+        """True when every field is a tensor (nothing is read from disk)."""
+        return all(is_resident(t) for t in (self.waves, self.labels, *self.extras.values()))
+
+    def to(self, device) -> "TrainData":
+        """Tensors moved to ``device``; rows on disk stay there (their batches are moved)."""
+        move = lambda t: t.to(device) if is_resident(t) else t  # noqa: E731
+        return TrainData(move(self.waves), move(self.labels), {k: move(v) for k, v in self.extras.items()})
+
+    def batch(self, index: torch.Tensor) -> dict:
+        """The items ``index`` of every field, each where it lives."""
+        return {"index": index, **{k: t[index.to(t.device)] if is_resident(t) else t[index]
+                                   for k, t in self.fields().items()}}
+
+
+    def fields(self) -> dict:
+        return {"waves": self.waves, "labels": self.labels, **self.extras}
+
+
+class BatchPlan:
+    """Which items each optimizer step takes: epoch ``e`` visits the items in the order of a permutation
+    seeded by ``(seed, e)``, ``batch_size`` at a time, and under ``torchrun`` each rank takes its share of
+    every global batch. Any step's batch can be computed on its own (the epoch's permutation is kept), in
+    the training process or in a DataLoader worker."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, here: "distributed.World"):
+        self.n, self.batch_size, self.seed, self.here = n, batch_size, seed, here
+        self.per_epoch = steps_per_epoch(n, batch_size)
+        self._epoch, self._order = None, None
+
+    def index(self, step: int) -> torch.Tensor:
+        epoch, i = divmod(step, self.per_epoch)
+        if epoch != self._epoch:
+            self._order = torch.randperm(self.n, generator=torch.Generator().manual_seed(_epoch_seed(self.seed, epoch)))
+            self._epoch = epoch
+        return distributed.rank_batch(self._order[i * self.batch_size:(i + 1) * self.batch_size], self.here)
+
+
+class _Steps(torch.utils.data.Dataset):
+    """Steps ``first..last-1`` of a plan: the fields that live on disk, read by DataLoader workers ahead of
+    the training step, with the batch's index."""
+
+    def __init__(self, fields: dict, plan: BatchPlan, first: int, last: int):
+        self.fields, self.plan, self.first, self.last = fields, plan, first, last
+
+    def __len__(self) -> int:
+        return self.last - self.first
+
+    def __getitem__(self, k: int) -> dict:
+        index = self.plan.index(self.first + k)
+        return {"index": index, **{name: rows[index] for name, rows in self.fields.items()}}
+
+
+def step_batches(data: TrainData, plan: BatchPlan, first: int, last: int, device: torch.device,
+                 workers: int | None = None):
+    """The batches of steps ``first..last-1`` of ``plan`` on ``device``, in order: resident fields gathered
+    in place; fields on disk read by ``workers`` DataLoader processes (default
+    :func:`asc_lib.data.rows.loader_workers`, started once for the whole run) with prefetch. Either way the
+    same tensors, so the same weights."""
+    if data.resident:
+        for step in range(first, last):
+            yield data.batch(plan.index(step).to(device))
+        return
+    fields = data.fields()
+    lazy = {name: rows for name, rows in fields.items() if not is_resident(rows)}
+    workers = loader_workers() if workers is None else workers
+    for read in read_ahead(_Steps(lazy, plan, first, last), workers, pin_memory=device.type == "cuda"):
+        index = read["index"]
+        batch = {"index": index.to(device)}
+        for name, rows in fields.items():
+            batch[name] = read[name].to(device, non_blocking=True) if name in lazy else rows[index.to(rows.device)]
+        yield batch
+
+
+def logits_of(output) -> torch.Tensor:
+    """Logits of a model's output (EfficientAT returns ``(logits, features)``)."""
+    return output[0] if isinstance(output, tuple) else output
+
+
+class Objective(nn.Module):
+    """What a method optimises. Subclasses implement :meth:`loss`; state (e.g. an EMA teacher) lives in
+    submodules or buffers, so it is checkpointed with ``state_dict``."""
+
+    name = "objective"
+
+    def __init__(self, augment: nn.Module):
+        super().__init__()
+        self.augment = augment
+        self.channels_last = False
+        self.total_steps = 1  # set by fit()
+
+    def inputs(self, waves: torch.Tensor) -> torch.Tensor:
+        """Augmented spectrograms, channels-last when the recipe asks for it."""
+        spec = self.augment(waves)
+        return spec.contiguous(memory_format=torch.channels_last) if self.channels_last else spec
+
+    def loss(self, model: nn.Module, batch: dict, step: int) -> tuple[torch.Tensor, dict]:
+        raise NotImplementedError
+
+    def after_step(self, model: nn.Module, step: int) -> None:
+        """Called after each optimizer step (mean teacher updates its EMA here)."""
+
+    def eval_model(self, model: nn.Module) -> nn.Module:
+        """The model to evaluate (the student by default)."""
+        return model
+
+
+class Supervised(Objective):
+    """Cross-entropy on the labeled items of each batch (the DCASE2024 baseline)."""
+
+    name = "supervised"
+
+    def loss(self, model, batch, step):
+        labeled = batch["labels"] >= 0
+        x = self.inputs(batch["waves"][labeled])
+        logits = logits_of(model(x))
+        loss = nn.functional.cross_entropy(logits.float(), batch["labels"][labeled])
+        return loss, {}
+
+
+def data_digest(data: TrainData) -> str:
+    """Digest of the training items as the loop sees them: waveforms, labels and every extra."""
+    extras = [data.extras[k] for k in sorted(data.extras)]
+    return provenance.tensor_digest(data.waves, data.labels, *extras) + ":" + ",".join(sorted(data.extras))
+
+
+def fingerprint_parts(recipe: dict, seed: int, data: TrainData, model: nn.Module, objective: Objective) -> dict:
+    """What identifies a run: recipe (without its reporting-only keys), seed, data, the model's and the
+    objective's configuration and initial state, and the source of the code they and the loop use."""
+    keys = {k: v for k, v in recipe.items() if k not in ("eval_points", "deviations")}
+    return {
+        "recipe": json.loads(json.dumps(keys, sort_keys=True, default=str)),
+        "seed": int(seed),
+        "n_items": len(data),
+        "data": data_digest(data),
+        "model": provenance.module_digest(model),
+        "objective": provenance.module_digest(objective),
+        "code": provenance.code_digest(model, objective, fit),
+    }
+
+
+def _fingerprint(parts: dict) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class History(list):
+    """Per-epoch records of a run, and how :func:`fit` obtained them: ``status`` is ``trained`` (from
+    scratch), ``resumed`` (from an interrupted run), ``reused`` (a finished run with the same
+    fingerprint) or ``retrained`` (the checkpoint was stale; ``reason`` says what differed)."""
+
+    def __init__(self, records=(), status: str = "trained", fingerprint: str = "", reason: str = "",
+                 start_epoch: int = 0):
+        super().__init__(records)
+        self.status, self.fingerprint, self.reason, self.start_epoch = status, fingerprint, reason, start_epoch
+
+    def summary(self) -> str:
+        """One sentence for the notebook: what was done, how long the run is."""
+        epochs, steps = len(self), (self[-1]["step"] if self else 0)
+        size = f"{epochs} epochs, {steps} steps"
+        if self.status == "reused":
+            return f"reused the finished run ({size}; same code, data, recipe and seed: fingerprint {self.fingerprint})"
+        if self.status == "resumed":
+            return f"resumed an interrupted run at epoch {self.start_epoch} and finished it ({size})"
+        if self.status == "retrained":
+            return f"retrained: the saved run was stale ({self.reason}); {size}"
+        return f"trained from scratch ({size})"
+
+    def info(self) -> dict:
+        """The run's provenance for ``metrics.json``."""
+        return {"status": self.status, "fingerprint": self.fingerprint, "reason": self.reason,
+                "epochs": len(self), "steps": self[-1]["step"] if self else 0}
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    return seed * 1_000_003 + epoch
+
+
+def load_checkpoint(run_dir: str | Path) -> dict | None:
+    """The checkpoint of ``run_dir``, or None; a damaged or unsafe file raises an error naming it
+    (loaded with ``weights_only=True``: only tensors and plain containers)."""
+    path = Path(run_dir) / CHECKPOINT
+    if not path.is_file():
+        return None
+    try:
+        return provenance.load_torch(path, "checkpoint")
+    except ValueError as err:
+        raise RuntimeError(f"{err}; delete it to start over") from err
+
+
+def _stale_reason(saved: dict | None, parts: dict) -> str:
+    if os.environ.get(RETRAIN_ENV, "") not in ("", "0"):
+        return f"{RETRAIN_ENV} is set"
+    if not saved:
+        return "the checkpoint predates run fingerprints"
+    changed = [k for k in parts if saved.get(k) != parts[k]]
+    return "changed: " + ", ".join(changed) if changed else "fingerprint differs"
+
+
+def train_step(net: nn.Module, model: nn.Module, objective: Objective, optimizer: torch.optim.Optimizer,
+               scheduler, batch: dict, step: int, device: torch.device, amp: bool) -> torch.Tensor:
+    """One optimizer step of ``objective`` on ``batch`` (``net`` is ``model`` or its DDP wrapper); returns
+    the detached loss. :func:`fit` and the benchmark's reference data path both train through it."""
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+        loss, _ = objective.loss(net, batch, step)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    if scheduler is not None:
+        scheduler.step()
+    objective.after_step(model, step)
+    return loss.detach()
+
+
+def fit(
+    model: nn.Module,
+    objective: Objective,
+    data: TrainData,
+    recipe: dict,
+    run_dir: str | Path,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    evaluate: Callable[[nn.Module], dict] | None = None,
+    progress: bool = True,
+    on_epoch_end: Callable[[int, dict], None] | None = None,
+    on_step_end: Callable[[int], None] | None = None,
+) -> list[dict]:
+    """Train ``model`` on ``data`` with ``objective`` under ``recipe``; return the per-epoch :class:`History`.
+
+    Resumes from ``run_dir/checkpoint.pt`` when one exists with the same fingerprint (recipe, seed, data,
+    model, objective and code); a finished one is reused at once. A checkpoint with another fingerprint
+    is stale: its run's results are removed and the run is trained again from scratch.
+    Whatever happened, the global RNG ends in the state that ``(seed, epochs)`` determines, so what a
+    notebook draws after ``fit`` does not depend on whether the run was trained or reused.
+    ``evaluate(model)`` runs at the recipe's ``eval_points`` and its dict joins the history;
+    ``on_step_end(step)`` and ``on_epoch_end(epoch, record)`` are called after each step and epoch.
+    Under ``torchrun`` (see :mod:`asc_lib.training.distributed`) the model is wrapped in DistributedDataParallel,
+    each rank trains on its share of every global batch, and rank 0 alone evaluates and checkpoints.
+    """
+    run_dir = Path(run_dir)
+    device = torch.device(device) if device is not None else default_device()
+    here = distributed.world()
+    channels_last = bool(recipe.get("channels_last", False))
+    objective.channels_last = channels_last
+    use_amp = bool(recipe.get("amp", False)) and device.type == "cuda"
+    model.to(device)
+    objective.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    data = data.to(device)
+
+    n = len(data)
+    per_epoch = steps_per_epoch(n, recipe["batch_size"])
+    steps = total_steps(recipe, n)
+    epochs = total_epochs(recipe, n)
+    evals = set(eval_epochs(epochs, int(recipe.get("eval_points", 0))))
+    objective.total_steps = steps
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=recipe["lr"], weight_decay=recipe["weight_decay"])
+    warmup = warmup_steps(recipe, steps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_cosine(
+        s, steps, warmup, float(recipe.get("min_lr_fraction", 0.0))))
+
+    parts = fingerprint_parts(recipe, seed, data, model, objective)
+    fingerprint = _fingerprint(parts)
+    history = History(fingerprint=fingerprint)
+    start_epoch = 0
+    state = load_checkpoint(run_dir)
+    if state is not None:
+        if state.get("fingerprint") != fingerprint or os.environ.get(RETRAIN_ENV, "") not in ("", "0"):
+            history.status, history.reason = "retrained", _stale_reason(state.get("fingerprint_parts"), parts)
+            if here.main:
+                for name in STALE_OUTPUTS + (CHECKPOINT,):
+                    (run_dir / name).unlink(missing_ok=True)
+        else:
+            model.load_state_dict(state["model"])
+            objective.load_state_dict(state["objective"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            history[:], start_epoch = state["history"], state["epoch"]
+            history.status, history.start_epoch = ("reused" if start_epoch >= epochs else "resumed"), start_epoch
+    if start_epoch >= epochs:
+        model.eval()
+        torch.manual_seed(_epoch_seed(seed, epochs))
+        return history
+
+    precompute = bool(recipe.get("feature_cache", False))
+    if precompute and not data.resident:
+        raise ValueError("feature_cache needs the training data resident, but they exceed the memory budget "
+                         f"and stream from disk ({data.waves!r}); set feature_cache: false in the recipe "
+                         "or raise ASC_MEMORY_BUDGET_GB")
+    if precompute:  # the front end once for all epochs (the recipe's named deviation)
+        data = TrainData(objective.augment.features(data.waves), data.labels, data.extras)
+        objective.augment.precomputed = True
+    # Under torchrun every rank takes an equal share of each global batch; DDP averages the gradients.
+    net = model if here.size == 1 else nn.parallel.DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None)
+    bar = tqdm(total=epochs, initial=start_epoch, desc=f"{objective.name} {n} items", unit="epoch",
+               disable=not (progress and here.main), mininterval=2.0)
+    plan = BatchPlan(n, recipe["batch_size"], seed, here)
+    batches = step_batches(data, plan, start_epoch * per_epoch, steps, device)
+    for epoch in range(start_epoch, epochs):
+        torch.manual_seed(_epoch_seed(seed, epoch) + _RANK_STRIDE * here.rank)
+        model.train()
+        objective.train()
+        loss_sum = torch.zeros((), device=device)
+        in_epoch = min(per_epoch, steps - epoch * per_epoch)  # the last epoch stops part-way under max_steps
+        for i in range(in_epoch):
+            step = epoch * per_epoch + i
+            batch = next(batches)
+            loss_sum += train_step(net, model, objective, optimizer, scheduler, batch, step, device, use_amp)
+            if on_step_end is not None:
+                on_step_end(step)
+        record = {"epoch": epoch + 1, "step": epoch * per_epoch + in_epoch,
+                  "loss": float(distributed.mean_over_ranks(loss_sum)) / in_epoch,
+                  "lr": optimizer.param_groups[0]["lr"]}
+        if evaluate is not None and epoch + 1 in evals:
+            record.update(distributed.broadcast(evaluate(objective.eval_model(model)) if here.main else None))
+        history.append(record)
+        if here.main:
+            _save(run_dir, model, objective, optimizer, scheduler, epoch + 1, list(history), fingerprint, parts,
+                  recipe, seed)
+        distributed.barrier()
+        bar.set_postfix({k: round(v, 4) for k, v in record.items() if k in ("loss", "accuracy")}, refresh=False)
+        bar.update(1)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch + 1, record)
+    bar.close()
+    objective.augment.precomputed = False
+    model.eval()
+    torch.manual_seed(_epoch_seed(seed, epochs))
+    return history
+
+
+def _save(run_dir, model, objective, optimizer, scheduler, epoch, history, fingerprint, parts, recipe, seed) -> None:
+    state = {
+        "model": model.state_dict(), "objective": objective.state_dict(),
+        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+        "epoch": epoch, "history": history, "fingerprint": fingerprint, "fingerprint_parts": parts,
+        "recipe": json.loads(json.dumps(recipe, default=str)), "seed": int(seed),
+    }
+    with atomic_path(Path(run_dir) / CHECKPOINT, suffix=".pt") as tmp:
+        torch.save(state, tmp)
+    write_json(Path(run_dir) / HISTORY, history)
+
+
+def trained_model(run_dir: str | Path, model: nn.Module) -> nn.Module:
+    """Load the final weights of a finished run into ``model``."""
+    state = load_checkpoint(run_dir)
+    if state is None:
+        raise FileNotFoundError(f"no checkpoint in {run_dir}")
+    model.load_state_dict(state["model"])
+    return model.eval()

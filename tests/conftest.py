@@ -30,10 +30,9 @@ _ISOLATED = {"ASC_RUNS_DIR": _SESSION_DIR / "runs", "ASC_CACHE_DIR": _SESSION_DI
 os.environ.update({k: str(v) for k, v in _ISOLATED.items()})
 os.environ.pop("ASC_RETRAIN", None)
 
-from asc_lib.config import params, paths, provenance
-
+from asc_lib import config
+from asc_lib.config import paths, provenance
 from asc_lib.data import minidata
-
 from asc_lib.study import report  # noqa: E402  (after the isolation)
 
 _GUARDED = (paths.ROOT / "data" / "runs", paths.ROOT / "reports")
@@ -49,25 +48,25 @@ def shared_file(*parts: str) -> Path:
 
 
 @pytest.fixture(scope="session")
-def mini_data() -> params.DataPaths:
+def mini_data() -> config.DataPaths:
     """The embedded mini dataset (generated on first use, as `make data` does)."""
     minidata.ensure("mini", progress=False)
-    return params.data_paths("mini")
+    return config.data_paths("mini")
 
 
 @pytest.fixture(scope="session")
-def smoke_data() -> params.DataPaths:
+def smoke_data() -> config.DataPaths:
     """The smoke profile's smaller generated dataset (`make test` generates it first)."""
     minidata.ensure("smoke", progress=False)
-    return params.data_paths("smoke")
+    return config.data_paths("smoke")
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> params.DataPaths:
+def shared_data() -> config.DataPaths:
     """The real split lists and metadata of ../shared/data (no audio)."""
     shared_file("dcase2024_task1", "split5.csv")
     shared_file("tau22", "meta_train_test.csv")
-    return params.data_paths("shared")
+    return config.data_paths("shared")
 
 
 # --- the smoke report: the quick plan on the smoke profile, beside the other tests -----------------------
@@ -152,7 +151,7 @@ def build_prerequisites(notebook: str) -> list[str]:
             continue
         out = _SESSION_DIR / "prerequisites" / f"{needed}.ipynb"
         out.parent.mkdir(parents=True, exist_ok=True)
-        quiet = ["-p", "progress", "False"] if "progress" in params.NOTEBOOK_PARAMETERS[needed] else []
+        quiet = ["-p", "progress", "False"] if "progress" in config.NOTEBOOK_PARAMETERS[needed] else []
         cmd = [sys.executable, "-m", "papermill", str(paths.NOTEBOOKS_DIR / f"{needed}.ipynb"), str(out), *quiet,
                "--cwd", str(paths.NOTEBOOKS_DIR), "--no-progress-bar"]
         result = subprocess.run(cmd, capture_output=True, text=True)
@@ -169,7 +168,7 @@ _STARTED: set[str] = set()
 def pytest_runtest_setup(item):
     """Before the first cell of a notebook runs, build what it needs."""
     name = _notebook_of(item)
-    if name and name not in _STARTED and name in params.NOTEBOOK_PARAMETERS:
+    if name and name not in _STARTED and name in config.NOTEBOOK_PARAMETERS:
         _STARTED.add(name)
         build_prerequisites(name)
 

@@ -3,12 +3,11 @@ import json
 
 import pandas as pd
 import pytest
+from conftest import shared_file
 
 from asc_lib.config import paths
-
 from asc_lib.data import audioset
 from asc_lib.data.audioset_clips import clip_name
-from conftest import shared_file
 
 VEHICLE, BUS, RAIL, SUBWAY = "/m/07yv9", "/m/01bjv", "/m/06d_3", "/m/0195fx"
 

@@ -10,12 +10,11 @@ import pandas as pd
 import pytest
 import soundfile as sf
 import torch
-
-from asc_lib.data import audioset, audioset_clips, unlabeled
-
-from asc_lib.methods import labelfilter, pruning, werning
-from asc_lib.config.params import DataPaths
 from conftest import shared_file
+
+from asc_lib.config import DataPaths
+from asc_lib.data import audioset, audioset_clips, unlabeled
+from asc_lib.methods import domain_selection, labelfilter, pruning
 
 SR = 32000
 
@@ -148,8 +147,8 @@ def test_profile_layout_is_validated():
 
 
 def test_generated_profiles_describe_their_own_pool():
+    from asc_lib.config import data_paths
     from asc_lib.data.minidata import default_settings, pool_settings
-    from asc_lib.config.params import data_paths
 
     for profile in ("mini", "smoke"):
         data, pool = data_paths(profile), pool_settings(default_settings(profile).get("audioset"))
@@ -181,8 +180,8 @@ def test_real_lists_pass_every_list_level_stage(tmp_path):
     assert int((audioset_clips.spans(both) < 10).sum()) == 345 + 361
     pool = labelfilter.filtered_pool(lists, set(labelfilter.table1_labels()))
     subset = labelfilter.draw_subset(pool, 1000, seed=0)
-    path = labelfilter.write_subset(tmp_path / "subset.csv", subset, "test")
-    back = labelfilter.read_subset(path)
+    path = audioset.write_subset(tmp_path / "subset.csv", subset, "test")
+    back = audioset.read_subset(path)
     assert back["YTID"].tolist() == subset["YTID"].tolist()
     counts = unlabeled.pieces_per_segment(back, 10.0)
     assert counts.min() >= 1 and counts.max() == 10 and (counts < 10).any() == (audioset_clips.spans(back) < 10).any()
@@ -199,19 +198,19 @@ def test_length_only_accuracy():
 
 def test_repeat_to_feeds_the_teacher_like_for_like():
     x = torch.arange(6.0).reshape(2, 3)
-    assert werning.repeat_to(x, 7).tolist() == [[0, 1, 2, 0, 1, 2, 0], [3, 4, 5, 3, 4, 5, 3]]
+    assert domain_selection.repeat_to(x, 7).tolist() == [[0, 1, 2, 0, 1, 2, 0], [3, 4, 5, 3, 4, 5, 3]]
     seen = []
-    teacher = werning.Repeated(torch.nn.Identity(), 8)
+    teacher = domain_selection.Repeated(torch.nn.Identity(), 8)
     teacher.teacher.register_forward_hook(lambda m, i, o: seen.append(i[0].shape))
     teacher(x)
     assert seen == [(2, 8)]
     recipe = {"challenge_input": "repeat"}
     data = dataclasses.replace(DataPaths.from_config({"tau22_dir": "a", "meta_csv": "m", "splits_dir": "s",
                                                       "audioset_dir": "x", "audioset_clip_seconds": 2.0}))
-    wrapped = werning.challenge_teacher(torch.nn.Identity(), recipe, data)
+    wrapped = domain_selection.challenge_teacher(torch.nn.Identity(), recipe, data)
     assert wrapped(torch.zeros(1, SR)).shape == (1, 2 * SR)
     with pytest.raises(ValueError, match="unknown challenge_input"):
-        werning.challenge_teacher(torch.nn.Identity(), {"challenge_input": "loop"}, data)
+        domain_selection.challenge_teacher(torch.nn.Identity(), {"challenge_input": "loop"}, data)
 
 
 def test_no_warning_for_padding_audioset_by_design(tmp_path):

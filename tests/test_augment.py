@@ -2,9 +2,9 @@
 import pytest
 import torch
 
+from asc_lib.config import load_recipe
 from asc_lib.features import augment
 from asc_lib.features.frontend import build_frontend
-from asc_lib.config.params import load_recipe
 
 
 def test_roll_shifts_each_row_cyclically_within_bounds():

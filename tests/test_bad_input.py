@@ -4,8 +4,8 @@ import os
 import pytest
 import torch
 
-from asc_lib.config import atomic, params
-
+from asc_lib import config
+from asc_lib.config import atomic
 from asc_lib.data import audioset, dcase
 from asc_lib.models import passt
 
@@ -35,10 +35,10 @@ def test_a_gpu_that_is_not_there_is_refused_at_validation():
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     with pytest.raises(ValueError, match="no CUDA device"):
-        params.notebook_params("00b_baseline", {"device": "cuda"})
+        config.notebook_params("00b_baseline", {"device": "cuda"})
     with pytest.raises(ValueError, match="'auto', 'cpu' or 'cuda"):
-        params.notebook_params("00b_baseline", {"device": "gpu"})
-    assert params.notebook_params("00b_baseline", {"device": "cpu"}).device == "cpu"
+        config.notebook_params("00b_baseline", {"device": "gpu"})
+    assert config.notebook_params("00b_baseline", {"device": "cpu"}).device == "cpu"
 
 
 def test_atomic_writes_respect_the_umask(tmp_path):

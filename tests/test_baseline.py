@@ -4,15 +4,8 @@ in tests/test_notebooks.py.)"""
 import subprocess
 import sys
 
-import torch
-
-from asc_lib.config import paths
-
+from asc_lib.config import paths, profile_recipe
 from asc_lib.training import experiment
-from asc_lib.features.augment import Augment, AugmentConfig
-from asc_lib.models import build_cp_mobile
-from asc_lib.config.params import profile_recipe
-from asc_lib.training.loop import Supervised, fit
 
 
 def test_papermill_typo_is_refused(tmp_path):
@@ -25,12 +18,11 @@ def test_papermill_typo_is_refused(tmp_path):
 def _train(data, split, tmp_path, steps=0, epochs=1):
     recipe = profile_recipe("mini", "baseline", epochs=epochs, min_steps=steps, eval_points=1)
     task = experiment.SceneTask(data, split, recipe["frontend"], "cpu", progress=False)
-    torch.manual_seed(0)
-    model = build_cp_mobile()
-    objective = Supervised(Augment(task.frontend, AugmentConfig.from_recipe(recipe)))
-    history = fit(model, objective, task.train_data(), recipe, tmp_path / f"split{split}", seed=0,
-                  device="cpu", evaluate=task.evaluator(), progress=False)
-    return history[-1]
+    model, objective, cost = experiment.baseline_setup(task, recipe, seed=0)
+    spec = experiment.RunSpec("mini", "baseline", split, 0, directory=tmp_path / f"split{split}")
+    metrics, _ = experiment.train_and_evaluate(task, spec, model, objective, recipe, cost=cost, evaluate_during=False,
+                                               progress=False)
+    return {"accuracy": metrics["test"]["accuracy"], **{f"acc_{g}": v for g, v in metrics["test"]["per_group"].items()}}
 
 
 def test_more_data_helps_and_unseen_devices_are_harder(mini_data, tmp_path):

@@ -5,14 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+from asc_lib.config import data_paths
 from asc_lib.data import audioset
-
-from asc_lib.methods import labelfilter
-
-from asc_lib.study import benchmark
 from asc_lib.data.audio import build_waveform_cache
 from asc_lib.data.dcase import load_split
-from asc_lib.config.params import data_paths
+from asc_lib.methods import labelfilter
+from asc_lib.study import benchmark
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +32,7 @@ def test_reference_loader_reads_the_same_audio_as_the_cache(split5, tmp_path):
 
 def test_both_data_paths_train_and_report_a_rate(split5):
     data, frame = split5
-    from asc_lib.config.params import profile_recipe
+    from asc_lib.config import profile_recipe
     from asc_lib.training.experiment import split_waves
 
     recipe = profile_recipe("mini", "baseline", batch_size=16)
@@ -48,9 +46,9 @@ def test_both_data_paths_train_and_report_a_rate(split5):
 def test_the_benchmark_trains_through_fit_and_its_step(split5, monkeypatch):
     """The benchmark must time the study's own training code: fit for the study's path, fit's step for the
     reference path. A copy of the loop in the benchmark would let fit improve or regress unseen."""
+    from asc_lib.config import profile_recipe
     from asc_lib.training import loop
     from asc_lib.training.experiment import split_waves
-    from asc_lib.config.params import profile_recipe
 
     data, frame = split5
     calls = {"step": 0, "fit": 0}

@@ -4,10 +4,8 @@ import shutil
 import pandas as pd
 import pytest
 
-from asc_lib.config import params
-
+from asc_lib import config
 from asc_lib.data import dcase
-
 from asc_lib.study import explore
 
 REAL_SIZES = {5: 6980, 10: 13960, 25: 34900, 50: 69800, 100: 139620, "test": 29680}
@@ -100,7 +98,7 @@ def test_listed_but_absent_audio_names_the_file(mini_data, tmp_path):
     frame = dcase.read_split(mini_data.splits_dir, 5)
     for f in frame["filename"].iloc[1:]:
         (tau / f).symlink_to(mini_data.tau22_dir / f)
-    data = params.DataPaths(tau, tau / "meta.csv", mini_data.splits_dir, mini_data.audioset_dir, True)
+    data = config.DataPaths(tau, tau / "meta.csv", mini_data.splits_dir, mini_data.audioset_dir, True)
     with pytest.raises(FileNotFoundError, match=frame["filename"].iloc[0].split("/")[1]):
         dcase.load_split(data, 5)
 
@@ -109,7 +107,7 @@ def test_split_file_not_in_meta(mini_data, tmp_path):
     meta = pd.read_csv(mini_data.meta_csv, sep="\t")
     first = dcase.read_split(mini_data.splits_dir, 5)["filename"].iloc[0]
     meta[meta["filename"] != first].to_csv(tmp_path / "meta.csv", sep="\t", index=False)
-    data = params.DataPaths(mini_data.tau22_dir, tmp_path / "meta.csv", mini_data.splits_dir,
+    data = config.DataPaths(mini_data.tau22_dir, tmp_path / "meta.csv", mini_data.splits_dir,
                             mini_data.audioset_dir, True)
     with pytest.raises(ValueError, match=r"not in .*meta\.csv"):
         dcase.load_split(data, 5)

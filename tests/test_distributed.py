@@ -11,10 +11,10 @@ import sys
 import pytest
 import torch
 
-from asc_lib.training import distributed, experiment
-from asc_lib.training.distill import compute_logits, teacher_outputs
+from asc_lib.config import data_paths
 from asc_lib.models import build_cp_mobile
-from asc_lib.config.params import data_paths
+from asc_lib.training import distributed, experiment, torchrun
+from asc_lib.training.distill import compute_logits, teacher_outputs
 
 TORCHRUN = shutil.which("torchrun", path=os.path.dirname(sys.executable))
 
@@ -31,7 +31,7 @@ def _torchrun(*args: str, timeout: int = 600) -> dict:
     if TORCHRUN is None:
         pytest.skip("torchrun is not installed next to this Python")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([TORCHRUN, "--standalone", "--nproc_per_node", "2", "-m", "asc_lib.training.distributed", *args],
+    done = subprocess.run([TORCHRUN, "--standalone", "--nproc_per_node", "2", "-m", "asc_lib.training.torchrun", *args],
                           capture_output=True, text=True, timeout=timeout, env=env)
     # both ends of the log: a rank's own error comes first, torchrun's summary of the failure last
     assert done.returncode == 0, done.stderr[:3000] + "\n[...]\n" + done.stderr[-2000:]
@@ -67,7 +67,7 @@ def test_single_process_helpers_are_no_ops():
 def test_two_ranks_give_the_same_teacher_logits_as_one(tmp_path, monkeypatch):
     torch.manual_seed(3)
     teacher = build_cp_mobile().eval()
-    path = distributed.save_teacher_file(tmp_path / "teacher.pt", teacher, "baseline")
+    path = torchrun.save_teacher_file(tmp_path / "teacher.pt", teacher, "baseline")
     out = tmp_path / "logits.pt"
     report = _torchrun("logits", "--teacher", str(path), "--split", "5", "--out", str(out),
                        "--cache-dir", str(tmp_path / "cache"), "--batch-size", "16", "--quiet", "--device", "cpu")
@@ -88,7 +88,7 @@ def test_two_ranks_give_the_same_teacher_logits_as_one(tmp_path, monkeypatch):
 
 def test_two_ranks_train_like_one_process(tmp_path):
     two = _torchrun("train", *BUDGET, "--seed", "0", "--run-dir", str(tmp_path / "two"))
-    distributed.main(["train", *BUDGET, "--seed", "0", "--run-dir", str(tmp_path / "one")])
+    torchrun.main(["train", *BUDGET, "--seed", "0", "--run-dir", str(tmp_path / "one")])
     one = json.loads((tmp_path / "one" / experiment.METRICS).read_text())
     history = json.loads((tmp_path / "one" / "history.json").read_text())
     assert two["world_size"] == 2 and two["replicas_in_sync"]

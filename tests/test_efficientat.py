@@ -1,10 +1,10 @@
 """EfficientAT against the official mn04 checkpoint and the reference parameter counts."""
 import pytest
 import torch
-
-from asc_lib.study import fidelity
-from asc_lib.models.efficientat import build_efficientat, load_efficientat
 from conftest import shared_file
+
+from asc_lib.models.efficientat import build_efficientat, load_efficientat
+from asc_lib.study import fidelity
 
 
 def _params(model):

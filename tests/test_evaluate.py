@@ -3,8 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from asc_lib.training import evaluate
 from asc_lib.data.dcase import SCENES, annotate
+from asc_lib.training import evaluate
 
 
 def _frame():

@@ -1,7 +1,7 @@
 """The environment definitions agree, and the project layout is the design card's."""
 import re
-import tomllib
 
+import tomllib
 import yaml
 
 from asc_lib.config import paths

@@ -4,9 +4,9 @@ session fails if those change (see conftest.py)."""
 import subprocess
 import sys
 
+import conftest
 import nbformat
 
-import conftest
 from asc_lib.config import paths, provenance
 
 

@@ -5,7 +5,6 @@ import pytest
 import soundfile as sf
 
 from asc_lib.data import dcase, minidata, synth
-
 from asc_lib.study import explore
 
 TINY = dict(cities=["lisbon", "paris", "vienna"], train_locations_per_scene=2, train_segments_per_scene=3,

@@ -1,14 +1,12 @@
 """CP-Mobile against the official checkpoint and the DCASE2024 complexity figures."""
 import pytest
 import torch
+from conftest import shared_file
 
-from asc_lib.models import complexity
-
-from asc_lib.study import fidelity
-from asc_lib.models import build_cp_mobile
+from asc_lib.models import build_cp_mobile, complexity
 from asc_lib.models.cpmobile import cp_mobile_config
 from asc_lib.models.layers import make_divisible
-from conftest import shared_file
+from asc_lib.study import fidelity
 
 
 def test_params_hold_the_reference_architecture():

@@ -11,16 +11,15 @@ measured seed spread). nbval runs the notebooks that do not train at their commi
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import nbformat
 import pandas as pd
 import pytest
 
-from asc_lib.config import params, paths
-
-from asc_lib.study import report, results
+from asc_lib import config
+from asc_lib.config import paths
 from asc_lib.data.dcase import load_split
+from asc_lib.study import report, results
 
 PROFILE = "smoke"
 TRAINED = {  # method -> the notebook that trains it in the quick plan
@@ -44,7 +43,7 @@ def test_every_notebook_of_the_quick_plan_ran_on_splits_5_and_100(smoke_report):
     out, _, records = smoke_report
     planned = report.plan(PROFILE, "quick")
     assert set(records) == {r["name"] for r in planned}
-    assert {r["notebook"].stem for r in planned} == set(params.NOTEBOOK_PARAMETERS)
+    assert {r["notebook"].stem for r in planned} == set(config.NOTEBOOK_PARAMETERS)
     for run in planned:
         executed = nbformat.read(out / f"{run['name']}.ipynb", as_version=4)
         errors = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
@@ -76,11 +75,11 @@ def test_smoke_recipes_are_the_mini_ones_cut_short(smoke_report):
     _, runs_root, _ = smoke_report
     metrics = json.loads((runs_root / "baseline" / "split100-seed0" / "metrics.json").read_text())
     history = json.loads((runs_root / "baseline" / "split100-seed0" / "history.json").read_text())
-    smoke = params.load_yaml(paths.PARAMS_DIR / "training.yaml")["baseline"]["smoke"]
+    smoke = config.load_yaml(paths.PARAMS_DIR / "training.yaml")["baseline"]["smoke"]
     assert metrics["epochs_trained"] == smoke["epochs"] == 1
     assert history[-1]["step"] == smoke["max_steps"] == 4  # 1,400 clips: the epoch stops after 4 of 22 steps
     assert metrics["recipe"]["deviations"]["epochs"] == {"paper": 150, "used": smoke["epochs"]}
-    assert metrics["recipe"]["batch_size"] == params.load_recipe("baseline", "mini")["batch_size"]
+    assert metrics["recipe"]["batch_size"] == config.load_recipe("baseline", "mini")["batch_size"]
     assert metrics["complexity"]["params"] == 61148 and metrics["complexity"]["passes"]
 
 

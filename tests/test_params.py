@@ -4,63 +4,63 @@ import ast
 import nbformat
 import pytest
 
-from asc_lib.config import params, paths
-
+from asc_lib import config
+from asc_lib.config import paths
 from asc_lib.study import report
 
 
 def test_profiles_resolve_inside_project():
-    assert {"mini", "shared", "real"} <= set(params.available_profiles())
-    mini = params.data_paths("mini")
+    assert {"mini", "shared", "real"} <= set(config.available_profiles())
+    mini = config.data_paths("mini")
     assert mini.tau22_dir == paths.ROOT / "data" / "mini" / "tau22"
     assert mini.meta_csv == mini.tau22_dir / "meta.csv"
-    shared = params.data_paths("shared")
+    shared = config.data_paths("shared")
     assert shared.meta_csv.name == "meta_train_test.csv" and not shared.audio_available
 
 
 def test_data_path_override_and_typo():
-    p = params.data_paths("mini", splits_dir="/tmp/somewhere")
+    p = config.data_paths("mini", splits_dir="/tmp/somewhere")
     assert str(p.splits_dir) == "/tmp/somewhere"
     with pytest.raises(ValueError, match="splitsdir"):
-        params.data_paths("mini", splitsdir="/tmp")
+        config.data_paths("mini", splitsdir="/tmp")
 
 
 @pytest.mark.parametrize("bad", [0, 7, 101, "ten", None, 5.5])
 def test_unknown_split_is_rejected(bad):
     with pytest.raises(ValueError, match="unknown split"):
-        params.check_split(bad)
+        config.check_split(bad)
 
 
 def test_known_splits_accepted():
-    assert [params.check_split(s) for s in ("5", 10, 25.0, 50, 100)] == [5, 10, 25, 50, 100]
+    assert [config.check_split(s) for s in ("5", 10, 25.0, 50, 100)] == [5, 10, 25, 50, 100]
 
 
 def test_unknown_profile():
     with pytest.raises(ValueError, match="unknown profile 'nope'"):
-        params.load_profile("nope")
+        config.load_profile("nope")
 
 
 def test_notebook_params_rejects_misspelled_parameter():
-    ns = {**params.NOTEBOOK_PARAMETERS["00_data_exploration"], "splt": 5, "In": [], "_": None}
+    ns = {**config.NOTEBOOK_PARAMETERS["00_data_exploration"], "splt": 5, "In": [], "_": None}
     with pytest.raises(ValueError, match=r"'splt' \(did you mean 'split'\?\)"):
-        params.notebook_params("00_data_exploration", ns)
+        config.notebook_params("00_data_exploration", ns)
 
 
 def test_notebook_params_validates_values_and_resolves_paths():
-    ns = dict(params.NOTEBOOK_PARAMETERS["00_data_exploration"], split=25, profile="shared")
-    cfg = params.notebook_params("00_data_exploration", ns)
+    ns = dict(config.NOTEBOOK_PARAMETERS["00_data_exploration"], split=25, profile="shared")
+    cfg = config.notebook_params("00_data_exploration", ns)
     assert cfg.split == 25 and cfg.data.splits_dir.name == "dcase2024_task1"
     with pytest.raises(ValueError, match="unknown front end"):
-        params.notebook_params("00_data_exploration", dict(ns, frontend="mfcc"))
+        config.notebook_params("00_data_exploration", dict(ns, frontend="mfcc"))
     with pytest.raises(ValueError, match="unknown split"):
-        params.notebook_params("00_data_exploration", dict(ns, split=3))
+        config.notebook_params("00_data_exploration", dict(ns, split=3))
 
 
 def _parameters_cell(nb):
     return next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
 
 
-@pytest.mark.parametrize("notebook", sorted(params.NOTEBOOK_PARAMETERS))
+@pytest.mark.parametrize("notebook", sorted(config.NOTEBOOK_PARAMETERS))
 def test_notebook_parameters_cell_matches_declaration(notebook):
     nb = nbformat.read(paths.NOTEBOOKS_DIR / f"{notebook}.ipynb", as_version=4)
     assert nb.metadata["kernelspec"]["name"] == "python3"
@@ -68,16 +68,16 @@ def test_notebook_parameters_cell_matches_declaration(notebook):
     tree = ast.parse(_parameters_cell(nb).source)
     defaults = {t.id: ast.literal_eval(node.value) for node in tree.body
                 for t in node.targets if isinstance(node, ast.Assign)}
-    assert defaults == params.NOTEBOOK_PARAMETERS[notebook]
+    assert defaults == config.NOTEBOOK_PARAMETERS[notebook]
 
 
 def test_every_notebook_is_declared():
     names = {p.stem for p in paths.NOTEBOOKS_DIR.glob("*.ipynb")}
-    assert names == set(params.NOTEBOOK_PARAMETERS)
+    assert names == set(config.NOTEBOOK_PARAMETERS)
 
 
 def test_smoke_profile_is_a_smaller_mini_with_four_steps():
-    smoke, mini = params.load_profile("smoke"), params.load_profile("mini")
+    smoke, mini = config.load_profile("smoke"), config.load_profile("mini")
     assert smoke["report"] == mini["report"] and smoke["recipes"] == "smoke"
     # the mini generator with fewer recordings and clips, into its own folder
     assert set(smoke["generator"]) == set(mini["generator"]) and smoke["data"] != mini["data"]
@@ -87,8 +87,8 @@ def test_smoke_profile_is_a_smaller_mini_with_four_steps():
     assert set(smoke["report_parameters"]) == {"06_benchmarks"}
     for name, source in [("baseline", "training"), ("mean_teacher", "surkov"), ("kd", "surkov"), ("kd", "werning"),
                          ("finetune", "werning"), ("audioset_tagger", "training")]:
-        cut = params.load_recipe(name, "smoke", source)
-        full = params.load_recipe(name, "mini", source)
+        cut = config.load_recipe(name, "smoke", source)
+        full = config.load_recipe(name, "mini", source)
         assert set(cut) == set(full) and cut["min_steps"] == cut["max_steps"] == 4, name
         assert full["max_steps"] in (0, full["min_steps"]), name  # no cap, or an exact budget (Werning's KD)
         # everything but the length is the mini recipe
@@ -98,10 +98,9 @@ def test_smoke_profile_is_a_smaller_mini_with_four_steps():
 
 def test_smoke_benchmark_parameters_replace_the_plans(monkeypatch):
     runs = [r for r in report.plan("smoke", "quick") if r["notebook"].stem == "06_benchmarks"]
-    assert [r["parameters"] for r in runs] == [{"profile": "smoke", **params.load_profile("smoke")["report_parameters"]["06_benchmarks"]}]
-    real = params.load_profile("mini")
-    monkeypatch.setattr(params, "load_profile", lambda name: {**real, "report_parameters": {"07_nothing": {}}})
-    monkeypatch.setattr(report, "load_profile", params.load_profile)
+    assert [r["parameters"] for r in runs] == [{"profile": "smoke", **config.load_profile("smoke")["report_parameters"]["06_benchmarks"]}]
+    real = config.load_profile("mini")
+    monkeypatch.setattr(report, "load_profile", lambda name: {**real, "report_parameters": {"07_nothing": {}}})
     with pytest.raises(ValueError, match="report_parameters names unknown notebook '07_nothing'"):
         report.plan("mini", "quick")
 
@@ -110,4 +109,4 @@ def test_a_smoke_setting_the_paper_lacks_is_refused(tmp_path, monkeypatch):
     (tmp_path / "toy.yaml").write_text("r:\n  paper: {epochs: 3}\n  smoke: {epochs: 1, epochz: 2}\n")
     monkeypatch.setattr(paths, "PARAMS_DIR", tmp_path)
     with pytest.raises(ValueError, match="r.smoke sets .'epochz'"):
-        params.load_recipe("r", "smoke", "toy")
+        config.load_recipe("r", "smoke", "toy")

@@ -5,8 +5,8 @@ import re
 import nbformat
 import pytest
 
-from asc_lib.config import params, paths
-
+from asc_lib import config
+from asc_lib.config import paths
 from asc_lib.study import report
 
 
@@ -21,7 +21,7 @@ def test_run_names():
 
 
 def test_plan_of_every_profile_is_valid():
-    for profile in params.available_profiles():
+    for profile in config.available_profiles():
         runs = report.plan(profile)
         assert runs and all(r["notebook"].is_file() for r in runs)
         assert len({r["name"] for r in runs}) == len(runs)
@@ -32,7 +32,7 @@ def test_list_parameters_expand_to_one_run_each():
         {"split": 5, "seed": 0, "profile": "mini"}, {"split": 5, "seed": 1, "profile": "mini"},
         {"split": 100, "seed": 0, "profile": "mini"}, {"split": 100, "seed": 1, "profile": "mini"}]
     names = [r["name"] for r in report.plan("mini", "full") if r["notebook"].stem == "00b_baseline"]
-    assert set(names[:5]) == {f"00b_baseline_split{s}" for s in params.SPLITS}
+    assert set(names[:5]) == {f"00b_baseline_split{s}" for s in config.SPLITS}
     assert "00b_baseline_split100_seed-2" in names
 
 
@@ -94,7 +94,7 @@ def test_quick_plan_runs_every_notebook_and_method_on_splits_5_and_100():
     quick, full = report.plan("mini", "quick"), report.plan("mini", "full")
     assert report.default_plan("mini") == "quick" and report.default_plan("real") == "full"
     assert {r["name"] for r in quick} < {r["name"] for r in full}
-    assert {r["notebook"].stem for r in quick} == set(params.NOTEBOOK_PARAMETERS)
+    assert {r["notebook"].stem for r in quick} == set(config.NOTEBOOK_PARAMETERS)
     for notebook in ("00b_baseline", "02_mean_teacher", "04_kd", "03_domain_pruning", "03b_pruned_kd"):
         assert {r["parameters"].get("split") for r in quick if r["notebook"].stem == notebook} == {5, 100}, notebook
     assert len(full) == 51

@@ -9,12 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from asc_lib.config import params
-
+from asc_lib import config
 from asc_lib.data import dcase
-
+from asc_lib.methods import registry
 from asc_lib.study import results
-from asc_lib.training.experiment import run_dir
 
 
 def write_run(root, method, split, seed, accuracy, params_=61148, macs=21896340, **extra):
@@ -79,7 +77,7 @@ def test_cell_formatting():
 
 
 def test_surkov_table3_puts_paper_beside_study(runs_root):
-    table = results.surkov_table3(results.runs_table(runs_root), params.paper_results())
+    table = results.surkov_table3(results.runs_table(runs_root), config.paper_results())
     assert table.loc["Baseline", ("split 5 %", "paper")] == "42.40"
     assert table.loc["Baseline", ("split 5 %", "study")] == "51.00 ± 1.41 (2 seeds)"
     assert table.loc["Efficient-AT (teacher)", ("split 5 %", "study")] == "40.00"
@@ -89,7 +87,7 @@ def test_surkov_table3_puts_paper_beside_study(runs_root):
 
 
 def test_werning_tables(runs_root):
-    runs, paper = results.runs_table(runs_root), params.paper_results()
+    runs, paper = results.runs_table(runs_root), config.paper_results()
     table2 = results.werning_table2(runs, paper)
     assert table2.loc["Werning et al.", ("split 100 %", "paper")] == "60.00"
     assert table2.loc["Werning et al.", ("split 100 %", "study")] == "70.00"
@@ -106,12 +104,12 @@ def test_werning_tables(runs_root):
 def test_group_and_device_tables(runs_root):
     runs = results.runs_table(runs_root)
     groups = results.group_table(runs)
-    assert groups.loc[(5, results.label("baseline")), "unseen"] == pytest.approx(41.0)
+    assert groups.loc[(5, registry.label("baseline")), "unseen"] == pytest.approx(41.0)
     devices = results.device_table(runs, 100)
-    assert devices.loc[results.label("werning"), "a"] == pytest.approx(80.0)
-    assert results.label("werning_t0.1").endswith("threshold 0.1")
-    assert list(results.confusions(runs, 5)) == [results.label("baseline"), results.label("efficientat_mt")]
-    assert results.groups_at(groups, 5).loc[results.label("baseline"), "unseen"] == pytest.approx(41.0)
+    assert devices.loc[registry.label("werning"), "a"] == pytest.approx(80.0)
+    assert registry.label("werning_t0.1").endswith("threshold 0.1")
+    assert list(results.confusions(runs, 5)) == [registry.label("baseline"), registry.label("efficientat_mt")]
+    assert results.groups_at(groups, 5).loc[registry.label("baseline"), "unseen"] == pytest.approx(41.0)
 
 
 def test_focus_split_without_runs_draws_a_note_not_an_error(runs_root):

@@ -7,13 +7,12 @@ import pickle
 import numpy as np
 import pytest
 import torch
-
-from asc_lib.data import rows, unlabeled
-
-from asc_lib.training import loop
 from test_audioset_clips import SR, _both_layouts, _data, _segments
 from test_train import TOY_RECIPE, _objective, _toy
+
+from asc_lib.data import rows, unlabeled
 from asc_lib.models.cpmobile import build_cp_mobile
+from asc_lib.training import loop
 
 
 def _npy(tmp_path, array) -> rows.DiskRows:

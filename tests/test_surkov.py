@@ -5,17 +5,15 @@ import math
 import pandas as pd
 import pytest
 import torch
+from conftest import shared_file
 from torch import nn
 
+from asc_lib.config import load_recipe, profile_recipe
 from asc_lib.data import audioset
-
 from asc_lib.methods import labelfilter, meanteacher
-
-from asc_lib.training import distill
-from asc_lib.models.efficientat import build_efficientat
 from asc_lib.models import complexity
-from asc_lib.config.params import load_recipe, profile_recipe
-from conftest import shared_file
+from asc_lib.models.efficientat import build_efficientat
+from asc_lib.training import distill
 
 REAL_BALANCED = {"Vehicle (/m/07yv9)": 860, "Rail transport (/m/06d_3)": 189, "Outside, urban or manmade (/t/dd00128)": 256,
                  "any of them (union)": 1528, "all segments": 22160}
@@ -80,9 +78,9 @@ def test_subsets_are_seeded_and_capped_explicitly(tmp_path):
     with pytest.raises(ValueError, match="holds only 50"):
         labelfilter.draw_subset(pool, 100, seed=0)
     assert len(labelfilter.draw_subset(pool, 100, seed=0, allow_smaller=True)) == 50
-    path = labelfilter.write_subset(tmp_path / "small_segments.csv", a, "test")
+    path = audioset.write_subset(tmp_path / "small_segments.csv", a, "test")
     assert path.read_text().startswith("# Segments csv created test\n# num_ytids=20, num_segs=20")
-    back = labelfilter.read_subset(path)
+    back = audioset.read_subset(path)
     assert list(back["YTID"]) == list(a["YTID"]) and set(back["list"]) == {"balanced_train_segments"}
 
 

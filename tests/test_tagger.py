@@ -4,8 +4,8 @@ import pandas as pd
 import pytest
 import torch
 
-from asc_lib.methods import tagger
 from asc_lib.features.frontend import build_frontend
+from asc_lib.methods import tagger
 from asc_lib.models.efficientat import build_efficientat, load_efficientat
 
 

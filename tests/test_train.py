@@ -6,11 +6,11 @@ import pytest
 import torch
 from torch import nn
 
-from asc_lib.training import loop
+from asc_lib.config import load_recipe, profile_recipe
 from asc_lib.features.augment import Augment, AugmentConfig
 from asc_lib.features.frontend import build_frontend
 from asc_lib.models.cpmobile import build_cp_mobile
-from asc_lib.config.params import load_recipe, profile_recipe
+from asc_lib.training import loop
 
 
 def test_baseline_recipe_matches_the_dcase2024_baseline():

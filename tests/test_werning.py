@@ -5,12 +5,10 @@ import pandas as pd
 import pytest
 import torch
 
-from asc_lib.methods import pruning, werning
-
-from asc_lib.models import complexity
+from asc_lib.config import load_recipe, notebook_params, paper_results, profile_recipe
 from asc_lib.features.frontend import build_frontend
-from asc_lib.models import build_cp_mobile
-from asc_lib.config.params import load_recipe, notebook_params, paper_results, profile_recipe
+from asc_lib.methods import domain_selection, pruning, werning
+from asc_lib.models import build_cp_mobile, complexity
 
 
 def test_report_settings_are_the_defaults():
@@ -142,16 +140,16 @@ class _Counting(torch.nn.Module):
 
 def test_logit_cache_hits_and_invalidates(tmp_path):
     teacher, waves = _Counting(), torch.randn(6, 4)
-    key = werning.embedding_key("standin", "split5", [f"clip{i}" for i in range(6)], "weights-1")
-    first = werning.embed(teacher, waves, key, cache_dir=tmp_path, data_id="clips-v1")
+    key = domain_selection.embedding_key("standin", "split5", [f"clip{i}" for i in range(6)], "weights-1")
+    first = domain_selection.embed(teacher, waves, key, cache_dir=tmp_path, data_id="clips-v1")
     calls = teacher.calls
     # read back by the data's identity: the waveforms are not touched
-    again = werning.embed(teacher, torch.empty(6, 0), key, cache_dir=tmp_path, data_id="clips-v1")
+    again = domain_selection.embed(teacher, torch.empty(6, 0), key, cache_dir=tmp_path, data_id="clips-v1")
     assert teacher.calls == calls and torch.equal(first, again)
-    other = werning.embedding_key("standin", "split5", [f"clip{i}" for i in range(6)], "weights-2")
-    werning.embed(teacher, waves, other, cache_dir=tmp_path, data_id="clips-v1")
+    other = domain_selection.embedding_key("standin", "split5", [f"clip{i}" for i in range(6)], "weights-2")
+    domain_selection.embed(teacher, waves, other, cache_dir=tmp_path, data_id="clips-v1")
     assert teacher.calls == 2 * calls
-    werning.embed(teacher, waves, key, cache_dir=tmp_path, data_id="clips-v2")  # other audio, same names
+    domain_selection.embed(teacher, waves, key, cache_dir=tmp_path, data_id="clips-v2")  # other audio, same names
     assert teacher.calls == 3 * calls
 
 

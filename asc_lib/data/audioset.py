@@ -174,6 +174,36 @@ def write_segments(path: str | Path, frame: pd.DataFrame, created: str = "by asc
     return Path(path)
 
 
+def write_subset(path: str | Path, subset: pd.DataFrame, description: str) -> Path:
+    """Write a chosen subset of segments (Surkov's label-filtered subsets, Werning's domain selections)
+    as an official segment list; a sidecar ``.lists.csv`` keeps which list each segment came from (its
+    audio lives under that list's name). Both files are written atomically."""
+    path = Path(path)
+    if "list" not in subset:
+        raise ValueError(f"{path}: the subset to write has no 'list' column (the source list of each segment)")
+    write_segments(path, subset, created=description)
+    with atomic_path(path.with_suffix(".lists.csv"), suffix=".csv") as tmp:
+        subset[["YTID", "list"]].to_csv(tmp, index=False)
+    return path
+
+
+def read_subset(path: str | Path, made_by: str | None = None) -> pd.DataFrame:
+    """A subset written by :func:`write_subset` (segments plus their ``list`` column); ``made_by`` names
+    what writes it, for the error when it is missing."""
+    path = Path(path)
+    if not path.is_file():
+        hint = f": run {made_by} first" if made_by else ""
+        raise FileNotFoundError(f"{path} is missing{hint}")
+    segments = read_segments(path)
+    lists_path = path.with_suffix(".lists.csv")
+    if not lists_path.is_file():
+        raise FileNotFoundError(f"{lists_path}: the list sidecar of {path.name} is missing")
+    lists = pd.read_csv(lists_path, dtype=str)
+    if list(lists["YTID"]) != list(segments["YTID"]):
+        raise ValueError(f"{lists_path}: YTIDs do not match {path.name}")
+    return segments.assign(list=lists["list"].to_numpy())
+
+
 def label_counts(frame: pd.DataFrame) -> Counter:
     """How many segments carry each label."""
     return Counter(m for ls in frame["positive_labels"] for m in set(ls))

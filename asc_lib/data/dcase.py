@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import Dataset
 
 from asc_lib.data.audio import load_clip
-from asc_lib.config.params import SPLITS, DataPaths, check_split
+from asc_lib.config import SPLITS, DataPaths, check_split
 
 SCENES = (
     "airport", "bus", "metro", "metro_station", "park",

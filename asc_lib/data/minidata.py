@@ -38,8 +38,9 @@ from asc_lib.config.atomic import write_json
 from asc_lib.data.audioset import SEGMENT_LISTS, multi_hot, read_class_index, write_segments
 from asc_lib.data.audioset_clips import HDF5_SUFFIX, encode_mp3, write_hdf5
 from asc_lib.data.dcase import DEVICES, SCENES
-from asc_lib.methods.labelfilter import table1_labels
-from asc_lib.config.params import SPLITS, data_paths, load_profile
+from asc_lib.config import SPLITS, data_paths, load_profile, table1_labels
+import argparse
+import time
 
 GENERATOR_VERSION = 2  # 2: short and absent AudioSet clips, the HDF5 layout
 TAU_SR = 44100
@@ -361,9 +362,6 @@ def ensure(profile: str = "mini", root: str | Path | None = None, progress: bool
 
 
 def main(argv=None) -> None:
-    import argparse
-    import time
-
     parser = argparse.ArgumentParser(description="Generate the embedded mini DCASE / AudioSet dataset.")
     parser.add_argument("--profile", default="mini", help="profile whose `generator` settings to use")
     parser.add_argument("--out", default=None, help="output folder (default: the profile's, e.g. data/mini)")

@@ -9,31 +9,23 @@ Input: waveforms ``(batch, samples)`` at the preset's sample rate. Output: ``(ba
 """
 from __future__ import annotations
 
-from functools import lru_cache
-
 import torch
 import torchaudio
 from torch import nn
 
-from asc_lib.config import paths
-from asc_lib.config.params import load_yaml
-
-
-@lru_cache(maxsize=1)
-def _presets() -> dict:
-    return load_yaml(paths.PARAMS_DIR / "frontends.yaml")
+from asc_lib.config import frontend_presets
 
 
 def preset_names() -> list[str]:
-    return list(_presets())
+    return list(frontend_presets())
 
 
 def load_preset(name: str) -> dict:
     """The settings of a front-end preset (a copy)."""
-    presets = _presets()
+    presets = frontend_presets()
     if name not in presets:
         raise ValueError(f"unknown front end {name!r}; presets: {', '.join(presets)}")
-    return dict(presets[name])
+    return presets[name]
 
 
 class LogMel(nn.Module):

@@ -3,20 +3,11 @@ random subsets of them (10K "small", 20K "large") written as official segment li
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
+from asc_lib.config import table1_labels  # noqa: F401 (labelfilter.table1_labels: the set it filters by)
 from asc_lib.data import audioset
-from asc_lib.config.atomic import atomic_path
-from asc_lib.config.params import load_yaml
-from asc_lib.config.paths import PARAMS_DIR
-
-
-def table1_labels() -> dict[str, str]:
-    """The 14 AudioSet labels (mid -> display name) of Surkov's Table 1, from ``params/surkov.yaml``."""
-    return dict(load_yaml(PARAMS_DIR / "surkov.yaml")["audioset_filter"]["labels"])
 
 
 def expand_labels(mids, ontology: audioset.Ontology | None = None, include_descendants: bool = False) -> set[str]:
@@ -71,26 +62,3 @@ def filtered_pool(lists: dict[str, pd.DataFrame], labels: set[str]) -> pd.DataFr
     parts = [seg[matches(seg, labels)].assign(list=name) for name, seg in lists.items()]
     pool = pd.concat(parts, ignore_index=True)
     return pool.drop_duplicates(subset=["YTID", "start_seconds"], ignore_index=True)
-
-
-def write_subset(path: str | Path, subset: pd.DataFrame, description: str) -> Path:
-    """Write a subset in the official segment-list format; a sidecar ``.lists.csv`` keeps which list
-    each segment came from (the audio lives in ``audio/<list>/``)."""
-    path = Path(path)
-    audioset.write_segments(path, subset, created=description)
-    with atomic_path(path.with_suffix(".lists.csv"), suffix=".csv") as tmp:
-        subset[["YTID", "list"]].to_csv(tmp, index=False)
-    return path
-
-
-def read_subset(path: str | Path) -> pd.DataFrame:
-    """Read a subset written by :func:`write_subset` (segments plus their source list)."""
-    path = Path(path)
-    segments = audioset.read_segments(path)
-    lists_path = path.with_suffix(".lists.csv")
-    if not lists_path.is_file():
-        raise FileNotFoundError(f"{lists_path}: the list sidecar of {path.name} is missing")
-    lists = pd.read_csv(lists_path, dtype=str)
-    if list(lists["YTID"]) != list(segments["YTID"]):
-        raise ValueError(f"{lists_path}: YTIDs do not match {path.name}")
-    return segments.assign(list=lists["list"].to_numpy())

@@ -4,23 +4,26 @@ and labeled + unlabeled training data. Settings: ``params/surkov.yaml``.
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import pandas as pd
 import torch
 
-from asc_lib.config import paths
-
-from asc_lib.data import audioset
-from asc_lib.training.experiment import run_dir, runs_dir
-from asc_lib.methods.labelfilter import read_subset
-from asc_lib.models.efficientat import build_efficientat, load_efficientat
-from asc_lib.models.layers import set_bn_momentum
-from asc_lib.config.params import DataPaths
+from asc_lib.config import DataPaths, paths
+from asc_lib.config.atomic import atomic_path
 from asc_lib.config.provenance import load_torch
-from asc_lib.training.loop import TrainData
+from asc_lib.data import audioset
 from asc_lib.data.rows import concat
 from asc_lib.data.unlabeled import subset_pieces
+from asc_lib.features.augment import Augment
+from asc_lib.methods.labelfilter import draw_subset
+from asc_lib.methods.meanteacher import MeanTeacher
+from asc_lib.methods.tagger import standin_weights
+from asc_lib.models.efficientat import build_efficientat, load_efficientat
+from asc_lib.models.layers import set_bn_momentum
+from asc_lib.training.experiment import run_dir, runs_dir
+from asc_lib.training.loop import Objective, Supervised, TrainData
 
 SUBSETS = ("none", "small", "large")
 STANDIN = "standin"  # weights: the mini stand-in for mn10_as (asc_lib.methods.tagger)
@@ -35,11 +38,8 @@ def load_subset(profile: str, name: str) -> pd.DataFrame:
     """A label-filtered subset; a clear error says which notebook writes it when it is missing."""
     if name not in SUBSETS[1:]:
         raise ValueError(f"unknown subset {name!r}; choose from {SUBSETS}")
-    path = subset_path(profile, name)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: run notebooks/01_audioset_label_filtering.ipynb "
-                                f"with profile {profile!r} first")
-    return read_subset(path)
+    return audioset.read_subset(subset_path(profile, name),
+                                made_by=f"notebooks/01_audioset_label_filtering.ipynb with profile {profile!r}")
 
 
 def source_lists(data: DataPaths, names) -> dict[str, pd.DataFrame]:
@@ -64,9 +64,12 @@ def weights_file(name: str | None) -> Path | None:
 
 
 def efficientat_teacher(model: str, weights: str | None, n_classes: int = 10,
-                        bn_momentum: float | None = None) -> torch.nn.Module:
-    """EfficientAT ``model`` with a fresh ``n_classes`` head, from an official checkpoint when given;
-    ``bn_momentum`` replaces the BatchNorm momentum (EfficientAT's is 0.01) when not None."""
+                        bn_momentum: float | None = None, seed: int | None = None) -> torch.nn.Module:
+    """EfficientAT ``model`` with a fresh ``n_classes`` head (initialised from ``seed`` when given), from an
+    official checkpoint when given; ``bn_momentum`` replaces the BatchNorm momentum (EfficientAT's is
+    0.01) when not None."""
+    if seed is not None:
+        torch.manual_seed(seed)
     path = weights_file(weights)
     net = load_efficientat(path, model, n_classes) if path else build_efficientat(model, n_classes)
     return set_bn_momentum(net, bn_momentum)
@@ -98,13 +101,11 @@ def file_digest(path: str | Path) -> str:
 def write_subsets(profile: str, pool: pd.DataFrame, sizes: dict[str, int], seed: int,
                   allow_smaller: bool = True) -> pd.DataFrame:
     """Draw each subset (``{"small": n, "large": m}``) from ``pool`` with ``seed`` and write it with
-    :func:`asc_lib.methods.labelfilter.write_subset`; return what was asked, drawn and where it went."""
-    from asc_lib.methods.labelfilter import draw_subset, write_subset
-
+    :func:`asc_lib.data.audioset.write_subset`; return what was asked, drawn and where it went."""
     rows = []
     for name, size in sizes.items():
         subset = draw_subset(pool, size, seed, allow_smaller)
-        path = write_subset(subset_path(profile, name), subset,
+        path = audioset.write_subset(subset_path(profile, name), subset,
                             f"by asc_lib (Surkov {name} subset: {len(subset)} of {len(pool)} filtered segments, seed {seed})")
         rows.append({"subset": name, "asked": size, "drawn": len(subset), "pool": len(pool),
                      "capped": "yes" if len(subset) < size else "", **subset["list"].value_counts().to_dict(),
@@ -123,8 +124,6 @@ def resolve_weights(choice: str | None, recipe: dict, profile: str, data: DataPa
     if not name or str(name).lower() == "none":
         return None
     if name == STANDIN:
-        from asc_lib.methods.tagger import standin_weights
-
         return str(standin_weights(profile, data, progress=progress))
     return name
 
@@ -145,8 +144,6 @@ def weights_summary(weights: str | None) -> pd.DataFrame:
     row = {"starts from": describe_weights(weights)}
     metrics_file = Path(weights).parent / "metrics.json" if weights else None
     if metrics_file is not None and metrics_file.is_file() and Path(weights).name == "mn10_standin.pt":
-        import json
-
         m = json.loads(metrics_file.read_text())
         row.update({"AudioSet classes": m["n_classes"], "training pieces (1 s)": m["train_pieces"],
                     "eval pieces": m["eval_pieces"], "eval mAP": round(m["mAP"], 3)})
@@ -155,8 +152,6 @@ def weights_summary(weights: str | None) -> pd.DataFrame:
 
 def save_teacher(directory: Path, model: torch.nn.Module, name: str) -> Path:
     """Save a fine-tuned EfficientAT (state dict + architecture name) atomically."""
-    from asc_lib.config.atomic import atomic_path
-
     path = Path(directory) / TEACHER_FILE
     with atomic_path(path, suffix=".pt") as tmp:
         torch.save({"model": name, "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}, tmp)
@@ -216,3 +211,14 @@ def kd_method(subset: str, teacher: str) -> str:
     if teacher not in ("efficientat_mt", "efficientat_ft"):
         raise ValueError(f"unknown teacher run {teacher!r}; choose efficientat_mt or efficientat_ft")
     return f"kd_{subset}" if teacher == "efficientat_mt" else f"kd_{subset}_from_ft"
+
+
+def training_objective(mode: str, recipe: dict, augment: Augment, model: torch.nn.Module) -> Objective:
+    """What ``02_mean_teacher`` optimises: mean teacher (cross-entropy on labeled clips plus the ramped
+    consistency between the student and its EMA teacher), or plain fine-tuning (``supervised``)."""
+    if mode == "supervised":
+        return Supervised(augment)
+    if mode != "mean_teacher":
+        raise ValueError(f"unknown mode {mode!r}; choose mean_teacher or supervised")
+    return MeanTeacher(augment, model, recipe["ema_decay"], recipe["consistency_weight"], recipe["rampup_fraction"],
+                       recipe["constant_fraction"])

@@ -18,16 +18,17 @@ import pandas as pd
 import torch
 from torch import nn
 
-from asc_lib.data import audioset
+from asc_lib.config import DataPaths, data_paths, profile_recipe
 from asc_lib.config.atomic import atomic_path, write_json
+from asc_lib.data import audioset
+from asc_lib.data.unlabeled import subset_pieces
 from asc_lib.features.augment import Augment, AugmentConfig
-from asc_lib.training.experiment import resolve_device, runs_dir
 from asc_lib.features.frontend import build_frontend
 from asc_lib.models.efficientat import build_efficientat, load_efficientat
-from asc_lib.config.params import DataPaths, data_paths, profile_recipe
 from asc_lib.models.layers import set_bn_momentum
+from asc_lib.training.device import resolve_device
+from asc_lib.training.experiment import runs_dir
 from asc_lib.training.loop import Objective, TrainData, fit, logits_of
-from asc_lib.data.unlabeled import subset_pieces
 
 TRAIN_LISTS = ("balanced_train_segments", "unbalanced_train_segments")
 EVAL_LIST = "eval_segments"

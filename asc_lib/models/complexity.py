@@ -12,8 +12,7 @@ import pandas as pd
 import torch
 import torchinfo
 
-from asc_lib.config import paths
-from asc_lib.config.params import load_yaml
+from asc_lib.config import load_yaml, paths
 
 
 def limits() -> dict:

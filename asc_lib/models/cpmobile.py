@@ -11,8 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from asc_lib.config import paths
-from asc_lib.config.params import load_yaml
+from asc_lib.config import load_yaml, paths
 from asc_lib.models.layers import conv_bn, make_divisible
 
 

@@ -17,8 +17,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from asc_lib.config import load_yaml
 from asc_lib.config.atomic import atomic_path, write_json
-from asc_lib.config.paths import data_dir
+from asc_lib.config.paths import PARAMS_DIR, data_dir
 from asc_lib.config.provenance import file_digest, load_torch
 
 DEFAULT_ARCH = "passt_s_swa_p16_128_ap476"
@@ -156,9 +157,6 @@ class TeacherEnsemble(nn.Module):
 
 def ensemble_spec() -> list[dict]:
     """The teacher ensemble of ``params/models.yaml`` (``passt.ensemble``)."""
-    from asc_lib.config.params import load_yaml
-    from asc_lib.config.paths import PARAMS_DIR
-
     return list(load_yaml(PARAMS_DIR / "models.yaml")["passt"]["ensemble"])
 
 

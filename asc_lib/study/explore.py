@@ -7,11 +7,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from asc_lib.config import paths
-
+from asc_lib.config import SPLITS, DataPaths, paths
 from asc_lib.data import audio, dcase
 from asc_lib.features.frontend import build_frontend
-from asc_lib.config.params import SPLITS, DataPaths
 
 
 def load_splits(data: DataPaths) -> dict:

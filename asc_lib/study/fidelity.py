@@ -12,12 +12,13 @@ import pandas as pd
 import torch
 
 from asc_lib.config import paths
-
+from asc_lib.config.provenance import load_torch
 from asc_lib.data import audioset
 from asc_lib.data.audio import load_clip
 from asc_lib.data.dcase import SCENES
 from asc_lib.features.frontend import build_frontend
-from asc_lib.config.provenance import load_torch
+from asc_lib.models.cpmobile import build_cp_mobile
+from asc_lib.models.efficientat import load_efficientat
 
 FILES = {
     "baseline_split5": ("weights", "dcase2024_baseline_split5", "model_state_dict.pt"),
@@ -48,8 +49,6 @@ def one_second_clips(path: Path, sample_rate: int) -> torch.Tensor:
 
 def official_baseline():
     """The official split-5 CP-Mobile checkpoint (fp16 state dict) loaded strictly into ours."""
-    from asc_lib.models.cpmobile import build_cp_mobile
-
     model = build_cp_mobile().eval()
     model.load_state_dict(load_torch(shared_file("baseline_split5"), "official baseline checkpoint"), strict=True)
     return model
@@ -69,8 +68,6 @@ def baseline_scene_probabilities() -> pd.DataFrame:
 def audioset_top_labels(k: int = 5, checkpoint: str = "mn04_as", name: str = "mn04") -> pd.DataFrame:
     """The ``k`` AudioSet labels the official EfficientAT checkpoint rates highest (sigmoid) on the real
     metro-station recording (10 s, efficientat front end)."""
-    from asc_lib.models.efficientat import load_efficientat
-
     model = load_efficientat(shared_file(checkpoint), name).eval()
     index = audioset.read_class_index(shared_file("class_index"))
     wave = load_clip(shared_file("metro_recording"), 32000)

@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 import nbformat
+from nbconvert.preprocessors import ExecutePreprocessor
 
 from asc_lib.config import paths
 from asc_lib.config.atomic import atomic_path
@@ -90,8 +91,6 @@ def _strip_timing(nb):
 def refresh(path: str | Path, timeout: int | None = None) -> Path:
     """Execute a committed notebook in place with its default parameters, drop progress bars and
     execution timestamps, and write it back atomically (a failing cell leaves the file untouched)."""
-    from nbconvert.preprocessors import ExecutePreprocessor
-
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
     ExecutePreprocessor(timeout=timeout, kernel_name="python3").preprocess(

@@ -1,6 +1,7 @@
 """Figures of the study (seaborn / matplotlib). Each function returns its ``Figure``."""
 from __future__ import annotations
 
+from typing import Callable
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -204,11 +205,11 @@ def score_distributions(scores: dict, threshold: float, truth: pd.Series | None 
     return fig
 
 
-def accuracy_vs_split(runs: pd.DataFrame, paper_series: dict[str, list], splits, labels: dict) -> plt.Figure:
+def accuracy_vs_split(runs: pd.DataFrame, paper_series: dict[str, list], splits, label: Callable[[str], str]) -> plt.Figure:
     """Test accuracy against the training split size: this study's runs (mean over seeds, bars = std)
     on the left, the papers' reported numbers on the right."""
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.2), sharey=True)
-    mine = runs.assign(model=runs["method"].map(lambda m: labels.get(m, m)))
+    mine = runs.assign(model=runs["method"].map(label))
     if len(mine):
         sns.lineplot(mine, x="split", y="accuracy", hue="model", marker="o", errorbar="sd", ax=axes[0])
     axes[0].set_title("This study")

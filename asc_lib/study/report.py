@@ -27,13 +27,12 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 
 import nbformat
+import torch
 from nbconvert import HTMLExporter
 
-from asc_lib.config import paths, provenance
+from asc_lib.config import NOTEBOOK_PARAMETERS, load_profile, paths, profile_recipe, provenance
 from asc_lib.config.atomic import atomic_path, write_json, write_text
 from asc_lib.study.notebooks import tidy_progress
-from asc_lib.config.params import NOTEBOOK_PARAMETERS, load_profile, profile_recipe
-
 
 # Which notebooks' outputs a notebook reads (with its default parameters): 02 trains on the label-filtered
 # subsets of 01, 04 distils the teacher of 02, 03b distils on the pruning of 03, 05 collects every run.
@@ -262,8 +261,6 @@ def default_jobs() -> int:
     """Notebooks run at once: one per two CPU cores' worth of work is not worth it on a GPU (one device),
     so 1 there; on the CPU, 2 when there are at least 2 cores (measured: two one-thread runs finish
     sooner than the same two runs one after the other with two threads each)."""
-    import torch
-
     if torch.cuda.is_available():
         return 1
     return 2 if (os.cpu_count() or 1) >= 2 else 1

@@ -14,33 +14,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from asc_lib.data import dcase
+from asc_lib.config import paths
 from asc_lib.config.atomic import write_csv
+from asc_lib.data import dcase
+from asc_lib.methods.registry import METHODS, label, method_for
+from asc_lib.study.report import plan
 from asc_lib.training.experiment import METRICS, read_metrics
+from asc_lib.training.experiment import runs_dir as profile_runs
 
-#: Display name of every method the study trains, in table order.
-METHOD_LABELS = {
-    "baseline": "DCASE2024 baseline (CP-Mobile)",
-    "efficientat_mt": "EfficientAT mn10, mean teacher",
-    "efficientat_ft": "EfficientAT mn10, plain fine-tuning",
-    "kd_none": "CP-Mobile KD, labeled clips only",
-    "kd_small": "CP-Mobile KD + small AudioSet subset",
-    "kd_large": "CP-Mobile KD + large AudioSet subset",
-    "kd_small_from_ft": "CP-Mobile KD (fine-tuned teacher) + small subset",
-    "werning": "Pruned-AudioSet KD + fine-tuning (Werning)",
-    "werning_random": "Random-AudioSet KD + fine-tuning (control)",
-}
 GROUPS = ("real", "seen", "unseen")
 RUN_COLUMNS = ["method", "split", "seed", "accuracy", *GROUPS, *dcase.DEVICES, "log_loss", "params", "macs",
                "passes", "selection", "threshold", "path"]
-
-
-def label(method: str) -> str:
-    """Display name of a method (threshold-sweep runs ``werning_t0.1`` get theirs from ``werning``)."""
-    if method in METHOD_LABELS:
-        return METHOD_LABELS[method]
-    base, _, threshold = method.rpartition("_t")
-    return f"{METHOD_LABELS.get(base, base)}, threshold {threshold}" if base else method
 
 
 # --- reading the runs ----------------------------------------------------------------------------------------
@@ -198,7 +182,7 @@ def group_table(runs: pd.DataFrame, methods=None) -> pd.DataFrame:
     """Mean accuracy per device group (real / seen / unseen) and overall, per method and split (%)."""
     summary = seed_summary(runs)[["accuracy", *GROUPS, "seeds"]].round(2).reset_index()
     summary["model"] = summary["method"].map(label)
-    order = {m: i for i, m in enumerate(methods or METHOD_LABELS)}
+    order = {m: i for i, m in enumerate(methods or METHODS)}
     summary = summary.sort_values(["split", "method"], key=lambda c: c.map(order).fillna(99) if c.name == "method" else c)
     return summary.set_index(["split", "model"]).drop(columns="method")
 
@@ -221,7 +205,7 @@ def device_table(runs: pd.DataFrame, split: int) -> pd.DataFrame:
 def confusions(runs: pd.DataFrame, split: int, seed: int = 0) -> dict[str, list]:
     """Confusion matrix (test split) of every method's run on ``split`` and ``seed``."""
     mine = runs[(runs["split"] == split) & (runs["seed"] == seed)]
-    order = {m: i for i, m in enumerate(METHOD_LABELS)}
+    order = {m: i for i, m in enumerate(METHODS)}
     mine = mine.assign(order=mine["method"].map(order).fillna(99)).sort_values("order")
     return {label(r.method): read_metrics(r.path)["test"]["confusion"] for r in mine.itertuples()}
 
@@ -244,9 +228,6 @@ def paper_table(paper: dict) -> pd.DataFrame:
 
 def runs_root(profile: str, runs_dir: str | Path | None = None) -> Path:
     """Where the runs are read from: ``runs_dir`` when given, else the profile's runs folder."""
-    from asc_lib.config import paths
-    from asc_lib.training.experiment import runs_dir as profile_runs
-
     root = paths.resolve(runs_dir) if runs_dir is not None else profile_runs(profile)
     if not root.is_dir():
         raise FileNotFoundError(f"no runs folder at {root}: run the training notebooks first (make report)")
@@ -255,31 +236,12 @@ def runs_root(profile: str, runs_dir: str | Path | None = None) -> Path:
 
 # --- what ran and what did not -------------------------------------------------------------------------------
 
-def planned_method(notebook: str, parameters: dict) -> str | None:
-    """The run (method name) a notebook of the report plan produces, or None for notebooks without one."""
-    if notebook == "00b_baseline":
-        return "baseline"
-    if notebook == "02_mean_teacher":
-        return "efficientat_mt" if parameters.get("mode", "mean_teacher") == "mean_teacher" else "efficientat_ft"
-    if notebook == "04_kd":
-        from asc_lib.methods.surkov import kd_method
-
-        return kd_method(parameters.get("subset", "small"), parameters.get("teacher", "efficientat_mt"))
-    if notebook == "03b_pruned_kd":
-        from asc_lib.methods.werning import finetune_method
-
-        return finetune_method(parameters.get("selection", "pruned"), parameters.get("threshold"))
-    return None
-
-
 def planned_runs(profile: str, which: str | None = None) -> pd.DataFrame:
     """(method, split, seed) of every training run the profile's report plan ``which`` lists (None: the
     profile's default plan)."""
-    from asc_lib.study.report import plan
-
     rows = []
     for run in plan(profile, which):
-        method = planned_method(run["notebook"].stem, run["parameters"])
+        method = method_for(run["notebook"].stem, run["parameters"])
         if method:
             rows.append({"method": method, "split": int(run["parameters"].get("split", 5)),
                          "seed": int(run["parameters"].get("seed", 0))})

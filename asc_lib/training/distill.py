@@ -21,10 +21,9 @@ from torch import nn
 from tqdm import tqdm
 
 from asc_lib.config import paths, provenance
-
-from asc_lib.training import distributed
 from asc_lib.config.atomic import write_json
 from asc_lib.data.rows import DiskRows, loader_workers, memory_budget, read_ahead
+from asc_lib.training import distributed
 from asc_lib.training.loop import Objective, logits_of
 
 

@@ -1,27 +1,33 @@
-"""Glue shared by the training notebooks: where a run lives, loading a split's waveforms onto the
-training device, evaluating on the test split and writing the metrics the results notebook reads.
+"""One way to run a method: where a run lives, the task (a split and the test split decoded onto the
+training device), training, evaluation on the test split and the files the results notebook reads.
 
-A run is identified by ``(profile, method, split, seed)`` and lives in
-``data/runs/<profile>/<method>/split<split>-seed<seed>/`` (checkpoint, history, metrics, output.csv).
+A run is identified by ``(profile, method, split, seed)`` (:class:`RunSpec`) and lives in
+``data/runs/<profile>/<method>/split<split>-seed<seed>/`` (checkpoint, history, ``metrics.json``,
+``output.csv``). :func:`train_and_evaluate` is what every training notebook, the torchrun command line
+and the tests call to train a model and write those files.
 """
 from __future__ import annotations
 
 import json
 import platform
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import torch
 from torch import nn
 
-from asc_lib.config import paths
+from asc_lib.config import DataPaths, paths
 from asc_lib.config.atomic import write_json
 from asc_lib.data.audio import build_waveform_cache, describe_conversions
 from asc_lib.data.dcase import load_split
+from asc_lib.features.augment import Augment, AugmentConfig
+from asc_lib.features.frontend import build_frontend, evaluate_frontend, output_shape
+from asc_lib.models import build_cp_mobile, complexity
+from asc_lib.training.device import resolve_device
+from asc_lib.training.distributed import parameters_in_sync, world
 from asc_lib.training.evaluate import predict, scene_scores, write_output_csv
-from asc_lib.config.params import DataPaths
-from asc_lib.features.frontend import build_frontend, evaluate_frontend
-from asc_lib.training.loop import TrainData, default_device
+from asc_lib.training.loop import History, Objective, Supervised, TrainData, fit
 
 METRICS = "metrics.json"
 OUTPUT = "output.csv"
@@ -92,11 +98,6 @@ def finish_run(directory: Path, model: nn.Module, frontend: nn.Module, test_fram
     return metrics
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    """``"auto"`` is the GPU when there is one, else the CPU; anything else is passed to torch."""
-    return default_device() if name in (None, "auto") else torch.device(name)
-
-
 class SceneTask:
     """One training split and the test split of a profile, decoded once onto the training device.
 
@@ -140,16 +141,57 @@ class SceneTask:
                           history=history)
 
 
-def recipe_table(recipe: dict) -> pd.DataFrame:
-    """The recipe as a table: each setting, the paper's value and the value used (deviations marked)."""
-    rows = []
-    for key, value in recipe.items():
-        if key == "deviations":
-            continue
-        dev = recipe["deviations"].get(key)
-        rows.append({"setting": key, "paper": dev["paper"] if dev else value, "used": value,
-                     "deviation": "yes" if dev else ""})
-    return pd.DataFrame(rows).set_index("setting").astype(str)
+@dataclass(frozen=True)
+class RunSpec:
+    """Which run: ``(profile, method, split, seed)``; ``directory`` overrides where it is written."""
+
+    profile: str
+    method: str
+    split: int
+    seed: int
+    directory: Path | None = None
+
+    @property
+    def path(self) -> Path:
+        return Path(self.directory) if self.directory is not None else run_dir(self.profile, self.method, self.split,
+                                                                              self.seed)
+
+    def info(self) -> dict:
+        return {"method": self.method, "profile": self.profile, "split": self.split, "seed": self.seed}
+
+
+def train_and_evaluate(task: SceneTask, spec: RunSpec, model: nn.Module, objective: Objective, recipe: dict, *,
+                       data: TrainData | None = None, cost: complexity.Complexity | None = None,
+                       info: dict | None = None, final_model=None, evaluate_during: bool = True,
+                       progress: bool = True) -> tuple[dict | None, History]:
+    """Train ``model`` with ``objective`` on ``data`` (default: the task's labeled split) by the recipe,
+    scoring the test split along the way (``evaluate_during``); then evaluate the final model
+    (``final_model(model)`` when given, e.g. a mean teacher's EMA model) on the test split and write
+    ``output.csv`` and ``metrics.json`` (the run, its recipe, complexity, ``info`` and the fit's record).
+
+    Returns the metrics (None on the ranks other than 0 under torchrun, which do not write) and the
+    training history. Finished runs are reused and interrupted ones resumed (see :func:`fit`).
+    """
+    history = fit(model, objective, data if data is not None else task.train_data(), recipe, spec.path,
+                  seed=spec.seed, device=task.device, evaluate=task.evaluator(recipe["amp"]) if evaluate_during else None,
+                  progress=progress)
+    here = world()
+    extra = {"world_size": here.size, "replicas_in_sync": parameters_in_sync(model)} if here.size > 1 else {}
+    if not here.main:
+        return None, history
+    record = {**spec.info(), "recipe": recipe, **({"complexity": cost.as_dict()} if cost is not None else {}),
+              "epochs_trained": len(history), **extra, **(info or {})}
+    final = final_model(model) if final_model is not None else model
+    return task.finish(spec.path, final, record, amp=recipe["amp"], history=history), history
+
+
+def baseline_setup(task: SceneTask, recipe: dict, seed: int) -> tuple[nn.Module, Objective, complexity.Complexity]:
+    """The DCASE2024 baseline's model, objective and cost: CP-Mobile initialised from ``seed``, cross-entropy
+    with the recipe's augmentation (roll, Freq-MixStyle, frequency masking) on the task's front end."""
+    torch.manual_seed(seed)
+    model = build_cp_mobile()
+    cost = complexity.measure(model, (1, 1, *output_shape(recipe["frontend"])))
+    return model, Supervised(Augment(task.frontend, AugmentConfig.from_recipe(recipe))), cost
 
 
 def headline(metrics: dict) -> pd.DataFrame:
@@ -170,28 +212,3 @@ def read_metrics(path: str | Path) -> dict:
     if missing:
         raise ValueError(f"{path}: metrics lack {sorted(missing)}")
     return metrics
-
-
-def compare_runs(profile: str, split: int, seed: int, methods: dict[str, str]) -> pd.DataFrame:
-    """Test accuracy of finished runs (``{method: label}``) for one split and seed, in percent; runs
-    not found are listed as missing."""
-    rows = {}
-    for method, label in methods.items():
-        path = run_dir(profile, method, split, seed) / METRICS
-        if path.is_file():
-            test = read_metrics(path)["test"]
-            rows[label] = {"accuracy": test["accuracy"] * 100, **{g: v * 100 for g, v in test["per_group"].items()}}
-        else:
-            rows[label] = {"accuracy": float("nan")}
-    return pd.DataFrame.from_dict(rows, orient="index").round(2)
-
-
-def verdict(comparison: pd.DataFrame, method: str, reference: str) -> str:
-    """One sentence comparing two rows of :func:`compare_runs` (or saying which run is missing)."""
-    a, b = comparison.loc[method, "accuracy"], comparison.loc[reference, "accuracy"]
-    if pd.isna(a) or pd.isna(b):
-        missing = [m for m, v in ((method, a), (reference, b)) if pd.isna(v)]
-        return f"Not compared yet: no finished run for {', '.join(missing)}."
-    diff = a - b
-    word = "beats" if diff > 0 else "does not beat"
-    return f"{method} {word} {reference} on this run: {a:.2f} % vs {b:.2f} % ({diff:+.2f} points)."

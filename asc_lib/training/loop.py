@@ -28,21 +28,16 @@ from torch import nn
 from tqdm import tqdm
 
 from asc_lib.config import provenance
-
-from asc_lib.training import distributed
-from asc_lib.data.rows import is_resident, loader_workers, read_ahead
 from asc_lib.config.atomic import atomic_path, write_json
+from asc_lib.data.rows import is_resident, loader_workers, read_ahead
+from asc_lib.training import distributed
+from asc_lib.training.device import resolve_device
 
 CHECKPOINT = "checkpoint.pt"
 HISTORY = "history.json"
 STALE_OUTPUTS = ("metrics.json", "output.csv")  # results of a run that no longer matches its checkpoint
 RETRAIN_ENV = "ASC_RETRAIN"
 _RANK_STRIDE = 7919  # each rank draws its own augmentations
-
-
-def default_device() -> torch.device:
-    """The GPU when there is one, else the CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def warmup_cosine(step: int, total_steps: int, warmup_steps: int, min_fraction: float = 0.0) -> float:
@@ -320,6 +315,106 @@ def train_step(net: nn.Module, model: nn.Module, objective: Objective, optimizer
     return loss.detach()
 
 
+@dataclass
+class Session:
+    """Everything one call of :func:`fit` set up: the model, objective and data on the device, the
+    optimizer and schedule, the step and epoch counts and the run's fingerprint."""
+
+    model: nn.Module
+    objective: Objective
+    data: TrainData
+    recipe: dict
+    run_dir: Path
+    seed: int
+    device: torch.device
+    here: distributed.World
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    per_epoch: int
+    steps: int
+    epochs: int
+    evals: set
+    use_amp: bool
+    parts: dict
+    fingerprint: str
+
+
+def setup(model: nn.Module, objective: Objective, data: TrainData, recipe: dict, run_dir: str | Path, seed: int = 0,
+          device: str | torch.device | None = None) -> Session:
+    """Move model, objective and data to the device; build AdamW and the warm-up-cosine schedule; count
+    steps and epochs; fingerprint the run."""
+    device = resolve_device(device)
+    channels_last = bool(recipe.get("channels_last", False))
+    objective.channels_last = channels_last
+    model.to(device)
+    objective.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    data = data.to(device)
+    n = len(data)
+    steps, epochs = total_steps(recipe, n), total_epochs(recipe, n)
+    objective.total_steps = steps
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=recipe["lr"], weight_decay=recipe["weight_decay"])
+    warmup = warmup_steps(recipe, steps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_cosine(
+        s, steps, warmup, float(recipe.get("min_lr_fraction", 0.0))))
+    parts = fingerprint_parts(recipe, seed, data, model, objective)
+    return Session(model, objective, data, recipe, Path(run_dir), seed, device, distributed.world(), optimizer,
+                   scheduler, steps_per_epoch(n, recipe["batch_size"]), steps, epochs,
+                   set(eval_epochs(epochs, int(recipe.get("eval_points", 0)))),
+                   bool(recipe.get("amp", False)) and device.type == "cuda", parts, _fingerprint(parts))
+
+
+def resume(session: Session) -> History:
+    """The run's history so far: a checkpoint with the session's fingerprint is loaded (model, objective,
+    optimizer, schedule; ``history.start_epoch`` says where training continues); one with another
+    fingerprint is stale and removed, with its results, so that the run trains from scratch."""
+    history = History(fingerprint=session.fingerprint)
+    state = load_checkpoint(session.run_dir)
+    if state is None:
+        return history
+    if state.get("fingerprint") != session.fingerprint or os.environ.get(RETRAIN_ENV, "") not in ("", "0"):
+        history.status, history.reason = "retrained", _stale_reason(state.get("fingerprint_parts"), session.parts)
+        if session.here.main:
+            for name in STALE_OUTPUTS + (CHECKPOINT,):
+                (session.run_dir / name).unlink(missing_ok=True)
+        return history
+    session.model.load_state_dict(state["model"])
+    session.objective.load_state_dict(state["objective"])
+    session.optimizer.load_state_dict(state["optimizer"])
+    session.scheduler.load_state_dict(state["scheduler"])
+    history[:], history.start_epoch = state["history"], state["epoch"]
+    history.status = "reused" if history.start_epoch >= session.epochs else "resumed"
+    return history
+
+
+def run_epoch(session: Session, net: nn.Module, batches, epoch: int,
+              evaluate: Callable[[nn.Module], dict] | None = None,
+              on_step_end: Callable[[int], None] | None = None) -> dict:
+    """Train one epoch (its augmentations seeded from ``(seed, epoch)`` and the rank) on the next
+    batches of ``batches``; score the test split when the epoch is an evaluation point; return the
+    epoch's record (mean loss over ranks, learning rate, test metrics)."""
+    s = session
+    torch.manual_seed(_epoch_seed(s.seed, epoch) + _RANK_STRIDE * s.here.rank)
+    s.model.train()
+    s.objective.train()
+    loss_sum = torch.zeros((), device=s.device)
+    in_epoch = min(s.per_epoch, s.steps - epoch * s.per_epoch)  # the last epoch stops part-way under max_steps
+    for i in range(in_epoch):
+        step = epoch * s.per_epoch + i
+        loss_sum += train_step(net, s.model, s.objective, s.optimizer, s.scheduler, next(batches), step, s.device,
+                               s.use_amp)
+        if on_step_end is not None:
+            on_step_end(step)
+    record = {"epoch": epoch + 1, "step": epoch * s.per_epoch + in_epoch,
+              "loss": float(distributed.mean_over_ranks(loss_sum)) / in_epoch,
+              "lr": s.optimizer.param_groups[0]["lr"]}
+    if evaluate is not None and epoch + 1 in s.evals:
+        record.update(distributed.broadcast(evaluate(s.objective.eval_model(s.model)) if s.here.main else None))
+    return record
+
+
 def fit(
     model: nn.Module,
     objective: Objective,
@@ -332,7 +427,7 @@ def fit(
     progress: bool = True,
     on_epoch_end: Callable[[int, dict], None] | None = None,
     on_step_end: Callable[[int], None] | None = None,
-) -> list[dict]:
+) -> History:
     """Train ``model`` on ``data`` with ``objective`` under ``recipe``; return the per-epoch :class:`History`.
 
     Resumes from ``run_dir/checkpoint.pt`` when one exists with the same fingerprint (recipe, seed, data,
@@ -345,98 +440,39 @@ def fit(
     Under ``torchrun`` (see :mod:`asc_lib.training.distributed`) the model is wrapped in DistributedDataParallel,
     each rank trains on its share of every global batch, and rank 0 alone evaluates and checkpoints.
     """
-    run_dir = Path(run_dir)
-    device = torch.device(device) if device is not None else default_device()
-    here = distributed.world()
-    channels_last = bool(recipe.get("channels_last", False))
-    objective.channels_last = channels_last
-    use_amp = bool(recipe.get("amp", False)) and device.type == "cuda"
-    model.to(device)
-    objective.to(device)
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
-    data = data.to(device)
-
-    n = len(data)
-    per_epoch = steps_per_epoch(n, recipe["batch_size"])
-    steps = total_steps(recipe, n)
-    epochs = total_epochs(recipe, n)
-    evals = set(eval_epochs(epochs, int(recipe.get("eval_points", 0))))
-    objective.total_steps = steps
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=recipe["lr"], weight_decay=recipe["weight_decay"])
-    warmup = warmup_steps(recipe, steps)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_cosine(
-        s, steps, warmup, float(recipe.get("min_lr_fraction", 0.0))))
-
-    parts = fingerprint_parts(recipe, seed, data, model, objective)
-    fingerprint = _fingerprint(parts)
-    history = History(fingerprint=fingerprint)
-    start_epoch = 0
-    state = load_checkpoint(run_dir)
-    if state is not None:
-        if state.get("fingerprint") != fingerprint or os.environ.get(RETRAIN_ENV, "") not in ("", "0"):
-            history.status, history.reason = "retrained", _stale_reason(state.get("fingerprint_parts"), parts)
-            if here.main:
-                for name in STALE_OUTPUTS + (CHECKPOINT,):
-                    (run_dir / name).unlink(missing_ok=True)
-        else:
-            model.load_state_dict(state["model"])
-            objective.load_state_dict(state["objective"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            history[:], start_epoch = state["history"], state["epoch"]
-            history.status, history.start_epoch = ("reused" if start_epoch >= epochs else "resumed"), start_epoch
-    if start_epoch >= epochs:
-        model.eval()
-        torch.manual_seed(_epoch_seed(seed, epochs))
-        return history
-
-    precompute = bool(recipe.get("feature_cache", False))
-    if precompute and not data.resident:
-        raise ValueError("feature_cache needs the training data resident, but they exceed the memory budget "
-                         f"and stream from disk ({data.waves!r}); set feature_cache: false in the recipe "
-                         "or raise ASC_MEMORY_BUDGET_GB")
-    if precompute:  # the front end once for all epochs (the recipe's named deviation)
-        data = TrainData(objective.augment.features(data.waves), data.labels, data.extras)
-        objective.augment.precomputed = True
-    # Under torchrun every rank takes an equal share of each global batch; DDP averages the gradients.
-    net = model if here.size == 1 else nn.parallel.DistributedDataParallel(
-        model, device_ids=[device.index] if device.type == "cuda" else None)
-    bar = tqdm(total=epochs, initial=start_epoch, desc=f"{objective.name} {n} items", unit="epoch",
-               disable=not (progress and here.main), mininterval=2.0)
-    plan = BatchPlan(n, recipe["batch_size"], seed, here)
-    batches = step_batches(data, plan, start_epoch * per_epoch, steps, device)
-    for epoch in range(start_epoch, epochs):
-        torch.manual_seed(_epoch_seed(seed, epoch) + _RANK_STRIDE * here.rank)
-        model.train()
-        objective.train()
-        loss_sum = torch.zeros((), device=device)
-        in_epoch = min(per_epoch, steps - epoch * per_epoch)  # the last epoch stops part-way under max_steps
-        for i in range(in_epoch):
-            step = epoch * per_epoch + i
-            batch = next(batches)
-            loss_sum += train_step(net, model, objective, optimizer, scheduler, batch, step, device, use_amp)
-            if on_step_end is not None:
-                on_step_end(step)
-        record = {"epoch": epoch + 1, "step": epoch * per_epoch + in_epoch,
-                  "loss": float(distributed.mean_over_ranks(loss_sum)) / in_epoch,
-                  "lr": optimizer.param_groups[0]["lr"]}
-        if evaluate is not None and epoch + 1 in evals:
-            record.update(distributed.broadcast(evaluate(objective.eval_model(model)) if here.main else None))
-        history.append(record)
-        if here.main:
-            _save(run_dir, model, objective, optimizer, scheduler, epoch + 1, list(history), fingerprint, parts,
-                  recipe, seed)
-        distributed.barrier()
-        bar.set_postfix({k: round(v, 4) for k, v in record.items() if k in ("loss", "accuracy")}, refresh=False)
-        bar.update(1)
-        if on_epoch_end is not None:
-            on_epoch_end(epoch + 1, record)
-    bar.close()
-    objective.augment.precomputed = False
+    s = setup(model, objective, data, recipe, run_dir, seed, device)
+    history = resume(s)
+    start_epoch = history.start_epoch
+    if start_epoch < s.epochs:
+        if recipe.get("feature_cache", False):  # the front end once for all epochs (the recipe's named deviation)
+            if not s.data.resident:
+                raise ValueError("feature_cache needs the training data resident, but they exceed the memory budget "
+                                 f"and stream from disk ({s.data.waves!r}); set feature_cache: false in the recipe "
+                                 "or raise ASC_MEMORY_BUDGET_GB")
+            s.data = TrainData(objective.augment.features(s.data.waves), s.data.labels, s.data.extras)
+            objective.augment.precomputed = True
+        # Under torchrun every rank takes an equal share of each global batch; DDP averages the gradients.
+        net = model if s.here.size == 1 else nn.parallel.DistributedDataParallel(
+            model, device_ids=[s.device.index] if s.device.type == "cuda" else None)
+        bar = tqdm(total=s.epochs, initial=start_epoch, desc=f"{objective.name} {len(s.data)} items", unit="epoch",
+                   disable=not (progress and s.here.main), mininterval=2.0)
+        batches = step_batches(s.data, BatchPlan(len(s.data), recipe["batch_size"], seed, s.here),
+                               start_epoch * s.per_epoch, s.steps, s.device)
+        for epoch in range(start_epoch, s.epochs):
+            record = run_epoch(s, net, batches, epoch, evaluate, on_step_end)
+            history.append(record)
+            if s.here.main:
+                _save(s.run_dir, model, objective, s.optimizer, s.scheduler, epoch + 1, list(history), s.fingerprint,
+                      s.parts, recipe, seed)
+            distributed.barrier()
+            bar.set_postfix({k: round(v, 4) for k, v in record.items() if k in ("loss", "accuracy")}, refresh=False)
+            bar.update(1)
+            if on_epoch_end is not None:
+                on_epoch_end(epoch + 1, record)
+        bar.close()
+        objective.augment.precomputed = False
     model.eval()
-    torch.manual_seed(_epoch_seed(seed, epochs))
+    torch.manual_seed(_epoch_seed(seed, s.epochs))
     return history
 
 

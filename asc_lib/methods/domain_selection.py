@@ -1,0 +1,309 @@
+"""Werning's stage 1, the domain selection: the PaSST ensemble's logits of the challenge clips and of
+AudioSet, the linear domain classifier's data and scores, the pruned selections (and their random
+controls) as segment lists, and the pruning reports. Settings: ``params/werning.yaml``
+(``domain_classifier``). The classifier itself is :mod:`asc_lib.methods.pruning`.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from asc_lib.config import DataPaths, load_recipe, paper_results
+from asc_lib.config.atomic import write_json
+from asc_lib.data import audioset
+from asc_lib.data.audioset_clips import spans, usable_segments
+from asc_lib.data.dcase import load_split
+from asc_lib.data.rows import held
+from asc_lib.data.unlabeled import clip_rows, clips_identity, nominal_samples, reader
+from asc_lib.methods.pruning import (
+    domain_scores,
+    length_only_accuracy,
+    prune,
+    random_selection,
+    selection_quality,
+    threshold_table,
+    train_domain_classifier,
+)
+from asc_lib.methods.surkov import file_digest
+from asc_lib.methods.tagger import load_standin, read_lists, standin_path
+from asc_lib.models.passt import ensemble_spec, load_ensemble
+from asc_lib.training.distill import full_key, is_cached, teacher_outputs
+from asc_lib.training.experiment import runs_dir, split_waves
+
+SELECTIONS = ("pruned", "random")
+
+
+# --- the teacher and its embeddings -----------------------------------------------------------------------
+
+def load_teacher(embedding: str, profile: str, data: DataPaths, device="cpu", progress: bool = True) -> nn.Module:
+    """Raw waveforms -> 527 logits: the PaSST ensemble of ``params/models.yaml`` (``passt_ensemble``), or
+    the mini stand-in AudioSet tagger (``standin``)."""
+    if embedding == "passt_ensemble":
+        return load_ensemble().to(device).eval()
+    if embedding == "standin":
+        return load_standin(profile, data, device=device, progress=progress)
+    raise ValueError(f"unknown embedding {embedding!r}; choose passt_ensemble or standin")
+
+
+def teacher_sample_rate(teacher: nn.Module) -> int:
+    return int(getattr(teacher, "sample_rate", 32000))
+
+
+def embed(teacher: nn.Module, waves: torch.Tensor, key: dict, device="cpu", progress: bool = True,
+          cache_dir=None, data_id: str | None = None) -> torch.Tensor:
+    """Teacher logits of ``waves`` (one row per clip), computed once per key and cached on disk."""
+    return teacher_outputs(teacher, waves, key, device=device, batch_size=32, progress=progress, cache_dir=cache_dir,
+                           data_id=data_id)
+
+
+def clip_waves(segments: pd.DataFrame, data: DataPaths, sample_rate: int, device="cpu", progress: bool = True):
+    """Whole AudioSet clips of (present) ``segments``, padded or cut to the nominal length, at ``sample_rate``:
+    a tensor, or decoded on the fly when they exceed the memory budget (one pass: the teacher's logits)."""
+    return clip_rows(segments, data, sample_rate, device, progress=progress)
+
+
+def embedding_key(embedding: str, what: str, items, teacher_id: str) -> dict:
+    """Cache key of an embedding table: teacher, which clips (their names, hashed) and the input."""
+    digest = hashlib.sha256("\n".join(map(str, items)).encode()).hexdigest()[:16]
+    return {"kind": "domain_embedding", "teacher": embedding, "teacher_id": teacher_id, "clips": what,
+            "n": len(items), "names": digest}
+
+
+CHALLENGE_INPUTS = ("repeat", "as_is")
+
+
+class Repeated(nn.Module):
+    """``teacher`` fed each input repeated end to end up to ``num_samples`` (batch by batch, so a whole split
+    never exists at the long length)."""
+
+    def __init__(self, teacher: nn.Module, num_samples: int):
+        super().__init__()
+        self.teacher, self.num_samples = teacher, int(num_samples)
+
+    def forward(self, waves: torch.Tensor) -> torch.Tensor:
+        return self.teacher(repeat_to(waves, self.num_samples))
+
+
+def repeat_to(waves: torch.Tensor, num_samples: int) -> torch.Tensor:
+    """Each row repeated end to end and cut to ``num_samples`` (Werning's code: a 1 s challenge clip
+    becomes the length of an AudioSet clip)."""
+    reps = -(-num_samples // waves.shape[-1])
+    return waves.repeat(*([1] * (waves.dim() - 1)), reps)[..., :num_samples]
+
+
+def challenge_teacher(teacher: nn.Module, recipe: dict, data: DataPaths) -> nn.Module:
+    """The teacher as the challenge clips reach it: ``challenge_input: repeat`` repeats each 1 s clip to
+    the AudioSet clips' nominal length (like for like: the domain classifier cannot tell the domains by
+    input length), ``as_is`` feeds the 1 s clip."""
+    mode = recipe["challenge_input"]
+    if mode not in CHALLENGE_INPUTS:
+        raise ValueError(f"unknown challenge_input {mode!r}; choose from {CHALLENGE_INPUTS}")
+    if mode == "as_is":
+        return teacher
+    return Repeated(teacher, nominal_samples(data, teacher_sample_rate(teacher))).eval()
+
+
+def domain_embeddings(teacher: nn.Module, recipe: dict, profile: str, data: DataPaths, split: int,
+                      teacher_id: str, device="cpu", progress: bool = True) -> dict:
+    """Teacher logits of the three sets the pruning needs, each cached on disk: the challenge training
+    split (positives, fed as ``recipe["challenge_input"]`` says), AudioSet's eval list (negatives) and the
+    pool to prune (AudioSet training lists), absent AudioSet clips dropped.
+    Returns ``{"challenge", "negatives", "pool": tensors, "negatives_segments", "pool_segments": frames}``."""
+    rate = teacher_sample_rate(teacher)
+    train = load_split(data, split)
+    out = {}
+    waves = split_waves(train, data, rate, progress=progress)
+    key = embedding_key(recipe["embedding"], f"split{split}-{recipe['challenge_input']}", train["filename"], teacher_id)
+    out["challenge"] = embed(challenge_teacher(teacher, recipe, data), waves, key, device, progress)
+    for name, lists in (("negatives", [recipe["negatives"]]), ("pool", recipe["pool"])):
+        segments = usable_segments(read_lists(data, lists), reader(data), "+".join(lists) + " clips")
+        key = embedding_key(recipe["embedding"], "+".join(lists), segments["YTID"], teacher_id)
+        data_id = clips_identity(segments, data, rate)
+        cached = is_cached(full_key(teacher, key, data_id=data_id))
+        waves = _placeholder(len(segments)) if cached else clip_waves(segments, data, rate, progress=progress)
+        out[name] = embed(teacher, waves, key, device, progress, data_id=data_id)
+        out[f"{name}_segments"] = segments
+    return out
+
+
+def _placeholder(n: int) -> torch.Tensor:
+    """Stands in for waveforms when the logits are read from the cache (only their count is checked)."""
+    return torch.empty(n, 0)
+
+
+def teacher_for(recipe: dict, profile: str, data: DataPaths, device="cpu", progress: bool = True):
+    """The recipe's embedding teacher and an identifier of its weights (for cache keys)."""
+    teacher = load_teacher(recipe["embedding"], profile, data, device, progress)
+    if recipe["embedding"] == "standin":
+        return teacher, file_digest(standin_path(profile))
+    return teacher, json.dumps(ensemble_spec(), sort_keys=True)
+
+
+def embedding_summary(emb: dict) -> pd.DataFrame:
+    """Clips and embedding width per set."""
+    names = {"challenge": "challenge split (label 1)", "negatives": "AudioSet eval list (label 0)",
+             "pool": "AudioSet pool to prune"}
+    return pd.DataFrame([{"set": names[k], "clips": emb[k].shape[0], "logits per clip": emb[k].shape[1]}
+                         for k in names]).set_index("set")
+
+
+def length_control(recipe: dict, data: DataPaths, emb: dict, sample_rate: int = 32000) -> pd.DataFrame:
+    """What a domain classifier could learn from input length alone: the balanced accuracy of the best
+    length threshold between the challenge clips (label 1) and AudioSet's eval clips (label 0), for each way
+    of feeding the challenge clips. AudioSet clips count by the audio they hold (short segments are padded);
+    a challenge clip holds 1 s, or the nominal length when repeated. 0.5: length tells nothing."""
+    nominal = data.audioset_clip_seconds
+    negatives = np.minimum(spans(emb["negatives_segments"]), nominal)
+    rows = []
+    for mode in CHALLENGE_INPUTS:
+        seconds = nominal if mode == "repeat" else 1.0
+        positives = np.full(len(emb["challenge"]), seconds)
+        rows.append({"challenge input": mode, "challenge clip length (s)": seconds,
+                     "AudioSet clip lengths (s)": f"{negatives.min():g} to {negatives.max():g}",
+                     "length-only balanced accuracy": round(length_only_accuracy(positives, negatives), 3),
+                     "used here": "yes" if mode == recipe["challenge_input"] else ""})
+    return pd.DataFrame(rows).set_index("challenge input")
+
+
+def classifier_data(emb: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """Features and domain labels: challenge split = 1, AudioSet eval = 0."""
+    features = torch.cat([held(emb["challenge"]), held(emb["negatives"])])  # the labeled sets: small
+    labels = torch.cat([torch.ones(len(emb["challenge"])), torch.zeros(len(emb["negatives"]))])
+    return features, labels
+
+
+def score_sets(classifier, emb: dict) -> dict:
+    """Domain scores of every set."""
+    return {k: domain_scores(classifier, emb[k]) for k in ("challenge", "negatives", "pool")}
+
+
+def threshold_comparison(pool_scores, thresholds) -> pd.DataFrame:
+    """Kept share per threshold here, beside Werning's Table 1 (sizes and accuracy, split 100)."""
+    table = threshold_table(pool_scores, thresholds)
+    paper = paper_results()["werning_table1"]
+    ref = pd.DataFrame({"Werning: relative size (%)": paper["relative_size"],
+                        "Werning: accuracy (%)": paper["accuracy"]}, index=pd.Index(paper["threshold"], name="threshold"))
+    return table.join(ref)
+
+
+def seed_spread(emb: dict, recipe: dict, seeds, truth: pd.Series | None = None,
+                pool: pd.DataFrame | None = None) -> pd.DataFrame:
+    """How much the kept share depends on the classifier's seed: the classifier trained once per seed on
+    the same embeddings; per threshold the share of the pool kept (mean, std, min, max over seeds) and,
+    with the mini data's truth, the in-domain precision of the kept clips."""
+    features, labels = classifier_data(emb)
+    rows = []
+    for seed in seeds:
+        classifier, _ = train_domain_classifier(features, labels, recipe["lr"], recipe["batch_size"],
+                                                recipe["epochs"], seed, progress=False)
+        scores = score_sets(classifier, emb)["pool"]
+        for t in recipe["thresholds"]:
+            kept = scores >= t
+            row = {"threshold": t, "seed": seed, "kept (%)": 100.0 * float(kept.mean())}
+            if truth is not None and pool is not None:
+                inside = truth.reindex(pool["YTID"]).fillna(False).astype(bool).to_numpy()
+                row["in-domain precision (%)"] = 100.0 * float(inside[kept].mean()) if kept.any() else float("nan")
+            rows.append(row)
+    frame = pd.DataFrame(rows)
+    stats = frame.drop(columns="seed").groupby("threshold").agg(["mean", "std", "min", "max"])
+    stats.columns = [f"{a} {b}" for a, b in stats.columns]
+    return stats.round(1)
+
+
+def write_selections(profile: str, split: int, pool: pd.DataFrame, scores, threshold: float, seed: int) -> dict:
+    """Write the pruned subset and a random selection of the same size; returns both frames."""
+    kept = prune(pool, scores, threshold)
+    if kept.empty:
+        raise ValueError(f"threshold {threshold} keeps no AudioSet clip for split {split}; lower it")
+    control = random_selection(pool, len(kept), seed)
+    out = {}
+    for name, frame in (("pruned", kept), ("random", control)):
+        path = subset_file(profile, split, name, threshold, seed)
+        audioset.write_subset(path, frame, f"asc_lib.methods.werning {name} selection, split {split}, threshold {threshold}")
+        out[name] = frame
+    return out
+
+
+def selection_table(selections: dict, pool: pd.DataFrame, truth: pd.Series | None) -> pd.DataFrame:
+    """Size of each selection and, on the mini data, its precision and recall of in-domain clips."""
+    rows = {}
+    for name, frame in selections.items():
+        if truth is None:
+            rows[name] = {"selected": len(frame), "share of pool (%)": round(100 * len(frame) / len(pool), 1)}
+        else:
+            q = selection_quality(frame, pool, truth)
+            rows[name] = {"selected": q["selected"], "share of pool (%)": round(100 * len(frame) / len(pool), 1),
+                          "in-domain precision": round(q["precision"], 3), "in-domain recall": round(q["recall"], 3),
+                          "pool in-domain share": round(q["pool in-domain share"], 3)}
+    frame = pd.DataFrame(rows).T.rename_axis("selection")
+    return frame.astype({"selected": int})
+
+
+def pruning_verdict(quality: pd.DataFrame) -> str:
+    """One sentence: did pruning pick more in-domain clips than random selection of the same size?"""
+    if "in-domain precision" not in quality.columns:
+        return "In-domain truth is known only for the mini data; compare pruned and random by accuracy (03b)."
+    p, r = quality.loc["pruned", "in-domain precision"], quality.loc["random", "in-domain precision"]
+    word = "beat" if p > r else "did not beat"
+    return (f"Pruning {word} random selection of the same size: {100 * p:.1f} % of the kept clips are in-domain "
+            f"against {100 * r:.1f} % for random selection (pool: "
+            f"{100 * quality.loc['pruned', 'pool in-domain share']:.1f} %), recall {100 * quality.loc['pruned', 'in-domain recall']:.1f} %.")
+
+
+def save_pruning_report(profile: str, split: int, recipe: dict, pool_scores, quality: pd.DataFrame) -> Path:
+    """``split<N>-t<threshold>-pruning.json``: threshold sweep and selection quality, for the results notebook."""
+    sweep = threshold_table(pool_scores, recipe["thresholds"])
+    path = pruning_report_path(profile, split, recipe["threshold"])
+    write_json(path, {"split": split, "threshold": recipe["threshold"],
+                      "sweep": sweep.reset_index().to_dict(orient="records"),
+                      "selections": quality.reset_index().to_dict(orient="records")})
+    return path
+
+
+# --- subsets ------------------------------------------------------------------------------------------------
+
+def subsets_dir(profile: str) -> Path:
+    return runs_dir(profile) / "pruned_subsets"
+
+
+def subset_file(profile: str, split: int, selection: str, threshold: float, seed: int) -> Path:
+    """Manifest of one pruning (or its random control), in the official segment-list format."""
+    if selection not in SELECTIONS:
+        raise ValueError(f"unknown selection {selection!r}; choose from {SELECTIONS}")
+    return subsets_dir(profile) / f"split{split}-{selection}-t{threshold:g}-seed{seed}_segments.csv"
+
+
+def read_selection(path: Path) -> pd.DataFrame:
+    """A selection written by :func:`write_selections` (with its ``list`` column)."""
+    return audioset.read_subset(path, made_by="notebooks/03_domain_pruning.ipynb for this split")
+
+
+def mini_truth(data: DataPaths) -> pd.Series | None:
+    """Which mini AudioSet clips the generator made in-domain (YTID -> bool); None on real data."""
+    path = data.audioset_dir / "mini_truth.csv"
+    if not path.is_file():
+        return None
+    truth = pd.read_csv(path)
+    return truth.set_index("YTID")["in_domain"].astype(bool)
+
+
+def paper_threshold() -> float:
+    """The threshold Werning chose for all later experiments (``params/werning.yaml``)."""
+    return float(load_recipe("domain_classifier", "paper", source="werning")["threshold"])
+
+
+def pruning_report_path(profile: str, split: int, threshold: float) -> Path:
+    return subsets_dir(profile) / f"split{split}-t{threshold:g}-pruning.json"
+
+
+def pruning_report(profile: str, split: int, threshold: float | None = None) -> dict | None:
+    """The pruning summary ``03_domain_pruning`` wrote for ``split`` and ``threshold`` (default: the
+    paper's), or None when absent."""
+    path = pruning_report_path(profile, split, paper_threshold() if threshold is None else threshold)
+    return json.loads(path.read_text()) if path.is_file() else None

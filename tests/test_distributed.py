@@ -14,7 +14,8 @@ import torch
 from asc_lib.config import data_paths
 from asc_lib.models import build_cp_mobile
 from asc_lib.training import distributed, experiment, torchrun
-from asc_lib.training.distill import compute_logits, teacher_outputs
+from asc_lib.training.distill import teacher_outputs
+from asc_lib.training.evaluate import compute_logits
 
 TORCHRUN = shutil.which("torchrun", path=os.path.dirname(sys.executable))
 

@@ -118,3 +118,8 @@ def output_shape(name: str, seconds: float = 1.0) -> tuple[int, int]:
     with torch.no_grad():
         out = fe(torch.zeros(1, int(round(fe.sample_rate * seconds))))
     return tuple(out.shape[-2:])
+
+
+def output_shapes(seconds: float = 1.0) -> dict[str, tuple[int, int]]:
+    """``(mels, frames)`` of every preset for ``seconds`` of audio."""
+    return {name: output_shape(name, seconds) for name in preset_names()}

@@ -1,1 +1,13 @@
-"""methods"""
+"""Layer 6, ``methods``: the two papers' stages, each module one step of a report.
+
+- ``labelfilter``       Surkov 1: AudioSet segments carrying his 14 labels, seeded subsets
+- ``meanteacher``       Surkov 2: the mean-teacher objective
+- ``surkov``            Surkov 2-3: teacher weights, unlabeled pieces, the teacher's outputs, run names
+- ``pruning``           Werning 1: the linear domain classifier, thresholds, random controls
+- ``domain_selection``  Werning 1: PaSST logits of both domains, the selections and pruning reports
+- ``werning``           Werning 2-3: multi-label KD into a 527-class CP-Mobile, fine-tuning, run names
+- ``tagger``            the stand-in for the pretrained taggers on the mini data
+- ``registry``          every method: run name, label, paper, notebook; comparisons of runs
+
+May import: ``training``, ``models``, ``features``, ``data``, ``config``.
+"""

@@ -98,6 +98,11 @@ def file_digest(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:20]
 
 
+def subset_sizes(settings: dict, small: int | None = None, large: int | None = None) -> dict[str, int]:
+    """The subset sizes of the recipe (``settings["subsets"]``), each replaced by a given override."""
+    return {**settings["subsets"], **{k: v for k, v in {"small": small, "large": large}.items() if v}}
+
+
 def write_subsets(profile: str, pool: pd.DataFrame, sizes: dict[str, int], seed: int,
                   allow_smaller: bool = True) -> pd.DataFrame:
     """Draw each subset (``{"small": n, "large": m}``) from ``pool`` with ``seed`` and write it with

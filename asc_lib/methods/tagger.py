@@ -27,6 +27,7 @@ from asc_lib.features.frontend import build_frontend
 from asc_lib.models.efficientat import build_efficientat, load_efficientat
 from asc_lib.models.layers import set_bn_momentum
 from asc_lib.training.device import resolve_device
+from asc_lib.training.evaluate import compute_logits
 from asc_lib.training.experiment import runs_dir
 from asc_lib.training.loop import Objective, TrainData, fit, logits_of
 
@@ -112,14 +113,6 @@ class Tagger(nn.Module):
 
 
 @torch.no_grad()
-def tag(model: nn.Module, waves: torch.Tensor, batch_size: int = 128) -> torch.Tensor:
-    """Logits of a :class:`Tagger` (or any waves -> logits module) for ``waves``, in batches, on CPU."""
-    model.eval()
-    device = next(model.parameters()).device
-    return torch.cat([model(waves[i:i + batch_size].to(device).float()).float().cpu()
-                      for i in range(0, len(waves), batch_size)])
-
-
 def standin_dir(profile: str, seed: int = 0) -> Path:
     return runs_dir(profile) / "audioset_tagger" / f"seed{seed}"
 
@@ -153,7 +146,8 @@ def train_standin(profile: str, data: DataPaths, seed: int = 0, device: str = "a
             return tagger, saved
     evaluation = read_lists(data, [EVAL_LIST])
     test, _ = tagging_data(evaluation, data, classes, frontend.sample_rate, device, progress=False)
-    metrics = {"mAP": mean_average_precision(tag(tagger, test.waves), test.extras["targets"].cpu().numpy()),
+    scores = compute_logits(tagger, test.waves, None, 128, device, progress=False)
+    metrics = {"mAP": mean_average_precision(scores, test.extras["targets"].cpu().numpy()),
                "n_classes": len(classes), "train_pieces": len(train), "eval_pieces": len(test),
                "clip_seconds": data.audioset_clip_seconds, "recipe": recipe, "fit": history.info()}
     with atomic_path(path, suffix=".pt") as tmp:
@@ -179,7 +173,7 @@ def load_standin(profile: str, data: DataPaths, seed: int = 0, device: str = "au
 
 
 __all__ = ["MultiLabel", "Tagger", "average_precision", "class_index", "load_standin", "mean_average_precision",
-           "piece_targets", "read_lists", "standin_path", "standin_weights", "tag", "tagging_data", "train_standin"]
+           "piece_targets", "read_lists", "standin_path", "standin_weights", "tagging_data", "train_standin"]
 
 
 def main(argv=None) -> None:

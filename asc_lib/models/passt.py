@@ -36,7 +36,7 @@ def _quiet():
 
 def release_url(arch: str) -> str:
     """The authors' release URL of ``arch``'s AudioSet weights (from hear21passt's model table)."""
-    from hear21passt.models.passt import default_cfgs
+    from hear21passt.models.passt import default_cfgs  # lazy: hear21passt loads timm (~5 s)
 
     url = default_cfgs.get(arch, {}).get("url", "")
     if not url.startswith("https://github.com/kkoutini/PaSST/"):
@@ -52,8 +52,8 @@ class PaSST(nn.Module):
     def __init__(self, arch: str = DEFAULT_ARCH, n_classes: int = 527, fstride: int = 10, tstride: int = 10,
                  input_tdim: int = 998):
         super().__init__()
-        from hear21passt.models.passt import get_model
-        from hear21passt.models.preprocess import AugmentMelSTFT
+        from hear21passt.models.passt import get_model  # lazy: hear21passt loads timm (~5 s)
+        from hear21passt.models.preprocess import AugmentMelSTFT  # lazy: hear21passt loads timm (~5 s)
 
         self.arch = arch
         with _quiet():
@@ -116,7 +116,7 @@ def load_passt(weights: str | Path | None = None, arch: str = DEFAULT_ARCH, sha2
     """
     model = PaSST(arch, **kwargs)
     if weights is not None:
-        from hear21passt.models.passt import checkpoint_filter_fn
+        from hear21passt.models.passt import checkpoint_filter_fn  # lazy: hear21passt loads timm (~5 s)
 
         if str(weights) == "release":
             path, source = download_release(arch, sha256), release_url(arch)

@@ -22,8 +22,9 @@ from tqdm import tqdm
 
 from asc_lib.config import paths, provenance
 from asc_lib.config.atomic import write_json
-from asc_lib.data.rows import DiskRows, loader_workers, memory_budget, read_ahead
+from asc_lib.data.rows import DiskRows, memory_budget
 from asc_lib.training import distributed
+from asc_lib.training.evaluate import compute_logits
 from asc_lib.training.loop import Objective, logits_of
 
 
@@ -140,47 +141,6 @@ def _prepare(partial: Path, shape: tuple) -> None:
             marker.unlink()
     partial.parent.mkdir(parents=True, exist_ok=True)
     np.lib.format.open_memmap(partial, mode="w+", dtype=np.float32, shape=shape).flush()
-
-
-@torch.no_grad()
-def compute_logits(teacher: nn.Module, waves: torch.Tensor, frontend: nn.Module | None, batch_size: int,
-                   device: torch.device, progress: bool = True, start: int = 0,
-                   stop: int | None = None) -> torch.Tensor:
-    """Teacher logits (float32, CPU) of rows ``start:stop`` of ``waves`` (all by default) in batches,
-    without caching; rows on disk (:mod:`asc_lib.data.rows`) are read one batch at a time."""
-    teacher = teacher.eval().to(device)
-    if frontend is not None:
-        frontend = frontend.eval().to(device)
-    stop = len(waves) if stop is None else stop
-    ranges = [(begin, min(begin + batch_size, stop)) for begin in range(start, stop, batch_size)]
-    out = []
-    for x in tqdm(_read_batches(waves, ranges), total=len(ranges), desc="teacher outputs", unit="batch",
-                  disable=not progress, mininterval=2.0):
-        x = x.to(device).float()
-        logits = teacher(frontend(x) if frontend is not None else x)
-        out.append((logits[0] if isinstance(logits, tuple) else logits).float().cpu())
-    return torch.cat(out) if out else torch.zeros((0,), dtype=torch.float32)
-
-
-class _Ranges(torch.utils.data.Dataset):
-    def __init__(self, waves, ranges):
-        self.waves, self.ranges = waves, ranges
-
-    def __len__(self) -> int:
-        return len(self.ranges)
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        return self.waves[self.ranges[i][0]:self.ranges[i][1]]
-
-
-def _read_batches(waves, ranges):
-    """The row ranges of ``waves``: sliced in place when resident; read (or decoded) by DataLoader workers
-    ahead of the teacher when they come from disk or from the audio source."""
-    if isinstance(waves, torch.Tensor) or len(ranges) < 2 or loader_workers() == 0:
-        for a, b in ranges:
-            yield waves[a:b]
-        return
-    yield from read_ahead(_Ranges(waves, ranges), min(loader_workers(), len(ranges)))
 
 
 def probability_mse(student_logits: torch.Tensor, teacher_probs: torch.Tensor) -> torch.Tensor:

@@ -12,29 +12,68 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from asc_lib.config.atomic import atomic_path
 from asc_lib.data.dcase import DEVICE_GROUPS, DEVICES, SCENES
+from asc_lib.data.rows import loader_workers, read_ahead
 from asc_lib.training.loop import logits_of
 
 
 @torch.no_grad()
+def compute_logits(teacher: nn.Module, waves: torch.Tensor, frontend: nn.Module | None, batch_size: int,
+                   device: torch.device, progress: bool = True, start: int = 0,
+                   stop: int | None = None, amp: bool = False) -> torch.Tensor:
+    """A model's logits (float32, CPU) of rows ``start:stop`` of ``waves`` (all by default) in batches, in
+    evaluation mode, without caching: the one batched inference of the study (test predictions, teacher
+    outputs, tagging). Rows on disk (:mod:`asc_lib.data.rows`) are read one batch at a time; ``amp`` runs
+    in bfloat16 on a GPU."""
+    teacher = teacher.eval().to(device)
+    if frontend is not None:
+        frontend = frontend.eval().to(device)
+    stop = len(waves) if stop is None else stop
+    ranges = [(begin, min(begin + batch_size, stop)) for begin in range(start, stop, batch_size)]
+    out = []
+    for x in tqdm(_read_batches(waves, ranges), total=len(ranges), desc="teacher outputs", unit="batch",
+                  disable=not progress, mininterval=2.0):
+        x = x.to(device).float()
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
+            logits = teacher(frontend(x) if frontend is not None else x)
+        out.append(logits_of(logits).float().cpu())
+    return torch.cat(out) if out else torch.zeros((0,), dtype=torch.float32)
+
+
+class _Ranges(torch.utils.data.Dataset):
+    def __init__(self, waves, ranges):
+        self.waves, self.ranges = waves, ranges
+
+    def __len__(self) -> int:
+        return len(self.ranges)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.waves[self.ranges[i][0]:self.ranges[i][1]]
+
+
+def _read_batches(waves, ranges):
+    """The row ranges of ``waves``: sliced in place when resident; read (or decoded) by DataLoader workers
+    ahead of the teacher when they come from disk or from the audio source."""
+    if isinstance(waves, torch.Tensor) or len(ranges) < 2 or loader_workers() == 0:
+        for a, b in ranges:
+            yield waves[a:b]
+        return
+    yield from read_ahead(_Ranges(waves, ranges), min(loader_workers(), len(ranges)))
+
+
 def predict(model: nn.Module, frontend: nn.Module, waves: torch.Tensor, batch_size: int = 256,
             device: str | torch.device | None = None, amp: bool = False) -> torch.Tensor:
-    """Class probabilities ``(n, classes)`` (float32, on the CPU) for a ``(n, samples)`` waveform tensor."""
+    """Class probabilities ``(n, classes)`` (float32, on the CPU) for a ``(n, samples)`` waveform tensor
+    (the modes of model and front end are restored)."""
     device = torch.device(device) if device is not None else next(model.parameters()).device
     was_training = model.training, frontend.training
-    model.eval()
-    frontend.eval().to(device)
-    out = []
-    for start in range(0, len(waves), batch_size):
-        x = waves[start:start + batch_size].to(device).float()
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
-            logits = model(frontend(x))
-        out.append(torch.softmax(logits_of(logits).float(), dim=1).cpu())
+    logits = compute_logits(model, waves, frontend, batch_size, device, progress=False, amp=amp)
     model.train(was_training[0])
     frontend.train(was_training[1])
-    return torch.cat(out)
+    return torch.softmax(logits, dim=1)
 
 
 def _accuracy(correct: np.ndarray) -> float:

@@ -20,15 +20,18 @@ Four kinds of measurement, all on the machine at hand (GPU when there is one):
 """
 from asc_lib.study.benchmark.projections import (
                                                  AUDIOSET_SEGMENTS,
+                                                 RATES,
                                                  SERVER,
                                                  SPLIT100_CLIPS,
                                                  TEST_CLIPS,
                                                  gpu_estimates,
+                                                 measured_rates,
                                                  paper_settings,
                                                  projections,
                                                  real_resources,
                                                  save,
                                                  training_gpu_gb,
+                                                 unit_rates,
 )
 from asc_lib.study.benchmark.scaling import (
                                                  DEFAULT_CACHE_SIZES,
@@ -55,7 +58,7 @@ from asc_lib.study.benchmark.throughput import (
                                                  training_comparison,
 )
 
-__all__ = ["AUDIOSET_SEGMENTS", "SERVER", "SPLIT100_CLIPS", "TEST_CLIPS", "gpu_estimates", "paper_settings",
+__all__ = ["RATES", "measured_rates", "unit_rates", "AUDIOSET_SEGMENTS", "SERVER", "SPLIT100_CLIPS", "TEST_CLIPS", "gpu_estimates", "paper_settings",
            "projections", "real_resources", "save", "training_gpu_gb", "DEFAULT_CACHE_SIZES",
            "DEFAULT_STREAMING_SIZES", "SCALING_TASKS", "extrapolate", "real_list_rehearsal", "scaling",
            "scaling_sizes", "scaling_table", "streaming_memory", "write_disk_waves", "write_generated_segments",

@@ -21,6 +21,22 @@ AUDIOSET_SEGMENTS = 2_000_000     # "AudioSet's 2 million segments" (balanced + 
 SPLIT100_CLIPS = 139_620          # DCASE2024 split 100 (tests/test_dcase.py checks the real list)
 
 
+RATES = ("cp_mobile_train", "efficientat_train", "efficientat_infer", "passt_infer")
+
+
+def unit_rates() -> dict[str, float]:
+    """One item per second for every rate :func:`projections` needs: its output is then the work itself."""
+    return dict.fromkeys(RATES, 1.0)
+
+
+def measured_rates(cp_mobile_train: float, efficientat_train: float, teachers: pd.DataFrame) -> dict[str, float]:
+    """The rates :func:`projections` needs, from the training rates and the best of each teacher's
+    inference rates in ``teachers`` (:func:`asc_lib.study.benchmark.throughput.teacher_table`)."""
+    return {"cp_mobile_train": cp_mobile_train, "efficientat_train": efficientat_train,
+            "efficientat_infer": teachers["clips/s"].xs("EfficientAT mn10 (1 s clips)").max(),
+            "passt_infer": teachers["clips/s"].xs("PaSST-S (10 s clips)").max()}
+
+
 def projections(rates: dict, surkov: dict, werning: dict, baseline: dict) -> pd.DataFrame:
     """Projected wall-clock (hours) of each paper's full recipe from measured ``rates``:
     ``cp_mobile_train`` and ``efficientat_train`` (samples/s), ``efficientat_infer`` (1 s clips/s) and

@@ -110,3 +110,17 @@ def test_a_smoke_setting_the_paper_lacks_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(paths, "PARAMS_DIR", tmp_path)
     with pytest.raises(ValueError, match="r.smoke sets .'epochz'"):
         config.load_recipe("r", "smoke", "toy")
+
+
+def test_every_notebook_parameter_has_one_rule():
+    """Validation is a table: each declared parameter name has a rule, and each rule serves a parameter."""
+    declared = {name for spec in config.NOTEBOOK_PARAMETERS.values() for name in spec}
+    assert declared == set(config.RULES)
+
+
+@pytest.mark.parametrize("name, bad", [("epochs", 0), ("threshold", 1.5), ("selection", "best"), ("progress", "yes"),
+                                       ("cache_sizes", [10, -1]), ("scaling_max", 10), ("plan", "all"),
+                                       ("weights", 3), ("seed", -1)])
+def test_a_rule_refuses_a_bad_value_naming_the_parameter(name, bad):
+    with pytest.raises(ValueError, match=f"parameter {name} must be"):
+        config.parameters.validate(name, bad, default=0)

@@ -166,6 +166,16 @@ def paper_settings() -> dict:
     }
 
 
+def headline_numbers(device: str, batch_size: int, steps: int, loader_workers: int, training_ratio: float, rates: dict,
+            projected_hours: pd.Series, streaming: pd.DataFrame) -> dict:
+    """The benchmark's headline numbers for ``<name>.json``: the data path's speed-up, the measured rates,
+    one epoch of split 100 at the CP-Mobile rate, the projected hours per paper and the streaming ratio."""
+    return {"device": device, "batch_size": batch_size, "steps": steps, "loader_workers": loader_workers,
+            "training_ratio": float(training_ratio), "rates": rates,
+            "split100_epoch_seconds": SPLIT100_CLIPS / rates["cp_mobile_train"],
+            "projected_hours": projected_hours.to_dict(), "streaming_ratio": float(streaming["relative"].iloc[-1])}
+
+
 def save(results: dict, tables: dict[str, pd.DataFrame], name: str, out_dir: str | Path | None = None) -> list[Path]:
     """Write ``results`` as ``<name>.json`` and each table as ``<name>-<table>.csv`` (atomically)."""
     out = Path(out_dir) if out_dir else paths.reports_dir() / "benchmarks"

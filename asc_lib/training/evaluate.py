@@ -21,24 +21,24 @@ from asc_lib.training.loop import logits_of
 
 
 @torch.no_grad()
-def compute_logits(teacher: nn.Module, waves: torch.Tensor, frontend: nn.Module | None, batch_size: int,
+def compute_logits(model: nn.Module, waves: torch.Tensor, frontend: nn.Module | None, batch_size: int,
                    device: torch.device, progress: bool = True, start: int = 0,
                    stop: int | None = None, amp: bool = False) -> torch.Tensor:
     """A model's logits (float32, CPU) of rows ``start:stop`` of ``waves`` (all by default) in batches, in
     evaluation mode, without caching: the one batched inference of the study (test predictions, teacher
     outputs, tagging). Rows on disk (:mod:`asc_lib.data.rows`) are read one batch at a time; ``amp`` runs
     in bfloat16 on a GPU."""
-    teacher = teacher.eval().to(device)
+    model = model.eval().to(device)
     if frontend is not None:
         frontend = frontend.eval().to(device)
     stop = len(waves) if stop is None else stop
     ranges = [(begin, min(begin + batch_size, stop)) for begin in range(start, stop, batch_size)]
     out = []
-    for x in tqdm(_read_batches(waves, ranges), total=len(ranges), desc="teacher outputs", unit="batch",
+    for x in tqdm(_read_batches(waves, ranges), total=len(ranges), desc="inference", unit="batch",
                   disable=not progress, mininterval=2.0):
         x = x.to(device).float()
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
-            logits = teacher(frontend(x) if frontend is not None else x)
+            logits = model(frontend(x) if frontend is not None else x)
         out.append(logits_of(logits).float().cpu())
     return torch.cat(out) if out else torch.zeros((0,), dtype=torch.float32)
 
@@ -56,7 +56,7 @@ class _Ranges(torch.utils.data.Dataset):
 
 def _read_batches(waves, ranges):
     """The row ranges of ``waves``: sliced in place when resident; read (or decoded) by DataLoader workers
-    ahead of the teacher when they come from disk or from the audio source."""
+    ahead of the model when they come from disk or from the audio source."""
     if isinstance(waves, torch.Tensor) or len(ranges) < 2 or loader_workers() == 0:
         for a, b in ranges:
             yield waves[a:b]

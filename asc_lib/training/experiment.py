@@ -65,29 +65,22 @@ def scene_train_data(frame: pd.DataFrame, waves: torch.Tensor) -> TrainData:
     return TrainData(waves, labels)
 
 
-def test_evaluator(frontend: nn.Module, test_frame: pd.DataFrame, test_waves: torch.Tensor,
-                   batch_size: int = 256, amp: bool = False):
-    """A callable for ``fit(evaluate=...)`` reporting test accuracy, per-group accuracy and log loss.
-    The front end's (deterministic, evaluation-mode) output of the test clips is computed at the first
-    call and reused at the later ones."""
-    cached: list[torch.Tensor] = []
-
+def test_evaluator(features, test_frame: pd.DataFrame, batch_size: int = 256, amp: bool = False):
+    """A callable for ``fit(evaluate=...)`` reporting test accuracy, per-group accuracy and log loss on the
+    test clips' front-end output (``features()``, computed once by the task)."""
     def evaluate(model: nn.Module) -> dict:
-        if not cached:
-            cached.append(evaluate_frontend(frontend, test_waves, batch_size))
-        scores = scene_scores(test_frame, predict(model, nn.Identity(), cached[0], batch_size, amp=amp))
+        scores = scene_scores(test_frame, predict(model, nn.Identity(), features(), batch_size, amp=amp))
         return {"accuracy": scores["accuracy"], "log_loss": scores["log_loss"],
                 **{f"acc_{g}": v for g, v in scores["per_group"].items()}}
     return evaluate
 
 
-def finish_run(directory: Path, model: nn.Module, frontend: nn.Module, test_frame: pd.DataFrame,
-               test_waves: torch.Tensor, info: dict, batch_size: int = 256, amp: bool = False,
-               history=None) -> dict:
+def finish_run(directory: Path, model: nn.Module, test_features: torch.Tensor, test_frame: pd.DataFrame,
+               info: dict, batch_size: int = 256, amp: bool = False, history=None) -> dict:
     """Evaluate ``model`` on the test split, write ``output.csv`` and ``metrics.json``; return the metrics.
     With the :class:`asc_lib.training.loop.History` of the run, the metrics say how the run was obtained
     (trained, resumed, reused or retrained) and carry its fingerprint."""
-    probs = predict(model, frontend, test_waves, batch_size, amp=amp)
+    probs = predict(model, nn.Identity(), test_features, batch_size, amp=amp)
     scores = scene_scores(test_frame, probs)
     write_output_csv(directory / OUTPUT, test_frame["filename"], probs)
     metrics = {**info, "test": scores, "torch": torch.__version__, "machine": platform.machine(),
@@ -116,6 +109,7 @@ class SceneTask:
         self.conversions = {name: cache.conversions for name, cache in caches.items()}
         self.train_waves = caches["train"].to_tensor(self.device)
         self.test_waves = caches["test"].to_tensor(self.device)
+        self._test_features: torch.Tensor | None = None
 
     def summary(self) -> pd.DataFrame:
         """Clips per device group in the training and test splits."""
@@ -133,12 +127,18 @@ class SceneTask:
     def train_data(self) -> TrainData:
         return scene_train_data(self.train, self.train_waves)
 
+    def test_features(self) -> torch.Tensor:
+        """The front end's (deterministic, evaluation-mode) output of the test clips, computed at the first
+        call and shared by every evaluation of the task (along training and at the end)."""
+        if self._test_features is None:
+            self._test_features = evaluate_frontend(self.frontend, self.test_waves)
+        return self._test_features
+
     def evaluator(self, amp: bool = False):
-        return test_evaluator(self.frontend, self.test, self.test_waves, amp=amp)
+        return test_evaluator(self.test_features, self.test, amp=amp)
 
     def finish(self, directory: Path, model: nn.Module, info: dict, amp: bool = False, history=None) -> dict:
-        return finish_run(directory, model, self.frontend, self.test, self.test_waves, info, amp=amp,
-                          history=history)
+        return finish_run(directory, model, self.test_features(), self.test, info, amp=amp, history=history)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ measured seed spread). nbval runs the notebooks that do not train at their commi
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import nbformat
 import pandas as pd
@@ -22,6 +24,7 @@ from asc_lib.data.dcase import load_split
 from asc_lib.study import report, results
 
 PROFILE = "smoke"
+FULL_PLAN_ONLY = {"02b_mean_teacher_ablations"}  # its runs are the full plan's; tested below on its own
 TRAINED = {  # method -> the notebook that trains it in the quick plan
     "baseline": "00b_baseline", "efficientat_mt": "02_mean_teacher", "kd_small": "04_kd", "werning": "03b_pruned_kd",
 }
@@ -43,7 +46,8 @@ def test_every_notebook_of_the_quick_plan_ran_on_splits_5_and_100(smoke_report):
     out, _, records = smoke_report
     planned = report.plan(PROFILE, "quick")
     assert set(records) == {r["name"] for r in planned}
-    assert {r["notebook"].stem for r in planned} == set(config.NOTEBOOK_PARAMETERS)
+    assert {r["notebook"].stem for r in planned} == set(config.NOTEBOOK_PARAMETERS) - FULL_PLAN_ONLY
+    assert FULL_PLAN_ONLY <= {r["notebook"].stem for r in report.plan(PROFILE, "full")}
     for run in planned:
         executed = nbformat.read(out / f"{run['name']}.ipynb", as_version=4)
         errors = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
@@ -100,3 +104,24 @@ def test_second_build_reuses_every_run(smoke_report, capsys):
     assert report.build(PROFILE, out, which="quick")
     printed = capsys.readouterr().out
     assert f"ran 0 and reused {len(records)} of {len(records)}" in printed
+
+
+def test_the_ablation_notebook_runs_headless_and_shares_the_mean_teacher_run_of_02(smoke_report, tmp_path):
+    """02b (full plan only) with ``-p split 5``, one seed: its variants train, the sweep runs, and the
+    unchanged mean teacher is 02's run of the quick plan, reused, not trained again."""
+    _, runs_root, _ = smoke_report
+    out = tmp_path / "02b.ipynb"
+    cmd = [sys.executable, "-m", "papermill", str(paths.NOTEBOOKS_DIR / "02b_mean_teacher_ablations.ipynb"), str(out),
+           "-p", "profile", PROFILE, "-p", "split", "5", "-y", "seeds: [0]", "-p", "progress", "False",
+           "-y", "variants: [efficientat_mt, efficientat_ft, efficientat_mt_w0]", "--cwd", str(paths.NOTEBOOKS_DIR),
+           "--no-progress-bar"]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    text = "\n".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
+                     for c in nbformat.read(out, as_version=4).cells if c.cell_type == "code" for o in c.outputs)
+    assert "mean teacher, consistency weight 0" in text and "Best mean: consistency weight" in text
+    metrics = json.loads((runs_root / "efficientat_mt" / "split5-seed0" / "metrics.json").read_text())
+    assert metrics["fit"]["status"] == "reused" and "student" in metrics  # 02's run; teacher and student scored
+    for method in ("efficientat_ft", "efficientat_mt_w0", "efficientat_mt_cw1", "efficientat_mt_cw10"):
+        trained = json.loads((runs_root / method / "split5-seed0" / "metrics.json").read_text())
+        assert trained["fit"]["status"] == "trained" and trained["fit"]["steps"] == 4, method

@@ -33,7 +33,9 @@ def test_report_settings_are_the_defaults():
     assert (kd["lr"], kd["weight_decay"], kd["warmup_fraction"], kd["epochs"], kd["batch_size"]) == (1e-3, 1e-3, 0.1, 750, 256)
     assert kd["loss"] == "mse_probabilities" and kd["deviations"] == {}
     mini = profile_recipe("mini", "kd", source="surkov")
-    assert set(mini["deviations"]) == {"epochs", "batch_size", "min_steps", "eval_points", "feature_cache"}
+    assert set(mini["deviations"]) == {"epochs", "batch_size", "labeled_per_batch", "min_steps", "eval_points",
+                                       "feature_cache"}
+    assert mini["labeled_per_batch"] / mini["batch_size"] == kd["labeled_per_batch"] / kd["batch_size"] == 0.5
 
 
 def test_efficientat_mn10_cost_matches_the_report():
@@ -104,9 +106,12 @@ def test_mini_mean_teacher_deviations_are_named():
     mini = profile_recipe("mini", "mean_teacher", source="surkov")
     assert mini["weights"] == "standin" and mini["bn_momentum"] == 0.1 and mini["ema_decay"] == 0.99
     assert set(mini["deviations"]) == {"weights", "lr", "ema_decay", "bn_momentum", "epochs", "batch_size",
-                                       "min_steps", "eval_points", "feature_cache"}
+                                       "labeled_per_batch", "min_steps", "max_steps", "eval_points", "feature_cache"}
     paper = load_recipe("mean_teacher", source="surkov")
     assert (paper["weights"], paper["bn_momentum"], paper["lr"]) == ("mn10_as_mAP_471.pt", 0.01, 1e-3)
+    # the study's choices where the report is silent: half-labeled batches, Tarvainen's weight, the pretrained input
+    assert (paper["labeled_per_batch"], paper["consistency_weight"], paper["input_norm"]) == (128, 100.0, "efficientat")
+    assert mini["labeled_per_batch"] / mini["batch_size"] == 0.5
 
 
 def test_consistency_weight_schedule_breakpoints():
@@ -199,3 +204,114 @@ def test_kd_runs_from_different_teachers_do_not_share_a_directory():
     assert surkov.kd_method("small", "efficientat_ft") == "kd_small_from_ft"
     with pytest.raises(ValueError, match="teacher"):
         surkov.kd_method("small", "passt")
+
+
+def test_input_norm_is_the_pretraining_normalisation_on_every_path(tmp_path, monkeypatch):
+    """The teacher's input normalisation is part of the network: fine-tuning, evaluation and the cached
+    teacher outputs of 04_kd all see (x + 4.5) / 5, and a saved teacher keeps it."""
+    from asc_lib.features.frontend import build_frontend
+    from asc_lib.methods import surkov
+    from asc_lib.training import evaluate
+
+    assert surkov.input_norm(load_recipe("mean_teacher", source="surkov")) == (4.5, 5.0)
+    assert surkov.input_norm({"input_norm": "none"}) is None
+    with pytest.raises(ValueError, match="input_norm"):
+        surkov.input_norm({"input_norm": "kaldi"})
+    torch.manual_seed(0)
+    plain = build_efficientat("mn04", 10).eval()
+    normed = build_efficientat("mn04", 10, input_norm=(4.5, 5.0)).eval()
+    normed.load_state_dict(plain.state_dict())  # no weights of its own: the same checkpoint keys load strictly
+    x = torch.randn(3, 1, 128, 101) - 6.0
+    with torch.no_grad():
+        assert torch.equal(normed(x)[0], plain((x + 4.5) / 5.0)[0])  # training and evaluation: the forward itself
+    path = surkov.save_teacher(tmp_path, normed, "mn04")
+    saved = torch.load(path, weights_only=True)
+    assert saved["input_norm"] == [4.5, 5.0]
+    monkeypatch.setattr(surkov, "run_dir", lambda *a: tmp_path)
+    loaded, _ = surkov.load_teacher("mini", "efficientat_mt", 5, 0)
+    assert loaded.input_norm == (4.5, 5.0)
+    frontend = build_frontend("surkov16k")
+    waves = 0.1 * torch.randn(4, 16000)
+    cached = distill.teacher_outputs(loaded, waves, {"k": 1}, frontend=frontend, cache_dir=tmp_path / "cache",
+                                     progress=False)
+    with torch.no_grad():
+        by_hand = plain((frontend.eval()(waves) + 4.5) / 5.0)[0]
+    assert torch.allclose(cached, by_hand, atol=1e-5)
+    batched = evaluate.compute_logits(loaded, waves, frontend, 2, torch.device("cpu"), progress=False)
+    assert torch.allclose(batched, by_hand, atol=1e-5)  # test predictions: the same path
+
+
+def test_fine_tuning_run_scores_teacher_and_student(tmp_path):
+    """metrics.json of a mean-teacher run holds the EMA teacher's and the student's test scores."""
+    from asc_lib.methods import surkov
+
+    metrics = {"test": {"accuracy": 0.5, "per_group": {"real": 0.6}},
+               "student": {"test": {"accuracy": 0.4, "per_group": {"real": 0.5}}}}
+    table = surkov.teacher_and_student(metrics)
+    assert list(table.index) == ["EMA teacher", "student"] and table.loc["student", "accuracy"] == 40.0
+    assert list(surkov.teacher_and_student({"test": metrics["test"]}).index) == ["fine-tuned model"]
+
+
+def test_mean_teacher_at_weight_zero_without_unlabeled_clips_is_plain_fine_tuning(tmp_path):
+    """Same seed, same batches: the student of mean teacher with consistency weight 0 and no unlabeled clips
+    ends with exactly the weights of plain fine-tuning (the teacher only averages it)."""
+    from test_train import TOY_RECIPE, _toy
+
+    from asc_lib.features.augment import Augment, AugmentConfig
+    from asc_lib.features.frontend import build_frontend
+    from asc_lib.models.cpmobile import build_cp_mobile
+    from asc_lib.training.loop import Supervised, fit
+
+    recipe = {**TOY_RECIPE, "epochs": 2, "labeled_per_batch": 8}
+
+    def train(make_objective, directory):
+        torch.manual_seed(0)
+        student = build_cp_mobile(n_classes=2)
+        objective = make_objective(Augment(build_frontend("baseline"), AugmentConfig.from_recipe(recipe)), student)
+        fit(student, objective, _toy(), recipe, tmp_path / directory, seed=1, device="cpu", progress=False)
+        return student, objective
+
+    plain, _ = train(lambda augment, student: Supervised(augment), "ft")
+    mt, objective = train(lambda augment, student: meanteacher.MeanTeacher(augment, student, decay=0.9, max_weight=0.0),
+                          "mt")
+    for (name, a), b in zip(plain.state_dict().items(), mt.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert not torch.equal(objective.teacher.feed_forward[0].weight, mt.feed_forward[0].weight)  # an average of it
+
+
+def test_ablation_table_and_its_plain_words_on_constructed_runs():
+    from asc_lib.methods import mt_ablation
+
+    variants = list(mt_ablation.VARIANTS)
+    shift = {"plain fine-tuning, same labeled presentations": 8.0, "mean teacher, consistency weight 0": 6.0,
+             "mean teacher without Freq-MixStyle": -5.0}
+    runs = pd.DataFrame([{"variant": v.label, "seed": s, "model": 50 + shift.get(v.label, 0.0) + s, "student": 45.0}
+                         for v in variants for s in range(3)])
+    table = mt_ablation.summary(runs, variants)
+    assert list(table.index) == [v.label for v in variants] and (table["seeds"] == 3).all()
+    assert table.loc["mean teacher (02)", "model mean"] == 51.0 and table.loc["mean teacher (02)", "model std"] == 1.0
+    assert table.iloc[:, -1].tolist() == [0.0, 8.0, 6.0, -5.0, 0.0, 0.0]
+    words = mt_ablation.conclusion(table)
+    assert words.startswith("Mean teacher falls short of plain fine-tuning by 8.0 points")
+    assert "Above it by more than the spread: mean teacher, consistency weight 0 (+6.0)" in words
+    assert "Below it by more than the spread: mean teacher without Freq-MixStyle (-5.0)" in words
+    close = runs.assign(model=50 + runs["seed"] + 0.1 * (runs["variant"] != "mean teacher (02)"))
+    assert mt_ablation.conclusion(mt_ablation.summary(close, variants)).startswith("Mean teacher holds up")
+    sweep = mt_ablation.sweep_variants([1.0, 10.0, 100.0], 100.0)
+    assert [v.name for v in sweep] == ["efficientat_mt_cw1", "efficientat_mt_cw10", "efficientat_mt"]
+    swept = pd.DataFrame([{"variant": v.label, "seed": s, "model": [40, 55, 50][i] + s, "student": 0.0}
+                          for i, v in enumerate(sweep) for s in range(3)])
+    choice = mt_ablation.weight_choice(swept, sweep, 100.0)
+    assert choice.startswith("Best mean: consistency weight 10 (56.0 ± 1.0 %)") and "should change" in choice
+
+
+def test_seed_comparison_uses_the_seeds_both_methods_have(monkeypatch):
+    from asc_lib.methods import registry
+
+    acc = {("baseline", 0): 50.0, ("baseline", 1): 54.0, ("baseline", 2): 52.0, ("kd_small", 0): 53.0, ("kd_small", 1): 55.0}
+    monkeypatch.setattr(registry, "compare_runs", lambda profile, split, seed, methods: pd.DataFrame(
+        {"accuracy": [acc.get((m, seed), float("nan")) for m in methods]}, index=[registry.label(m) for m in methods]))
+    table = registry.compare_seeds("mini", 5, [0, 1, 2], ["baseline", "kd_small"])
+    assert table.loc[registry.label("baseline"), "mean"] == 52.0 and table.loc[registry.label("kd_small"), "mean"] == 54.0
+    words = registry.seed_verdict(table, "kd_small", "baseline")
+    assert "on seed(s) 0, 1: 54.00 % vs 52.00 %, difference +2.00 ± 1.41 points" in words

@@ -245,3 +245,44 @@ def test_max_steps_stops_the_last_epoch_part_way():
     assert loop.total_steps(recipe, 290_000) == 100_000 and loop.total_epochs(recipe, 290_000) == 12
     assert loop.total_steps({**recipe, "max_steps": 0}, 290_000) == 12 * 9063  # whole epochs: 108,756 steps
     assert loop.total_steps({"epochs": 3, "batch_size": 10, "max_steps": 0}, 95) == 30
+
+
+def test_composed_batches_hold_the_named_labeled_count_and_visit_every_labeled_clip_each_epoch():
+    from asc_lib.training import distributed
+
+    labels = torch.tensor([i % 10 if i % 3 else -1 for i in range(70)])  # 46 labeled, 24 unlabeled, interleaved
+    labeled = set(torch.nonzero(labels >= 0).flatten().tolist())
+    recipe = {"epochs": 2, "batch_size": 12, "labeled_per_batch": 5}
+    plan = loop.batch_plan(recipe, labels, seed=3, here=distributed.world())
+    assert isinstance(plan, loop.ComposedPlan) and plan.per_epoch == 10  # ceil(46 / 5): epochs count labeled clips
+    assert loop.epoch_items(recipe, labels) == 46 and loop.total_steps(recipe, 46) == 20
+    for epoch in range(2):
+        seen = []
+        for step in range(epoch * plan.per_epoch, (epoch + 1) * plan.per_epoch):
+            index = plan.index(step)
+            assert len(index) == 12 and int((labels[index] >= 0).sum()) == 5  # exactly 5 labeled in every batch
+            seen += [i for i in index.tolist() if labels[i] >= 0]
+        assert set(seen) == labeled  # every labeled clip once per epoch ...
+        assert len(seen) - len(labeled) == 4  # ... and the last batch topped up with 4 of this epoch's first ones
+    # divisible: each labeled clip exactly once per epoch; the unlabeled stream covers its items evenly
+    even = loop.batch_plan({**recipe, "labeled_per_batch": 2}, labels[:30], seed=0, here=distributed.world())
+    epoch = torch.cat([even.index(s) for s in range(even.per_epoch)])
+    lab = epoch[labels[:30][epoch] >= 0]
+    assert sorted(lab.tolist()) == torch.nonzero(labels[:30] >= 0).flatten().tolist()
+    unl = epoch[labels[:30][epoch] < 0]
+    assert torch.bincount(unl, minlength=30)[labels[:30] < 0].max() - torch.bincount(unl, minlength=30)[labels[:30] < 0].min() <= 1
+    # the same batches when computed out of order (resume, DataLoader workers)
+    again = loop.batch_plan(recipe, labels, seed=3, here=distributed.world())
+    assert torch.equal(again.index(17), plan.index(17)) and torch.equal(again.index(3), plan.index(3))
+    with pytest.raises(ValueError, match="labeled_per_batch"):
+        loop.labeled_per_batch({"batch_size": 4, "labeled_per_batch": 5})
+
+
+def test_composed_batches_without_unlabeled_items_are_the_pooled_batches():
+    from asc_lib.training import distributed
+
+    labels = torch.arange(48) % 10
+    pooled = loop.batch_plan({"batch_size": 8}, labels, seed=5, here=distributed.world())
+    composed = loop.batch_plan({"batch_size": 32, "labeled_per_batch": 8}, labels, seed=5, here=distributed.world())
+    assert pooled.per_epoch == composed.per_epoch == 6
+    assert all(torch.equal(pooled.index(s), composed.index(s)) for s in range(12))

@@ -66,6 +66,17 @@ NOTEBOOK_PARAMETERS: dict[str, dict[str, Any]] = {
         "progress": True,
         **_DATA_OVERRIDES,
     },
+    "02b_mean_teacher_ablations": {
+        "profile": "mini",
+        "split": 5,
+        "seeds": None,                # None: params/surkov.yaml ablation.seeds (0, 1, 2)
+        "device": "auto",
+        "variants": None,             # run folders of the variants to train (None: all of them)
+        "sweep": True,                # also sweep the consistency weight (params/surkov.yaml ablation.consistency_weights)
+        "weights": None,              # as 02_mean_teacher
+        "progress": True,
+        **_DATA_OVERRIDES,
+    },
     "03_domain_pruning": {
         "profile": "mini",
         "split": 5,
@@ -207,6 +218,11 @@ RULES: dict[str, Rule] = {
     "batch_size": _POSITIVE_OR_NONE,
     "min_steps": Rule("a non-negative int or None", lambda v: v is None or (_is_int(v) and v >= 0)),
     "kd_steps": _POSITIVE,
+    "seeds": Rule("a non-empty list of non-negative ints or None",
+                  lambda v: isinstance(v, (list, tuple)) and bool(v) and all(_is_int(x) and x >= 0 for x in v)),
+    "variants": Rule("a non-empty list of variant names (asc_lib.methods.mt_ablation.VARIANTS) or None",
+                     lambda v: isinstance(v, (list, tuple)) and bool(v) and all(isinstance(x, str) for x in v)),
+    "sweep": _FLAG,
     "progress": _FLAG,
     "mode": one_of("mean_teacher", "supervised"),
     "unlabeled": _SUBSETS,

@@ -16,8 +16,8 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from asc_lib.data.audio import load_clip
 from asc_lib.config import SPLITS, DataPaths, check_split
+from asc_lib.data.audio import load_clip
 
 SCENES = (
     "airport", "bus", "metro", "metro_station", "park",

@@ -19,10 +19,12 @@ end, so an interrupted run leaves nothing half-written.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
 import string
+import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -31,16 +33,12 @@ import pandas as pd
 import soundfile as sf
 from tqdm.auto import tqdm
 
-from asc_lib.config import paths
-
-from asc_lib.data import synth
+from asc_lib.config import SPLITS, data_paths, load_profile, paths, table1_labels
 from asc_lib.config.atomic import write_json
+from asc_lib.data import synth
 from asc_lib.data.audioset import SEGMENT_LISTS, multi_hot, read_class_index, write_segments
 from asc_lib.data.audioset_clips import HDF5_SUFFIX, encode_mp3, write_hdf5
 from asc_lib.data.dcase import DEVICES, SCENES
-from asc_lib.config import SPLITS, data_paths, load_profile, table1_labels
-import argparse
-import time
 
 GENERATOR_VERSION = 2  # 2: short and absent AudioSet clips, the HDF5 layout
 TAU_SR = 44100

@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+from asc_lib.config import DataPaths
 from asc_lib.data.audio import DecodedRows, WaveformCache, build_waveform_cache, cache_key
 from asc_lib.data.audioset_clips import clip_names, source, spans, usable_segments
 from asc_lib.data.audioset_clips import list_audit as audit
-from asc_lib.config import DataPaths
 from asc_lib.data.rows import DiskRows, memory_budget
 
 

@@ -2,7 +2,8 @@
 
 - ``labelfilter``       Surkov 1: AudioSet segments carrying his 14 labels, seeded subsets
 - ``meanteacher``       Surkov 2: the mean-teacher objective
-- ``surkov``            Surkov 2-3: teacher weights, unlabeled pieces, the teacher's outputs, run names
+- ``surkov``            Surkov 2-3: teacher weights and input, fine-tuning runs, unlabeled pieces, the teacher's outputs
+- ``mt_ablation``       Surkov 2, the study's own: the mean-teacher ablation and the consistency-weight sweep
 - ``pruning``           Werning 1: the linear domain classifier, thresholds, random controls
 - ``domain_selection``  Werning 1: PaSST logits of both domains, the selections and pruning reports
 - ``werning``           Werning 2-3: multi-label KD into a 527-class CP-Mobile, fine-tuning, run names

@@ -1,10 +1,14 @@
 """Mean teacher (Tarvainen & Valpola), as Surkov fine-tunes EfficientAT with it.
 
 The teacher is an exponential moving average of the student, ``ema = a·ema + (1 - a)·param`` after every
-step with ``a = min(1 - 1/(step + 1), decay)``. The loss is ``L_sup + α(t)·L_cons``: cross-entropy on the
-labeled items, plus the mean squared error between the student's and the (detached) teacher's softmax
-outputs on all items, each model seeing its own random augmentation. ``α(t)`` ramps up as
-``exp(-5(1 - t)²)`` over the first 10 % of the steps, stays constant for 10 %, then decays linearly to 0.
+step with ``a = min(1 - 1/(step + 1), decay)``, over parameters only: the teacher runs in training mode
+on its own inputs and keeps its own BatchNorm statistics, as in Tarvainen's code and the DCASE2024 Task 4
+baseline (PyTorch's ``AveragedModel`` would copy the student's statistics into it, or average them). The loss is ``L_sup + α(t)·L_cons``: cross-entropy on the labeled items, plus the mean
+squared error between the student's and the (detached) teacher's softmax outputs on all items, each model
+seeing its own random augmentation. ``α(t)`` ramps up as ``exp(-5(1 - t)²)`` over the first 10 % of the
+steps, stays constant for 10 %, then decays linearly to 0; its maximum is the recipe's
+``consistency_weight``. How many labeled items each batch holds is the sampler's business
+(:class:`asc_lib.training.loop.ComposedPlan`, the recipe's ``labeled_per_batch``).
 """
 from __future__ import annotations
 
@@ -24,9 +28,7 @@ def ema_decay(step: int, max_decay: float) -> float:
 
 @torch.no_grad()
 def ema_update(teacher: nn.Module, student: nn.Module, decay: float) -> None:
-    """``teacher = decay·teacher + (1 - decay)·student`` for parameters. Buffers (BatchNorm statistics)
-    are left alone: the teacher runs in training mode on its own inputs, so its statistics follow its own
-    weights (as in Tarvainen & Valpola's code), not the student's."""
+    """``teacher = decay·teacher + (1 - decay)·student`` for parameters; buffers are the teacher's own."""
     for t, s in zip(teacher.parameters(), student.parameters()):
         t.mul_(decay).add_(s.detach(), alpha=1 - decay)
 
@@ -50,7 +52,9 @@ def consistency_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor)
 
 class MeanTeacher(Objective):
     """Mean-teacher objective; ``self.teacher`` (a copy of the student, updated by EMA) is checkpointed
-    with the objective and is what :meth:`eval_model` returns."""
+    with the objective and is what :meth:`eval_model` returns. With a maximum weight of 0
+    the teacher is not run (its term would be multiplied by 0): the student then trains exactly as plain
+    fine-tuning on the same batches, and the teacher only averages it."""
 
     name = "mean_teacher"
 
@@ -65,15 +69,16 @@ class MeanTeacher(Objective):
     def loss(self, model, batch, step):
         waves, labels = batch["waves"], batch["labels"]
         student = logits_of(model(self.inputs(waves)))
-        with torch.no_grad():
-            self.teacher.train(model.training)
-            teacher = logits_of(self.teacher(self.inputs(waves)))
         labeled = labels >= 0
         sup = (nn.functional.cross_entropy(student[labeled].float(), labels[labeled])
                if labeled.any() else student.sum() * 0.0)
-        cons = consistency_loss(student, teacher)
         weight = consistency_weight(step, self.total_steps, self.max_weight, self.rampup, self.constant)
-        return sup + weight * cons, {"alpha": weight}
+        if self.max_weight == 0:
+            return sup, {"alpha": 0.0}
+        with torch.no_grad():
+            self.teacher.train(model.training)
+            teacher = logits_of(self.teacher(self.inputs(waves)))
+        return sup + weight * consistency_loss(student, teacher), {"alpha": weight}
 
     def after_step(self, model, step):
         ema_update(self.teacher, model, ema_decay(step, self.decay))

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from asc_lib.methods import surkov, werning
+from asc_lib.methods import mt_ablation, surkov, werning
 from asc_lib.training.experiment import METRICS, read_metrics, run_dir
 
 
@@ -26,6 +26,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("baseline", "DCASE2024 baseline (CP-Mobile)", "DCASE2024 baseline", "00b_baseline"),
     Method("efficientat_mt", "EfficientAT mn10, mean teacher", "Surkov", "02_mean_teacher"),
     Method("efficientat_ft", "EfficientAT mn10, plain fine-tuning", "Surkov", "02_mean_teacher"),
+    *(Method(name, text, "Surkov", "02b_mean_teacher_ablations") for name, text in mt_ablation.labels().items()),
     Method("kd_none", "CP-Mobile KD, labeled clips only", "Surkov", "04_kd"),
     Method("kd_small", "CP-Mobile KD + small AudioSet subset", "Surkov", "04_kd"),
     Method("kd_large", "CP-Mobile KD + large AudioSet subset", "Surkov", "04_kd"),
@@ -36,9 +37,13 @@ METHODS: dict[str, Method] = {m.name: m for m in (
 
 
 def label(method: str) -> str:
-    """Display name of a method (threshold-sweep runs ``werning_t0.1`` get theirs from ``werning``)."""
+    """Display name of a method (threshold-sweep runs ``werning_t0.1`` get theirs from ``werning``, the
+    consistency-weight sweep's ``efficientat_mt_cw10`` theirs from the weight)."""
     if method in METHODS:
         return METHODS[method].label
+    prefix = mt_ablation.weight_name(0.0)[:-1]
+    if method.startswith(prefix):
+        return f"{METHODS['efficientat_mt'].label}, consistency weight {method[len(prefix):]}"
     base, _, threshold = method.rpartition("_t")
     return f"{METHODS[base].label}, threshold {threshold}" if base in METHODS else method
 
@@ -81,3 +86,24 @@ def verdict(comparison: pd.DataFrame, method: str, reference: str) -> str:
     diff = a - b
     word = "beats" if diff > 0 else "does not beat"
     return f"{method} {word} {reference} on this run: {a:.2f} % vs {b:.2f} % ({diff:+.2f} points)."
+
+
+def compare_seeds(profile: str, split: int, seeds, methods) -> pd.DataFrame:
+    """Test accuracy (%) of ``methods`` on one split over ``seeds``: one row per method (its label), one
+    column per seed (NaN where the run is missing), then mean and std over the seeds found."""
+    table = pd.DataFrame({f"seed {s}": compare_runs(profile, split, s, methods)["accuracy"] for s in seeds})
+    table["mean"], table["std"] = table.mean(axis=1), table.std(axis=1)
+    return table.round(2)
+
+
+def seed_verdict(table: pd.DataFrame, method: str, reference: str) -> str:
+    """One sentence comparing two rows of :func:`compare_seeds` over the seeds both have: the mean
+    difference and the spread of the per-seed differences (no test: three seeds are too few for one)."""
+    a, b = table.loc[label(method)].filter(like="seed "), table.loc[label(reference)].filter(like="seed ")
+    diff = (a - b).dropna()
+    if diff.empty:
+        return f"Not compared yet: no seed with finished runs of both {label(method)} and {label(reference)}."
+    spread = f" ± {diff.std():.2f}" if len(diff) > 1 else ""
+    return (f"{label(method)} vs {label(reference)} on seed(s) {', '.join(s.removeprefix('seed ') for s in diff.index)}: "
+            f"{a[diff.index].mean():.2f} % vs {b[diff.index].mean():.2f} %, difference {diff.mean():+.2f}{spread} points "
+            f"(mean ± std over {len(diff)} seed(s)).")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -16,14 +17,18 @@ from asc_lib.config.provenance import load_torch
 from asc_lib.data import audioset
 from asc_lib.data.rows import concat
 from asc_lib.data.unlabeled import subset_pieces
-from asc_lib.features.augment import Augment
+from asc_lib.features.augment import Augment, AugmentConfig
+from asc_lib.features.frontend import load_preset, output_shape
 from asc_lib.methods.labelfilter import draw_subset
 from asc_lib.methods.meanteacher import MeanTeacher
 from asc_lib.methods.tagger import standin_weights
+from asc_lib.models import complexity
 from asc_lib.models.efficientat import build_efficientat, load_efficientat
 from asc_lib.models.layers import set_bn_momentum
-from asc_lib.training.experiment import run_dir, runs_dir
-from asc_lib.training.loop import Objective, Supervised, TrainData
+from asc_lib.training import loop
+from asc_lib.training.experiment import (METRICS, RunSpec, SceneTask, read_metrics, run_dir, runs_dir,
+                                         train_and_evaluate)
+from asc_lib.training.loop import History, Objective, Supervised, TrainData
 
 SUBSETS = ("none", "small", "large")
 STANDIN = "standin"  # weights: the mini stand-in for mn10_as (asc_lib.methods.tagger)
@@ -63,15 +68,33 @@ def weights_file(name: str | None) -> Path | None:
                             f"or in {paths.shared_data_dir() / 'weights'}; download it from the EfficientAT release")
 
 
+INPUT_NORMS = ("efficientat", "none")
+
+
+def input_norm(recipe: dict) -> tuple[float, float] | None:
+    """The recipe's ``input_norm``: ``efficientat`` is the normalisation the checkpoints were pretrained
+    with, ``(x + 4.5) / 5`` (``norm_shift`` and ``norm_scale`` of the ``efficientat`` front end); ``none``
+    feeds the log-mels as they are."""
+    choice = recipe.get("input_norm", "none")
+    if choice not in INPUT_NORMS:
+        raise ValueError(f"unknown input_norm {choice!r}; choose from {INPUT_NORMS}")
+    if choice == "none":
+        return None
+    preset = load_preset("efficientat")
+    return preset["norm_shift"], preset["norm_scale"]
+
+
 def efficientat_teacher(model: str, weights: str | None, n_classes: int = 10,
-                        bn_momentum: float | None = None, seed: int | None = None) -> torch.nn.Module:
+                        bn_momentum: float | None = None, seed: int | None = None,
+                        input_norm: tuple[float, float] | None = None) -> torch.nn.Module:
     """EfficientAT ``model`` with a fresh ``n_classes`` head (initialised from ``seed`` when given), from an
     official checkpoint when given; ``bn_momentum`` replaces the BatchNorm momentum (EfficientAT's is
-    0.01) when not None."""
+    0.01) when not None; ``input_norm`` normalises its input (see :func:`input_norm`)."""
     if seed is not None:
         torch.manual_seed(seed)
     path = weights_file(weights)
-    net = load_efficientat(path, model, n_classes) if path else build_efficientat(model, n_classes)
+    net = (load_efficientat(path, model, n_classes, input_norm) if path
+           else build_efficientat(model, n_classes, input_norm))
     return set_bn_momentum(net, bn_momentum)
 
 
@@ -158,9 +181,16 @@ def weights_summary(weights: str | None) -> pd.DataFrame:
 def save_teacher(directory: Path, model: torch.nn.Module, name: str) -> Path:
     """Save a fine-tuned EfficientAT (state dict + architecture name) atomically."""
     path = Path(directory) / TEACHER_FILE
+    norm = list(model.input_norm) if getattr(model, "input_norm", None) else None
     with atomic_path(path, suffix=".pt") as tmp:
-        torch.save({"model": name, "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}, tmp)
+        torch.save({"model": name, "input_norm": norm,
+                    "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}, tmp)
     return path
+
+
+def teacher_metrics(profile: str, method: str, split: int, seed: int) -> dict:
+    """The ``metrics.json`` of the ``02_mean_teacher`` run a distillation uses as its teacher."""
+    return read_metrics(run_dir(profile, method, split, seed) / METRICS)
 
 
 def load_teacher(profile: str, method: str, split: int, seed: int) -> tuple[torch.nn.Module, Path]:
@@ -171,7 +201,7 @@ def load_teacher(profile: str, method: str, split: int, seed: int) -> tuple[torc
         raise FileNotFoundError(f"{path} is missing: run notebooks/02_mean_teacher.ipynb with -p split {split} "
                                 f"-p seed {seed} -p mode {mode} (profile {profile!r}) first")
     saved = load_torch(path, "fine-tuned teacher")
-    model = build_efficientat(saved["model"], 10)
+    model = build_efficientat(saved["model"], 10, saved.get("input_norm"))
     model.load_state_dict(saved["state_dict"], strict=True)
     return model.eval(), path
 
@@ -181,6 +211,28 @@ def item_summary(labeled: int, unlabeled: torch.Tensor | None, subset: str) -> p
     n_unl = 0 if unlabeled is None else len(unlabeled)
     return pd.DataFrame({"items": [labeled, n_unl]},
                         index=["labeled TAU22 clips", f"unlabeled AudioSet pieces ({subset})"])
+
+
+def batching(recipe: dict, labeled: int, unlabeled: int) -> pd.DataFrame:
+    """How a run batches ``labeled`` clips and ``unlabeled`` pieces under the recipe: items of each kind per
+    batch, steps per epoch and in all, and how often each labeled clip is seen."""
+    k = loop.labeled_per_batch(recipe)
+    data_labels = torch.cat([torch.zeros(labeled, dtype=torch.long), torch.full((unlabeled,), -1)])
+    n = loop.epoch_items(recipe, data_labels)
+    steps = loop.total_steps(recipe, n)
+    if k:
+        per_batch = {"labeled per batch": k, "unlabeled per batch": recipe["batch_size"] - k if unlabeled else 0}
+        presentations = steps * k
+    else:
+        share = labeled / max(1, labeled + unlabeled)
+        per_batch = {"labeled per batch": round(recipe["batch_size"] * share, 1),
+                     "unlabeled per batch": round(recipe["batch_size"] * (1 - share), 1)}
+        presentations = round(steps * recipe["batch_size"] * share)
+    rows = {"batches": "fixed composition" if k else "pooled shuffle (labeled share on average)", **per_batch,
+            "epoch = one pass over": "the labeled clips" if k else "all items",
+            "steps per epoch": loop.steps_per_epoch(n, loop.epoch_batch(recipe)), "steps": steps,
+            "labeled presentations": presentations, "passes over the labeled clips": round(presentations / max(1, labeled), 1)}
+    return pd.DataFrame({"value": rows})
 
 
 def digest_strings(items) -> str:
@@ -198,13 +250,17 @@ def teacher_key(teacher_path: Path, train_files, profile: str, subset: str, fron
             "unlabeled": unlabeled, "frontend": frontend, "pieces_seconds": 1.0}
 
 
-def teacher_agreement(teacher_probs: torch.Tensor, labels: torch.Tensor) -> pd.DataFrame:
-    """How the cached teacher outputs look: accuracy on the labeled items and mean confidence on
-    labeled and unlabeled items."""
+def teacher_agreement(teacher_probs: torch.Tensor, labels: torch.Tensor, test: dict | None = None) -> pd.DataFrame:
+    """How good the teacher is and how its cached outputs look: its test accuracy (``test``, the teacher
+    run's ``metrics.json``, when given), its accuracy on the labeled training items and its mean confidence
+    on labeled and unlabeled items."""
     labeled = labels >= 0
     conf = teacher_probs.max(1).values
-    rows = {"teacher accuracy on labeled training clips (%)": float((teacher_probs[labeled].argmax(1) == labels[labeled]).float().mean() * 100),
-            "mean top probability, labeled (%)": float(conf[labeled].mean() * 100)}
+    rows = {"teacher accuracy on the test split (%)": test["test"]["accuracy"] * 100} if test else {}
+    if test and "student" in test:
+        rows["its mean-teacher student on the test split (%)"] = test["student"]["test"]["accuracy"] * 100
+    rows.update({"teacher accuracy on labeled training clips (%)": float((teacher_probs[labeled].argmax(1) == labels[labeled]).float().mean() * 100),
+                 "mean top probability, labeled (%)": float(conf[labeled].mean() * 100)})
     if (~labeled).any():
         rows["mean top probability, unlabeled (%)"] = float(conf[~labeled].mean() * 100)
     return pd.DataFrame({"value": rows}).round(2)
@@ -227,3 +283,52 @@ def training_objective(mode: str, recipe: dict, augment: Augment, model: torch.n
         raise ValueError(f"unknown mode {mode!r}; choose mean_teacher or supervised")
     return MeanTeacher(augment, model, recipe["ema_decay"], recipe["consistency_weight"], recipe["rampup_fraction"],
                        recipe["constant_fraction"])
+
+
+@dataclass
+class TeacherRun:
+    """One fine-tuning run of ``02_mean_teacher``: its metrics (the evaluated model's and, for mean
+    teacher, the student's under ``"student"``), history, student model, objective and cost."""
+
+    metrics: dict | None
+    history: History
+    model: torch.nn.Module
+    objective: Objective
+    cost: complexity.Complexity
+
+    @property
+    def teacher(self) -> torch.nn.Module:
+        """The model Surkov distils: the EMA teacher of mean teacher, the model itself otherwise."""
+        return self.objective.eval_model(self.model)
+
+
+def train_teacher(task: SceneTask, spec: RunSpec, mode: str, recipe: dict, weights: str | None,
+                  unlabeled: torch.Tensor | None, info: dict | None = None, progress: bool = True) -> TeacherRun:
+    """Fine-tune EfficientAT on the task's labeled split (plus ``unlabeled`` pieces for mean teacher) by the
+    recipe: the network from ``weights`` with its head initialised from the seed, the recipe's input
+    normalisation and augmentation, :func:`training_objective` of ``mode``. Writes the run (reused when
+    finished) with the teacher and, for mean teacher, the student scored side by side, and saves the
+    fine-tuned teacher for ``04_kd``."""
+    model = efficientat_teacher(recipe["model"], weights, seed=spec.seed, bn_momentum=recipe["bn_momentum"],
+                                input_norm=input_norm(recipe))
+    spec_shape = output_shape(recipe["frontend"])
+    cost = complexity.measure(model, (1, 1, *spec_shape))
+    objective = training_objective(mode, recipe, Augment(task.frontend, AugmentConfig.from_recipe(recipe, spec_shape)),
+                                   model)
+    data = with_unlabeled(task.train_data(), unlabeled if mode == "mean_teacher" else None)
+    companions = {"student": lambda m: m} if mode == "mean_teacher" else None
+    metrics, history = train_and_evaluate(task, spec, model, objective, recipe, data=data, cost=cost,
+                                          final_model=objective.eval_model, companions=companions,
+                                          info={"weights": weights, "mode": mode, **(info or {})}, progress=progress)
+    run = TeacherRun(metrics, history, model, objective, cost)
+    save_teacher(spec.path, run.teacher, recipe["model"])
+    return run
+
+
+def teacher_and_student(metrics: dict) -> pd.DataFrame:
+    """Test accuracy (%) of a fine-tuning run's evaluated model and, for mean teacher, its student."""
+    rows = {"EMA teacher" if "student" in metrics else "fine-tuned model": metrics["test"]}
+    if "student" in metrics:
+        rows["student"] = metrics["student"]["test"]
+    return (pd.DataFrame({name: {"accuracy": t["accuracy"], **t["per_group"]} for name, t in rows.items()}).T
+            * 100).round(2)

@@ -4,6 +4,13 @@ Written to load the official checkpoints (``mn10_as_mAP_471.pt`` and friends) st
 ``features.<i>.block.<j>`` (conv, BN with eps 1e-3 / momentum 0.01, activation), channel
 squeeze-excitation ``conc_se_layers.0.fc1/fc2`` (bottleneck make_divisible(c/4, 8), sigmoid gate), and an
 MLP head ``classifier.{2,5}``. ``forward`` returns ``(logits, pooled features)``.
+
+The checkpoints were trained on EfficientAT's own front end, whose last step is the fast normalisation
+``(log-mel + 4.5) / 5``. A model fed by another front end (Surkov's 16 kHz log-mels) can apply that
+normalisation as its first operation (``input_norm=(4.5, 5.0)``): every path that feeds the model
+(training, evaluation, cached teacher outputs) then goes through it, and the augmentations before it
+(Freq-MixStyle, masking) act on the log-mel, as in EfficientAT's ``AugmentMelSTFT``. It holds no weights,
+so the official checkpoints still load strictly.
 """
 from __future__ import annotations
 
@@ -73,8 +80,10 @@ class InvertedResidual(nn.Module):
 class EfficientAT(nn.Module):
     """MobileNetV3 audio tagger of width ``width_mult`` on ``(batch, 1, 128, frames)`` log-mels."""
 
-    def __init__(self, width_mult: float = 1.0, n_classes: int = 527, dropout: float = 0.2):
+    def __init__(self, width_mult: float = 1.0, n_classes: int = 527, dropout: float = 0.2,
+                 input_norm: tuple[float, float] | None = None):
         super().__init__()
+        self.input_norm = tuple(float(v) for v in input_norm) if input_norm else None  # (shift, scale)
         ch = lambda c: make_divisible(c * width_mult, 8)  # noqa: E731
         cfg = [(ch(i), k, ch(e), ch(o), se, hs, s) for i, k, e, o, se, hs, s in MOBILENET_V3_LARGE]
         last_in = cfg[-1][3]
@@ -96,22 +105,28 @@ class EfficientAT(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.input_norm is not None:
+            shift, scale = self.input_norm
+            x = (x + shift) / scale
         fmap = self.features(x)
         return self.classifier(fmap), fmap.mean((2, 3))
 
 
-def build_efficientat(name: str = "mn10", n_classes: int = 527) -> EfficientAT:
-    """An EfficientAT model by name (``mn04``, ``mn10``, ...)."""
+def build_efficientat(name: str = "mn10", n_classes: int = 527,
+                      input_norm: tuple[float, float] | None = None) -> EfficientAT:
+    """An EfficientAT model by name (``mn04``, ``mn10``, ...), normalising its input by ``input_norm``
+    (``(shift, scale)``) when given."""
     if name not in WIDTHS:
         raise ValueError(f"unknown EfficientAT model {name!r}; known: {', '.join(WIDTHS)}")
-    return EfficientAT(WIDTHS[name], n_classes)
+    return EfficientAT(WIDTHS[name], n_classes, input_norm=input_norm)
 
 
-def load_efficientat(path: str | Path, name: str, n_classes: int = 527) -> EfficientAT:
+def load_efficientat(path: str | Path, name: str, n_classes: int = 527,
+                     input_norm: tuple[float, float] | None = None) -> EfficientAT:
     """Load an official checkpoint strictly; with ``n_classes != 527`` the last layer (``classifier.5``)
     is dropped and a new one initialised, for fine-tuning."""
     state = load_torch(path, f"EfficientAT {name} checkpoint")
-    model = build_efficientat(name, n_classes)
+    model = build_efficientat(name, n_classes, input_norm)
     if n_classes != state["classifier.5.bias"].shape[0]:
         state = {k: v for k, v in state.items() if not k.startswith("classifier.5.")}
         state.update({k: v for k, v in model.state_dict().items() if k.startswith("classifier.5.")})

@@ -116,9 +116,13 @@ def training_curves(history: list[dict], title: str = "") -> plt.Figure:
     axes[1].set_title("learning rate")
     axes[1].ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
     evaluated = frame.dropna(subset=["accuracy"]) if "accuracy" in frame else frame.iloc[0:0]
-    for col, style in [("accuracy", "-o"), ("acc_real", "--"), ("acc_seen", "--"), ("acc_unseen", "--")]:
+    student = "student_accuracy" in evaluated  # a mean teacher's history: the teacher's columns, and its student's
+    for col, style in [("accuracy", "-o"), ("student_accuracy", ":s"), ("acc_real", "--"), ("acc_seen", "--"),
+                       ("acc_unseen", "--")]:
         if col in evaluated and len(evaluated):
-            axes[2].plot(evaluated["epoch"], evaluated[col] * 100, style, label=col.replace("acc_", ""), ms=4)
+            name = {"accuracy": "teacher" if student else "accuracy", "student_accuracy": "student"}.get(
+                col, col.replace("acc_", ("teacher " if student else "")))
+            axes[2].plot(evaluated["epoch"], evaluated[col] * 100, style, label=name, ms=4)
     axes[2].set_title("test accuracy (%)")
     if len(evaluated):
         axes[2].legend(fontsize=8)

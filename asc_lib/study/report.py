@@ -38,6 +38,7 @@ from asc_lib.study.notebooks import tidy_progress
 # subsets of 01, 04 distils the teacher of 02, 03b distils on the pruning of 03, 05 collects every run.
 PREREQUISITES: dict[str, tuple[str, ...]] = {
     "02_mean_teacher": ("01_audioset_label_filtering",),
+    "02b_mean_teacher_ablations": ("02_mean_teacher",),  # shares 02's runs: after them, never beside them
     "04_kd": ("02_mean_teacher",),
     "03b_pruned_kd": ("03_domain_pruning",),
 }
@@ -377,7 +378,7 @@ def build(profile: str = "mini", out_dir: Path | None = None, force: bool = Fals
     return all(state[r["name"]]["ok"] for r in runs)
 
 
-STANDIN_USERS = ("02_mean_teacher", "03_domain_pruning", "03b_pruned_kd")
+STANDIN_USERS = ("02_mean_teacher", "02b_mean_teacher_ablations", "03_domain_pruning", "03b_pruned_kd")
 SETUP = -1  # index of the shared set-up job in build()'s scheduler
 
 

@@ -76,15 +76,19 @@ def test_evaluator(features, test_frame: pd.DataFrame, batch_size: int = 256, am
 
 
 def finish_run(directory: Path, model: nn.Module, test_features: torch.Tensor, test_frame: pd.DataFrame,
-               info: dict, batch_size: int = 256, amp: bool = False, history=None) -> dict:
+               info: dict, batch_size: int = 256, amp: bool = False, history=None,
+               companions: dict[str, nn.Module] | None = None) -> dict:
     """Evaluate ``model`` on the test split, write ``output.csv`` and ``metrics.json``; return the metrics.
     With the :class:`asc_lib.training.loop.History` of the run, the metrics say how the run was obtained
-    (trained, resumed, reused or retrained) and carry its fingerprint."""
+    (trained, resumed, reused or retrained) and carry its fingerprint. Each of ``companions`` (e.g. a mean
+    teacher's student) is scored too, under its name: ``metrics[name]["test"]``."""
     probs = predict(model, nn.Identity(), test_features, batch_size, amp=amp)
     scores = scene_scores(test_frame, probs)
     write_output_csv(directory / OUTPUT, test_frame["filename"], probs)
     metrics = {**info, "test": scores, "torch": torch.__version__, "machine": platform.machine(),
                "device": str(next(model.parameters()).device)}
+    for name, other in (companions or {}).items():
+        metrics[name] = {"test": scene_scores(test_frame, predict(other, nn.Identity(), test_features, batch_size, amp=amp))}
     if history is not None and hasattr(history, "info"):
         metrics["fit"] = history.info()
     write_json(directory / METRICS, metrics)
@@ -137,8 +141,10 @@ class SceneTask:
     def evaluator(self, amp: bool = False):
         return test_evaluator(self.test_features, self.test, amp=amp)
 
-    def finish(self, directory: Path, model: nn.Module, info: dict, amp: bool = False, history=None) -> dict:
-        return finish_run(directory, model, self.test_features(), self.test, info, amp=amp, history=history)
+    def finish(self, directory: Path, model: nn.Module, info: dict, amp: bool = False, history=None,
+               companions: dict[str, nn.Module] | None = None) -> dict:
+        return finish_run(directory, model, self.test_features(), self.test, info, amp=amp, history=history,
+                          companions=companions)
 
 
 @dataclass(frozen=True)
@@ -163,11 +169,13 @@ class RunSpec:
 def train_and_evaluate(task: SceneTask, spec: RunSpec, model: nn.Module, objective: Objective, recipe: dict, *,
                        data: TrainData | None = None, cost: complexity.Complexity | None = None,
                        info: dict | None = None, final_model=None, evaluate_during: bool = True,
-                       progress: bool = True) -> tuple[dict | None, History]:
+                       companions: dict | None = None, progress: bool = True) -> tuple[dict | None, History]:
     """Train ``model`` with ``objective`` on ``data`` (default: the task's labeled split) by the recipe,
     scoring the test split along the way (``evaluate_during``); then evaluate the final model
     (``final_model(model)`` when given, e.g. a mean teacher's EMA model) on the test split and write
     ``output.csv`` and ``metrics.json`` (the run, its recipe, complexity, ``info`` and the fit's record).
+    ``companions`` maps names to ``f(model)``, further models scored into ``metrics.json`` (a mean
+    teacher's student: ``{"student": lambda m: m}``).
 
     Returns the metrics (None on the ranks other than 0 under torchrun, which do not write) and the
     training history. Finished runs are reused and interrupted ones resumed (see :func:`fit`).
@@ -182,7 +190,8 @@ def train_and_evaluate(task: SceneTask, spec: RunSpec, model: nn.Module, objecti
     record = {**spec.info(), "recipe": recipe, **({"complexity": cost.as_dict()} if cost is not None else {}),
               "epochs_trained": len(history), **extra, **(info or {})}
     final = final_model(model) if final_model is not None else model
-    return task.finish(spec.path, final, record, amp=recipe["amp"], history=history), history
+    others = {name: pick(model) for name, pick in (companions or {}).items()}
+    return task.finish(spec.path, final, record, amp=recipe["amp"], history=history, companions=others), history
 
 
 def baseline_setup(task: SceneTask, recipe: dict, seed: int) -> tuple[nn.Module, Objective, complexity.Complexity]:

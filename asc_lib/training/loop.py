@@ -38,6 +38,7 @@ HISTORY = "history.json"
 STALE_OUTPUTS = ("metrics.json", "output.csv")  # results of a run that no longer matches its checkpoint
 RETRAIN_ENV = "ASC_RETRAIN"
 _RANK_STRIDE = 7919  # each rank draws its own augmentations
+_UNLABELED_STREAM = 104_729  # the unlabeled stream's permutations are seeded apart from the labeled ones
 
 
 def warmup_cosine(step: int, total_steps: int, warmup_steps: int, min_fraction: float = 0.0) -> float:
@@ -55,17 +56,43 @@ def steps_per_epoch(n_items: int, batch_size: int) -> int:
 
 def total_epochs(recipe: dict, n_items: int) -> int:
     """``recipe['epochs']``, raised where needed so that training makes at least ``min_steps`` steps,
-    and cut where ``max_steps`` ends training earlier (the last epoch then stops part-way)."""
-    return math.ceil(total_steps(recipe, n_items) / steps_per_epoch(n_items, recipe["batch_size"]))
+    and cut where ``max_steps`` ends training earlier (the last epoch then stops part-way). ``n_items``
+    is what an epoch visits: all items, or the labeled ones under a fixed batch composition
+    (:func:`epoch_items`)."""
+    return math.ceil(total_steps(recipe, n_items) / steps_per_epoch(n_items, epoch_batch(recipe)))
 
 
 def total_steps(recipe: dict, n_items: int) -> int:
     """Optimizer steps of a run: whole epochs (``epochs``, at least ``min_steps`` steps), capped at
     ``max_steps`` when the recipe sets one (0 or absent: no cap)."""
-    per_epoch = steps_per_epoch(n_items, recipe["batch_size"])
+    per_epoch = steps_per_epoch(n_items, epoch_batch(recipe))
     epochs = max(int(recipe["epochs"]), math.ceil(recipe.get("min_steps", 0) / per_epoch))
     cap = int(recipe.get("max_steps", 0) or 0)
     return min(epochs * per_epoch, cap) if cap > 0 else epochs * per_epoch
+
+
+def labeled_per_batch(recipe: dict) -> int:
+    """Labeled items in every batch under a fixed composition (``labeled_per_batch``); 0: one pooled
+    shuffle of all items. Checked against the batch size."""
+    k = int(recipe.get("labeled_per_batch", 0) or 0)
+    if not 0 <= k <= recipe["batch_size"]:
+        raise ValueError(f"labeled_per_batch {k} must be between 0 (pooled batches) and the batch size "
+                         f"{recipe['batch_size']}")
+    return k
+
+
+def epoch_batch(recipe: dict) -> int:
+    """Items of the kind an epoch counts in each batch: the labeled ones under a fixed composition, else all."""
+    return labeled_per_batch(recipe) or recipe["batch_size"]
+
+
+def epoch_items(recipe: dict, labels: torch.Tensor) -> int:
+    """How many items an epoch visits: the labeled ones (label >= 0) under a fixed composition, else all."""
+    return int((_cpu(labels) >= 0).sum()) if labeled_per_batch(recipe) else len(labels)
+
+
+def _cpu(labels) -> torch.Tensor:
+    return labels.cpu() if is_resident(labels) else labels[torch.arange(len(labels))]
 
 
 def warmup_steps(recipe: dict, total_steps: int) -> int:
@@ -132,12 +159,73 @@ class BatchPlan:
         self.per_epoch = steps_per_epoch(n, batch_size)
         self._epoch, self._order = None, None
 
-    def index(self, step: int) -> torch.Tensor:
-        epoch, i = divmod(step, self.per_epoch)
+    def _permutation(self, epoch: int) -> torch.Tensor:
         if epoch != self._epoch:
             self._order = torch.randperm(self.n, generator=torch.Generator().manual_seed(_epoch_seed(self.seed, epoch)))
             self._epoch = epoch
-        return distributed.rank_batch(self._order[i * self.batch_size:(i + 1) * self.batch_size], self.here)
+        return self._order
+
+    def global_index(self, step: int) -> torch.Tensor:
+        """The items of global batch ``step`` (all ranks)."""
+        epoch, i = divmod(step, self.per_epoch)
+        return self._permutation(epoch)[i * self.batch_size:(i + 1) * self.batch_size]
+
+    def index(self, step: int) -> torch.Tensor:
+        """This rank's items of batch ``step``."""
+        return distributed.rank_batch(self.global_index(step), self.here)
+
+
+class ComposedPlan(BatchPlan):
+    """Batches of fixed composition, as mean-teacher code draws them (Tarvainen's two-stream sampler, the
+    DCASE2024 Task 4 baseline): every batch holds ``labeled`` labeled items and ``batch_size - labeled``
+    unlabeled ones. An epoch is one pass over the labeled items, in the order of a permutation seeded by
+    ``(seed, e)`` (its last batch topped up from the start of the same permutation, so that every batch
+    is full); the unlabeled items are an endless stream of permutations of their own. Without unlabeled
+    items a batch is its ``labeled`` items alone, ordered as :class:`BatchPlan` orders them."""
+
+    def __init__(self, labels: torch.Tensor, batch_size: int, labeled: int, seed: int, here: "distributed.World"):
+        labels = _cpu(labels)
+        self.labeled_items = torch.nonzero(labels >= 0).flatten()
+        self.unlabeled_items = torch.nonzero(labels < 0).flatten()
+        if labeled < 1 or len(self.labeled_items) == 0:
+            raise ValueError(f"a fixed batch composition needs labeled items and labeled_per_batch >= 1 "
+                             f"(got {len(self.labeled_items)} labeled items, labeled_per_batch {labeled})")
+        super().__init__(len(self.labeled_items), labeled, seed, here)
+        self.unlabeled = batch_size - labeled if len(self.unlabeled_items) else 0
+        self._cycle, self._stream = None, None
+
+    def _labeled(self, step: int) -> torch.Tensor:
+        epoch, i = divmod(step, self.per_epoch)
+        order = self._permutation(epoch)
+        span = torch.arange(i * self.batch_size, (i + 1) * self.batch_size) % self.n  # top-up wraps round
+        return self.labeled_items[order[span]]
+
+    def _unlabeled(self, step: int) -> torch.Tensor:
+        n_u = len(self.unlabeled_items)
+        positions = torch.arange(step * self.unlabeled, (step + 1) * self.unlabeled)
+        out = torch.empty(len(positions), dtype=torch.long)
+        for cycle in positions.div(n_u, rounding_mode="floor").unique().tolist():
+            if cycle != self._cycle:
+                self._stream = torch.randperm(n_u, generator=torch.Generator().manual_seed(
+                    _epoch_seed(self.seed, cycle) + _UNLABELED_STREAM))
+                self._cycle = cycle
+            here = positions.div(n_u, rounding_mode="floor") == cycle
+            out[here] = self.unlabeled_items[self._stream[positions[here] % n_u]]
+        return out
+
+    def global_index(self, step: int) -> torch.Tensor:
+        if not self.unlabeled:
+            return self._labeled(step)
+        return torch.cat([self._labeled(step), self._unlabeled(step)])
+
+
+def batch_plan(recipe: dict, labels: torch.Tensor, seed: int, here: "distributed.World") -> BatchPlan:
+    """The plan of a run: pooled batches (:class:`BatchPlan`) or, when the recipe names
+    ``labeled_per_batch``, batches of fixed composition (:class:`ComposedPlan`)."""
+    k = labeled_per_batch(recipe)
+    if k:
+        return ComposedPlan(labels, recipe["batch_size"], k, seed, here)
+    return BatchPlan(len(labels), recipe["batch_size"], seed, here)
 
 
 class _Steps(torch.utils.data.Dataset):
@@ -351,7 +439,7 @@ def setup(model: nn.Module, objective: Objective, data: TrainData, recipe: dict,
     if channels_last:
         model.to(memory_format=torch.channels_last)
     data = data.to(device)
-    n = len(data)
+    n = epoch_items(recipe, data.labels)
     steps, epochs = total_steps(recipe, n), total_epochs(recipe, n)
     objective.total_steps = steps
     params = [p for p in model.parameters() if p.requires_grad]
@@ -361,7 +449,7 @@ def setup(model: nn.Module, objective: Objective, data: TrainData, recipe: dict,
         s, steps, warmup, float(recipe.get("min_lr_fraction", 0.0))))
     parts = fingerprint_parts(recipe, seed, data, model, objective)
     return Session(model, objective, data, recipe, Path(run_dir), seed, device, distributed.world(), optimizer,
-                   scheduler, steps_per_epoch(n, recipe["batch_size"]), steps, epochs,
+                   scheduler, steps_per_epoch(n, epoch_batch(recipe)), steps, epochs,
                    set(eval_epochs(epochs, int(recipe.get("eval_points", 0)))),
                    bool(recipe.get("amp", False)) and device.type == "cuda", parts, _fingerprint(parts))
 
@@ -411,8 +499,18 @@ def run_epoch(session: Session, net: nn.Module, batches, epoch: int,
               "loss": float(distributed.mean_over_ranks(loss_sum)) / in_epoch,
               "lr": s.optimizer.param_groups[0]["lr"]}
     if evaluate is not None and epoch + 1 in s.evals:
-        record.update(distributed.broadcast(evaluate(s.objective.eval_model(s.model)) if s.here.main else None))
+        record.update(distributed.broadcast(_evaluate_models(s, evaluate) if s.here.main else None))
     return record
+
+
+def _evaluate_models(s: Session, evaluate: Callable[[nn.Module], dict]) -> dict:
+    """The evaluated model's scores and, when the objective evaluates another model than the one it trains
+    (a mean teacher's EMA), the trained student's scores as ``student_<name>``."""
+    evaluated = s.objective.eval_model(s.model)
+    scores = evaluate(evaluated)
+    if evaluated is not s.model:
+        scores.update({f"student_{k}": v for k, v in evaluate(s.model).items()})
+    return scores
 
 
 def fit(
@@ -456,7 +554,7 @@ def fit(
             model, device_ids=[s.device.index] if s.device.type == "cuda" else None)
         bar = tqdm(total=s.epochs, initial=start_epoch, desc=f"{objective.name} {len(s.data)} items", unit="epoch",
                    disable=not (progress and s.here.main), mininterval=2.0)
-        batches = step_batches(s.data, BatchPlan(len(s.data), recipe["batch_size"], seed, s.here),
+        batches = step_batches(s.data, batch_plan(recipe, s.data.labels, seed, s.here),
                                start_epoch * s.per_epoch, s.steps, s.device)
         for epoch in range(start_epoch, s.epochs):
             record = run_epoch(s, net, batches, epoch, evaluate, on_step_end)

@@ -1,0 +1,221 @@
+"""Which component of Surkov's stage 1 does what: the mean-teacher ablation and the sweep of the consistency
+weight (``notebooks/02b_mean_teacher_ablations.ipynb``; settings in ``params/surkov.yaml``, ``ablation:``).
+
+Every variant is ``02_mean_teacher``'s run with one thing changed (:data:`VARIANTS`), trained on the same
+split, unlabeled pieces and seeds, so that a difference to the mean teacher is that component's. Runs
+live beside ``02``'s (``data/runs/<profile>/<variant>/split<N>-seed<S>/``); the unchanged mean teacher
+and plain fine-tuning are ``02``'s own runs, reused when ``02`` trained them already.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+import torch
+
+from asc_lib.config import load_yaml, paths, profile_recipe
+from asc_lib.methods import surkov
+from asc_lib.training.experiment import METRICS, RunSpec, SceneTask, read_metrics, run_dir
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str                 # run folder (method name)
+    label: str                # row of the tables
+    mode: str                 # mean_teacher or supervised
+    changes: str              # what differs from 02's mean teacher, in words
+    overrides: dict = field(default_factory=dict)   # recipe settings changed from 02's recipe
+
+
+REFERENCE = "efficientat_mt"
+VARIANTS: tuple[Variant, ...] = (
+    Variant("efficientat_mt", "mean teacher (02)", "mean_teacher", "nothing: the method as 02 runs it"),
+    Variant("efficientat_ft", "plain fine-tuning, same labeled presentations", "supervised",
+            "no unlabeled clips, no teacher; the same labeled clips per step and the same steps"),
+    Variant("efficientat_mt_w0", "mean teacher, consistency weight 0", "mean_teacher",
+            "no consistency term: unlabeled clips only in the batch statistics; the EMA of a plainly "
+            "fine-tuned student", {"consistency_weight": 0.0}),
+    Variant("efficientat_mt_nomixstyle", "mean teacher without Freq-MixStyle", "mean_teacher",
+            "Freq-MixStyle off", {"mixstyle_p": 0.0}),
+    Variant("efficientat_mt_pooled", "mean teacher, pooled batches", "mean_teacher",
+            "one shuffle of labeled and unlabeled items (the labeled share of a batch is the pool's)",
+            {"labeled_per_batch": 0}),
+    Variant("efficientat_mt_rawinput", "mean teacher, unnormalised input", "mean_teacher",
+            "log-mels fed as they are, not scaled as the checkpoint was pretrained", {"input_norm": "none"}),
+)
+
+
+def settings() -> dict:
+    """``ablation:`` of ``params/surkov.yaml`` (seeds, consistency weights of the sweep)."""
+    return dict(load_yaml(paths.PARAMS_DIR / "surkov.yaml")["ablation"])
+
+
+def weight_name(weight: float) -> str:
+    return f"efficientat_mt_cw{weight:g}"
+
+
+def sweep_variants(weights, default: float) -> list[Variant]:
+    """Mean teacher at each consistency weight of ``weights``; the recipe's own weight (``default``) is
+    the reference run itself."""
+    return [Variant(REFERENCE, f"mean teacher, consistency weight {w:g} (02)", "mean_teacher", "nothing")
+            if float(w) == float(default) else
+            Variant(weight_name(w), f"mean teacher, consistency weight {w:g}", "mean_teacher",
+                    f"consistency weight {w:g}", {"consistency_weight": float(w)})
+            for w in weights]
+
+
+def variants(names=None) -> list[Variant]:
+    """The ablation's variants, all or those named (run folders)."""
+    if names is None:
+        return list(VARIANTS)
+    known = {v.name: v for v in VARIANTS}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"unknown ablation variant(s) {unknown}; known: {list(known)}")
+    return [known[n] for n in names]
+
+
+def labels() -> dict[str, str]:
+    """Run folder -> label of every ablation variant (the registry's labels for them)."""
+    return {v.name: f"EfficientAT mn10, {v.label}" for v in VARIANTS if v.name != REFERENCE and v.mode != "supervised"}
+
+
+def recipe(profile: str, variant: Variant, **overrides) -> dict:
+    """``02``'s mean-teacher recipe of ``profile`` with the notebook's ``overrides`` and the variant's changes."""
+    return profile_recipe(profile, "mean_teacher", source="surkov", **{**overrides, **variant.overrides})
+
+
+def changes_table(chosen: list[Variant]) -> pd.DataFrame:
+    """What each variant changes, in words and as settings."""
+    return pd.DataFrame({"changes": [v.changes for v in chosen],
+                         "settings": [", ".join([f"mode = {v.mode}"] * (v.mode != "mean_teacher")
+                                                + [f"{k} = {x}" for k, x in v.overrides.items()]) or "as 02"
+                                      for v in chosen]}, index=[v.label for v in chosen])
+
+
+def run(task: SceneTask, profile: str, chosen: list[Variant], seeds, weights: str | None,
+        unlabeled: torch.Tensor | None, subset: str, progress: bool = True, **overrides) -> pd.DataFrame:
+    """Train (or reuse) every variant on every seed; one row per run: how it was obtained."""
+    rows = []
+    for variant in chosen:
+        for seed in seeds:
+            spec = RunSpec(profile, variant.name, task.split, seed)
+            result = surkov.train_teacher(task, spec, variant.mode, recipe(profile, variant, **overrides), weights,
+                                          unlabeled, info={"unlabeled": subset if variant.mode == "mean_teacher" else "none",
+                                                           "ablation": variant.label}, progress=progress)
+            rows.append({"variant": variant.label, "seed": seed, "status": result.history.status})
+    return pd.DataFrame(rows)
+
+
+def accuracies(profile: str, split: int, chosen: list[Variant], seeds) -> pd.DataFrame:
+    """Test accuracy (%) of every finished run: the evaluated model (the EMA teacher for mean teacher) and,
+    where there is one, the student; one row per variant and seed."""
+    rows = []
+    for variant in chosen:
+        for seed in seeds:
+            path = run_dir(profile, variant.name, split, seed) / METRICS
+            if not path.is_file():
+                continue
+            m = read_metrics(path)
+            rows.append({"variant": variant.label, "seed": seed, "model": m["test"]["accuracy"] * 100,
+                         "student": m["student"]["test"]["accuracy"] * 100 if "student" in m else float("nan")})
+    return pd.DataFrame(rows, columns=["variant", "seed", "model", "student"])
+
+
+def summary(runs: pd.DataFrame, chosen: list[Variant]) -> pd.DataFrame:
+    """Mean ± std over seeds per variant, and the difference of its mean to the mean teacher's (the first
+    variant), with the runs' seed spread as the scale a difference must exceed."""
+    order = [v.label for v in chosen]
+    g = runs.groupby("variant", sort=False)
+    table = pd.DataFrame({"seeds": g.size(), "model mean": g["model"].mean(), "model std": g["model"].std(),
+                          "student mean": g["student"].mean(), "student std": g["student"].std()}).reindex(order)
+    table["Δ model vs " + order[0]] = table["model mean"] - table.loc[order[0], "model mean"]
+    return table.round(2)
+
+
+def readable(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`summary` for reading: ``mean ± std`` cells (%), the difference to the mean teacher in points."""
+    def pm(mean, std):
+        return "" if pd.isna(mean) else f"{mean:.1f} ± {std:.1f}" if not pd.isna(std) else f"{mean:.1f}"
+    delta = table.columns[-1]
+    return pd.DataFrame({"seeds": table["seeds"],
+                         "accuracy (%)": [pm(m, s) for m, s in zip(table["model mean"], table["model std"])],
+                         "its student (%)": [pm(m, s) for m, s in zip(table["student mean"], table["student std"])],
+                         "Δ to mean teacher (points)": table[delta].map(lambda d: "" if pd.isna(d) else f"{d:+.1f}")},
+                        index=table.index).rename_axis(None)
+
+
+def findings(table: pd.DataFrame, reference: str | None = None, spread: float | None = None) -> list[str]:
+    """Plain sentences from :func:`summary`: each variant above, within or below the first row (the mean
+    teacher), judged against ``spread`` (default: the largest seed std of the table)."""
+    reference = reference or table.index[0]
+    spread = float(table["model std"].max()) if spread is None else spread
+    delta = table.columns[-1]
+    out = []
+    for name, row in table.drop(index=reference).iterrows():
+        d = row[delta]
+        if pd.isna(d):
+            continue
+        if abs(d) <= spread:
+            word = "within one seed spread of"
+        else:
+            word = "above" if d > 0 else "below"
+        out.append(f"{name}: {row['model mean']:.1f} ± {row['model std']:.1f} %, {word} the mean teacher "
+                   f"({d:+.1f} points; seed spread {spread:.1f}).")
+    return out
+
+
+def weight_choice(runs: pd.DataFrame, swept: list[Variant], used: float) -> str:
+    """Which weight of the sweep did best (mean over seeds), whether it is distinguishable from the others
+    (by more than the largest seed spread) and whether it is the recipe's value ``used``."""
+    table = summary(runs, swept)
+    if table["model mean"].isna().all():
+        return "no finished run of the sweep yet"
+    weight_of = {v.label: v.overrides.get("consistency_weight", used) for v in swept}
+    best = table["model mean"].idxmax()
+    spread = float(table["model std"].max())
+    close = [f"{weight_of[n]:g}" for n, m in table["model mean"].items()
+             if n != best and table.loc[best, "model mean"] - m <= spread]
+    text = (f"Best mean: consistency weight {weight_of[best]:g} ({table.loc[best, 'model mean']:.1f} ± "
+            f"{table.loc[best, 'model std']:.1f} %)")
+    text += (f"; within one seed spread ({spread:.1f}) of weight(s) {', '.join(close)}." if close
+             else f", by more than one seed spread ({spread:.1f}) above the others.")
+    if float(weight_of[best]) == float(used):
+        return text + f" The recipe uses {used:g}."
+    return text + (f" The recipe uses {used:g}: " + ("within the spread of the best, kept." if f"{used:g}" in close
+                                                      else "below the best; params/surkov.yaml should change."))
+
+
+def conclusion(table: pd.DataFrame, spread: float | None = None) -> str:
+    """The ablation's answer in plain words, from :func:`summary` (first row the mean teacher, then plain
+    fine-tuning and the variants that each remove one component): whether mean teacher holds up against
+    plain fine-tuning, and which removals lift it by more than the seed spread (default: the largest
+    seed std of the table)."""
+    reference = table.index[0]
+    spread = float(table["model std"].max()) if spread is None else spread
+    delta = table.columns[-1]
+    labels_of = {v.label: v for v in VARIANTS}
+    plain = [n for n in table.index if n in labels_of and labels_of[n].mode == "supervised"]
+    mt = table.loc[reference, "model mean"]
+    parts = []
+    if plain and not pd.isna(table.loc[plain[0], delta]):
+        gap = -table.loc[plain[0], delta]
+        if gap >= -spread:
+            parts.append(f"Mean teacher holds up: {mt:.1f} % against {mt - gap:.1f} % for plain fine-tuning, "
+                         f"{'no more than one seed spread (' + format(spread, '.1f') + ' points) apart' if abs(gap) <= spread else 'above it by ' + format(gap, '.1f') + ' points'}.")
+        else:
+            parts.append(f"Mean teacher falls short of plain fine-tuning by {-gap:.1f} points ({mt:.1f} vs "
+                         f"{mt - gap:.1f} %), more than one seed spread ({spread:.1f}).")
+    lifted = [(n, table.loc[n, delta]) for n in table.index[1:] if n not in plain and not pd.isna(table.loc[n, delta])
+              and table.loc[n, delta] > spread]
+    hurt = [(n, table.loc[n, delta]) for n in table.index[1:] if n not in plain and not pd.isna(table.loc[n, delta])
+            and table.loc[n, delta] < -spread]
+    if lifted:
+        parts.append("Above it by more than the spread: " + "; ".join(f"{n} ({d:+.1f})" for n, d in lifted)
+                     + ". What each of these removes holds mean teacher back here.")
+    if hurt:
+        parts.append("Below it by more than the spread: " + "; ".join(f"{n} ({d:+.1f})" for n, d in hurt)
+                     + ". Mean teacher needs what each of these removes.")
+    if not lifted and not hurt:
+        parts.append("No single change moves it by more than the seed spread.")
+    return " ".join(parts)

@@ -26,8 +26,7 @@ from asc_lib.models import complexity
 from asc_lib.models.efficientat import build_efficientat, load_efficientat
 from asc_lib.models.layers import set_bn_momentum
 from asc_lib.training import loop
-from asc_lib.training.experiment import (METRICS, RunSpec, SceneTask, read_metrics, run_dir, runs_dir,
-                                         train_and_evaluate)
+from asc_lib.training.experiment import METRICS, RunSpec, SceneTask, read_metrics, run_dir, runs_dir, train_and_evaluate
 from asc_lib.training.loop import History, Objective, Supervised, TrainData
 
 SUBSETS = ("none", "small", "large")

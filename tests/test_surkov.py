@@ -272,11 +272,19 @@ def test_mean_teacher_at_weight_zero_without_unlabeled_clips_is_plain_fine_tunin
         return student, objective
 
     plain, _ = train(lambda augment, student: Supervised(augment), "ft")
-    mt, objective = train(lambda augment, student: meanteacher.MeanTeacher(augment, student, decay=0.9, max_weight=0.0),
-                          "mt")
-    for (name, a), b in zip(plain.state_dict().items(), mt.state_dict().values()):
-        assert torch.equal(a, b), name
-    assert not torch.equal(objective.teacher.feed_forward[0].weight, mt.feed_forward[0].weight)  # an average of it
+    start = build_cp_mobile(n_classes=2).state_dict()
+    for make in (lambda augment, student: meanteacher.MeanTeacher(augment, student, decay=0.9, max_weight=0.0),
+                 lambda augment, student: meanteacher.EMAWithoutConsistency(augment, student, decay=0.9, max_weight=0.0)):
+        mt, objective = train(make, "mt")
+        for (name, a), b in zip(plain.state_dict().items(), mt.state_dict().values()):
+            assert torch.equal(a, b), name
+        assert not torch.equal(objective.teacher.feed_forward[0].weight, mt.feed_forward[0].weight)  # an average of it
+    # the ablation's variant runs its teacher (on an augmentation stream of its own): its BatchNorm statistics moved
+    bn = [k for k in start if k.endswith("running_mean")][0]
+    assert not torch.equal(objective.teacher.state_dict()[bn], start[bn])
+    recipe_w0 = {**load_recipe("mean_teacher", source="surkov"), "consistency_weight": 0.0}
+    from asc_lib.methods import surkov
+    assert type(surkov.training_objective("mean_teacher", recipe_w0, None, nn.Linear(2, 2))) is meanteacher.EMAWithoutConsistency
 
 
 def test_ablation_table_and_its_plain_words_on_constructed_runs():
@@ -298,8 +306,8 @@ def test_ablation_table_and_its_plain_words_on_constructed_runs():
     close = runs.assign(model=50 + runs["seed"] + 0.1 * (runs["variant"] != "mean teacher (02)"))
     assert mt_ablation.conclusion(mt_ablation.summary(close, variants)).startswith("Mean teacher holds up")
     sweep = mt_ablation.sweep_variants([1.0, 10.0, 100.0], 100.0)
-    assert [v.name for v in sweep] == ["efficientat_mt_cw1", "efficientat_mt_cw10", "efficientat_mt"]
-    swept = pd.DataFrame([{"variant": v.label, "seed": s, "model": [40, 55, 50][i] + s, "student": 0.0}
+    assert [v.name for v in sweep] == ["efficientat_mt", "efficientat_mt_cw1", "efficientat_mt_cw10"]  # 02's run first
+    swept = pd.DataFrame([{"variant": v.label, "seed": s, "model": [50, 40, 55][i] + s, "student": 0.0}
                           for i, v in enumerate(sweep) for s in range(3)])
     choice = mt_ablation.weight_choice(swept, sweep, 100.0)
     assert choice.startswith("Best mean: consistency weight 10 (56.0 ± 1.0 %)") and "should change" in choice

@@ -85,3 +85,29 @@ class MeanTeacher(Objective):
 
     def eval_model(self, model):
         return self.teacher
+
+
+class EMAWithoutConsistency(MeanTeacher):
+    """Mean teacher at consistency weight 0 as the reference code runs it (the ablation's variant): the
+    teacher still runs, in training mode, on its own augmentation of every batch, so that its BatchNorm
+    statistics follow its averaged weights (a teacher that never runs keeps the starting network's
+    statistics and scores at chance), but nothing of it enters the loss. Its augmentation is drawn inside
+    ``torch.random.fork_rng`` from a generator seeded by the epoch's seed and the step: deterministic, and
+    the student's draws are exactly those of plain fine-tuning on the same batches."""
+
+    name = "mean_teacher_w0"
+
+    def loss(self, model, batch, step):
+        waves, labels = batch["waves"], batch["labels"]
+        student = logits_of(model(self.inputs(waves)))
+        labeled = labels >= 0
+        sup = (nn.functional.cross_entropy(student[labeled].float(), labels[labeled])
+               if labeled.any() else student.sum() * 0.0)
+        with torch.no_grad(), torch.random.fork_rng(devices=[waves.device] if waves.device.type == "cuda" else []):
+            torch.manual_seed((torch.initial_seed() + _TEACHER_STREAM * (step + 1)) % 2**63)
+            self.teacher.train(model.training)
+            self.teacher(self.inputs(waves))
+        return sup, {"alpha": 0.0}
+
+
+_TEACHER_STREAM = 1_000_033  # the teacher's augmentation seeds, apart from the student's

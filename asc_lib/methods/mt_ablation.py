@@ -55,13 +55,14 @@ def weight_name(weight: float) -> str:
 
 
 def sweep_variants(weights, default: float) -> list[Variant]:
-    """Mean teacher at each consistency weight of ``weights``; the recipe's own weight (``default``) is
-    the reference run itself."""
+    """Mean teacher at each consistency weight of ``weights``, the recipe's own weight (``default``, the
+    reference run itself) first, so that :func:`summary` measures the others against it."""
+    ordered = sorted(weights, key=lambda w: float(w) != float(default))
     return [Variant(REFERENCE, f"mean teacher, consistency weight {w:g} (02)", "mean_teacher", "nothing")
             if float(w) == float(default) else
             Variant(weight_name(w), f"mean teacher, consistency weight {w:g}", "mean_teacher",
                     f"consistency weight {w:g}", {"consistency_weight": float(w)})
-            for w in weights]
+            for w in ordered]
 
 
 def variants(names=None) -> list[Variant]:

@@ -20,7 +20,7 @@ from asc_lib.data.unlabeled import subset_pieces
 from asc_lib.features.augment import Augment, AugmentConfig
 from asc_lib.features.frontend import load_preset, output_shape
 from asc_lib.methods.labelfilter import draw_subset
-from asc_lib.methods.meanteacher import MeanTeacher
+from asc_lib.methods.meanteacher import EMAWithoutConsistency, MeanTeacher
 from asc_lib.methods.tagger import standin_weights
 from asc_lib.models import complexity
 from asc_lib.models.efficientat import build_efficientat, load_efficientat
@@ -280,6 +280,9 @@ def training_objective(mode: str, recipe: dict, augment: Augment, model: torch.n
         return Supervised(augment)
     if mode != "mean_teacher":
         raise ValueError(f"unknown mode {mode!r}; choose mean_teacher or supervised")
+    if recipe["consistency_weight"] == 0:  # the ablation's variant: the teacher runs, its term is left out
+        return EMAWithoutConsistency(augment, model, recipe["ema_decay"], 0.0, recipe["rampup_fraction"],
+                                     recipe["constant_fraction"])
     return MeanTeacher(augment, model, recipe["ema_decay"], recipe["consistency_weight"], recipe["rampup_fraction"],
                        recipe["constant_fraction"])
 

@@ -298,7 +298,7 @@ def test_ablation_table_and_its_plain_words_on_constructed_runs():
     table = mt_ablation.summary(runs, variants)
     assert list(table.index) == [v.label for v in variants] and (table["seeds"] == 3).all()
     assert table.loc["mean teacher (02)", "model mean"] == 51.0 and table.loc["mean teacher (02)", "model std"] == 1.0
-    assert table.iloc[:, -1].tolist() == [0.0, 8.0, 6.0, -5.0, 0.0, 0.0]
+    assert table.iloc[:, -1].tolist() == [0.0, 8.0, 6.0, -5.0, 0.0, 0.0, 0.0]
     words = mt_ablation.conclusion(table)
     assert words.startswith("Mean teacher falls short of plain fine-tuning by 8.0 points")
     assert "Above it by more than the spread: mean teacher, consistency weight 0 (+6.0)" in words

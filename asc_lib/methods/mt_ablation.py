@@ -37,6 +37,9 @@ VARIANTS: tuple[Variant, ...] = (
             "fine-tuned student", {"consistency_weight": 0.0}),
     Variant("efficientat_mt_nomixstyle", "mean teacher without Freq-MixStyle", "mean_teacher",
             "Freq-MixStyle off", {"mixstyle_p": 0.0}),
+    Variant("efficientat_ft_nomixstyle", "plain fine-tuning without Freq-MixStyle", "supervised",
+            "the control of the row above: whether Freq-MixStyle costs plain fine-tuning as much",
+            {"mixstyle_p": 0.0}),
     Variant("efficientat_mt_pooled", "mean teacher, pooled batches", "mean_teacher",
             "one shuffle of labeled and unlabeled items (the labeled share of a batch is the pool's)",
             {"labeled_per_batch": 0}),
@@ -78,7 +81,7 @@ def variants(names=None) -> list[Variant]:
 
 def labels() -> dict[str, str]:
     """Run folder -> label of every ablation variant (the registry's labels for them)."""
-    return {v.name: f"EfficientAT mn10, {v.label}" for v in VARIANTS if v.name != REFERENCE and v.mode != "supervised"}
+    return {v.name: f"EfficientAT mn10, {v.label}" for v in VARIANTS if v.name not in (REFERENCE, "efficientat_ft")}
 
 
 def recipe(profile: str, variant: Variant, **overrides) -> dict:

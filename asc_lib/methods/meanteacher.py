@@ -98,16 +98,13 @@ class EMAWithoutConsistency(MeanTeacher):
     name = "mean_teacher_w0"
 
     def loss(self, model, batch, step):
-        waves, labels = batch["waves"], batch["labels"]
-        student = logits_of(model(self.inputs(waves)))
-        labeled = labels >= 0
-        sup = (nn.functional.cross_entropy(student[labeled].float(), labels[labeled])
-               if labeled.any() else student.sum() * 0.0)
+        loss, info = super().loss(model, batch, step)  # max_weight 0: the supervised term, teacher not run
+        waves = batch["waves"]
         with torch.no_grad(), torch.random.fork_rng(devices=[waves.device] if waves.device.type == "cuda" else []):
             torch.manual_seed((torch.initial_seed() + _TEACHER_STREAM * (step + 1)) % 2**63)
             self.teacher.train(model.training)
             self.teacher(self.inputs(waves))
-        return sup, {"alpha": 0.0}
+        return loss, info
 
 
 _TEACHER_STREAM = 1_000_033  # the teacher's augmentation seeds, apart from the student's

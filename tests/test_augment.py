@@ -64,3 +64,71 @@ def test_augment_follows_the_baseline_recipe_and_mode():
     aug.train()
     torch.manual_seed(3)
     assert not torch.allclose(aug(waves), clean)
+
+
+def test_the_baseline_masks_before_mixstyle_with_the_log_floor(monkeypatch):
+    """CPJKU's baseline masks the mel power (masked bins become log(0 + 1e-5) after the log), then applies
+    Freq-MixStyle on the log-mel: the spectrogram MixStyle receives already holds bands at log(1e-5)."""
+    recipe = load_recipe("baseline")
+    cfg = augment.AugmentConfig.from_recipe(recipe)
+    assert (cfg.mask_order, cfg.mask_fill, cfg.mask_widths) == ("before_mixstyle", "floor", "up_to")
+    aug = augment.Augment(build_frontend("baseline"), cfg).train()
+    floor = float(torch.log(torch.tensor(1e-5)))
+    assert aug.frontend.floor == floor
+    seen = []
+    real = augment.freq_mixstyle
+    monkeypatch.setattr(augment, "freq_mixstyle", lambda x, *a: seen.append(x.clone()) or real(x, *a))
+    torch.manual_seed(0)
+    out = aug(torch.randn(16, 32000) * 0.1)
+    masked = (seen[0] == floor).all(dim=3).squeeze(1)  # (batch, mels): whole rows at the floor
+    assert masked.sum(1).max() > 0 and (masked.sum(1) < 48).all()
+    assert out.shape == seen[0].shape
+    # after MixStyle the other order would have put them there instead
+    monkeypatch.setattr(augment, "freq_mixstyle", lambda x, *a: x + 1.0)
+    aug.config = augment.AugmentConfig(**{**cfg.__dict__, "mask_order": "after_mixstyle"})
+    torch.manual_seed(0)
+    after = aug(torch.randn(16, 32000) * 0.1)
+    assert ((after == floor).all(dim=3).sum() > 0)
+    aug.config = cfg
+    torch.manual_seed(0)
+    before = aug(torch.randn(16, 32000) * 0.1)
+    assert (before == floor + 1.0).all(dim=3).sum() > 0 and (before == floor).all(dim=3).sum() == 0
+
+
+def test_mask_fill_values_of_the_front_ends():
+    log_floor = float(torch.log(torch.tensor(1e-5)))
+    assert augment.mask_value(build_frontend("baseline"), "floor") == log_floor
+    assert augment.mask_value(build_frontend("surkov16k"), "zero") == 0.0
+    assert augment.mask_value(build_frontend("efficientat"), "floor") == pytest.approx((log_floor + 4.5) / 5)
+    with pytest.raises(ValueError, match="unknown mask fill 'nan'"):
+        augment.mask_value(build_frontend("baseline"), "nan")
+    with pytest.raises(ValueError, match="mask_order 'late' unknown"):
+        augment.AugmentConfig(mask_order="late")
+
+
+def _widths(out, value):
+    freq = (out == value).all(dim=3).squeeze(1).sum(1).float()
+    time = (out == value).all(dim=2).squeeze(1).sum(1).float()
+    return freq, time
+
+
+def test_a_15_percent_mask_under_each_reading():
+    """Surkov's "mask 15 %": `exact` covers 15 % of each axis on every clip (19 of 128 mels, 15 of 101
+    frames), `mean` 15 % on average, `up_to` (SpecAugment's own parameter) below 15 %, 7.5 % on average."""
+    recipe = load_recipe("mean_teacher", source="surkov")
+    assert recipe["mask_widths"] == "exact"
+    cfg = augment.AugmentConfig.from_recipe(recipe, spec_shape=(128, 101))
+    assert (cfg.freq_mask, cfg.time_mask) == (19, 15)
+    x = torch.ones(4000, 1, 128, 101)
+    torch.manual_seed(0)
+    freq, time = _widths(augment.mask(x, 19, 15, widths="exact", value=-1.0), -1.0)
+    assert (freq == 19).all() and (time == 15).all()
+    torch.manual_seed(0)
+    freq, time = _widths(augment.mask(x, 19, 15, widths="mean", value=-1.0), -1.0)
+    assert freq.mean() / 128 == pytest.approx(0.15, abs=0.01) and time.mean() / 101 == pytest.approx(0.15, abs=0.01)
+    assert freq.max() > 19
+    torch.manual_seed(0)
+    freq, time = _widths(augment.mask(x, 19, 15, widths="up_to", value=-1.0), -1.0)
+    assert freq.max() < 19 and freq.mean() / 128 == pytest.approx(0.075, abs=0.01)
+    with pytest.raises(ValueError, match="unknown mask widths"):
+        augment.mask(x[:1], 19, widths="wide")

@@ -2,9 +2,13 @@
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
+from asc_lib.config import load_recipe
 from asc_lib.data.dcase import SCENES, annotate
+from asc_lib.models import build_cp_mobile
 from asc_lib.training import evaluate
+from asc_lib.training.experiment import half_eval
 
 
 def _frame():
@@ -64,3 +68,20 @@ def test_output_csv_round_trip(tmp_path):
     pd.DataFrame({"file": [1]}).to_csv(tmp_path / "bad.csv", sep="\t", index=False)
     with pytest.raises(ValueError, match="bad.csv"):
         evaluate.read_output_csv(tmp_path / "bad.csv")
+
+
+def test_float16_evaluation_as_the_baselines_test_step():
+    """``eval_precision: fp16`` (the paper recipes of the baseline and its descendants) scores a float16 copy
+    of the model on float16 inputs; the trained model stays float32; the mini recipes name the deviation."""
+    assert half_eval(load_recipe("baseline")) and half_eval(load_recipe("finetune", source="werning"))
+    assert not half_eval(load_recipe("baseline", "mini"))
+    assert load_recipe("baseline", "mini")["deviations"]["eval_precision"] == {"paper": "fp16", "used": "training"}
+    with pytest.raises(ValueError, match="eval_precision 'int8' unknown"):
+        half_eval({"eval_precision": "int8"})
+    torch.manual_seed(0)
+    model = build_cp_mobile().eval()
+    x = torch.randn(8, 1, 256, 65)
+    full = evaluate.compute_logits(model, x, None, 4, torch.device("cpu"), progress=False)
+    half = evaluate.compute_logits(model, x, None, 4, torch.device("cpu"), progress=False, half=True)
+    assert half.dtype == torch.float32 and next(model.parameters()).dtype == torch.float32
+    assert not torch.equal(half, full) and torch.allclose(half, full, atol=1e-2, rtol=1e-2)

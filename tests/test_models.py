@@ -3,6 +3,7 @@ import pytest
 import torch
 from conftest import shared_file
 
+from asc_lib.data.audio import read_wav, resample
 from asc_lib.models import build_cp_mobile, complexity
 from asc_lib.models.cpmobile import cp_mobile_config
 from asc_lib.models.layers import make_divisible
@@ -72,3 +73,23 @@ def test_official_checkpoint_predicts_the_real_metro_station(official_baseline):
     probs = fidelity.baseline_scene_probabilities()
     assert probs["scene"].iloc[0] == "metro_station"
     assert set(probs["scene"].iloc[:2]) == {"metro_station", "metro"}
+
+def test_the_real_recording_is_cut_as_tau22s_files_were():
+    """TAU22's 1 s files were cut at 44.1 kHz and are resampled one by one: the fidelity check cuts the real
+    10 s recording the same way, which is not the same as resampling the recording and cutting it."""
+    path = shared_file("audio", "metro_station-paris.wav")
+    data, rate = read_wav(path)
+    assert rate == 44100
+    clips = fidelity.one_second_clips(path, 32000)
+    assert clips.shape == (len(data) // rate, 32000)
+    one_by_one = torch.stack([resample(torch.from_numpy(data[i * rate:(i + 1) * rate]), rate, 32000)
+                              for i in range(len(clips))])
+    assert torch.allclose(clips, one_by_one, atol=1e-6)
+    other = fidelity.one_second_clips(path, 32000, "resample_first")
+    assert other.shape == clips.shape and not torch.allclose(other, clips, atol=1e-3)
+    # the clips differ at their edges, where each file's resampler sees no neighbouring samples
+    assert (other - clips)[:, :50].abs().max() > 10 * (other - clips)[:, 16000:16050].abs().max()
+    with pytest.raises(ValueError, match="unknown cut"):
+        fidelity.one_second_clips(path, 32000, "middle")
+    table = fidelity.per_clip_predictions()
+    assert len(table) == len(clips) and table["probability"].between(0, 1).all()

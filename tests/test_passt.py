@@ -3,6 +3,8 @@ import pytest
 import torch
 from torch import nn
 
+from asc_lib import config
+from asc_lib.config import paths
 from asc_lib.models import passt
 
 
@@ -38,9 +40,37 @@ def test_release_urls_and_the_configured_ensemble():
     with pytest.raises(ValueError, match="no PaSST release"):
         passt.release_url("vit_base_patch16_224")
     spec = passt.ensemble_spec()
-    assert len(spec) >= 2
     for entry in spec:
-        assert passt.release_url(entry["arch"]).startswith("https://github.com/kkoutini/PaSST/")
+        assert passt.release_url(entry["arch"], entry.get("url")).startswith("https://github.com/kkoutini/PaSST/")
+    with pytest.raises(ValueError, match="not one of the PaSST authors' releases"):
+        passt.release_url("passt_s_p16_s12_128_ap470", "https://example.com/passt.pt")
+
+
+ENSEMBLE_MANY = {  # PaSST's ensemble_many (mAP .4956), the nine members Werning cites: (name, stride)
+    ("passt_s_swa_p16_128_ap476", 10), ("passt_s_swa_p16_128_ap4761", 10), ("passt_s_p16_128_ap472", 10),
+    ("passt_s_p16_s12_128_ap470", 12), ("passt_s_swa_p16_s12_128_ap473", 12),
+    ("passt_s_p16_s14_128_ap469", 14), ("passt_s_swa_p16_s14_128_ap471", 14),
+    ("passt_s_p16_s16_128_ap468", 16), ("passt_s_swa_p16_s16_128_ap473", 16)}
+
+
+def test_the_ensemble_is_passts_ensemble_many():
+    spec = passt.ensemble_spec()
+    assert {(e["arch"], e["fstride"]) for e in spec} == ENSEMBLE_MANY and len(spec) == 9
+    assert all(e["fstride"] == e["tstride"] and e["weights"] == "release" for e in spec)
+    assert config.load_yaml(paths.PARAMS_DIR / "models.yaml")["passt"]["n_ensemble_paper"] == len(spec)
+    # each release file is named by its stride and mAP
+    for e in spec:
+        ap = e["arch"].rsplit("_ap", 1)[1]
+        assert f"-s{e['fstride']}-ap.{ap}" in e["url"] and e["url"].endswith("-swa.pt") == ("_swa_" in e["arch"])
+
+
+def test_a_member_hear21passt_has_no_name_for_is_built_as_passt_s_with_its_stride():
+    assert passt.network_arch("passt_s_p16_s12_128_ap470") == passt.PASST_S
+    assert passt.network_arch("passt_s_p16_s16_128_ap468") == "passt_s_p16_s16_128_ap468"
+    with pytest.raises(ValueError, match="cannot build"):
+        passt.network_arch("passt_xl_p8")
+    model = passt.PaSST("passt_s_p16_s12_128_ap470", fstride=12, tstride=12)
+    assert model.net.patch_embed.proj.stride == (12, 12)
 
 
 class _Const(nn.Module):

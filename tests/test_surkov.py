@@ -34,7 +34,7 @@ def test_report_settings_are_the_defaults():
     assert kd["loss"] == "mse_probabilities" and kd["deviations"] == {}
     mini = profile_recipe("mini", "kd", source="surkov")
     assert set(mini["deviations"]) == {"epochs", "batch_size", "labeled_per_batch", "min_steps", "eval_points",
-                                       "feature_cache"}
+                                       "feature_cache", "eval_precision"}
     assert mini["labeled_per_batch"] / mini["batch_size"] == kd["labeled_per_batch"] / kd["batch_size"] == 0.5
 
 

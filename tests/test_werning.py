@@ -68,6 +68,26 @@ def test_domain_classifier_separates_a_separable_toy_set():
     assert ((scores >= 0.5) == y.numpy().astype(bool)).mean() > 0.98
 
 
+def test_the_code_variant_of_the_domain_classifier_is_sigmoid_linear_sigmoid():
+    """The report's classifier is linear on the logits (the recipe's default); Werning's code applies a sigmoid
+    to the logits first: its score is Sigmoid(Linear(Sigmoid(x)))."""
+    assert load_recipe("domain_classifier", source="werning")["classifier"] == "linear"
+    torch.manual_seed(0)
+    x = torch.randn(50, 527) * 3
+    for variant, inputs in (("linear", x), ("sigmoid_inputs", torch.sigmoid(x))):
+        model = pruning.DomainClassifier(527, variant)
+        expected = torch.sigmoid(model.linear(inputs).squeeze(-1))
+        assert np.allclose(pruning.domain_scores(model, x), expected.detach().numpy())
+    gen = torch.Generator().manual_seed(0)
+    pos, neg = torch.randn(60, 527, generator=gen) + 1.0, torch.randn(300, 527, generator=gen) - 1.0
+    x, y = torch.cat([pos, neg]), torch.cat([torch.ones(60), torch.zeros(300)])
+    model, _ = pruning.train_domain_classifier(x, y, lr=1e-2, batch_size=40, epochs=20, seed=0, progress=False,
+                                               variant="sigmoid_inputs")
+    assert ((pruning.domain_scores(model, x) >= 0.5) == y.numpy().astype(bool)).mean() > 0.98
+    with pytest.raises(ValueError, match="unknown domain classifier 'mlp'"):
+        pruning.DomainClassifier(527, "mlp")
+
+
 def test_threshold_table_and_pruning():
     scores = np.array([0.05, 0.15, 0.25, 0.35, 0.45, 0.55, 0.65, 0.75, 0.85, 0.95])
     table = pruning.threshold_table(scores, [0.1, 0.3, 0.5])

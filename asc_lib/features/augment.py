@@ -1,8 +1,12 @@
 """Batched augmentations of the study, computed on whatever device the batch lives on.
 
 Waveform level: :func:`roll` (the baseline's ±0.1 s roll). Spectrogram level: :func:`freq_mixstyle`,
-:func:`mask` (torchaudio's SpecAugment masks) and :func:`mixup`. :class:`Augment` chains them with a
-front end in the order of the reference code: roll -> log-mel -> Freq-MixStyle -> masking.
+:func:`mask` (SpecAugment masks) and :func:`mixup`. :class:`Augment` chains them with a front end in the
+order of the baseline's code (CPJKU ``run_training.py``): roll -> mel power -> frequency masking -> log ->
+Freq-MixStyle. Masking a power bin before ``log(x + offset)`` is the same as setting its log-mel to
+``log(offset)``, the front end's floor (:func:`mask_value`), which is what :class:`Augment` does, so the
+log-mels can still be computed once. Each of the three choices is a recipe key (``mask_order``,
+``mask_fill``, ``mask_widths``) with the paper's or the authors' code's value as its ``paper:`` default.
 
 With a deterministic front end the log-mels of the training clips can be computed once
 (:meth:`Augment.features`, the recipes' ``feature_cache``): the roll then moves whole frames of the
@@ -56,14 +60,54 @@ def freq_mixstyle(x: torch.Tensor, p: float, alpha: float, eps: float) -> torch.
     return normed * sig_mix + mu_mix
 
 
-def mask(x: torch.Tensor, freq: int = 0, time: int = 0) -> torch.Tensor:
-    """SpecAugment masks with torchaudio: one frequency band of width < ``freq`` and one time span of
-    width < ``time`` per sample (``iid_masks``), filled with zeros."""
-    if freq > 0:
-        x = torchaudio.transforms.FrequencyMasking(freq, iid_masks=True)(x)
-    if time > 0:
-        x = torchaudio.transforms.TimeMasking(time, iid_masks=True)(x)
+MASK_ORDERS = ("before_mixstyle", "after_mixstyle")
+MASK_FILLS = ("floor", "zero")
+MASK_WIDTHS = ("up_to", "exact", "mean")
+
+
+def _exact_mask(x: torch.Tensor, width: int, axis: int, value: float) -> torch.Tensor:
+    """One band of exactly ``width`` bins along ``axis`` (2: frequency, 3: time) per sample, set to ``value``,
+    its start uniform over the positions where it fits."""
+    size = x.shape[axis]
+    width = min(width, size)
+    start = torch.randint(0, size - width + 1, (x.shape[0], 1), device=x.device)
+    pos = torch.arange(size, device=x.device).unsqueeze(0)
+    band = (pos >= start) & (pos < start + width)  # (batch, size)
+    shape = [x.shape[0], 1, 1, 1]
+    shape[axis] = size
+    return x.masked_fill(band.view(shape), value)
+
+
+def mask(x: torch.Tensor, freq: int = 0, time: int = 0, widths: str = "up_to", value: float = 0.0) -> torch.Tensor:
+    """SpecAugment masks on ``(batch, channels, mels, frames)``: one frequency band and one time span per
+    sample, set to ``value``. ``freq`` and ``time`` are widths in bins, read by ``widths``:
+
+    - ``up_to``: torchaudio's ``FrequencyMasking`` / ``TimeMasking`` (``iid_masks``), width uniform below the
+      parameter, so half of it on average (the DCASE2024 baseline's and EfficientAT's masks);
+    - ``exact``: exactly that width;
+    - ``mean``: torchaudio's masks with twice the parameter (at most the axis), so that width on average.
+    """
+    if widths not in MASK_WIDTHS:
+        raise ValueError(f"unknown mask widths {widths!r}; choose from {MASK_WIDTHS}")
+    for axis, width, transform in ((2, freq, torchaudio.transforms.FrequencyMasking),
+                                   (3, time, torchaudio.transforms.TimeMasking)):
+        if width <= 0:
+            continue
+        if widths == "exact":
+            x = _exact_mask(x, width, axis, value)
+        else:
+            param = width if widths == "up_to" else min(2 * width, x.shape[axis])
+            x = transform(param, iid_masks=True)(x, mask_value=value)
     return x
+
+
+def mask_value(frontend: nn.Module, fill: str) -> float:
+    """What a masked bin of ``frontend``'s output is set to: ``floor``, the output of a zero-power bin (the
+    baseline masks the mel power before ``log(x + 1e-5)``: ``log(1e-5)``), or ``zero`` (EfficientAT masks the
+    log-mel with 0)."""
+    if fill not in MASK_FILLS:
+        raise ValueError(f"unknown mask fill {fill!r}; choose from {MASK_FILLS}")
+    return float(frontend.floor) if fill == "floor" else 0.0
 
 
 def mixup(x: torch.Tensor, alpha: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -94,6 +138,14 @@ class AugmentConfig:
     mixstyle_eps: float = 1e-6
     freq_mask: int = 0
     time_mask: int = 0
+    mask_order: str = "before_mixstyle"
+    mask_fill: str = "floor"
+    mask_widths: str = "up_to"
+
+    def __post_init__(self):
+        for name, allowed in (("mask_order", MASK_ORDERS), ("mask_fill", MASK_FILLS), ("mask_widths", MASK_WIDTHS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} {getattr(self, name)!r} unknown; choose from {allowed}")
 
     @classmethod
     def from_recipe(cls, recipe: dict, spec_shape: tuple[int, int] | None = None) -> "AugmentConfig":
@@ -147,6 +199,11 @@ class Augment(nn.Module):
                 waves = roll(waves, int(round(cfg.roll_seconds * self.frontend.sample_rate)))
             spec = self.frontend(waves)
         if self.training:
+            masks = dict(freq=cfg.freq_mask, time=cfg.time_mask, widths=cfg.mask_widths,
+                         value=mask_value(self.frontend, cfg.mask_fill))
+            if cfg.mask_order == "before_mixstyle":
+                spec = mask(spec, **masks)
             spec = freq_mixstyle(spec, cfg.mixstyle_p, cfg.mixstyle_alpha, cfg.mixstyle_eps)
-            spec = mask(spec, cfg.freq_mask, cfg.time_mask)
+            if cfg.mask_order == "after_mixstyle":
+                spec = mask(spec, **masks)
         return spec

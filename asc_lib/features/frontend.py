@@ -47,6 +47,11 @@ class LogMel(nn.Module):
     def hop_length(self) -> int:
         return int(self.mel.hop_length)
 
+    @property
+    def floor(self) -> float:
+        """The output of a bin without power: ``log(offset)`` (float32, as the forward computes it)."""
+        return float(torch.tensor(self.log_offset, dtype=torch.float32).log())
+
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         with torch.autocast(device_type=wave.device.type, enabled=False):
             spec = self.mel(wave.float())
@@ -72,6 +77,11 @@ class EfficientATMel(nn.Module):
         self.register_buffer("window", torch.hann_window(win_length, periodic=False), persistent=False)
         self.register_buffer("preemphasis", torch.tensor([[list(preemphasis)]], dtype=torch.float32),
                              persistent=False)
+
+    @property
+    def floor(self) -> float:
+        """The output of a bin without power: ``(log(offset) + shift) / scale`` (float32)."""
+        return float((torch.tensor(self.log_offset, dtype=torch.float32).log() + self.norm_shift) / self.norm_scale)
 
     def mel_banks(self, f_min: float, f_max: float) -> torch.Tensor:
         banks, _ = torchaudio.compliance.kaldi.get_mel_banks(

@@ -192,6 +192,14 @@ def threshold_comparison(pool_scores, thresholds) -> pd.DataFrame:
     return table.join(ref)
 
 
+def fit_classifier(features: torch.Tensor, labels: torch.Tensor, recipe: dict, seed: int,
+                   progress: bool = True) -> tuple:
+    """The recipe's domain classifier (``classifier``: the report's linear one or Werning's code's
+    sigmoid-inputs one) trained on ``features``/``labels`` (:func:`classifier_data`); with its losses."""
+    return train_domain_classifier(features, labels, recipe["lr"], recipe["batch_size"], recipe["epochs"], seed,
+                                   progress=progress, variant=recipe["classifier"])
+
+
 def seed_spread(emb: dict, recipe: dict, seeds, truth: pd.Series | None = None,
                 pool: pd.DataFrame | None = None) -> pd.DataFrame:
     """How much the kept share depends on the classifier's seed: the classifier trained once per seed on
@@ -200,8 +208,7 @@ def seed_spread(emb: dict, recipe: dict, seeds, truth: pd.Series | None = None,
     features, labels = classifier_data(emb)
     rows = []
     for seed in seeds:
-        classifier, _ = train_domain_classifier(features, labels, recipe["lr"], recipe["batch_size"],
-                                                recipe["epochs"], seed, progress=False)
+        classifier, _ = fit_classifier(features, labels, recipe, seed, progress=False)
         scores = score_sets(classifier, emb)["pool"]
         for t in recipe["thresholds"]:
             kept = scores >= t

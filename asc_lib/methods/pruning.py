@@ -38,23 +38,37 @@ def balanced_batches(labels: torch.Tensor, batch_size: int, seed: int, epoch: in
     return [torch.cat([p[i * half:(i + 1) * half], n[i * half:(i + 1) * half]]) for i in range(n_batches)]
 
 
-class DomainClassifier(nn.Module):
-    """A linear classifier on teacher logits: one logit, > 0 means "like the challenge data"."""
+CLASSIFIERS = ("linear", "sigmoid_inputs")
 
-    def __init__(self, n_features: int = 527):
+
+class DomainClassifier(nn.Module):
+    """A linear classifier on teacher logits: one logit, > 0 means "like the challenge data".
+
+    ``variant`` ``linear`` is the report's "linear classifier on the logits"; ``sigmoid_inputs`` is Werning's
+    code (``domain_classifier/model.py``: Sigmoid -> Linear(527, 1) -> Sigmoid), the last sigmoid being the
+    one of the loss and of :func:`domain_scores`."""
+
+    def __init__(self, n_features: int = 527, variant: str = "linear"):
         super().__init__()
+        if variant not in CLASSIFIERS:
+            raise ValueError(f"unknown domain classifier {variant!r}; choose from {CLASSIFIERS}")
+        self.variant = variant
         self.linear = nn.Linear(n_features, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.variant == "sigmoid_inputs":
+            x = torch.sigmoid(x)
         return self.linear(x).squeeze(-1)
 
 
 def train_domain_classifier(features: torch.Tensor, labels: torch.Tensor, lr: float = 1e-4, batch_size: int = 600,
-                            epochs: int = 400, seed: int = 0, progress: bool = True) -> tuple[DomainClassifier, list[float]]:
-    """Fit :class:`DomainClassifier` with Adam and balanced batches; returns it with the mean loss per epoch."""
+                            epochs: int = 400, seed: int = 0, progress: bool = True,
+                            variant: str = "linear") -> tuple[DomainClassifier, list[float]]:
+    """Fit :class:`DomainClassifier` (``variant``) with Adam and balanced batches; returns it with the mean
+    loss per epoch."""
     torch.manual_seed(seed)
     features, labels = features.float(), torch.as_tensor(labels).float()
-    model = DomainClassifier(features.shape[1])
+    model = DomainClassifier(features.shape[1], variant)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     losses = []
     for epoch in tqdm(range(epochs), desc="domain classifier", unit="epoch", disable=not progress, mininterval=2.0):

@@ -4,7 +4,7 @@
 the efficientat preset: 32 kHz, 128 mels, window 800, hop 320) so that it maps raw 32 kHz waveforms to
 527 AudioSet logits. :func:`load_passt` loads official weights from a local file or from the authors'
 release URL, strictly. :class:`TeacherEnsemble` averages the logits of several teachers (Werning's
-teacher is a nine-checkpoint PaSST-S ensemble).
+teacher is PaSST's nine-checkpoint ``ensemble_many``, listed in ``params/models.yaml``).
 """
 from __future__ import annotations
 
@@ -24,6 +24,10 @@ from asc_lib.config.provenance import file_digest, load_torch
 
 DEFAULT_ARCH = "passt_s_swa_p16_128_ap476"
 SAMPLE_RATE = 32000
+RELEASES = "https://github.com/kkoutini/PaSST/releases/download/"
+# hear21passt's constructor of the PaSST-S network (patch 16, 128 mels, 998 frames): the network of every
+# PaSST-S AudioSet release, whatever its stride, including those hear21passt has no name for.
+PASST_S = "passt_s_swa_p16_128_ap476"
 
 
 @contextlib.contextmanager
@@ -34,14 +38,31 @@ def _quiet():
         yield
 
 
-def release_url(arch: str) -> str:
-    """The authors' release URL of ``arch``'s AudioSet weights (from hear21passt's model table)."""
+def release_url(arch: str, url: str | None = None) -> str:
+    """The authors' release URL of ``arch``'s AudioSet weights: ``url`` (the ensemble entry's, checked to
+    be one of the authors' releases) or hear21passt's model table."""
+    if url is None:
+        from hear21passt.models.passt import default_cfgs  # lazy: hear21passt loads timm (~5 s)
+
+        url = default_cfgs.get(arch, {}).get("url", "")
+        if not url.startswith(RELEASES):
+            raise ValueError(f"hear21passt lists no PaSST release for arch {arch!r}; give its url or a local "
+                             "weights file")
+    if not url.startswith(RELEASES):
+        raise ValueError(f"{arch}: {url!r} is not one of the PaSST authors' releases ({RELEASES}...)")
+    return url
+
+
+def network_arch(arch: str) -> str:
+    """The hear21passt constructor that builds ``arch``: itself when hear21passt knows the name, the PaSST-S
+    network for the other PaSST-S AudioSet releases (``passt_s_…_p16_…128_ap…``: same network, own stride)."""
     from hear21passt.models.passt import default_cfgs  # lazy: hear21passt loads timm (~5 s)
 
-    url = default_cfgs.get(arch, {}).get("url", "")
-    if not url.startswith("https://github.com/kkoutini/PaSST/"):
-        raise ValueError(f"hear21passt lists no PaSST release for arch {arch!r}; give a local weights file")
-    return url
+    if arch in default_cfgs or arch.startswith("passt_deit"):
+        return arch
+    if arch.startswith("passt_s_") and "_p16_" in arch and "_128_" in arch:
+        return PASST_S
+    raise ValueError(f"hear21passt cannot build PaSST arch {arch!r}")
 
 
 class PaSST(nn.Module):
@@ -56,11 +77,12 @@ class PaSST(nn.Module):
         from hear21passt.models.preprocess import AugmentMelSTFT  # lazy: hear21passt loads timm (~5 s)
 
         self.arch = arch
+        net_arch = network_arch(arch)
         with _quiet():
             self.mel = AugmentMelSTFT(n_mels=128, sr=SAMPLE_RATE, win_length=800, hopsize=320, n_fft=1024,
                                       freqm=0, timem=0, htk=False, fmin=0.0, fmax=None, norm=1,
                                       fmin_aug_range=10, fmax_aug_range=2000)
-            self.net = get_model(arch=arch, pretrained=False, n_classes=n_classes, fstride=fstride,
+            self.net = get_model(arch=net_arch, pretrained=False, n_classes=n_classes, fstride=fstride,
                                  tstride=tstride, input_tdim=input_tdim)
 
     def forward(self, waves: torch.Tensor) -> torch.Tensor:
@@ -81,12 +103,12 @@ def _known_hashes_path() -> Path:
     return data_dir() / "weights" / "sha256.json"
 
 
-def download_release(arch: str, sha256: str | None = None) -> Path:
+def download_release(arch: str, sha256: str | None = None, url: str | None = None) -> Path:
     """The release weights of ``arch`` in ``data/weights/``, downloaded once (torch.hub's downloader) and
     checked against ``sha256``. Without a recorded hash, the first download's hash is written to
     ``data/weights/sha256.json`` and every later load is checked against it (record it in
     ``params/models.yaml`` to pin it for everyone)."""
-    url = release_url(arch)
+    url = release_url(arch, url)
     path = data_dir() / "weights" / Path(url).name
     known_path = _known_hashes_path()
     known = json.loads(known_path.read_text()) if known_path.is_file() else {}
@@ -107,11 +129,12 @@ def download_release(arch: str, sha256: str | None = None) -> Path:
 
 
 def load_passt(weights: str | Path | None = None, arch: str = DEFAULT_ARCH, sha256: str | None = None,
-               **kwargs) -> PaSST:
+               url: str | None = None, **kwargs) -> PaSST:
     """A :class:`PaSST` in eval mode with official weights loaded strictly and safely (``weights_only``).
 
     ``weights`` is a local state-dict file, ``"release"`` (downloaded once from the authors' release URL
-    into ``data/weights/``; needs network) or None (random initialisation, for tests and dry runs).
+    into ``data/weights/``, from ``url`` or hear21passt's table; needs network unless the file is already
+    there) or None (random initialisation, for tests and dry runs).
     ``sha256``, when given, must match the file.
     """
     model = PaSST(arch, **kwargs)
@@ -119,7 +142,7 @@ def load_passt(weights: str | Path | None = None, arch: str = DEFAULT_ARCH, sha2
         from hear21passt.models.passt import checkpoint_filter_fn  # lazy: hear21passt loads timm (~5 s)
 
         if str(weights) == "release":
-            path, source = download_release(arch, sha256), release_url(arch)
+            path, source = download_release(arch, sha256, url), release_url(arch, url)
         else:
             path = Path(weights)
             if not path.is_file():
@@ -162,11 +185,12 @@ def ensemble_spec() -> list[dict]:
 
 def load_ensemble(entries: list[dict] | None = None, with_weights: bool = True) -> TeacherEnsemble:
     """A :class:`TeacherEnsemble` of PaSSTs from ``entries`` (default: :func:`ensemble_spec`); each entry
-    has ``arch``, ``weights`` (file or ``"release"``) and optional ``fstride``/``tstride``/``input_tdim``."""
+    has ``arch``, ``weights`` (file or ``"release"``) and optional ``url``, ``sha256``,
+    ``fstride``/``tstride``/``input_tdim``."""
     entries = ensemble_spec() if entries is None else entries
     members = []
     for entry in entries:
         extra = {k: entry[k] for k in ("fstride", "tstride", "input_tdim", "n_classes") if k in entry}
         members.append(load_passt(entry.get("weights") if with_weights else None, entry["arch"],
-                                  sha256=entry.get("sha256"), **extra))
+                                  sha256=entry.get("sha256"), url=entry.get("url"), **extra))
     return TeacherEnsemble(members).eval()

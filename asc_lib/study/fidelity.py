@@ -1,7 +1,8 @@
 """Checks of the study's models against the real files in ``../shared/data`` (when present).
 
 * the official DCASE2024 baseline checkpoint (CP-Mobile, split 5) loads strictly and recognises a real
-  metro-station recording;
+  metro-station recording, cut the way TAU22's files were made (1 s files at 44.1 kHz, each resampled to
+  32 kHz on its own when loaded: :func:`tau22_clips`);
 * the official EfficientAT ``mn04_as`` checkpoint loads strictly and hears rail transport in it.
 """
 from __future__ import annotations
@@ -14,7 +15,7 @@ import torch
 from asc_lib.config import paths
 from asc_lib.config.provenance import load_torch
 from asc_lib.data import audioset
-from asc_lib.data.audio import load_clip
+from asc_lib.data.audio import load_clip, read_wav, resample
 from asc_lib.data.dcase import SCENES
 from asc_lib.features.frontend import build_frontend
 from asc_lib.models.cpmobile import build_cp_mobile
@@ -41,10 +42,25 @@ def available() -> bool:
     return all(paths.shared_data_dir().joinpath(*parts).is_file() for parts in FILES.values())
 
 
-def one_second_clips(path: Path, sample_rate: int) -> torch.Tensor:
-    """A recording cut into consecutive 1 s clips ``(clips, sample_rate)`` (the tail is dropped)."""
-    wave = load_clip(path, sample_rate)
-    return wave[: len(wave) // sample_rate * sample_rate].reshape(-1, sample_rate)
+CUTS = ("tau22", "resample_first")
+
+
+def one_second_clips(path: Path, sample_rate: int, cut: str = "tau22") -> torch.Tensor:
+    """A recording cut into consecutive 1 s clips ``(clips, sample_rate)`` (the tail is dropped).
+
+    ``tau22``: cut at the file's own rate, then each clip resampled on its own, as TAU22's 1 s files were
+    cut from the 44.1 kHz recordings and are resampled one by one when the study (or the baseline) loads
+    them. ``resample_first``: the whole recording resampled, then cut (what a 10 s file would give; the
+    clips' edges differ)."""
+    if cut not in CUTS:
+        raise ValueError(f"unknown cut {cut!r}; choose from {CUTS}")
+    if cut == "resample_first":
+        wave = load_clip(path, sample_rate)
+        return wave[: len(wave) // sample_rate * sample_rate].reshape(-1, sample_rate)
+    data, rate = read_wav(path)
+    wave = torch.from_numpy(data)
+    pieces = wave[: len(wave) // rate * rate].reshape(-1, rate)
+    return resample(pieces, rate, sample_rate)  # row by row: each clip on its own
 
 
 def official_baseline():
@@ -55,13 +71,34 @@ def official_baseline():
 
 
 @torch.no_grad()
-def baseline_scene_probabilities() -> pd.DataFrame:
+def clip_probabilities(cut: str = "tau22") -> torch.Tensor:
+    """The official baseline's scene probabilities ``(clips, 10)`` of the real metro-station recording's
+    1 s clips (:func:`one_second_clips` with ``cut``), baseline front end, float32."""
+    clips = one_second_clips(shared_file("metro_recording"), 32000, cut)
+    return official_baseline()(build_frontend("baseline").eval()(clips)).float().softmax(-1)
+
+
+def baseline_scene_probabilities(cut: str = "tau22") -> pd.DataFrame:
     """Scene probabilities of the official baseline on the real metro-station recording (mean over its
     1 s clips), most likely first."""
-    clips = one_second_clips(shared_file("metro_recording"), 32000)
-    probs = official_baseline()(build_frontend("baseline").eval()(clips)).float().softmax(-1).mean(0)
+    probs = clip_probabilities(cut).mean(0)
     return (pd.DataFrame({"scene": SCENES, "probability": probs.numpy()})
             .sort_values("probability", ascending=False, ignore_index=True))
+
+
+def per_clip_predictions() -> pd.DataFrame:
+    """Per 1 s clip of the real recording: the official baseline's predicted scene and its probability when
+    cut as TAU22's files (``tau22``), and the prediction when the recording is resampled before it is cut."""
+    probs = {cut: clip_probabilities(cut) for cut in CUTS}
+    top = {cut: p.max(1) for cut, p in probs.items()}
+    metro = SCENES.index("metro_station")
+    return pd.DataFrame({
+        "second": range(len(probs["tau22"])),
+        "predicted (TAU22 cut)": [SCENES[int(i)] for i in top["tau22"].indices],
+        "probability": top["tau22"].values.numpy(),
+        "p(metro_station)": probs["tau22"][:, metro].numpy(),
+        "predicted (resampled, then cut)": [SCENES[int(i)] for i in top["resample_first"].indices],
+    }).set_index("second")
 
 
 @torch.no_grad()

@@ -6,6 +6,7 @@ the baseline's logs (the test split is balanced over classes within each device)
 """
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -23,12 +24,15 @@ from asc_lib.training.loop import logits_of
 @torch.no_grad()
 def compute_logits(model: nn.Module, waves: torch.Tensor, frontend: nn.Module | None, batch_size: int,
                    device: torch.device, progress: bool = True, start: int = 0,
-                   stop: int | None = None, amp: bool = False) -> torch.Tensor:
+                   stop: int | None = None, amp: bool = False, half: bool = False) -> torch.Tensor:
     """A model's logits (float32, CPU) of rows ``start:stop`` of ``waves`` (all by default) in batches, in
     evaluation mode, without caching: the one batched inference of the study (test predictions, teacher
     outputs, tagging). Rows on disk (:mod:`asc_lib.data.rows`) are read one batch at a time; ``amp`` runs
-    in bfloat16 on a GPU."""
+    in bfloat16 on a GPU. ``half`` runs a float16 copy of the model on float16 inputs (the front end in
+    float32), as the DCASE2024 baseline's test step does (``model.half()``, ``x.half()``)."""
     model = model.eval().to(device)
+    if half:
+        model = copy.deepcopy(model).half()
     if frontend is not None:
         frontend = frontend.eval().to(device)
     stop = len(waves) if stop is None else stop
@@ -37,8 +41,9 @@ def compute_logits(model: nn.Module, waves: torch.Tensor, frontend: nn.Module | 
     for x in tqdm(_read_batches(waves, ranges), total=len(ranges), desc="inference", unit="batch",
                   disable=not progress, mininterval=2.0):
         x = x.to(device).float()
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
-            logits = model(frontend(x) if frontend is not None else x)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and not half and device.type == "cuda"):
+            x = frontend(x) if frontend is not None else x
+            logits = model(x.half() if half else x)
         out.append(logits_of(logits).float().cpu())
     return torch.cat(out) if out else torch.zeros((0,), dtype=torch.float32)
 
@@ -65,12 +70,12 @@ def _read_batches(waves, ranges):
 
 
 def predict(model: nn.Module, frontend: nn.Module, waves: torch.Tensor, batch_size: int = 256,
-            device: str | torch.device | None = None, amp: bool = False) -> torch.Tensor:
+            device: str | torch.device | None = None, amp: bool = False, half: bool = False) -> torch.Tensor:
     """Class probabilities ``(n, classes)`` (float32, on the CPU) for a ``(n, samples)`` waveform tensor
     (the modes of model and front end are restored)."""
     device = torch.device(device) if device is not None else next(model.parameters()).device
     was_training = model.training, frontend.training
-    logits = compute_logits(model, waves, frontend, batch_size, device, progress=False, amp=amp)
+    logits = compute_logits(model, waves, frontend, batch_size, device, progress=False, amp=amp, half=half)
     model.train(was_training[0])
     frontend.train(was_training[1])
     return torch.softmax(logits, dim=1)

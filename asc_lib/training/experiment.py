@@ -65,11 +65,23 @@ def scene_train_data(frame: pd.DataFrame, waves: torch.Tensor) -> TrainData:
     return TrainData(waves, labels)
 
 
-def test_evaluator(features, test_frame: pd.DataFrame, batch_size: int = 256, amp: bool = False):
+EVAL_PRECISIONS = ("fp16", "training")
+
+
+def half_eval(recipe: dict) -> bool:
+    """Whether the recipe evaluates in float16 (``eval_precision: fp16``, the baseline's test step) rather than
+    in the training precision (``training``: float32, bfloat16 autocast on a GPU with ``amp``)."""
+    value = recipe.get("eval_precision", "training")
+    if value not in EVAL_PRECISIONS:
+        raise ValueError(f"eval_precision {value!r} unknown; choose from {EVAL_PRECISIONS}")
+    return value == "fp16"
+
+
+def test_evaluator(features, test_frame: pd.DataFrame, batch_size: int = 256, amp: bool = False, half: bool = False):
     """A callable for ``fit(evaluate=...)`` reporting test accuracy, per-group accuracy and log loss on the
     test clips' front-end output (``features()``, computed once by the task)."""
     def evaluate(model: nn.Module) -> dict:
-        scores = scene_scores(test_frame, predict(model, nn.Identity(), features(), batch_size, amp=amp))
+        scores = scene_scores(test_frame, predict(model, nn.Identity(), features(), batch_size, amp=amp, half=half))
         return {"accuracy": scores["accuracy"], "log_loss": scores["log_loss"],
                 **{f"acc_{g}": v for g, v in scores["per_group"].items()}}
     return evaluate
@@ -77,18 +89,18 @@ def test_evaluator(features, test_frame: pd.DataFrame, batch_size: int = 256, am
 
 def finish_run(directory: Path, model: nn.Module, test_features: torch.Tensor, test_frame: pd.DataFrame,
                info: dict, batch_size: int = 256, amp: bool = False, history=None,
-               companions: dict[str, nn.Module] | None = None) -> dict:
+               companions: dict[str, nn.Module] | None = None, half: bool = False) -> dict:
     """Evaluate ``model`` on the test split, write ``output.csv`` and ``metrics.json``; return the metrics.
     With the :class:`asc_lib.training.loop.History` of the run, the metrics say how the run was obtained
     (trained, resumed, reused or retrained) and carry its fingerprint. Each of ``companions`` (e.g. a mean
     teacher's student) is scored too, under its name: ``metrics[name]["test"]``."""
-    probs = predict(model, nn.Identity(), test_features, batch_size, amp=amp)
+    probs = predict(model, nn.Identity(), test_features, batch_size, amp=amp, half=half)
     scores = scene_scores(test_frame, probs)
     write_output_csv(directory / OUTPUT, test_frame["filename"], probs)
     metrics = {**info, "test": scores, "torch": torch.__version__, "machine": platform.machine(),
                "device": str(next(model.parameters()).device)}
     for name, other in (companions or {}).items():
-        metrics[name] = {"test": scene_scores(test_frame, predict(other, nn.Identity(), test_features, batch_size, amp=amp))}
+        metrics[name] = {"test": scene_scores(test_frame, predict(other, nn.Identity(), test_features, batch_size, amp=amp, half=half))}
     if history is not None and hasattr(history, "info"):
         metrics["fit"] = history.info()
     write_json(directory / METRICS, metrics)
@@ -138,13 +150,13 @@ class SceneTask:
             self._test_features = evaluate_frontend(self.frontend, self.test_waves)
         return self._test_features
 
-    def evaluator(self, amp: bool = False):
-        return test_evaluator(self.test_features, self.test, amp=amp)
+    def evaluator(self, amp: bool = False, half: bool = False):
+        return test_evaluator(self.test_features, self.test, amp=amp, half=half)
 
     def finish(self, directory: Path, model: nn.Module, info: dict, amp: bool = False, history=None,
-               companions: dict[str, nn.Module] | None = None) -> dict:
+               companions: dict[str, nn.Module] | None = None, half: bool = False) -> dict:
         return finish_run(directory, model, self.test_features(), self.test, info, amp=amp, history=history,
-                          companions=companions)
+                          companions=companions, half=half)
 
 
 @dataclass(frozen=True)
@@ -181,7 +193,8 @@ def train_and_evaluate(task: SceneTask, spec: RunSpec, model: nn.Module, objecti
     training history. Finished runs are reused and interrupted ones resumed (see :func:`fit`).
     """
     history = fit(model, objective, data if data is not None else task.train_data(), recipe, spec.path,
-                  seed=spec.seed, device=task.device, evaluate=task.evaluator(recipe["amp"]) if evaluate_during else None,
+                  seed=spec.seed, device=task.device,
+                  evaluate=task.evaluator(recipe["amp"], half_eval(recipe)) if evaluate_during else None,
                   progress=progress)
     here = world()
     extra = {"world_size": here.size, "replicas_in_sync": parameters_in_sync(model)} if here.size > 1 else {}
@@ -191,7 +204,8 @@ def train_and_evaluate(task: SceneTask, spec: RunSpec, model: nn.Module, objecti
               "epochs_trained": len(history), **extra, **(info or {})}
     final = final_model(model) if final_model is not None else model
     others = {name: pick(model) for name, pick in (companions or {}).items()}
-    return task.finish(spec.path, final, record, amp=recipe["amp"], history=history, companions=others), history
+    return task.finish(spec.path, final, record, amp=recipe["amp"], history=history, companions=others,
+                       half=half_eval(recipe)), history
 
 
 def baseline_setup(task: SceneTask, recipe: dict, seed: int) -> tuple[nn.Module, Objective, complexity.Complexity]:

@@ -3,6 +3,7 @@
 - ``paths``       where everything lives, resolved from the package (never the working directory)
 - ``profiles``    data profiles (``params/<profile>.yaml``), the YAML reader, front-end presets, paper numbers
 - ``recipes``     training recipes: the papers' settings and the named mini / smoke deviations
+- ``register``    the deviation register: every difference from the papers, generated from ``params/``
 - ``parameters``  the notebooks' papermill parameters, declared and validated by a table of rules
 - ``atomic``      atomic writes of files, JSON, CSV and arrays
 - ``provenance``  digests of code, data and tensors (run fingerprints, cache keys) and safe loading
@@ -11,7 +12,7 @@
 May import: nothing else of ``asc_lib`` (it is the bottom layer).
 The names below are the layer's public interface (``from asc_lib.config import profile_recipe``).
 """
-from asc_lib.config import allocator, atomic, paths, provenance
+from asc_lib.config import allocator, atomic, paths, provenance, register
 from asc_lib.config.parameters import NOTEBOOK_PARAMETERS, RULES, check_device, notebook_params
 from asc_lib.config.profiles import (
                                      SPLITS,
@@ -26,7 +27,7 @@ from asc_lib.config.profiles import (
 )
 from asc_lib.config.recipes import RECIPE_SETS, load_recipe, profile_recipe, recipe_names, recipe_table, table1_labels
 
-__all__ = ["allocator", "atomic", "paths", "provenance", "NOTEBOOK_PARAMETERS", "RULES", "check_device",
+__all__ = ["allocator", "atomic", "paths", "provenance", "register", "NOTEBOOK_PARAMETERS", "RULES", "check_device",
            "notebook_params", "SPLITS", "DataPaths", "available_profiles", "check_split", "data_paths",
            "frontend_presets", "load_profile", "load_yaml", "paper_results", "RECIPE_SETS", "load_recipe",
            "profile_recipe", "recipe_names", "recipe_table", "table1_labels"]

@@ -1,0 +1,173 @@
+"""How sure a score or a comparison is: bootstrap intervals over whole test recordings, paired comparisons
+on the same test clips, and the one :func:`verdict` every comparing sentence of the study comes from.
+
+The clips of the test split are not independent. TAU22 cut every 10 s recording into ten 1 s files, and
+the same 10 s moment was recorded by several devices at once; its files are named
+``<scene>-<city>-<location>-<segment>-<second>-<device>.wav``. Resampling single clips would count ten to
+ninety strongly correlated clips as independent evidence and give intervals that are too narrow. The study
+resamples **recordings** (``scene-city-location-segment``: every second and every device of one 10 s
+moment), within each scene so that the macro average keeps its ten classes; ``location`` (all recordings of
+one place) is available and coarser, ``clip`` only to show how much too narrow the naive interval is.
+
+With several training seeds, each bootstrap replicate also draws the seeds of each method with
+replacement, so the interval holds both the test sample's and the training seed's variation.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+import numpy as np
+
+UNITS = ("recording", "location", "clip")
+VERDICTS = ("better", "worse", "not distinguishable at this budget")
+N_BOOT = 2000
+LEVEL = 0.95
+
+
+def unit_of(filename: str, unit: str = "recording") -> str:
+    """The resampling unit a test file belongs to: its 10 s ``recording`` (``scene-city-location-segment``),
+    its ``location`` (``scene-city-location``) or the ``clip`` itself."""
+    if unit not in UNITS:
+        raise ValueError(f"unknown resampling unit {unit!r}; choose from {UNITS}")
+    parts = PurePosixPath(filename).stem.split("-")
+    if len(parts) != 6:
+        raise ValueError(f"{filename}: not a TAU22 file name (<scene>-<city>-<location>-<segment>-<second>-<device>)")
+    return {"recording": "-".join(parts[:4]), "location": "-".join(parts[:3]), "clip": "-".join(parts)}[unit]
+
+
+def groups_of(filenames, unit: str = "recording") -> np.ndarray:
+    """Integer group codes of ``filenames`` by :func:`unit_of`."""
+    _, codes = np.unique([unit_of(f, unit) for f in filenames], return_inverse=True)
+    return codes.astype(np.int64)
+
+
+def macro_accuracy(correct: np.ndarray, labels: np.ndarray, n_classes: int = 10) -> float:
+    """Mean over classes of the share of correct clips (``correct`` may be a mean over seeds, in [0, 1])."""
+    correct, labels = np.asarray(correct, dtype=np.float64), np.asarray(labels)
+    present = [c for c in range(n_classes) if (labels == c).any()]
+    return float(np.mean([correct[labels == c].mean() for c in present]))
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A macro accuracy (in [0, 1]) with its bootstrap percentile interval."""
+
+    estimate: float
+    low: float
+    high: float
+    level: float
+    unit: str
+    seeds: int
+
+    def text(self, digits: int = 1) -> str:
+        """``57.5 % [54.1, 60.8]`` (percent)."""
+        return f"{100 * self.estimate:.{digits}f} % [{100 * self.low:.{digits}f}, {100 * self.high:.{digits}f}]"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Method A minus method B in macro accuracy (points of [0, 1]) on the same test clips: the paired
+    bootstrap interval and two-sided p-value, and the verdict at ``level``."""
+
+    difference: float
+    low: float
+    high: float
+    p_value: float
+    level: float
+    unit: str
+    seeds: tuple[int, int]
+
+    @property
+    def verdict(self) -> str:
+        return verdict(self.low, self.high)
+
+    def text(self, digits: int = 1) -> str:
+        """``+3.2 points [0.4, 6.1], p = 0.02: better``."""
+        p = f"p < {1 / N_BOOT:g}" if self.p_value == 0 else f"p = {self.p_value:.2g}"
+        return (f"{100 * self.difference:+.{digits}f} points [{100 * self.low:+.{digits}f}, {100 * self.high:+.{digits}f}], "
+                f"{p}: {self.verdict}")
+
+
+def verdict(low: float, high: float) -> str:
+    """``better`` when the whole interval of A − B lies above zero, ``worse`` when below, otherwise ``not
+    distinguishable at this budget``: never from a bare difference of two numbers."""
+    if low > 0:
+        return VERDICTS[0]
+    if high < 0:
+        return VERDICTS[1]
+    return VERDICTS[2]
+
+
+def _as_seeds(correct) -> np.ndarray:
+    correct = np.asarray(correct, dtype=np.float64)
+    return correct[None] if correct.ndim == 1 else correct
+
+
+def _group_sums(correct: np.ndarray, labels: np.ndarray, groups: np.ndarray):
+    """Per class: the per-seed sums of correct clips of each of its groups ``(seeds, groups)`` and the group
+    sizes. A group never spans two classes (recordings and locations belong to one scene)."""
+    out = []
+    for c in np.unique(labels):
+        inside = labels == c
+        codes, index = np.unique(groups[inside], return_inverse=True)
+        sums = np.zeros((correct.shape[0], len(codes)))
+        np.add.at(sums.T, index, correct[:, inside].T)
+        out.append((sums, np.bincount(index, minlength=len(codes)).astype(np.float64)))
+    return out
+
+
+def draws(labels: np.ndarray, groups: np.ndarray, n_seeds: int, n_boot: int, rng: np.random.Generator):
+    """The random part of one bootstrap: per class, which of its groups each replicate draws
+    ``(n_boot, groups of the class)``, and which seeds ``(n_boot, n_seeds)``."""
+    picks = []
+    for c in np.unique(labels):
+        n = len(np.unique(groups[labels == c]))
+        picks.append(rng.integers(0, n, size=(n_boot, n)))
+    return picks, rng.integers(0, n_seeds, size=(n_boot, n_seeds))
+
+
+def replicate_accuracies(correct: np.ndarray, labels: np.ndarray, groups: np.ndarray, picks, seed_picks) -> np.ndarray:
+    """Macro accuracy of each bootstrap replicate ``(n_boot,)`` for the given draws (:func:`draws`)."""
+    per_class = []
+    for (sums, sizes), pick in zip(_group_sums(correct, labels, groups), picks):
+        drawn = sums[seed_picks].mean(axis=1)  # (n_boot, groups): seeds drawn with replacement, averaged
+        hits = np.take_along_axis(drawn, pick, axis=1).sum(axis=1)
+        per_class.append(hits / sizes[pick].sum(axis=1))
+    return np.mean(per_class, axis=0)
+
+
+def _prepare(correct, labels, filenames, unit):
+    correct, labels = _as_seeds(correct), np.asarray(labels)
+    if correct.shape[1] != len(labels) or len(filenames) != len(labels):
+        raise ValueError(f"{correct.shape[1]} predictions, {len(labels)} labels and {len(filenames)} files differ")
+    return correct, labels, groups_of(filenames, unit)
+
+
+def bootstrap_accuracy(correct, labels, filenames, unit: str = "recording", n_boot: int = N_BOOT,
+                       level: float = LEVEL, seed: int = 0) -> Interval:
+    """Macro accuracy of ``correct`` (``(clips,)`` or ``(seeds, clips)`` of 0/1) with the percentile interval of
+    ``n_boot`` replicates that resample ``unit`` within each scene (and the seeds, when several)."""
+    correct, labels, groups = _prepare(correct, labels, filenames, unit)
+    picks, seed_picks = draws(labels, groups, correct.shape[0], n_boot, np.random.default_rng(seed))
+    reps = replicate_accuracies(correct, labels, groups, picks, seed_picks)
+    low, high = np.quantile(reps, [(1 - level) / 2, (1 + level) / 2])
+    return Interval(macro_accuracy(correct.mean(0), labels), float(low), float(high), level, unit, correct.shape[0])
+
+
+def paired_comparison(correct_a, correct_b, labels, filenames, unit: str = "recording", n_boot: int = N_BOOT,
+                      level: float = LEVEL, seed: int = 0) -> Comparison:
+    """A − B in macro accuracy on the same clips: each replicate draws the same recordings for both methods
+    (the pairing) and each method's seeds on its own; the two-sided p-value is twice the smaller share of
+    replicates on either side of zero."""
+    a, labels, groups = _prepare(correct_a, labels, filenames, unit)
+    b, _, _ = _prepare(correct_b, labels, filenames, unit)
+    rng = np.random.default_rng(seed)
+    picks, seeds_a = draws(labels, groups, a.shape[0], n_boot, rng)
+    seeds_b = rng.integers(0, b.shape[0], size=(n_boot, b.shape[0]))
+    diff = (replicate_accuracies(a, labels, groups, picks, seeds_a)
+            - replicate_accuracies(b, labels, groups, picks, seeds_b))
+    low, high = np.quantile(diff, [(1 - level) / 2, (1 + level) / 2])
+    p = min(1.0, 2 * min(float((diff <= 0).mean()), float((diff >= 0).mean())))
+    estimate = macro_accuracy(a.mean(0), labels) - macro_accuracy(b.mean(0), labels)
+    return Comparison(estimate, float(low), float(high), p, level, unit, (a.shape[0], b.shape[0]))

@@ -1,0 +1,95 @@
+"""Bootstrap intervals over whole recordings, paired comparisons and the verdict."""
+import numpy as np
+import pytest
+
+from asc_lib.training import uncertainty as u
+
+
+def _files(classes=10, recordings=20, seconds=10, devices=("a",)):
+    """Test-split names: per class ``recordings`` 10 s recordings, each cut into ``seconds`` clips per device."""
+    rows = []
+    for c in range(classes):
+        for r in range(recordings):
+            for s in range(seconds):
+                for d in devices:
+                    rows.append((f"audio/scene{c}-city-{r % 3}-{r}-{s}-{d}.wav", c, r))
+    files, labels, recs = zip(*rows)
+    return list(files), np.array(labels), np.array(recs)
+
+
+def test_units_of_a_tau22_file_name():
+    name = "audio/airport-barcelona-203-6129-4-s2.wav"
+    assert u.unit_of(name) == "airport-barcelona-203-6129"
+    assert u.unit_of(name, "location") == "airport-barcelona-203"
+    assert u.unit_of(name, "clip") == "airport-barcelona-203-6129-4-s2"
+    with pytest.raises(ValueError, match="not a TAU22 file name"):
+        u.unit_of("audio/clip.wav")
+    with pytest.raises(ValueError, match="unknown resampling unit"):
+        u.unit_of(name, "city")
+
+
+def test_the_bootstrap_matches_a_hand_computation():
+    """Same draws, computed by a plain loop: class accuracy = correct clips of the drawn recordings over their
+    clips, macro = mean over classes; the interval is the percentile of those replicates."""
+    files, labels, recs = _files(classes=2, recordings=4, seconds=3)
+    rng = np.random.default_rng(5)
+    correct = (rng.random(len(files)) < 0.6).astype(float)
+    assert u.macro_accuracy(correct, labels) == pytest.approx(
+        np.mean([correct[labels == 0].mean(), correct[labels == 1].mean()]))
+    groups = u.groups_of(files)
+    picks, seed_picks = u.draws(labels, groups, 1, 200, np.random.default_rng(0))
+    fast = u.replicate_accuracies(correct[None], labels, groups, picks, seed_picks)
+    by_hand = []
+    for b in range(200):
+        accs = []
+        for c, pick in zip((0, 1), picks):
+            names = sorted(set(groups[labels == c]))
+            hits = sum(correct[groups == names[i]].sum() for i in pick[b])
+            clips = sum((groups == names[i]).sum() for i in pick[b])
+            accs.append(hits / clips)
+        by_hand.append(np.mean(accs))
+    assert np.allclose(fast, by_hand)
+    interval = u.bootstrap_accuracy(correct, labels, files, n_boot=200, seed=0)
+    assert (interval.low, interval.high) == pytest.approx(tuple(np.quantile(by_hand, [0.025, 0.975])))
+    assert interval.low <= interval.estimate <= interval.high
+
+
+def test_resampling_recordings_is_wider_than_clips_on_correlated_data():
+    """Every clip of a recording right or wrong together: the clips are not independent, so the per-clip
+    interval is far too narrow."""
+    files, labels, recs = _files(devices=("a", "b", "c"))
+    rng = np.random.default_rng(1)
+    right = rng.random((10, 20)) < 0.6
+    correct = right[labels, recs].astype(float)
+    by_recording = u.bootstrap_accuracy(correct, labels, files, "recording")
+    by_clip = u.bootstrap_accuracy(correct, labels, files, "clip")
+    assert by_recording.estimate == by_clip.estimate
+    assert (by_recording.high - by_recording.low) > 3 * (by_clip.high - by_clip.low)
+
+
+def test_paired_comparison_known_answers():
+    files, labels, recs = _files()
+    rng = np.random.default_rng(2)
+    b = (rng.random(len(files)) < 0.5).astype(float)
+    same = u.paired_comparison(b, b, labels, files)
+    assert (same.difference, same.low, same.high, same.p_value) == (0, 0, 0, 1)
+    assert same.verdict == "not distinguishable at this budget"
+    a = np.ones(len(files))  # right on every clip of every recording: better than b on each of them
+    better = u.paired_comparison(a, b, labels, files)
+    assert better.low > 0 and better.p_value == 0 and better.verdict == "better"
+    assert better.difference == pytest.approx(1 - u.macro_accuracy(b, labels))
+    assert u.paired_comparison(b, a, labels, files).verdict == "worse"
+    assert better.text().startswith("+") and "p < " in better.text()
+
+
+def test_seeds_widen_the_interval():
+    """Three seeds that disagree: drawing seeds in each replicate widens the interval beyond their mean's."""
+    files, labels, recs = _files()
+    rng = np.random.default_rng(3)
+    seeds = np.stack([(rng.random(len(files)) < p).astype(float) for p in (0.4, 0.6, 0.8)])
+    mean_only = u.bootstrap_accuracy(seeds.mean(0), labels, files)
+    with_seeds = u.bootstrap_accuracy(seeds, labels, files)
+    assert with_seeds.seeds == 3 and with_seeds.estimate == pytest.approx(mean_only.estimate)
+    assert with_seeds.high - with_seeds.low > 2 * (mean_only.high - mean_only.low)
+    with pytest.raises(ValueError, match="differ"):
+        u.bootstrap_accuracy(seeds[:, :5], labels, files)

@@ -2,6 +2,7 @@
 import csv
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -10,10 +11,12 @@ from torch import nn
 
 from asc_lib.config import load_recipe, profile_recipe
 from asc_lib.data import audioset
-from asc_lib.methods import labelfilter, meanteacher
+from asc_lib.data.dcase import SCENES
+from asc_lib.methods import labelfilter, meanteacher, registry
 from asc_lib.models import complexity
 from asc_lib.models.efficientat import build_efficientat
 from asc_lib.training import distill
+from asc_lib.training.evaluate import write_output_csv
 
 REAL_BALANCED = {"Vehicle (/m/07yv9)": 860, "Rail transport (/m/06d_3)": 189, "Outside, urban or manmade (/t/dd00128)": 256,
                  "any of them (union)": 1528, "all segments": 22160}
@@ -313,13 +316,24 @@ def test_ablation_table_and_its_plain_words_on_constructed_runs():
     assert choice.startswith("Best mean: consistency weight 10 (56.0 ± 1.0 %)") and "should change" in choice
 
 
-def test_seed_comparison_uses_the_seeds_both_methods_have(monkeypatch):
-    from asc_lib.methods import registry
-
-    acc = {("baseline", 0): 50.0, ("baseline", 1): 54.0, ("baseline", 2): 52.0, ("kd_small", 0): 53.0, ("kd_small", 1): 55.0}
-    monkeypatch.setattr(registry, "compare_runs", lambda profile, split, seed, methods: pd.DataFrame(
-        {"accuracy": [acc.get((m, seed), float("nan")) for m in methods]}, index=[registry.label(m) for m in methods]))
+def test_seed_comparison_uses_the_seeds_both_methods_have(monkeypatch, tmp_path):
+    """The comparing sentence comes from the paired bootstrap over the runs' output.csv: a method right on
+    every clip is "better" than one right on half; a method with no run is "not compared yet"."""
+    monkeypatch.setattr(registry, "run_dir", lambda profile, method, split, seed: tmp_path / method / f"seed{seed}")
+    files = [f"audio/{scene}-city-{r}-{r}-{sec}-a.wav" for scene in SCENES for r in range(6) for sec in range(10)]
+    truth = np.array([registry.scene_of(f) for f in files])
+    rng = np.random.default_rng(0)
+    for method, seeds, share in (("kd_small", (0, 1), 1.0), ("baseline", (0, 1, 2), 0.5)):
+        for seed in seeds:
+            right = rng.random(len(files)) < share
+            pred = np.where(right, truth, (truth + 1) % 10)
+            (tmp_path / method / f"seed{seed}").mkdir(parents=True)
+            write_output_csv(tmp_path / method / f"seed{seed}" / "output.csv", files, np.eye(10)[pred])
+    correct, labels, names, found = registry.correctness("mini", "baseline", 5, [0, 1, 2])
+    assert correct.shape == (3, len(files)) and found == [0, 1, 2] and names == sorted(files)
+    words = registry.seed_verdict("mini", 5, [0, 1, 2], "kd_small", "baseline")
+    assert f"{registry.label('kd_small')} (seed 0, 1) vs {registry.label('baseline')} (seed 0, 1, 2)" in words
+    assert "100.0 % vs" in words and words.endswith("interval).") and ": better (paired bootstrap" in words
+    assert registry.verdict("mini", 5, 0, "kd_large", "baseline").startswith("Not compared yet")
     table = registry.compare_seeds("mini", 5, [0, 1, 2], ["baseline", "kd_small"])
-    assert table.loc[registry.label("baseline"), "mean"] == 52.0 and table.loc[registry.label("kd_small"), "mean"] == 54.0
-    words = registry.seed_verdict(table, "kd_small", "baseline")
-    assert "on seed(s) 0, 1: 54.00 % vs 52.00 %, difference +2.00 ± 1.41 points" in words
+    assert np.isnan(table.loc[registry.label("kd_small"), "seed 2"])

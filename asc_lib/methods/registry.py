@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
+from asc_lib.data.dcase import SCENES
 from asc_lib.methods import mt_ablation, surkov, werning
-from asc_lib.training.experiment import METRICS, read_metrics, run_dir
+from asc_lib.training import uncertainty
+from asc_lib.training.evaluate import read_output_csv
+from asc_lib.training.experiment import METRICS, OUTPUT, read_metrics, run_dir
 
 
 @dataclass(frozen=True)
@@ -76,16 +80,60 @@ def compare_runs(profile: str, split: int, seed: int, methods) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index").round(2)
 
 
-def verdict(comparison: pd.DataFrame, method: str, reference: str) -> str:
-    """One sentence comparing the rows of two methods of :func:`compare_runs` (or saying which is missing)."""
-    method, reference = label(method), label(reference)
-    a, b = comparison.loc[method, "accuracy"], comparison.loc[reference, "accuracy"]
-    if pd.isna(a) or pd.isna(b):
-        missing = [m for m, v in ((method, a), (reference, b)) if pd.isna(v)]
-        return f"Not compared yet: no finished run for {', '.join(missing)}."
-    diff = a - b
-    word = "beats" if diff > 0 else "does not beat"
-    return f"{method} {word} {reference} on this run: {a:.2f} % vs {b:.2f} % ({diff:+.2f} points)."
+def scene_of(filename: str) -> int:
+    """The true scene (index into SCENES) of a TAU22 test file: the first part of its name."""
+    return SCENES.index(filename.rsplit("/", 1)[-1].split("-", 1)[0])
+
+
+def correctness(profile: str, method: str, split: int, seeds) -> tuple[np.ndarray, np.ndarray, list[str], list[int]]:
+    """Which test clips each finished run of ``method`` (split, ``seeds``) got right: ``(runs, clips)`` of 0/1
+    from the runs' ``output.csv``, ordered by file name, with the true scenes, the file names and the seeds
+    found (missing runs are left out)."""
+    frames, found = [], []
+    for seed in seeds:
+        path = run_dir(profile, method, split, seed) / OUTPUT
+        if path.is_file():
+            frames.append(read_output_csv(path).sort_values("filename", ignore_index=True))
+            found.append(seed)
+    if not frames:
+        return np.zeros((0, 0)), np.zeros(0, dtype=int), [], []
+    files = frames[0]["filename"].tolist()
+    for seed, frame in zip(found[1:], frames[1:]):
+        if frame["filename"].tolist() != files:
+            raise ValueError(f"{run_dir(profile, method, split, seed) / OUTPUT}: other test clips than seed {found[0]}'s")
+    labels = np.array([scene_of(f) for f in files])
+    correct = np.stack([(f[list(SCENES)].to_numpy().argmax(1) == labels).astype(float) for f in frames])
+    return correct, labels, files, found
+
+
+def compare(profile: str, split: int, seeds, method: str, reference: str) -> uncertainty.Comparison | None:
+    """``method`` − ``reference`` on the same test clips over the seeds each has (paired over recordings,
+    seeds drawn in the bootstrap); None when either has no finished run."""
+    a, labels, files, _ = correctness(profile, method, split, seeds)
+    b, labels_b, files_b, _ = correctness(profile, reference, split, seeds)
+    if not len(a) or not len(b):
+        return None
+    if files != files_b:
+        raise ValueError(f"{method} and {reference} were scored on different test clips (split {split})")
+    return uncertainty.paired_comparison(a, b, labels, files)
+
+
+def verdict(profile: str, split: int, seeds, method: str, reference: str) -> str:
+    """One sentence comparing two methods on one split, from the paired bootstrap (:func:`compare`): both
+    accuracies, the difference with its 95 % interval over test recordings (and seeds), the p-value and the
+    verdict: better, worse or not distinguishable at this budget."""
+    seeds = [seeds] if isinstance(seeds, int) else list(seeds)
+    result = compare(profile, split, seeds, method, reference)
+    if result is None:
+        missing = [label(m) for m in (method, reference) if not len(correctness(profile, m, split, seeds)[0])]
+        return f"Not compared yet: no finished run for {', '.join(missing)} (split {split})."
+    used = {m: correctness(profile, m, split, seeds) for m in (method, reference)}
+    acc = {m: 100 * uncertainty.macro_accuracy(c.mean(0), lab) for m, (c, lab, _, _) in used.items()}
+    found = {m: ", ".join(map(str, s)) for m, (_, _, _, s) in used.items()}
+    return (f"{label(method)} (seed {found[method]}) vs {label(reference)} (seed {found[reference]}), split {split}: "
+            f"{acc[method]:.1f} % vs {acc[reference]:.1f} %, {result.text()} "
+            f"(paired bootstrap over test recordings{' and seeds' if len(seeds) > 1 else ''}, "
+            f"{100 * result.level:.0f} % interval).")
 
 
 def compare_seeds(profile: str, split: int, seeds, methods) -> pd.DataFrame:
@@ -96,14 +144,6 @@ def compare_seeds(profile: str, split: int, seeds, methods) -> pd.DataFrame:
     return table.round(2)
 
 
-def seed_verdict(table: pd.DataFrame, method: str, reference: str) -> str:
-    """One sentence comparing two rows of :func:`compare_seeds` over the seeds both have: the mean
-    difference and the spread of the per-seed differences (no test: three seeds are too few for one)."""
-    a, b = table.loc[label(method)].filter(like="seed "), table.loc[label(reference)].filter(like="seed ")
-    diff = (a - b).dropna()
-    if diff.empty:
-        return f"Not compared yet: no seed with finished runs of both {label(method)} and {label(reference)}."
-    spread = f" ± {diff.std():.2f}" if len(diff) > 1 else ""
-    return (f"{label(method)} vs {label(reference)} on seed(s) {', '.join(s.removeprefix('seed ') for s in diff.index)}: "
-            f"{a[diff.index].mean():.2f} % vs {b[diff.index].mean():.2f} %, difference {diff.mean():+.2f}{spread} points "
-            f"(mean ± std over {len(diff)} seed(s)).")
+def seed_verdict(profile: str, split: int, seeds, method: str, reference: str) -> str:
+    """:func:`verdict` over several seeds (kept under this name for the notebooks that compare seeds)."""
+    return verdict(profile, split, seeds, method, reference)

@@ -6,6 +6,7 @@
 - ``evaluate``     batched inference, the challenge metric and its breakdowns, ``output.csv``
 - ``distill``      teacher outputs (cached, resumable, sharded over ranks) and the probability-MSE objective
 - ``experiment``   the one way to run a method: :class:`RunSpec`, the task, :func:`train_and_evaluate`
+- ``uncertainty``  bootstrap intervals over whole test recordings, paired comparisons, the one verdict function
 - ``torchrun``     the command line under ``torchrun`` (``python -m asc_lib.training.torchrun``)
 
 May import: ``models``, ``features``, ``data``, ``config``.

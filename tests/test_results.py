@@ -13,6 +13,7 @@ from asc_lib import config
 from asc_lib.data import dcase
 from asc_lib.methods import registry
 from asc_lib.study import results
+from asc_lib.training.evaluate import write_output_csv
 
 
 def write_run(root, method, split, seed, accuracy, params_=61148, macs=21896340, **extra):
@@ -27,6 +28,13 @@ def write_run(root, method, split, seed, accuracy, params_=61148, macs=21896340,
     directory = root / method / f"split{split}-seed{seed}"
     directory.mkdir(parents=True)
     (directory / "metrics.json").write_text(json.dumps(metrics))
+    # output.csv: 10 recordings of 10 s per scene; clip k of a scene (recording k // 10) right iff k < 100 * accuracy
+    files, pred = [], []
+    for c, scene in enumerate(dcase.SCENES):
+        for k in range(100):
+            files.append(f"audio/{scene}-city-{k // 10}-{k // 10}-{k % 10}-a.wav")
+            pred.append(c if k < round(100 * accuracy) else (c + 1) % 10)
+    write_output_csv(directory / "output.csv", files, np.eye(10)[pred])
 
 
 @pytest.fixture
@@ -67,6 +75,22 @@ def test_seed_summary_mean_and_sample_std(runs_root):
     assert row["accuracy_std"] == pytest.approx(math.sqrt(2))  # sample std of 50, 52
     assert row["seeds"] == 2
     assert math.isnan(summary.loc[("efficientat_mt", 5), "accuracy_std"])
+
+
+def test_intervals_and_paired_comparisons_from_the_runs_predictions(runs_root):
+    """Per method and split the bootstrap interval over test recordings; each comparison the papers make
+    with its paired interval and verdict (pruned 70 % vs random 60 %: right on one more recording per scene)."""
+    runs = results.runs_table(runs_root)
+    intervals = results.interval_table(runs).set_index(["method", "split"])
+    base = intervals.loc[(registry.label("baseline"), 5)]
+    assert base["seeds"] == 2 and base["accuracy %"] == 51.0
+    low, high = (float(v) for v in base["95 % interval"].strip("[]").split(","))
+    assert low < 51.0 < high
+    table = results.comparison_table(runs).set_index("comparison")
+    row = table.loc["Werning: pruned vs random AudioSet selection"]
+    assert (row["split"], row["A %"], row["B %"], row["A − B (points)"]) == (100, 70.0, 60.0, 10.0)
+    assert row["verdict"] == "better" and row["p"] == "< 0.0005"
+    assert "Surkov: distilled CP-Mobile (small subset) vs baseline" not in table.index  # no kd_small run
 
 
 def test_cell_formatting():
@@ -157,3 +181,6 @@ def test_results_notebook_on_fixed_metrics(runs_root, tmp_path):
     assert table1.loc["0.1", ("accuracy split 100 %", "study")] == "65.00"
     runs = pd.read_csv(tables / "runs.csv", index_col=0)
     assert len(runs) == 6
+    comparisons = pd.read_csv(tables / "comparisons.csv", index_col=0)
+    assert comparisons.loc[comparisons["comparison"] == "Werning: pruned vs random AudioSet selection",
+                           "verdict"].tolist() == ["better"]

@@ -17,9 +17,10 @@ import pandas as pd
 from asc_lib.config import paths
 from asc_lib.config.atomic import write_csv
 from asc_lib.data import dcase
-from asc_lib.methods.registry import METHODS, label, method_for
+from asc_lib.methods.registry import METHODS, compare_directories, label, method_for, run_correctness
 from asc_lib.study.report import plan
-from asc_lib.training.experiment import METRICS, read_metrics
+from asc_lib.training import uncertainty
+from asc_lib.training.experiment import METRICS, OUTPUT, read_metrics
 from asc_lib.training.experiment import runs_dir as profile_runs
 
 GROUPS = ("real", "seen", "unseen")
@@ -94,6 +95,65 @@ def _study_cell(summary: pd.DataFrame, method: str, split: int, column: str = "a
 def _complexity(runs: pd.DataFrame, method: str) -> tuple:
     mine = runs[runs["method"] == method].dropna(subset=["params"])
     return (None, None) if mine.empty else (mine["params"].iloc[0], mine["macs"].iloc[0])
+
+
+# --- uncertainty -------------------------------------------------------------------------------------------
+
+#: The comparisons the papers make, and the study's controls: (what, method, reference).
+COMPARISONS = [
+    ("Surkov: distilled CP-Mobile (small subset) vs baseline", "kd_small", "baseline"),
+    ("Surkov: distilled CP-Mobile (large subset) vs baseline", "kd_large", "baseline"),
+    ("Surkov: large vs small AudioSet subset", "kd_large", "kd_small"),
+    ("Surkov: mean teacher vs plain fine-tuning (EfficientAT)", "efficientat_mt", "efficientat_ft"),
+    ("Werning: pruned-AudioSet KD vs baseline", "werning", "baseline"),
+    ("Werning: pruned vs random AudioSet selection", "werning", "werning_random"),
+]
+
+
+def run_directories(runs: pd.DataFrame, method: str, split: int) -> list[Path]:
+    """The run folders of ``method`` on ``split``, by seed."""
+    mine = runs[(runs["method"] == method) & (runs["split"] == split)].sort_values("seed")
+    return [Path(p).parent for p in mine["path"] if (Path(p).parent / OUTPUT).is_file()]
+
+
+def interval_table(runs: pd.DataFrame, methods=None) -> pd.DataFrame:
+    """Per method and split: macro accuracy (%) over its seeds with the 95 % bootstrap interval that resamples
+    whole test recordings (and the seeds), and the number of seeds."""
+    rows = []
+    for (method, split), _ in runs.groupby(["method", "split"]):
+        if methods is not None and method not in methods:
+            continue
+        directories = run_directories(runs, method, split)
+        if not directories:  # runs without their output.csv (written before the study kept it)
+            continue
+        correct, labels, files = run_correctness(directories)
+        interval = uncertainty.bootstrap_accuracy(correct, labels, files)
+        rows.append({"method": label(method), "split": split, "seeds": interval.seeds,
+                     "accuracy %": round(100 * interval.estimate, 1), "95 % interval":
+                     f"[{100 * interval.low:.1f}, {100 * interval.high:.1f}]"})
+    return pd.DataFrame(rows, columns=["method", "split", "seeds", "accuracy %", "95 % interval"])
+
+
+def comparison_table(runs: pd.DataFrame, comparisons=None) -> pd.DataFrame:
+    """Each comparison of :data:`COMPARISONS` on every split where both methods ran: both accuracies, the
+    difference (points) with its 95 % paired-bootstrap interval over test recordings and seeds, the p-value
+    and the verdict (:func:`asc_lib.training.uncertainty.verdict`)."""
+    rows = []
+    for what, method, reference in comparisons or COMPARISONS:
+        for split in sorted(set(runs.loc[runs["method"] == method, "split"]) & set(runs.loc[runs["method"] == reference, "split"])):
+            a, b = run_directories(runs, method, split), run_directories(runs, reference, split)
+            result = compare_directories(a, b)
+            if result is None:
+                continue
+            acc = {m: runs[(runs["method"] == m) & (runs["split"] == split)]["accuracy"].mean() for m in (method, reference)}
+            rows.append({"comparison": what, "split": split, "seeds": f"{len(a)} vs {len(b)}",
+                         "A %": round(acc[method], 1), "B %": round(acc[reference], 1),
+                         "A − B (points)": round(100 * result.difference, 1),
+                         "95 % interval": f"[{100 * result.low:+.1f}, {100 * result.high:+.1f}]",
+                         "p": "< 0.0005" if result.p_value == 0 else f"{result.p_value:.2g}",
+                         "verdict": result.verdict})
+    return pd.DataFrame(rows, columns=["comparison", "split", "seeds", "A %", "B %", "A − B (points)", "95 % interval",
+                                       "p", "verdict"])
 
 
 # --- the papers' tables -----------------------------------------------------------------------------------

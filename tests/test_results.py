@@ -12,7 +12,7 @@ import pytest
 from asc_lib import config
 from asc_lib.data import dcase
 from asc_lib.methods import registry
-from asc_lib.study import results
+from asc_lib.study import plots, results
 from asc_lib.training.evaluate import write_output_csv
 
 
@@ -184,3 +184,18 @@ def test_results_notebook_on_fixed_metrics(runs_root, tmp_path):
     comparisons = pd.read_csv(tables / "comparisons.csv", index_col=0)
     assert comparisons.loc[comparisons["comparison"] == "Werning: pruned vs random AudioSet selection",
                            "verdict"].tolist() == ["better"]
+
+
+def test_the_split_plot_labels_methods_as_the_tables_and_keeps_its_legend_off_the_curves(runs_root):
+    runs = results.runs_table(runs_root)
+    curve = results.intervals(runs, results.CURVE_METHODS)
+    assert set(curve["method"]) == {"baseline", "efficientat_mt", "werning", "werning_random"}
+    assert (curve["low"] <= curve["accuracy"]).all() and (curve["accuracy"] <= curve["high"]).all()
+    paper = config.paper_results()
+    fig = plots.accuracy_vs_split(curve, results.paper_series(paper), paper["splits"], registry.label,
+                                  results.CURVE_METHODS)
+    assert all(ax.get_legend() is None for ax in fig.axes) and len(fig.legends) == 1
+    names = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert names == [registry.label(m) for m in results.CURVE_METHODS]  # each once, as in the tables
+    colours = {line.get_label(): line.get_color() for ax in fig.axes for line in ax.get_lines() if not line.get_label().startswith("_")}
+    assert len(set(map(str, colours.values()))) == len(colours)

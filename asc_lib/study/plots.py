@@ -209,16 +209,24 @@ def score_distributions(scores: dict, threshold: float, truth: pd.Series | None 
     return fig
 
 
-def accuracy_vs_split(runs: pd.DataFrame, paper_series: dict[str, list], splits, label: Callable[[str], str]) -> plt.Figure:
-    """Test accuracy against the training split size: this study's runs (mean over seeds, bars = std)
-    on the left, the papers' reported numbers on the right."""
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.2), sharey=True)
-    mine = runs.assign(model=runs["method"].map(label))
-    if len(mine):
-        sns.lineplot(mine, x="split", y="accuracy", hue="model", marker="o", errorbar="sd", ax=axes[0])
-    axes[0].set_title("This study")
-    for name, values in paper_series.items():
-        axes[1].plot(splits, values, marker="o", label=name)
+def accuracy_vs_split(curve: pd.DataFrame, paper_series: dict[str, list], splits, label: Callable[[str], str],
+                      methods=None) -> plt.Figure:
+    """Test accuracy against the training split size: this study's runs (``curve``: method, split,
+    accuracy, low, high; bars = the 95 % bootstrap interval over test recordings and seeds) on the left, the
+    papers' reported numbers on the right. A method has the same colour and label in both panels and in the
+    tables; one legend below the panels keeps the curves clear."""
+    methods = list(methods or dict.fromkeys([*curve["method"], *paper_series]))
+    colours = dict(zip(methods, sns.color_palette("tab10", len(methods))))
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.6), sharey=True)
+    for i, method in enumerate(methods):
+        mine = curve[curve["method"] == method].sort_values("split")
+        dodge = 1 + 0.04 * (i - (len(methods) - 1) / 2)  # side by side on the log axis, so bars do not hide each other
+        if len(mine):
+            axes[0].errorbar(mine["split"] * dodge, mine["accuracy"], yerr=[mine["accuracy"] - mine["low"], mine["high"] - mine["accuracy"]],
+                             marker="o", capsize=3, color=colours[method], label=label(method))
+        if method in paper_series:
+            axes[1].plot(splits, paper_series[method], marker="o", color=colours[method], label=label(method))
+    axes[0].set_title("This study (bars: 95 % interval)")
     axes[1].set_title("As reported in the papers")
     for ax in axes:
         ax.set_xscale("log")
@@ -226,9 +234,15 @@ def accuracy_vs_split(runs: pd.DataFrame, paper_series: dict[str, list], splits,
         ax.minorticks_off()
         ax.set_xlabel("training split")
         ax.set_ylabel("accuracy (%)")
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
+    found = {}
+    for ax in axes:
+        for handle, name in zip(*ax.get_legend_handles_labels()):
+            found.setdefault(name, handle)
+    handles = {label(m): found[label(m)] for m in methods if label(m) in found}  # legend in the methods' order
+    if handles:
+        fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=min(3, len(handles)), fontsize=8,
+                   frameon=False)
+    fig.tight_layout(rect=(0, 0.06 + 0.045 * ((len(handles) - 1) // 3), 1, 1))
     return fig
 
 

@@ -116,9 +116,13 @@ def run_directories(runs: pd.DataFrame, method: str, split: int) -> list[Path]:
     return [Path(p).parent for p in mine["path"] if (Path(p).parent / OUTPUT).is_file()]
 
 
-def interval_table(runs: pd.DataFrame, methods=None) -> pd.DataFrame:
-    """Per method and split: macro accuracy (%) over its seeds with the 95 % bootstrap interval that resamples
-    whole test recordings (and the seeds), and the number of seeds."""
+#: The methods of the accuracy-against-split figure, in legend order.
+CURVE_METHODS = ["baseline", "efficientat_mt", "kd_small", "kd_large", "werning", "werning_random"]
+
+
+def intervals(runs: pd.DataFrame, methods=None) -> pd.DataFrame:
+    """Per method and split (runs with their ``output.csv``): macro accuracy (%) over the seeds and its 95 %
+    bootstrap interval over whole test recordings and the seeds (numbers: ``accuracy``, ``low``, ``high``)."""
     rows = []
     for (method, split), _ in runs.groupby(["method", "split"]):
         if methods is not None and method not in methods:
@@ -128,10 +132,18 @@ def interval_table(runs: pd.DataFrame, methods=None) -> pd.DataFrame:
             continue
         correct, labels, files = run_correctness(directories)
         interval = uncertainty.bootstrap_accuracy(correct, labels, files)
-        rows.append({"method": label(method), "split": split, "seeds": interval.seeds,
-                     "accuracy %": round(100 * interval.estimate, 1), "95 % interval":
-                     f"[{100 * interval.low:.1f}, {100 * interval.high:.1f}]"})
-    return pd.DataFrame(rows, columns=["method", "split", "seeds", "accuracy %", "95 % interval"])
+        rows.append({"method": method, "split": split, "seeds": interval.seeds, "accuracy": 100 * interval.estimate,
+                     "low": 100 * interval.low, "high": 100 * interval.high})
+    return pd.DataFrame(rows, columns=["method", "split", "seeds", "accuracy", "low", "high"])
+
+
+def interval_table(runs: pd.DataFrame, methods=None) -> pd.DataFrame:
+    """:func:`intervals` as a table: method label, split, seeds, accuracy % and the interval."""
+    frame = intervals(runs, methods)
+    return pd.DataFrame({"method": frame["method"].map(label), "split": frame["split"], "seeds": frame["seeds"],
+                         "accuracy %": frame["accuracy"].round(1),
+                         "95 % interval": [f"[{lo:.1f}, {hi:.1f}]" for lo, hi in zip(frame["low"], frame["high"])]},
+                        columns=["method", "split", "seeds", "accuracy %", "95 % interval"])
 
 
 def comparison_table(runs: pd.DataFrame, comparisons=None) -> pd.DataFrame:
@@ -271,18 +283,23 @@ def confusions(runs: pd.DataFrame, split: int, seed: int = 0) -> dict[str, list]
 
 
 def paper_series(paper: dict) -> dict[str, list]:
-    """The papers' accuracy per split, one series per reported model (for plots)."""
+    """The papers' accuracy per split, keyed by the study's method that reproduces each reported model (so
+    that plots label and colour them as the tables do); the baseline's numbers are Surkov's Table 3."""
     surkov = paper["surkov_table3"]
-    return {"Surkov: baseline": surkov["baseline"]["accuracy"],
-            "Surkov: Efficient-AT teacher": surkov["efficientat"]["accuracy"],
-            "Surkov: CP-Mobile KD, small": surkov["kd_small"]["accuracy"],
-            "Surkov: CP-Mobile KD, large": surkov["kd_large"]["accuracy"],
-            "Werning: pruned KD + fine-tuning": paper["werning_table2"]["werning"]}
+    return {"baseline": surkov["baseline"]["accuracy"], "efficientat_mt": surkov["efficientat"]["accuracy"],
+            "kd_small": surkov["kd_small"]["accuracy"], "kd_large": surkov["kd_large"]["accuracy"],
+            "werning": paper["werning_table2"]["werning"]}
 
 
 def paper_table(paper: dict) -> pd.DataFrame:
     """Every per-split accuracy the two papers report, in one table (%)."""
-    series = {**paper_series(paper), "Werning: baseline": paper["werning_table2"]["baseline"]}
+    surkov = paper["surkov_table3"]
+    series = {"Surkov: baseline": surkov["baseline"]["accuracy"],
+              "Surkov: Efficient-AT teacher": surkov["efficientat"]["accuracy"],
+              "Surkov: CP-Mobile KD, small": surkov["kd_small"]["accuracy"],
+              "Surkov: CP-Mobile KD, large": surkov["kd_large"]["accuracy"],
+              "Werning: pruned KD + fine-tuning": paper["werning_table2"]["werning"],
+              "Werning: baseline": paper["werning_table2"]["baseline"]}
     return pd.DataFrame(series, index=[f"split {s} %" for s in paper["splits"]]).T.rename_axis("as reported")
 
 

@@ -1,4 +1,4 @@
-"""Seed 000 (Surkov): the report's settings, the label filter on the real lists, mean teacher and KD."""
+"""Surkov: the report's settings, the label filter on the real lists, mean teacher and KD."""
 import csv
 import math
 

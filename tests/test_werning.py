@@ -1,4 +1,4 @@
-"""Seed 002 (Werning): the report's settings, balanced batches, the domain classifier, the threshold table,
+"""Werning: the report's settings, balanced batches, the domain classifier, the threshold table,
 the distillation loss, the 527-class head swap and the logit cache."""
 import numpy as np
 import pandas as pd

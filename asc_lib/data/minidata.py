@@ -45,7 +45,7 @@ TAU_SR = 44100
 TRAIN_DEVICES = ("a", "b", "c", "s1", "s2", "s3")
 PARALLEL_DEVICES = TRAIN_DEVICES[1:]
 
-# AudioSet labels of in-domain clips: the "easy" sets carry at least one of seed 000's Table 1 labels;
+# AudioSet labels of in-domain clips: the "easy" sets carry at least one of Surkov's Table 1 labels;
 # the "hard" sets carry none, so a label filter misses those clips while a domain classifier may not.
 TABLE1_LABELS = table1_labels()  # Surkov's Table 1 (params/surkov.yaml)
 SCENE_LABELS = {

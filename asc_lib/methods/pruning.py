@@ -1,4 +1,4 @@
-"""Werning's target-specific dataset pruning (seed 002, section 2.1).
+"""Werning's target-specific dataset pruning (section 2.1 of his report).
 
 Every clip is embedded as the 527 logits of a teacher ensemble. A linear domain classifier learns to
 tell the challenge's training split (1) from AudioSet's eval list (0) with balanced batches; AudioSet

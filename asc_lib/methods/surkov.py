@@ -1,4 +1,4 @@
-"""Seed 000 (Surkov) glue: where the label-filtered subsets live, the EfficientAT teacher to fine-tune,
+"""Surkov's glue: where the label-filtered subsets live, the EfficientAT teacher to fine-tune,
 and labeled + unlabeled training data. Settings: ``params/surkov.yaml``.
 """
 from __future__ import annotations

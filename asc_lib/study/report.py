@@ -234,7 +234,7 @@ def write_index(out_dir: Path, profile: str, records: dict, others: dict | None 
     extra = ""
     results = [n for n, rec in records.items() if n.startswith("05_results") and rec["ok"]]
     headline = (f"<p class='results'><a href='html/{html.escape(results[0])}.html'>Results: the papers' tables "
-                f"beside this study's</a> (seed 000 Table 3, seed 002 Tables 1 and 2, per-device accuracy, "
+                f"beside this study's</a> (Surkov's Table 3, Werning's Tables 1 and 2, per-device accuracy, "
                 f"confusion matrices)</p>") if results else "<p>The results notebook has not run yet.</p>"
     benchmarks = [n for n, rec in records.items() if n.startswith("06_benchmarks") and rec["ok"]]
     if benchmarks:

@@ -178,7 +178,7 @@ SURKOV_ROWS = [("Baseline", "baseline", "baseline"),
 
 
 def surkov_table3(runs: pd.DataFrame, paper: dict) -> pd.DataFrame:
-    """Seed 000's Table 3: accuracy per split, parameters and MACs; paper and study side by side."""
+    """Surkov's Table 3: accuracy per split, parameters and MACs; paper and study side by side."""
     summary = seed_summary(runs)
     splits = paper["splits"]
     rows = {}
@@ -196,7 +196,7 @@ def surkov_table3(runs: pd.DataFrame, paper: dict) -> pd.DataFrame:
 
 
 def werning_table2(runs: pd.DataFrame, paper: dict) -> pd.DataFrame:
-    """Seed 002's Table 2: accuracy per split of the baseline and of Werning's method, paper and study,
+    """Werning's Table 2: accuracy per split of the baseline and of Werning's method, paper and study,
     with the random-selection control (this study only)."""
     summary = seed_summary(runs)
     reported = paper["werning_table2"]
@@ -212,7 +212,7 @@ def werning_table2(runs: pd.DataFrame, paper: dict) -> pd.DataFrame:
 
 
 def werning_table1(runs: pd.DataFrame, reports: list[dict], paper: dict, split: int = 100) -> pd.DataFrame:
-    """Seed 002's Table 1: per pruning threshold, the kept share of AudioSet and the accuracy on
+    """Werning's Table 1: per pruning threshold, the kept share of AudioSet and the accuracy on
     ``split`` (the paper's: split 100) after KD on the pruned set and fine-tuning."""
     reported = paper["werning_table1"]
     sweep = {}

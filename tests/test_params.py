@@ -2,11 +2,12 @@
 import ast
 
 import nbformat
+import papermill.inspection
 import pytest
 
 from asc_lib import config
 from asc_lib.config import paths
-from asc_lib.study import report
+from asc_lib.study import notebooks, report
 
 
 def test_profiles_resolve_inside_project():
@@ -63,12 +64,22 @@ def _parameters_cell(nb):
 @pytest.mark.parametrize("notebook", sorted(config.NOTEBOOK_PARAMETERS))
 def test_notebook_parameters_cell_matches_declaration(notebook):
     nb = nbformat.read(paths.NOTEBOOKS_DIR / f"{notebook}.ipynb", as_version=4)
-    assert nb.metadata["kernelspec"]["name"] == "python3"
+    assert nb.metadata["kernelspec"] == notebooks.kernelspec("python3")  # as installed: JupyterLab keeps it unmodified
     assert not any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells)
     tree = ast.parse(_parameters_cell(nb).source)
-    defaults = {t.id: ast.literal_eval(node.value) for node in tree.body
-                for t in node.targets if isinstance(node, ast.Assign)}
+    defaults = {node.target.id: ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.AnnAssign)}
     assert defaults == config.NOTEBOOK_PARAMETERS[notebook]
+    assert _parameters_cell(nb).source == config.parameters.parameters_source(notebook)
+
+
+@pytest.mark.parametrize("notebook", sorted(config.NOTEBOOK_PARAMETERS))
+def test_papermill_help_shows_a_type_and_a_description_for_every_parameter(notebook):
+    """``papermill --help-notebook`` reads each parameter's type from its annotation and its description
+    from its comment."""
+    inferred = papermill.inspection.inspect_notebook(str(paths.NOTEBOOKS_DIR / f"{notebook}.ipynb"))
+    assert list(inferred) == list(config.NOTEBOOK_PARAMETERS[notebook])
+    for name, p in inferred.items():
+        assert p["inferred_type_name"] == config.parameters.parameter_type(notebook, name) and p["help"].strip(), p
 
 
 def test_every_notebook_is_declared():

@@ -254,6 +254,124 @@ RULES: dict[str, Rule] = {
 }
 
 
+# The type papermill shows for each parameter (``papermill --help-notebook``); ``Optional[...]`` where the
+# notebook's default is None.
+TYPES: dict[str, str] = {
+    "profile": "str", "split": "int", "focus_split": "int", "frontend": "str", "device": "str", "seed": "int",
+    "n_examples": "int", "epochs": "int", "batch_size": "int", "min_steps": "int", "kd_steps": "int",
+    "seeds": "list", "variants": "list", "sweep": "bool", "progress": "bool", "mode": "str", "unlabeled": "str",
+    "subset": "str", "teacher": "str", "selection": "str", "weights": "str", "include_descendants": "bool",
+    "allow_smaller": "bool", "small": "int", "large": "int", "threshold": "float", "steps": "int",
+    "teacher_clips": "int", "passt_clips": "int", "loader_workers": "int", "scaling_max": "int",
+    "cache_sizes": "list", "streaming_sizes": "list", "plan": "str", "runs_dir": "str", "tables_dir": "str",
+    "output_dir": "str", "tau22_dir": "str", "meta_csv": "str", "splits_dir": "str", "audioset_dir": "str",
+}
+
+# What each parameter means (``papermill --help-notebook``), shared by the notebooks that declare it;
+# ``HELP_OF[notebook][name]`` where a notebook means something of its own.
+HELP: dict[str, str] = {
+    "profile": "data profile: mini (embedded default) or real (params/<profile>.yaml)",
+    "split": "training split: 5, 10, 25, 50 or 100 (% of the TAU22 training data)",
+    "seed": "training seed: one seed makes a run repeatable on the same machine",
+    "device": "auto (the GPU when there is one), cpu or cuda[:N]",
+    "epochs": "None: the profile's recipe; an int overrides its epochs",
+    "batch_size": "None: the profile's recipe; an int overrides its batch size",
+    "min_steps": "None: the profile's recipe; an int overrides its floor on optimizer steps",
+    "progress": "show tqdm progress bars (the report turns them off)",
+    "tau22_dir": "None: the profile's TAU22 folder; a path overrides it",
+    "meta_csv": "None: the profile's meta.csv; a path overrides it",
+    "splits_dir": "None: the profile's folder of split lists; a path overrides it",
+    "audioset_dir": "None: the profile's AudioSet folder; a path overrides it",
+    "weights": "EfficientAT checkpoint: path or file name, 'standin', 'none' (random init); None: params/surkov.yaml",
+    "threshold": "domain-classifier score a clip must reach to be kept; None: params/werning.yaml (0.3)",
+}
+HELP_OF: dict[str, dict[str, str]] = {
+    "00_data_exploration": {
+        "profile": "data profile: mini (embedded default), shared (real lists, no audio) or real",
+        "split": "training split looked at in detail: 5, 10, 25, 50 or 100",
+        "frontend": "front end of the learnability probe: baseline, surkov16k or efficientat",
+        "seed": "choice of example clips and the probe's initialisation",
+        "n_examples": "example clips to show",
+    },
+    "01_audioset_label_filtering": {
+        "profile": "data profile: mini (embedded default), shared (real lists, no audio) or real",
+        "seed": "seed of the subset draws; None: params/surkov.yaml",
+        "include_descendants": "also match the labels' ontology descendants; None: params/surkov.yaml",
+        "small": "size of the small subset; None: params/surkov.yaml (10K on real data)",
+        "large": "size of the large subset; None: params/surkov.yaml (20K on real data)",
+        "allow_smaller": "a pool smaller than a subset size gives the whole pool (reported)",
+    },
+    "02_mean_teacher": {
+        "mode": "mean_teacher, or supervised (plain fine-tuning on the labeled split)",
+        "unlabeled": "unlabeled AudioSet subset: none, small or large; None: params/surkov.yaml (small)",
+    },
+    "02b_mean_teacher_ablations": {
+        "seeds": "seeds of every variant; None: params/surkov.yaml ablation.seeds (0, 1, 2)",
+        "variants": "run folders of the variants to train (asc_lib.methods.mt_ablation); None: all",
+        "sweep": "also sweep the consistency weight (params/surkov.yaml ablation)",
+        "weights": "as 02_mean_teacher: checkpoint, 'standin', 'none'; None: params/surkov.yaml",
+    },
+    "03_domain_pruning": {
+        "seed": "seed of the domain classifier and of the random control selection",
+        "epochs": "None: the profile's domain-classifier recipe; an int overrides its epochs",
+        "batch_size": "None: the profile's domain-classifier recipe; an int overrides its batch size",
+    },
+    "03b_pruned_kd": {
+        "selection": "pruned (Werning) or random (the control of the same size)",
+        "threshold": "which pruning of 03_domain_pruning; None: params/werning.yaml (0.3)",
+        "kd_steps": "distillation iterations, exactly; None: the profile's recipe",
+        "epochs": "None: the profile's fine-tuning recipe; an int overrides its epochs",
+        "batch_size": "None: the profile's fine-tuning recipe; an int overrides its batch size",
+        "min_steps": "None: the profile's fine-tuning recipe; an int overrides its floor on optimizer steps",
+    },
+    "04_kd": {
+        "subset": "unlabeled AudioSet subset: none, small or large",
+        "teacher": "which 02_mean_teacher run to distil: efficientat_mt or efficientat_ft",
+    },
+    "05_results": {
+        "runs_dir": "None: the profile's runs (data/runs/<profile>); or a folder of runs",
+        "focus_split": "split of the per-device plots and confusion matrices",
+        "tables_dir": "None: reports/tables/<profile>; or a folder for the CSV tables",
+        "plan": "report plan whose runs are expected: quick or full; None: the profile's default",
+    },
+    "06_benchmarks": {
+        "profile": "data profile of the clips the throughput is measured on",
+        "split": "training split those clips come from",
+        "batch_size": "None: 256 (the papers') on a GPU, 64 (the mini recipe's) on the CPU",
+        "steps": "timed optimizer steps per data path and round (3 alternating rounds)",
+        "loader_workers": "DataLoader workers of the reference path",
+        "teacher_clips": "clips per teacher measurement (EfficientAT mn10, 1 s)",
+        "passt_clips": "PaSST-S clips per measurement (10 s)",
+        "scaling_max": "largest label-filtering / domain-scoring size; None: 2e6 on a GPU, 1e5 on the CPU",
+        "cache_sizes": "clips of the cache-build measurement; None: 10, 100, 1000",
+        "streaming_sizes": "clips on disk for the streamed-training memory rehearsal; None: 2,000 and 8,000",
+        "output_dir": "None: reports/benchmarks; or a folder for the measurements",
+    },
+}
+
+
+def parameter_help(notebook: str, name: str) -> str:
+    """What parameter ``name`` of ``notebook`` means."""
+    return HELP_OF.get(notebook, {}).get(name) or HELP[name]
+
+
+def parameter_type(notebook: str, name: str) -> str:
+    """The type papermill shows for parameter ``name`` of ``notebook``."""
+    base = TYPES[name]
+    return f"Optional[{base}]" if NOTEBOOK_PARAMETERS[notebook][name] is None else base
+
+
+def parameters_source(notebook: str) -> str:
+    """The source of ``notebook``'s parameters cell, rendered from :data:`NOTEBOOK_PARAMETERS`, :data:`TYPES`
+    and the help texts: ``name: "type" = default  # help`` per line (papermill reads type and help from it;
+    the quoted annotation costs nothing at run time)."""
+    heads = [f'{name}: "{parameter_type(notebook, name)}" = {value!r}'.replace("'", '"')
+             for name, value in NOTEBOOK_PARAMETERS[notebook].items()]
+    width = max(map(len, heads)) + 2
+    return "\n".join(f"{head:<{width}}# {parameter_help(notebook, name)}"
+                     for head, name in zip(heads, NOTEBOOK_PARAMETERS[notebook]))
+
+
 def validate(name: str, value: Any, default: Any = None) -> Any:
     """``value`` checked by the rule of ``name``; None where the default is None means "the parameter
     file's value" and is passed through."""

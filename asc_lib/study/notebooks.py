@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 import nbformat
+from jupyter_client.kernelspec import KernelSpecManager
 from nbconvert.preprocessors import ExecutePreprocessor
 
 from asc_lib.config import paths
@@ -88,6 +89,13 @@ def _strip_timing(nb):
     return nb
 
 
+def kernelspec(name: str = "python3") -> dict:
+    """The notebook metadata of the installed kernel ``name`` (its display name as JupyterLab shows it), so
+    that a committed notebook opens without being marked modified."""
+    spec = KernelSpecManager().get_kernel_spec(name)
+    return {"display_name": spec.display_name, "language": spec.language, "name": name}
+
+
 def refresh(path: str | Path, timeout: int | None = None) -> Path:
     """Execute a committed notebook in place with its default parameters, drop progress bars and
     execution timestamps, and write it back atomically (a failing cell leaves the file untouched)."""
@@ -96,6 +104,7 @@ def refresh(path: str | Path, timeout: int | None = None) -> Path:
     ExecutePreprocessor(timeout=timeout, kernel_name="python3").preprocess(
         nb, {"metadata": {"path": str(paths.NOTEBOOKS_DIR)}})
     _strip_timing(relative_paths(tidy_progress(nb, keep_final=False)))
+    nb.metadata["kernelspec"] = kernelspec()
     with atomic_path(path, suffix=".ipynb") as tmp:
         nbformat.write(nb, tmp)
     return path

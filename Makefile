@@ -21,6 +21,7 @@ help:
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m asc_lib.config.kernel >/dev/null   # kernels of this environment: no TCP notice under papermill
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -1,5 +1,7 @@
 """Profiles, split validation and notebook-parameter validation."""
 import ast
+import sys
+import types
 
 import nbformat
 import papermill.inspection
@@ -135,3 +137,18 @@ def test_every_notebook_parameter_has_one_rule():
 def test_a_rule_refuses_a_bad_value_naming_the_parameter(name, bad):
     with pytest.raises(ValueError, match=f"parameter {name} must be"):
         config.parameters.validate(name, bad, default=0)
+
+
+def test_progress_bars_only_when_someone_watches(monkeypatch):
+    """progress=None: bars in JupyterLab (its requests allow input), none under papermill or nbval (theirs do
+    not: the saved outputs stay free of bars), and on a terminal outside a kernel."""
+    def kernel(allow):
+        return types.SimpleNamespace(get_ipython=lambda: types.SimpleNamespace(kernel=types.SimpleNamespace(_allow_stdin=allow)))
+
+    monkeypatch.setitem(sys.modules, "IPython", kernel(True))
+    assert config.parameters.watched()
+    ns = dict(config.NOTEBOOK_PARAMETERS["00b_baseline"])
+    assert ns["progress"] is None and config.notebook_params("00b_baseline", ns).progress is True
+    monkeypatch.setitem(sys.modules, "IPython", kernel(False))
+    assert config.notebook_params("00b_baseline", ns).progress is False
+    assert config.notebook_params("00b_baseline", dict(ns, progress=True)).progress is True

@@ -8,6 +8,7 @@
 - ``atomic``      atomic writes of files, JSON, CSV and arrays
 - ``provenance``  digests of code, data and tensors (run fingerprints, cache keys) and safe loading
 - ``allocator``   glibc's allocator tuned for large tensors
+- ``kernel``      the environment's IPython kernel configuration (quiet under papermill; ``make install``)
 
 May import: nothing else of ``asc_lib`` (it is the bottom layer).
 The names below are the layer's public interface (``from asc_lib.config import profile_recipe``).

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import sys
 import types
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +41,7 @@ NOTEBOOK_PARAMETERS: dict[str, dict[str, Any]] = {
         "epochs": None,        # None: the profile's recipe (params/training.yaml)
         "batch_size": None,
         "min_steps": None,
-        "progress": True,
+        "progress": None,             # None: bars only when someone watches (see watched())
         **_DATA_OVERRIDES,
     },
     "01_audioset_label_filtering": {
@@ -63,7 +64,7 @@ NOTEBOOK_PARAMETERS: dict[str, dict[str, Any]] = {
         "epochs": None,
         "batch_size": None,
         "min_steps": None,
-        "progress": True,
+        "progress": None,             # None: bars only when someone watches (see watched())
         **_DATA_OVERRIDES,
     },
     "02b_mean_teacher_ablations": {
@@ -74,7 +75,7 @@ NOTEBOOK_PARAMETERS: dict[str, dict[str, Any]] = {
         "variants": None,             # run folders of the variants to train (None: all of them)
         "sweep": True,                # also sweep the consistency weight (params/surkov.yaml ablation.consistency_weights)
         "weights": None,              # as 02_mean_teacher
-        "progress": True,
+        "progress": None,             # None: bars only when someone watches (see watched())
         **_DATA_OVERRIDES,
     },
     "03_domain_pruning": {
@@ -85,7 +86,7 @@ NOTEBOOK_PARAMETERS: dict[str, dict[str, Any]] = {
         "threshold": None,            # None: params/werning.yaml (0.3)
         "epochs": None,
         "batch_size": None,
-        "progress": True,
+        "progress": None,             # None: bars only when someone watches (see watched())
         **_DATA_OVERRIDES,
     },
     "03b_pruned_kd": {
@@ -99,7 +100,7 @@ NOTEBOOK_PARAMETERS: dict[str, dict[str, Any]] = {
         "epochs": None,               # fine-tuning overrides
         "batch_size": None,
         "min_steps": None,
-        "progress": True,
+        "progress": None,             # None: bars only when someone watches (see watched())
         **_DATA_OVERRIDES,
     },
     "05_results": {
@@ -123,7 +124,7 @@ NOTEBOOK_PARAMETERS: dict[str, dict[str, Any]] = {
         "cache_sizes": None,          # None: 10, 100, 1000 clips (cache build)
         "streaming_sizes": None,      # clips on disk for the streamed-training memory rehearsal (None: 2,000 and 8,000)
         "output_dir": None,           # None: reports/benchmarks
-        "progress": True,
+        "progress": None,             # None: bars only when someone watches (see watched())
     },
     "04_kd": {
         "profile": "mini",
@@ -135,7 +136,7 @@ NOTEBOOK_PARAMETERS: dict[str, dict[str, Any]] = {
         "epochs": None,
         "batch_size": None,
         "min_steps": None,
-        "progress": True,
+        "progress": None,             # None: bars only when someone watches (see watched())
         **_DATA_OVERRIDES,
     },
 }
@@ -165,6 +166,24 @@ def _check_frontend(value: Any) -> Any:
     if value not in frontend_presets():
         raise ValueError(f"unknown front end {value!r}; presets: {', '.join(frontend_presets())}")
     return value
+
+
+def _flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"parameter progress must be True, False or None, got {value!r}")
+    return value
+
+
+def watched() -> bool:
+    """Whether someone watches the run, so that progress bars help rather than clutter the saved outputs:
+    in a kernel, whether the current request lets the kernel ask for input (JupyterLab does; papermill and
+    nbval, which save the outputs, do not); outside a kernel, whether stderr is a terminal."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    kernel = getattr(shell, "kernel", None)
+    if kernel is not None:
+        return bool(getattr(kernel, "_allow_stdin", False))
+    return sys.stderr.isatty()
 
 
 def _is_int(value: Any) -> bool:
@@ -223,7 +242,7 @@ RULES: dict[str, Rule] = {
     "variants": Rule("a non-empty list of variant names (asc_lib.methods.mt_ablation.VARIANTS) or None",
                      lambda v: isinstance(v, (list, tuple)) and bool(v) and all(isinstance(x, str) for x in v)),
     "sweep": _FLAG,
-    "progress": _FLAG,
+    "progress": Rule(check=_flag),
     "mode": one_of("mean_teacher", "supervised"),
     "unlabeled": _SUBSETS,
     "subset": _SUBSETS,
@@ -277,7 +296,7 @@ HELP: dict[str, str] = {
     "epochs": "None: the profile's recipe; an int overrides its epochs",
     "batch_size": "None: the profile's recipe; an int overrides its batch size",
     "min_steps": "None: the profile's recipe; an int overrides its floor on optimizer steps",
-    "progress": "show tqdm progress bars (the report turns them off)",
+    "progress": "tqdm progress bars; None: only when someone watches (JupyterLab, a terminal), not under papermill or nbval",
     "tau22_dir": "None: the profile's TAU22 folder; a path overrides it",
     "meta_csv": "None: the profile's meta.csv; a path overrides it",
     "splits_dir": "None: the profile's folder of split lists; a path overrides it",
@@ -407,6 +426,8 @@ def notebook_params(notebook: str, namespace: Mapping[str, Any]) -> types.Simple
         ]
         raise ValueError(f"{notebook}: unknown parameter(s) {', '.join(hints)}; declared: {sorted(spec)}")
     values = {name: validate(name, candidates.get(name, default), default) for name, default in spec.items()}
+    if "progress" in values and values["progress"] is None:
+        values["progress"] = watched()
     cfg = types.SimpleNamespace(**values)
     if "profile" in values:
         overrides = {k: values.get(k) for k in _DATA_OVERRIDES if k in values}

@@ -273,7 +273,7 @@ RULES: dict[str, Rule] = {
 }
 
 
-# The type papermill shows for each parameter (``papermill --help-notebook``); ``Optional[...]`` where the
+# The type papermill shows for each parameter (``papermill --help-notebook``); ``<type> or None`` where the
 # notebook's default is None.
 TYPES: dict[str, str] = {
     "profile": "str", "split": "int", "focus_split": "int", "frontend": "str", "device": "str", "seed": "int",
@@ -377,7 +377,7 @@ def parameter_help(notebook: str, name: str) -> str:
 def parameter_type(notebook: str, name: str) -> str:
     """The type papermill shows for parameter ``name`` of ``notebook``."""
     base = TYPES[name]
-    return f"Optional[{base}]" if NOTEBOOK_PARAMETERS[notebook][name] is None else base
+    return f"{base} or None" if NOTEBOOK_PARAMETERS[notebook][name] is None else base
 
 
 def parameters_source(notebook: str) -> str:

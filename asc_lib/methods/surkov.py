@@ -23,9 +23,11 @@ from asc_lib.methods.labelfilter import draw_subset
 from asc_lib.methods.meanteacher import EMAWithoutConsistency, MeanTeacher
 from asc_lib.methods.tagger import standin_weights
 from asc_lib.models import complexity
+from asc_lib.models.cpmobile import build_cp_mobile
 from asc_lib.models.efficientat import build_efficientat, load_efficientat
 from asc_lib.models.layers import set_bn_momentum
 from asc_lib.training import loop
+from asc_lib.training.distill import ProbabilityMSE, teacher_outputs
 from asc_lib.training.experiment import METRICS, RunSpec, SceneTask, read_metrics, run_dir, runs_dir, train_and_evaluate
 from asc_lib.training.loop import History, Objective, Supervised, TrainData
 
@@ -242,9 +244,13 @@ def digest_strings(items) -> str:
     return h.hexdigest()[:20]
 
 
-def teacher_key(teacher_path: Path, train_files, profile: str, subset: str, frontend: str) -> dict:
-    """Cache key of teacher outputs: which teacher (file content), which data, which front end."""
-    unlabeled = "none" if subset == "none" else digest_strings(load_subset(profile, subset)["YTID"])
+def teacher_key(teacher_path: Path, train_files, profile: str, subset: str | pd.DataFrame, frontend: str) -> dict:
+    """Cache key of teacher outputs: which teacher (file content), which data (``subset``: a label-filtered
+    subset's name, or the segments themselves), which front end."""
+    if isinstance(subset, pd.DataFrame):
+        unlabeled = digest_strings(subset["YTID"])
+    else:
+        unlabeled = "none" if subset == "none" else digest_strings(load_subset(profile, subset)["YTID"])
     return {"teacher": file_digest(teacher_path), "labeled": digest_strings(train_files),
             "unlabeled": unlabeled, "frontend": frontend, "pieces_seconds": 1.0}
 
@@ -325,6 +331,35 @@ def train_teacher(task: SceneTask, spec: RunSpec, mode: str, recipe: dict, weigh
     run = TeacherRun(metrics, history, model, objective, cost)
     save_teacher(spec.path, run.teacher, recipe["model"])
     return run
+
+
+def kd_teacher_probs(task: SceneTask, data: TrainData, profile: str, teacher: str, seed: int,
+                     subset: str | pd.DataFrame, recipe: dict, progress: bool = True) -> tuple[torch.Tensor, Path]:
+    """The fine-tuned ``teacher`` run's (same split and seed) class probabilities for every item of ``data``
+    (labeled clips, then the unlabeled pieces of ``subset``), computed once and cached under a key of the
+    teacher file, the clips and the front end; with the teacher file."""
+    model, path = load_teacher(profile, teacher, task.split, seed)
+    key = teacher_key(path, task.train["filename"], profile, subset, recipe["frontend"])
+    logits = teacher_outputs(model, data.waves, key, frontend=task.frontend, device=task.device, progress=progress)
+    return logits.softmax(-1), path
+
+
+def kd_student(recipe: dict, seed: int) -> tuple[torch.nn.Module, complexity.Complexity]:
+    """Surkov's CP-Mobile student, initialised from ``seed``, with its DCASE complexity on the recipe's input."""
+    torch.manual_seed(seed)
+    student = build_cp_mobile()
+    return student, complexity.measure(student, (1, 1, *output_shape(recipe["frontend"])))
+
+
+def train_student(task: SceneTask, spec: RunSpec, student: torch.nn.Module, cost: complexity.Complexity,
+                  data: TrainData, teacher_probs: torch.Tensor, recipe: dict, info: dict | None = None,
+                  progress: bool = True):
+    """Distil ``teacher_probs`` into ``student`` (MSE on probabilities, the recipe's augmentation and batches)
+    and write the run; returns its metrics and history."""
+    objective = ProbabilityMSE(Augment(task.frontend, AugmentConfig.from_recipe(recipe, output_shape(recipe["frontend"]))))
+    train = TrainData(data.waves, data.labels, {"teacher_probs": teacher_probs.to(task.device)})
+    return train_and_evaluate(task, spec, student, objective, recipe, data=train, cost=cost, info=info,
+                              progress=progress)
 
 
 def teacher_and_student(metrics: dict) -> pd.DataFrame:

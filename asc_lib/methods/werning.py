@@ -12,13 +12,21 @@ from torch import nn
 
 from asc_lib.config import DataPaths
 from asc_lib.config.atomic import atomic_path
-from asc_lib.features.augment import mixup
-from asc_lib.features.frontend import build_frontend
-from asc_lib.methods.domain_selection import SELECTIONS, embed, embedding_key, paper_threshold, teacher_sample_rate
+from asc_lib.features.augment import Augment, AugmentConfig, mixup
+from asc_lib.features.frontend import build_frontend, output_shape
+from asc_lib.methods.domain_selection import (
+    SELECTIONS,
+    embed,
+    embedding_key,
+    paper_threshold,
+    teacher_for,
+    teacher_sample_rate,
+)
 from asc_lib.methods.tagger import class_index, tagging_data
-from asc_lib.models.cpmobile import CPMobile
-from asc_lib.training.experiment import run_dir
-from asc_lib.training.loop import Objective, TrainData, logits_of
+from asc_lib.models import complexity
+from asc_lib.models.cpmobile import CPMobile, build_cp_mobile
+from asc_lib.training.experiment import RunSpec, SceneTask, run_dir, train_and_evaluate
+from asc_lib.training.loop import Objective, Supervised, TrainData, fit, logits_of
 
 STUDENT_FILE = "student527.pt"
 
@@ -47,6 +55,44 @@ def piece_logits(teacher: nn.Module, data: TrainData, segments: pd.DataFrame, em
         raise ValueError(f"the teacher takes {rate} Hz but the pieces have {data.waves.shape[1]} samples per second; "
                          "Werning's student and teacher both run at 32 kHz")
     return embed(teacher, data.waves, key, device, progress)
+
+
+def distillation_data(segments: pd.DataFrame, prune: dict, kd: dict, profile: str, data: DataPaths, device="cpu",
+                      progress: bool = True) -> tuple[TrainData, pd.DataFrame]:
+    """Werning's distillation set: the 1 s pieces of the selected ``segments`` with their AudioSet targets
+    and the embedding teacher's logits (``extras["teacher_logits"]``, cached), and the clips found."""
+    teacher, teacher_id = teacher_for(prune, profile, data, device, progress=False)
+    pieces, segments = kd_data(segments, data, kd, device, progress=False)
+    pieces.extras["teacher_logits"] = piece_logits(teacher, pieces, segments, prune["embedding"], teacher_id, device,
+                                                   progress=progress).to(device)
+    return pieces, segments
+
+
+def distil(pieces: TrainData, kd: dict, directory: Path, seed: int, device="cpu", progress: bool = True):
+    """Distil the teacher's logits into a CP-Mobile with one output per AudioSet class of ``pieces`` (initialised
+    from ``seed``), by the recipe, into ``directory`` (resumed or reused); saves the student. Returns the
+    student and the history."""
+    torch.manual_seed(seed)
+    student = build_cp_mobile(n_classes=pieces.extras["targets"].shape[1])
+    objective = MultiLabelDistillation(Augment(frontend(kd, device), AugmentConfig.from_recipe(kd)),
+                                       kd["distillation_weight"], kd["mixup_alpha"])
+    history = fit(student, objective, pieces, kd, directory, seed=seed, device=device, progress=progress)
+    save_student(directory, student)
+    return student, history
+
+
+def finetune(task: SceneTask, spec: RunSpec, student: CPMobile, recipe: dict, info: dict | None = None,
+             progress: bool = True):
+    """Werning's stage 3: the distilled student with a new 10-class head (drawn from the run's seed), trained on
+    the task's split by the fine-tuning recipe (the baseline's settings); returns metrics, history and cost."""
+    model = finetune_student(student.cpu(), 10, seed=spec.seed)
+    cost = complexity.measure(model, (1, 1, *output_shape(recipe["frontend"])))
+    if not cost.passes:
+        raise ValueError(f"the fine-tuned student breaks the DCASE limits: {cost}")
+    metrics, history = train_and_evaluate(task, spec, model, Supervised(Augment(task.frontend,
+                                                                                AugmentConfig.from_recipe(recipe))),
+                                          recipe, cost=cost, info=info, progress=progress)
+    return metrics, history, cost
 
 
 def kd_summary(segments: pd.DataFrame, data: TrainData) -> pd.DataFrame:

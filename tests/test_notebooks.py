@@ -24,7 +24,7 @@ from asc_lib.data.dcase import load_split
 from asc_lib.study import report, results
 
 PROFILE = "smoke"
-FULL_PLAN_ONLY = {"02b_mean_teacher_ablations"}  # its runs are the full plan's; tested below on its own
+FULL_PLAN_ONLY = {"02b_mean_teacher_ablations", "04b_cross_selection"}  # full plan's runs; each tested below on its own
 TRAINED = {  # method -> the notebook that trains it in the quick plan
     "baseline": "00b_baseline", "efficientat_mt": "02_mean_teacher", "kd_small": "04_kd", "werning": "03b_pruned_kd",
 }
@@ -123,5 +123,24 @@ def test_the_ablation_notebook_runs_headless_and_shares_the_mean_teacher_run_of_
     metrics = json.loads((runs_root / "efficientat_mt" / "split5-seed0" / "metrics.json").read_text())
     assert metrics["fit"]["status"] == "reused" and "student" in metrics  # 02's run; teacher and student scored
     for method in ("efficientat_ft", "efficientat_mt_w0", "efficientat_mt_cw1", "efficientat_mt_cw10"):
+        trained = json.loads((runs_root / method / "split5-seed0" / "metrics.json").read_text())
+        assert trained["fit"]["status"] == "trained" and trained["fit"]["steps"] == 4, method
+
+
+def test_the_cross_selection_notebook_runs_headless_beside_the_runs_it_compares_with(smoke_report, tmp_path):
+    """04b (full plan only) with ``-p split 5``: Surkov's two stages on pruned clips and Werning's two on
+    label-filtered clips train, and each is compared with the quick plan's run of the same method."""
+    _, runs_root, _ = smoke_report
+    out = tmp_path / "04b.ipynb"
+    cmd = [sys.executable, "-m", "papermill", str(paths.NOTEBOOKS_DIR / "04b_cross_selection.ipynb"), str(out),
+           "-p", "profile", PROFILE, "-p", "split", "5", "--cwd", str(paths.NOTEBOOKS_DIR), "--no-progress-bar"]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "WARNING" not in result.stderr  # no kernel notice (asc_lib.config.kernel)
+    text = "\n".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
+                     for c in nbformat.read(out, as_version=4).cells if c.cell_type == "code" for o in c.outputs)
+    assert "pruned_for_surkov" in text and "labelfilter_for_werning" in text
+    assert text.count("(paired bootstrap over test recordings") == 3 and "%|" not in text  # verdicts; no bars
+    for method in ("efficientat_mt_xpruned", "kd_small_xpruned", "werning_xlabelfilter"):
         trained = json.loads((runs_root / method / "split5-seed0" / "metrics.json").read_text())
         assert trained["fit"]["status"] == "trained" and trained["fit"]["steps"] == 4, method

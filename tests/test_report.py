@@ -95,12 +95,18 @@ def test_quick_plan_runs_every_notebook_and_method_on_splits_5_and_100():
     assert report.default_plan("mini") == "quick" and report.default_plan("real") == "full"
     assert {r["name"] for r in quick} < {r["name"] for r in full}
     ablation = "02b_mean_teacher_ablations"  # 42 EfficientAT runs: the full plan's alone (PLAN=full)
-    assert {r["notebook"].stem for r in quick} == set(config.NOTEBOOK_PARAMETERS) - {ablation}
-    for notebook in ("00b_baseline", "02_mean_teacher", "04_kd", "03_domain_pruning", "03b_pruned_kd", ablation):
+    cross = "04b_cross_selection"  # 18 runs: the full plan's alone too
+    assert {r["notebook"].stem for r in quick} == set(config.NOTEBOOK_PARAMETERS) - {ablation, cross}
+    for notebook in ("00b_baseline", "02_mean_teacher", "04_kd", "03_domain_pruning", "03b_pruned_kd", ablation, cross):
         assert {r["parameters"].get("split") for r in full if r["notebook"].stem == notebook} >= {5, 100}, notebook
-        if notebook != ablation:
+        if notebook not in (ablation, cross):
             assert {r["parameters"].get("split") for r in quick if r["notebook"].stem == notebook} == {5, 100}
-    assert len(full) == 61
+    for notebook in ("00b_baseline", "02_mean_teacher", "04_kd", "03_domain_pruning", "03b_pruned_kd", cross):
+        for split in (5, 100):  # three seeds wherever a comparison is stated with its interval
+            seeds = {r["parameters"].get("seed", 0) for r in full
+                     if r["notebook"].stem == notebook and r["parameters"].get("split") == split}
+            assert seeds >= {0, 1, 2}, (notebook, split)
+    assert len(full) == 79
     with pytest.raises(ValueError, match="unknown plan"):
         report.plan("mini", "medium")
 
@@ -118,6 +124,9 @@ def test_dependencies_follow_prerequisites_and_barriers():
     assert after[index["00b_baseline_split5"]] == set()
     assert after[index["05_results"]] == set(range(index["05_results"]))
     assert report.prerequisites("04_kd") == ["01_audioset_label_filtering", "02_mean_teacher"]
+    cross = after[index["04b_cross_selection_split5_seed-1"]]  # compares with 04's and 03b's runs of its split
+    assert {index["04_kd_split5_seed-1"], index["03b_pruned_kd_split5_seed-1_selection-pruned"]} <= cross
+    assert index["04_kd_split100"] not in cross
 
 
 def _toy_notebook(path, source):

@@ -103,6 +103,15 @@ NOTEBOOK_PARAMETERS: dict[str, dict[str, Any]] = {
         "progress": None,             # None: bars only when someone watches (see watched())
         **_DATA_OVERRIDES,
     },
+    "04b_cross_selection": {
+        "profile": "mini",
+        "split": 5,
+        "seed": 0,
+        "device": "auto",
+        "weights": None,
+        "progress": None,             # None: bars only when someone watches (see watched())
+        **_DATA_OVERRIDES,
+    },
     "05_results": {
         "profile": "mini",
         "runs_dir": None,             # None: the profile's runs (data/runs/<profile>); a folder of runs otherwise
@@ -342,6 +351,9 @@ HELP_OF: dict[str, dict[str, str]] = {
         "epochs": "None: the profile's fine-tuning recipe; an int overrides its epochs",
         "batch_size": "None: the profile's fine-tuning recipe; an int overrides its batch size",
         "min_steps": "None: the profile's fine-tuning recipe; an int overrides its floor on optimizer steps",
+    },
+    "04b_cross_selection": {
+        "seed": "training seed (and which pruning of 03_domain_pruning: the one of this seed)",
     },
     "04_kd": {
         "subset": "unlabeled AudioSet subset: none, small or large",

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from asc_lib.data.dcase import SCENES
-from asc_lib.methods import mt_ablation, surkov, werning
+from asc_lib.methods import cross_selection, mt_ablation, surkov, werning
 from asc_lib.training import uncertainty
 from asc_lib.training.evaluate import read_output_csv
 from asc_lib.training.experiment import METRICS, OUTPUT, read_metrics, run_dir
@@ -38,6 +38,10 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("kd_small_from_ft", "CP-Mobile KD (fine-tuned teacher) + small subset", "Surkov", "04_kd"),
     Method("werning", "Pruned-AudioSet KD + fine-tuning (Werning)", "Werning", "03b_pruned_kd"),
     Method("werning_random", "Random-AudioSet KD + fine-tuning (control)", "Werning", "03b_pruned_kd"),
+    Method(cross_selection.SURKOV_TEACHER, "EfficientAT mn10, mean teacher on pruned clips (cross)", "Surkov",
+           "04b_cross_selection"),
+    Method(cross_selection.SURKOV_STUDENT, "CP-Mobile KD on pruned clips (cross)", "Surkov", "04b_cross_selection"),
+    Method(cross_selection.WERNING, "Label-filtered AudioSet KD + fine-tuning (cross)", "Werning", "04b_cross_selection"),
 )}
 
 
@@ -64,6 +68,15 @@ def method_for(notebook: str, parameters: dict) -> str | None:
     if notebook == "03b_pruned_kd":
         return werning.finetune_method(parameters.get("selection", "pruned"), parameters.get("threshold"))
     return None
+
+
+def methods_for(notebook: str, parameters: dict) -> list[str]:
+    """Every run (method name) a notebook produces with ``parameters``: :func:`method_for`'s, or the three of
+    the cross-selection experiment."""
+    if notebook == "04b_cross_selection":
+        return [cross_selection.SURKOV_TEACHER, cross_selection.SURKOV_STUDENT, cross_selection.WERNING]
+    method = method_for(notebook, parameters)
+    return [method] if method else []
 
 
 def compare_runs(profile: str, split: int, seed: int, methods) -> pd.DataFrame:

@@ -41,6 +41,7 @@ PREREQUISITES: dict[str, tuple[str, ...]] = {
     "02b_mean_teacher_ablations": ("02_mean_teacher",),  # shares 02's runs: after them, never beside them
     "04_kd": ("02_mean_teacher",),
     "03b_pruned_kd": ("03_domain_pruning",),
+    "04b_cross_selection": ("04_kd", "03b_pruned_kd"),  # compares with their runs of the same split and seed
 }
 
 

@@ -17,7 +17,8 @@ import pandas as pd
 from asc_lib.config import paths
 from asc_lib.config.atomic import write_csv
 from asc_lib.data import dcase
-from asc_lib.methods.registry import METHODS, compare_directories, label, method_for, run_correctness
+from asc_lib.methods import cross_selection
+from asc_lib.methods.registry import METHODS, compare_directories, label, methods_for, run_correctness
 from asc_lib.study.report import plan
 from asc_lib.training import uncertainty
 from asc_lib.training.experiment import METRICS, OUTPUT, read_metrics
@@ -107,6 +108,7 @@ COMPARISONS = [
     ("Surkov: mean teacher vs plain fine-tuning (EfficientAT)", "efficientat_mt", "efficientat_ft"),
     ("Werning: pruned-AudioSet KD vs baseline", "werning", "baseline"),
     ("Werning: pruned vs random AudioSet selection", "werning", "werning_random"),
+    *cross_selection.PAIRS,  # the study's cross-selection experiment (04b)
 ]
 
 
@@ -318,8 +320,7 @@ def planned_runs(profile: str, which: str | None = None) -> pd.DataFrame:
     profile's default plan)."""
     rows = []
     for run in plan(profile, which):
-        method = method_for(run["notebook"].stem, run["parameters"])
-        if method:
+        for method in methods_for(run["notebook"].stem, run["parameters"]):
             rows.append({"method": method, "split": int(run["parameters"].get("split", 5)),
                          "seed": int(run["parameters"].get("seed", 0))})
     return pd.DataFrame(rows, columns=["method", "split", "seed"]).drop_duplicates()

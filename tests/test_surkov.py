@@ -15,7 +15,7 @@ from asc_lib.data.dcase import SCENES
 from asc_lib.methods import labelfilter, meanteacher, registry
 from asc_lib.models import complexity
 from asc_lib.models.efficientat import build_efficientat
-from asc_lib.training import distill
+from asc_lib.training import distill, uncertainty
 from asc_lib.training.evaluate import write_output_csv
 
 REAL_BALANCED = {"Vehicle (/m/07yv9)": 860, "Rail transport (/m/06d_3)": 189, "Outside, urban or manmade (/t/dd00128)": 256,
@@ -321,7 +321,7 @@ def test_seed_comparison_uses_the_seeds_both_methods_have(monkeypatch, tmp_path)
     every clip is "better" than one right on half; a method with no run is "not compared yet"."""
     monkeypatch.setattr(registry, "run_dir", lambda profile, method, split, seed: tmp_path / method / f"seed{seed}")
     files = [f"audio/{scene}-city-{r}-{r}-{sec}-a.wav" for scene in SCENES for r in range(6) for sec in range(10)]
-    truth = np.array([registry.scene_of(f) for f in files])
+    truth = np.array([uncertainty.scene_of(f) for f in files])
     rng = np.random.default_rng(0)
     for method, seeds, share in (("kd_small", (0, 1), 1.0), ("baseline", (0, 1, 2), 0.5)):
         for seed in seeds:

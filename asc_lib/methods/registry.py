@@ -7,15 +7,12 @@ are what tables, plots and comparisons show; ``paper`` is the report the method 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from asc_lib.data.dcase import SCENES
 from asc_lib.methods import cross_selection, mt_ablation, surkov, werning
 from asc_lib.training import uncertainty
-from asc_lib.training.evaluate import read_output_csv
 from asc_lib.training.experiment import METRICS, OUTPUT, read_metrics, run_dir
 
 
@@ -94,48 +91,16 @@ def compare_runs(profile: str, split: int, seed: int, methods) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index").round(2)
 
 
-def scene_of(filename: str) -> int:
-    """The true scene (index into SCENES) of a TAU22 test file: the first part of its name."""
-    return SCENES.index(filename.rsplit("/", 1)[-1].split("-", 1)[0])
-
-
-def run_correctness(directories) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Which test clips each run in ``directories`` got right: ``(runs, clips)`` of 0/1 from the runs'
-    ``output.csv``, ordered by file name, with the true scenes and the file names."""
-    frames = [read_output_csv(Path(d) / OUTPUT).sort_values("filename", ignore_index=True) for d in directories]
-    if not frames:
-        return np.zeros((0, 0)), np.zeros(0, dtype=int), []
-    files = frames[0]["filename"].tolist()
-    for directory, frame in zip(directories[1:], frames[1:]):
-        if frame["filename"].tolist() != files:
-            raise ValueError(f"{Path(directory) / OUTPUT}: other test clips than {Path(directories[0]) / OUTPUT}")
-    labels = np.array([scene_of(f) for f in files])
-    correct = np.stack([(f[list(SCENES)].to_numpy().argmax(1) == labels).astype(float) for f in frames])
-    return correct, labels, files
-
-
 def correctness(profile: str, method: str, split: int, seeds) -> tuple[np.ndarray, np.ndarray, list[str], list[int]]:
     """:func:`run_correctness` of the finished runs of ``method`` (split, ``seeds``), with the seeds found."""
     found = [s for s in seeds if (run_dir(profile, method, split, s) / OUTPUT).is_file()]
-    return (*run_correctness([run_dir(profile, method, split, s) for s in found]), found)
-
-
-def compare_directories(runs_a, runs_b) -> uncertainty.Comparison | None:
-    """A − B (paired bootstrap, :func:`asc_lib.training.uncertainty.paired_comparison`) of two sets of run
-    directories scored on the same test clips; None when either set is empty."""
-    a, labels, files = run_correctness(list(runs_a))
-    b, _, files_b = run_correctness(list(runs_b))
-    if not len(a) or not len(b):
-        return None
-    if files != files_b:
-        raise ValueError(f"{runs_a[0]} and {runs_b[0]} were scored on different test clips")
-    return uncertainty.paired_comparison(a, b, labels, files)
+    return (*uncertainty.run_correctness([run_dir(profile, method, split, s) for s in found]), found)
 
 
 def compare(profile: str, split: int, seeds, method: str, reference: str) -> uncertainty.Comparison | None:
     """``method`` − ``reference`` on the same test clips over the seeds each has (paired over recordings,
     seeds drawn in the bootstrap); None when either has no finished run."""
-    return compare_directories(*([run_dir(profile, m, split, s) for s in seeds
+    return uncertainty.compare_directories(*([run_dir(profile, m, split, s) for s in seeds
                                   if (run_dir(profile, m, split, s) / OUTPUT).is_file()] for m in (method, reference)))
 
 

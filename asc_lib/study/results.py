@@ -18,11 +18,12 @@ from asc_lib.config import paths
 from asc_lib.config.atomic import write_csv
 from asc_lib.data import dcase
 from asc_lib.methods import cross_selection
-from asc_lib.methods.registry import METHODS, compare_directories, label, methods_for, run_correctness
+from asc_lib.methods.registry import METHODS, label, methods_for
 from asc_lib.study.report import plan
 from asc_lib.training import uncertainty
 from asc_lib.training.experiment import METRICS, OUTPUT, read_metrics
 from asc_lib.training.experiment import runs_dir as profile_runs
+from asc_lib.training.uncertainty import compare_directories, run_correctness
 
 GROUPS = ("real", "seen", "unseen")
 RUN_COLUMNS = ["method", "split", "seed", "accuracy", *GROUPS, *dcase.DEVICES, "log_loss", "params", "macs",

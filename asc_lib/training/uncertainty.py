@@ -15,9 +15,13 @@ replacement, so the interval holds both the test sample's and the training seed'
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 import numpy as np
+
+from asc_lib.data.dcase import SCENES
+from asc_lib.training.evaluate import read_output_csv
+from asc_lib.training.experiment import OUTPUT
 
 UNITS = ("recording", "location", "clip")
 VERDICTS = ("better", "worse", "not distinguishable at this budget")
@@ -171,3 +175,37 @@ def paired_comparison(correct_a, correct_b, labels, filenames, unit: str = "reco
     p = min(1.0, 2 * min(float((diff <= 0).mean()), float((diff >= 0).mean())))
     estimate = macro_accuracy(a.mean(0), labels) - macro_accuracy(b.mean(0), labels)
     return Comparison(estimate, float(low), float(high), p, level, unit, (a.shape[0], b.shape[0]))
+
+
+# --- runs: which test clips each got right -------------------------------------------------------------
+
+def scene_of(filename: str) -> int:
+    """The true scene (index into SCENES) of a TAU22 test file: the first part of its name."""
+    return SCENES.index(filename.rsplit("/", 1)[-1].split("-", 1)[0])
+
+
+def run_correctness(directories) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Which test clips each run in ``directories`` got right: ``(runs, clips)`` of 0/1 from the runs'
+    ``output.csv``, ordered by file name, with the true scenes and the file names."""
+    frames = [read_output_csv(Path(d) / OUTPUT).sort_values("filename", ignore_index=True) for d in directories]
+    if not frames:
+        return np.zeros((0, 0)), np.zeros(0, dtype=int), []
+    files = frames[0]["filename"].tolist()
+    for directory, frame in zip(directories[1:], frames[1:]):
+        if frame["filename"].tolist() != files:
+            raise ValueError(f"{Path(directory) / OUTPUT}: other test clips than {Path(directories[0]) / OUTPUT}")
+    labels = np.array([scene_of(f) for f in files])
+    correct = np.stack([(f[list(SCENES)].to_numpy().argmax(1) == labels).astype(float) for f in frames])
+    return correct, labels, files
+
+
+def compare_directories(runs_a, runs_b) -> Comparison | None:
+    """A − B (paired bootstrap, :func:`paired_comparison`) of two sets of run
+    directories scored on the same test clips; None when either set is empty."""
+    a, labels, files = run_correctness(list(runs_a))
+    b, _, files_b = run_correctness(list(runs_b))
+    if not len(a) or not len(b):
+        return None
+    if files != files_b:
+        raise ValueError(f"{runs_a[0]} and {runs_b[0]} were scored on different test clips")
+    return paired_comparison(a, b, labels, files)

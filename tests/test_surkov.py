@@ -290,7 +290,15 @@ def test_mean_teacher_at_weight_zero_without_unlabeled_clips_is_plain_fine_tunin
     assert type(surkov.training_objective("mean_teacher", recipe_w0, None, nn.Linear(2, 2))) is meanteacher.EMAWithoutConsistency
 
 
+def _comparison(diff, half_width):
+    """A constructed paired comparison (points), its interval diff ± half_width."""
+    return uncertainty.Comparison(diff / 100, (diff - half_width) / 100, (diff + half_width) / 100, 0.5, 0.95,
+                                  "recording", (3, 3))
+
+
 def test_ablation_table_and_its_plain_words_on_constructed_runs():
+    """The ablation's sentences come from the paired bootstrap's verdicts (interval above, below or across
+    zero), not from the difference of two means."""
     from asc_lib.methods import mt_ablation
 
     variants = list(mt_ablation.VARIANTS)
@@ -298,22 +306,33 @@ def test_ablation_table_and_its_plain_words_on_constructed_runs():
              "mean teacher without Freq-MixStyle": -5.0}
     runs = pd.DataFrame([{"variant": v.label, "seed": s, "model": 50 + shift.get(v.label, 0.0) + s, "student": 45.0}
                          for v in variants for s in range(3)])
-    table = mt_ablation.summary(runs, variants)
+    compared = {v.label: _comparison(shift.get(v.label, 0.0), 3.0) for v in variants[1:]}
+    table = mt_ablation.summary(runs, variants, compared)
     assert list(table.index) == [v.label for v in variants] and (table["seeds"] == 3).all()
     assert table.loc["mean teacher (02)", "model mean"] == 51.0 and table.loc["mean teacher (02)", "model std"] == 1.0
-    assert table.iloc[:, -1].tolist() == [0.0, 8.0, 6.0, -5.0, 0.0, 0.0, 0.0]
+    assert table[mt_ablation.DELTA].tolist() == [0.0, 8.0, 6.0, -5.0, 0.0, 0.0, 0.0]
     words = mt_ablation.conclusion(table)
-    assert words.startswith("Mean teacher falls short of plain fine-tuning by 8.0 points")
-    assert "Above it by more than the spread: mean teacher, consistency weight 0 (+6.0)" in words
-    assert "Below it by more than the spread: mean teacher without Freq-MixStyle (-5.0)" in words
-    close = runs.assign(model=50 + runs["seed"] + 0.1 * (runs["variant"] != "mean teacher (02)"))
-    assert mt_ablation.conclusion(mt_ablation.summary(close, variants)).startswith("Mean teacher holds up")
+    assert words.startswith("Mean teacher falls short of plain fine-tuning: 51.0 % against 59.0 %")
+    assert "Above it (95 % interval above zero): mean teacher, consistency weight 0 (+6.0)" in words
+    assert "Below it (95 % interval below zero): mean teacher without Freq-MixStyle (-5.0)" in words
+    assert "mean teacher without Freq-MixStyle: 46.0 ± 1.0 %, below the mean teacher (02) (-5.0 points" \
+        in mt_ablation.findings(table)[2]
+    # the same means with wide intervals: nothing distinguishable
+    wide = {name: _comparison(100 * c.difference, 20.0) for name, c in compared.items()}
+    words = mt_ablation.conclusion(mt_ablation.summary(runs, variants, wide))
+    assert words.startswith("Mean teacher holds up") and "No single change moves it distinguishably" in words
+    shown = mt_ablation.readable(mt_ablation.summary(runs, variants, wide))
+    assert shown.loc["mean teacher without Freq-MixStyle", "Δ to mean teacher (02) (points)"] == "-5.0 [-25.0, +15.0]"
+    assert shown.loc["mean teacher without Freq-MixStyle", "verdict"] == "not distinguishable at this budget"
     sweep = mt_ablation.sweep_variants([1.0, 10.0, 100.0], 100.0)
     assert [v.name for v in sweep] == ["efficientat_mt", "efficientat_mt_cw1", "efficientat_mt_cw10"]  # 02's run first
     swept = pd.DataFrame([{"variant": v.label, "seed": s, "model": [50, 40, 55][i] + s, "student": 0.0}
                           for i, v in enumerate(sweep) for s in range(3)])
-    choice = mt_ablation.weight_choice(swept, sweep, 100.0)
+    better = {sweep[1].label: _comparison(-10.0, 3.0), sweep[2].label: _comparison(5.0, 3.0)}
+    choice = mt_ablation.weight_choice(swept, sweep, 100.0, better)
     assert choice.startswith("Best mean: consistency weight 10 (56.0 ± 1.0 %)") and "should change" in choice
+    level = {sweep[1].label: _comparison(-10.0, 3.0), sweep[2].label: _comparison(5.0, 8.0)}
+    assert "100 kept" in mt_ablation.weight_choice(swept, sweep, 100.0, level)
 
 
 def test_seed_comparison_uses_the_seeds_both_methods_have(monkeypatch, tmp_path):

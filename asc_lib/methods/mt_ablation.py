@@ -15,7 +15,8 @@ import torch
 
 from asc_lib.config import load_yaml, paths, profile_recipe
 from asc_lib.methods import surkov
-from asc_lib.training.experiment import METRICS, RunSpec, SceneTask, read_metrics, run_dir
+from asc_lib.training.experiment import METRICS, OUTPUT, RunSpec, SceneTask, read_metrics, run_dir
+from asc_lib.training.uncertainty import Comparison, compare_directories
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class Variant:
 
 
 REFERENCE = "efficientat_mt"
+DELTA = "Δ model vs first"  # summary column: mean difference to the first variant (points)
 VARIANTS: tuple[Variant, ...] = (
     Variant("efficientat_mt", "mean teacher (02)", "mean_teacher", "nothing: the method as 02 runs it"),
     Variant("efficientat_ft", "plain fine-tuning, same labeled presentations", "supervised",
@@ -126,100 +128,117 @@ def accuracies(profile: str, split: int, chosen: list[Variant], seeds) -> pd.Dat
     return pd.DataFrame(rows, columns=["variant", "seed", "model", "student"])
 
 
-def summary(runs: pd.DataFrame, chosen: list[Variant]) -> pd.DataFrame:
-    """Mean ± std over seeds per variant, and the difference of its mean to the mean teacher's (the first
-    variant), with the runs' seed spread as the scale a difference must exceed."""
+def comparisons(profile: str, split: int, chosen: list[Variant], seeds) -> dict[str, Comparison]:
+    """Each variant minus the first (the mean teacher, or the recipe's weight in the sweep) on the same test
+    clips, over the seeds each has: the paired bootstrap over test recordings and seeds
+    (:func:`asc_lib.training.uncertainty.compare_directories`), by variant label; variants without runs left out."""
+    def found(variant):
+        return [run_dir(profile, variant.name, split, s) for s in seeds
+                if (run_dir(profile, variant.name, split, s) / OUTPUT).is_file()]
+
+    reference = found(chosen[0])
+    out = {}
+    for variant in chosen[1:]:
+        result = compare_directories(found(variant), reference) if reference else None
+        if result is not None:
+            out[variant.label] = result
+    return out
+
+
+def summary(runs: pd.DataFrame, chosen: list[Variant], compared: dict[str, Comparison] | None = None) -> pd.DataFrame:
+    """Mean ± std over seeds per variant, the difference of its mean to the first variant's (the mean
+    teacher) and, from ``compared`` (:func:`comparisons`), that difference's 95 % interval and verdict."""
     order = [v.label for v in chosen]
     g = runs.groupby("variant", sort=False)
     table = pd.DataFrame({"seeds": g.size(), "model mean": g["model"].mean(), "model std": g["model"].std(),
                           "student mean": g["student"].mean(), "student std": g["student"].std()}).reindex(order)
-    table["Δ model vs " + order[0]] = table["model mean"] - table.loc[order[0], "model mean"]
+    table[DELTA] = table["model mean"] - table.loc[order[0], "model mean"]
+    compared = compared or {}
+    table["low"] = [100 * compared[n].low if n in compared else float("nan") for n in table.index]
+    table["high"] = [100 * compared[n].high if n in compared else float("nan") for n in table.index]
+    table["verdict"] = [compared[n].verdict if n in compared else "" for n in table.index]
     return table.round(2)
 
 
 def readable(table: pd.DataFrame) -> pd.DataFrame:
-    """:func:`summary` for reading: ``mean ± std`` cells (%), the difference to the mean teacher in points."""
+    """:func:`summary` for reading: ``mean ± std`` cells (%), the difference to the first row in points with its
+    95 % interval, and the verdict."""
     def pm(mean, std):
         return "" if pd.isna(mean) else f"{mean:.1f} ± {std:.1f}" if not pd.isna(std) else f"{mean:.1f}"
-    delta = table.columns[-1]
     return pd.DataFrame({"seeds": table["seeds"],
                          "accuracy (%)": [pm(m, s) for m, s in zip(table["model mean"], table["model std"])],
                          "its student (%)": [pm(m, s) for m, s in zip(table["student mean"], table["student std"])],
-                         "Δ to mean teacher (points)": table[delta].map(lambda d: "" if pd.isna(d) else f"{d:+.1f}")},
+                         f"Δ to {table.index[0]} (points)": [
+                             "" if pd.isna(d) or pd.isna(lo) else f"{d:+.1f} [{lo:+.1f}, {hi:+.1f}]"
+                             for d, lo, hi in zip(table[DELTA], table["low"], table["high"])],
+                         "verdict": table["verdict"]},
                         index=table.index).rename_axis(None)
 
 
-def findings(table: pd.DataFrame, reference: str | None = None, spread: float | None = None) -> list[str]:
-    """Plain sentences from :func:`summary`: each variant above, within or below the first row (the mean
-    teacher), judged against ``spread`` (default: the largest seed std of the table)."""
-    reference = reference or table.index[0]
-    spread = float(table["model std"].max()) if spread is None else spread
-    delta = table.columns[-1]
+WORDS = {"better": "above", "worse": "below", "not distinguishable at this budget": "not distinguishable from"}
+
+
+def findings(table: pd.DataFrame) -> list[str]:
+    """Plain sentences from :func:`summary`: each variant above, below or not distinguishable from the first
+    row (the mean teacher), by the paired bootstrap's verdict (:func:`asc_lib.training.uncertainty.verdict`)."""
+    reference = table.index[0]
     out = []
     for name, row in table.drop(index=reference).iterrows():
-        d = row[delta]
-        if pd.isna(d):
+        if not row["verdict"]:
             continue
-        if abs(d) <= spread:
-            word = "within one seed spread of"
-        else:
-            word = "above" if d > 0 else "below"
-        out.append(f"{name}: {row['model mean']:.1f} ± {row['model std']:.1f} %, {word} the mean teacher "
-                   f"({d:+.1f} points; seed spread {spread:.1f}).")
+        out.append(f"{name}: {row['model mean']:.1f} ± {row['model std']:.1f} %, {WORDS[row['verdict']]} the "
+                   f"{reference} ({row[DELTA]:+.1f} points, 95 % interval [{row['low']:+.1f}, {row['high']:+.1f}]).")
     return out
 
 
-def weight_choice(runs: pd.DataFrame, swept: list[Variant], used: float) -> str:
-    """Which weight of the sweep did best (mean over seeds), whether it is distinguishable from the others
-    (by more than the largest seed spread) and whether it is the recipe's value ``used``."""
-    table = summary(runs, swept)
+def weight_choice(runs: pd.DataFrame, swept: list[Variant], used: float,
+                  compared: dict[str, Comparison] | None = None) -> str:
+    """Which weight of the sweep did best (mean over seeds) and, by the paired bootstrap of each weight against
+    the recipe's ``used`` (``swept[0]``, :func:`comparisons`), whether any is better than it."""
+    table = summary(runs, swept, compared)
     if table["model mean"].isna().all():
         return "no finished run of the sweep yet"
     weight_of = {v.label: v.overrides.get("consistency_weight", used) for v in swept}
     best = table["model mean"].idxmax()
-    spread = float(table["model std"].max())
-    close = [f"{weight_of[n]:g}" for n, m in table["model mean"].items()
-             if n != best and table.loc[best, "model mean"] - m <= spread]
     text = (f"Best mean: consistency weight {weight_of[best]:g} ({table.loc[best, 'model mean']:.1f} ± "
-            f"{table.loc[best, 'model std']:.1f} %)")
-    text += (f"; within one seed spread ({spread:.1f}) of weight(s) {', '.join(close)}." if close
-             else f", by more than one seed spread ({spread:.1f}) above the others.")
-    if float(weight_of[best]) == float(used):
-        return text + f" The recipe uses {used:g}."
-    return text + (f" The recipe uses {used:g}: " + ("within the spread of the best, kept." if f"{used:g}" in close
-                                                      else "below the best; params/surkov.yaml should change."))
+            f"{table.loc[best, 'model std']:.1f} %).")
+    better = [f"{weight_of[n]:g}" for n in table.index[1:] if table.loc[n, "verdict"] == "better"]
+    if better:
+        return text + (f" Better than the recipe's {used:g} (95 % paired interval above zero): weight(s) "
+                       f"{', '.join(better)}; params/surkov.yaml should change.")
+    return text + (f" No other weight is distinguishable from the recipe's {used:g} at this budget, or all are "
+                   f"worse (paired bootstrap over test recordings and seeds): {used:g} kept.")
 
 
-def conclusion(table: pd.DataFrame, spread: float | None = None) -> str:
+def conclusion(table: pd.DataFrame) -> str:
     """The ablation's answer in plain words, from :func:`summary` (first row the mean teacher, then plain
-    fine-tuning and the variants that each remove one component): whether mean teacher holds up against
-    plain fine-tuning, and which removals lift it by more than the seed spread (default: the largest
-    seed std of the table)."""
+    fine-tuning and the variants that each remove one component), by the paired bootstrap's verdicts:
+    whether mean teacher holds up against plain fine-tuning, and which removals lift or lower it."""
     reference = table.index[0]
-    spread = float(table["model std"].max()) if spread is None else spread
-    delta = table.columns[-1]
     labels_of = {v.label: v for v in VARIANTS}
     plain = [n for n in table.index if n in labels_of and labels_of[n].mode == "supervised"]
     mt = table.loc[reference, "model mean"]
     parts = []
-    if plain and not pd.isna(table.loc[plain[0], delta]):
-        gap = -table.loc[plain[0], delta]
-        if gap >= -spread:
-            parts.append(f"Mean teacher holds up: {mt:.1f} % against {mt - gap:.1f} % for plain fine-tuning, "
-                         f"{'no more than one seed spread (' + format(spread, '.1f') + ' points) apart' if abs(gap) <= spread else 'above it by ' + format(gap, '.1f') + ' points'}.")
+    if plain and table.loc[plain[0], "verdict"]:
+        row = table.loc[plain[0]]
+        interval = f"difference {-row[DELTA]:+.1f} points, 95 % interval [{-row['high']:+.1f}, {-row['low']:+.1f}]"
+        if row["verdict"] == "better":
+            parts.append(f"Mean teacher falls short of plain fine-tuning: {mt:.1f} % against {row['model mean']:.1f} % "
+                         f"({interval}).")
+        elif row["verdict"] == "worse":
+            parts.append(f"Mean teacher beats plain fine-tuning: {mt:.1f} % against {row['model mean']:.1f} % ({interval}).")
         else:
-            parts.append(f"Mean teacher falls short of plain fine-tuning by {-gap:.1f} points ({mt:.1f} vs "
-                         f"{mt - gap:.1f} %), more than one seed spread ({spread:.1f}).")
-    lifted = [(n, table.loc[n, delta]) for n in table.index[1:] if n not in plain and not pd.isna(table.loc[n, delta])
-              and table.loc[n, delta] > spread]
-    hurt = [(n, table.loc[n, delta]) for n in table.index[1:] if n not in plain and not pd.isna(table.loc[n, delta])
-            and table.loc[n, delta] < -spread]
+            parts.append(f"Mean teacher holds up: {mt:.1f} % against {row['model mean']:.1f} % for plain fine-tuning, "
+                         f"not distinguishable at this budget ({interval}).")
+    others = [n for n in table.index[1:] if n not in plain]
+    lifted = [(n, table.loc[n, DELTA]) for n in others if table.loc[n, "verdict"] == "better"]
+    hurt = [(n, table.loc[n, DELTA]) for n in others if table.loc[n, "verdict"] == "worse"]
     if lifted:
-        parts.append("Above it by more than the spread: " + "; ".join(f"{n} ({d:+.1f})" for n, d in lifted)
+        parts.append("Above it (95 % interval above zero): " + "; ".join(f"{n} ({d:+.1f})" for n, d in lifted)
                      + ". What each of these removes holds mean teacher back here.")
     if hurt:
-        parts.append("Below it by more than the spread: " + "; ".join(f"{n} ({d:+.1f})" for n, d in hurt)
+        parts.append("Below it (95 % interval below zero): " + "; ".join(f"{n} ({d:+.1f})" for n, d in hurt)
                      + ". Mean teacher needs what each of these removes.")
     if not lifted and not hurt:
-        parts.append("No single change moves it by more than the seed spread.")
+        parts.append("No single change moves it distinguishably at this budget.")
     return " ".join(parts)

@@ -246,6 +246,17 @@ def accuracy_vs_split(curve: pd.DataFrame, paper_series: dict[str, list], splits
     return fig
 
 
+def ablation_points(runs: pd.DataFrame, order, title: str) -> plt.Figure:
+    """Accuracy of each ablation variant (``runs``: variant, seed, model): mean ± std over seeds and every seed."""
+    fig, ax = plt.subplots(figsize=(8, 0.5 * len(order) + 1))
+    sns.pointplot(data=runs, y="variant", x="model", order=list(order), errorbar="sd", linestyle="none", capsize=0.2,
+                  ax=ax)
+    sns.stripplot(data=runs, y="variant", x="model", order=list(order), color="0.5", size=4, ax=ax)
+    ax.set(xlabel="test accuracy (%): mean ± std over seeds, and each seed", ylabel="", title=title)
+    fig.tight_layout()
+    return fig
+
+
 def group_accuracy(table: pd.DataFrame, title: str) -> plt.Figure:
     """Accuracy per device group (real / seen / unseen) of each model (``table``: rows = models)."""
     if table.empty:

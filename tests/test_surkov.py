@@ -11,11 +11,11 @@ from torch import nn
 
 from asc_lib.config import load_recipe, profile_recipe
 from asc_lib.data import audioset
-from asc_lib.data.dcase import SCENES
+from asc_lib.data.dcase import SCENES, parse_filename
 from asc_lib.methods import labelfilter, meanteacher, registry
 from asc_lib.models import complexity
 from asc_lib.models.efficientat import build_efficientat
-from asc_lib.training import distill, uncertainty
+from asc_lib.training import distill, experiment, uncertainty
 from asc_lib.training.evaluate import write_output_csv
 
 REAL_BALANCED = {"Vehicle (/m/07yv9)": 860, "Rail transport (/m/06d_3)": 189, "Outside, urban or manmade (/t/dd00128)": 256,
@@ -338,9 +338,13 @@ def test_ablation_table_and_its_plain_words_on_constructed_runs():
 def test_seed_comparison_uses_the_seeds_both_methods_have(monkeypatch, tmp_path):
     """The comparing sentence comes from the paired bootstrap over the runs' output.csv: a method right on
     every clip is "better" than one right on half; a method with no run is "not compared yet"."""
-    monkeypatch.setattr(registry, "run_dir", lambda profile, method, split, seed: tmp_path / method / f"seed{seed}")
+    def run_dir(profile, method, split, seed):
+        return tmp_path / method / f"seed{seed}"
+
+    monkeypatch.setattr(registry, "run_dir", run_dir)
+    monkeypatch.setattr(experiment, "run_dir", run_dir)  # finished_runs looks there
     files = [f"audio/{scene}-city-{r}-{r}-{sec}-a.wav" for scene in SCENES for r in range(6) for sec in range(10)]
-    truth = np.array([uncertainty.scene_of(f) for f in files])
+    truth = np.array([SCENES.index(parse_filename(f)["scene"]) for f in files])
     rng = np.random.default_rng(0)
     for method, seeds, share in (("kd_small", (0, 1), 1.0), ("baseline", (0, 1, 2), 0.5)):
         for seed in seeds:

@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from asc_lib.data.dcase import SCENES
 from asc_lib.training import uncertainty as u
 
 
@@ -12,7 +13,7 @@ def _files(classes=10, recordings=20, seconds=10, devices=("a",)):
         for r in range(recordings):
             for s in range(seconds):
                 for d in devices:
-                    rows.append((f"audio/scene{c}-city-{r % 3}-{r}-{s}-{d}.wav", c, r))
+                    rows.append((f"audio/{SCENES[c]}-city-{r % 3}-{r}-{s}-{d}.wav", c, r))
     files, labels, recs = zip(*rows)
     return list(files), np.array(labels), np.array(recs)
 

@@ -15,7 +15,7 @@ import torch
 
 from asc_lib.config import load_yaml, paths, profile_recipe
 from asc_lib.methods import surkov
-from asc_lib.training.experiment import METRICS, OUTPUT, RunSpec, SceneTask, read_metrics, run_dir
+from asc_lib.training.experiment import METRICS, RunSpec, SceneTask, finished_runs, read_metrics, run_dir
 from asc_lib.training.uncertainty import Comparison, compare_directories
 
 
@@ -132,14 +132,11 @@ def comparisons(profile: str, split: int, chosen: list[Variant], seeds) -> dict[
     """Each variant minus the first (the mean teacher, or the recipe's weight in the sweep) on the same test
     clips, over the seeds each has: the paired bootstrap over test recordings and seeds
     (:func:`asc_lib.training.uncertainty.compare_directories`), by variant label; variants without runs left out."""
-    def found(variant):
-        return [run_dir(profile, variant.name, split, s) for s in seeds
-                if (run_dir(profile, variant.name, split, s) / OUTPUT).is_file()]
-
-    reference = found(chosen[0])
+    reference = list(finished_runs(profile, chosen[0].name, split, seeds).values())
     out = {}
     for variant in chosen[1:]:
-        result = compare_directories(found(variant), reference) if reference else None
+        found = list(finished_runs(profile, variant.name, split, seeds).values())
+        result = compare_directories(found, reference) if reference else None
         if result is not None:
             out[variant.label] = result
     return out

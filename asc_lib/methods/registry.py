@@ -13,7 +13,7 @@ import pandas as pd
 
 from asc_lib.methods import cross_selection, mt_ablation, surkov, werning
 from asc_lib.training import uncertainty
-from asc_lib.training.experiment import METRICS, OUTPUT, read_metrics, run_dir
+from asc_lib.training.experiment import METRICS, finished_runs, read_metrics, run_dir
 
 
 @dataclass(frozen=True)
@@ -92,33 +92,29 @@ def compare_runs(profile: str, split: int, seed: int, methods) -> pd.DataFrame:
 
 
 def correctness(profile: str, method: str, split: int, seeds) -> tuple[np.ndarray, np.ndarray, list[str], list[int]]:
-    """:func:`run_correctness` of the finished runs of ``method`` (split, ``seeds``), with the seeds found."""
-    found = [s for s in seeds if (run_dir(profile, method, split, s) / OUTPUT).is_file()]
-    return (*uncertainty.run_correctness([run_dir(profile, method, split, s) for s in found]), found)
-
-
-def compare(profile: str, split: int, seeds, method: str, reference: str) -> uncertainty.Comparison | None:
-    """``method`` − ``reference`` on the same test clips over the seeds each has (paired over recordings,
-    seeds drawn in the bootstrap); None when either has no finished run."""
-    return uncertainty.compare_directories(*([run_dir(profile, m, split, s) for s in seeds
-                                  if (run_dir(profile, m, split, s) / OUTPUT).is_file()] for m in (method, reference)))
+    """:func:`asc_lib.training.uncertainty.run_correctness` of the finished runs of ``method`` (split,
+    ``seeds``), with the seeds found."""
+    found = finished_runs(profile, method, split, seeds)
+    return (*uncertainty.run_correctness(list(found.values())), list(found))
 
 
 def verdict(profile: str, split: int, seeds, method: str, reference: str) -> str:
-    """One sentence comparing two methods on one split, from the paired bootstrap (:func:`compare`): both
-    accuracies, the difference with its 95 % interval over test recordings (and seeds), the p-value and the
-    verdict: better, worse or not distinguishable at this budget."""
+    """One sentence comparing two methods on one split, from the paired bootstrap: both accuracies, the
+    difference with its 95 % interval over test recordings (and seeds), the p-value and the verdict:
+    better, worse or not distinguishable at this budget."""
     seeds = [seeds] if isinstance(seeds, int) else list(seeds)
-    result = compare(profile, split, seeds, method, reference)
-    if result is None:
-        missing = [label(m) for m in (method, reference) if not len(correctness(profile, m, split, seeds)[0])]
+    used = {m: correctness(profile, m, split, seeds) for m in (method, reference)}  # each run read once
+    missing = [label(m) for m, (correct, _, _, _) in used.items() if not len(correct)]
+    if missing:
         return f"Not compared yet: no finished run for {', '.join(missing)} (split {split})."
-    used = {m: correctness(profile, m, split, seeds) for m in (method, reference)}
+    (a, labels, files, seeds_a), (b, _, files_b, seeds_b) = used[method], used[reference]
+    if files != files_b:
+        raise ValueError(f"{method} and {reference} were scored on different test clips (split {split})")
+    result = uncertainty.paired_comparison(a, b, labels, files)
     acc = {m: 100 * uncertainty.macro_accuracy(c.mean(0), lab) for m, (c, lab, _, _) in used.items()}
-    found = {m: ", ".join(map(str, s)) for m, (_, _, _, s) in used.items()}
-    return (f"{label(method)} (seed {found[method]}) vs {label(reference)} (seed {found[reference]}), split {split}: "
-            f"{acc[method]:.1f} % vs {acc[reference]:.1f} %, {result.text()} "
-            f"(paired bootstrap over test recordings{' and seeds' if len(seeds) > 1 else ''}, "
+    return (f"{label(method)} (seed {', '.join(map(str, seeds_a))}) vs {label(reference)} "
+            f"(seed {', '.join(map(str, seeds_b))}), split {split}: {acc[method]:.1f} % vs {acc[reference]:.1f} %, "
+            f"{result.text()} (paired bootstrap over test recordings{' and seeds' if len(seeds) > 1 else ''}, "
             f"{100 * result.level:.0f} % interval).")
 
 

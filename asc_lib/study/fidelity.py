@@ -2,7 +2,7 @@
 
 * the official DCASE2024 baseline checkpoint (CP-Mobile, split 5) loads strictly and recognises a real
   metro-station recording, cut the way TAU22's files were made (1 s files at 44.1 kHz, each resampled to
-  32 kHz on its own when loaded: :func:`tau22_clips`);
+  32 kHz on its own when loaded: :func:`one_second_clips`);
 * the official EfficientAT ``mn04_as`` checkpoint loads strictly and hears rail transport in it.
 """
 from __future__ import annotations

@@ -43,6 +43,12 @@ def run_dir(profile: str, method: str, split: int, seed: int) -> Path:
     return runs_dir(profile) / method / f"split{split}-seed{seed}"
 
 
+def finished_runs(profile: str, method: str, split: int, seeds) -> dict[int, Path]:
+    """The run folders of ``method`` on ``split`` among ``seeds`` that hold their test predictions
+    (``output.csv``), by seed."""
+    return {s: run_dir(profile, method, split, s) for s in seeds if (run_dir(profile, method, split, s) / OUTPUT).is_file()}
+
+
 def split_cache(frame: pd.DataFrame, data: DataPaths, sample_rate: int, seconds: float = 1.0,
                 progress: bool = True):
     """The waveform cache of the clips of ``frame`` (decoded once, on disk)."""

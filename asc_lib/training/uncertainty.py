@@ -15,11 +15,11 @@ replacement, so the interval holds both the test sample's and the training seed'
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 
-from asc_lib.data.dcase import SCENES
+from asc_lib.data.dcase import SCENES, encode_labels, parse_filename
 from asc_lib.training.evaluate import read_output_csv
 from asc_lib.training.experiment import OUTPUT
 
@@ -34,10 +34,9 @@ def unit_of(filename: str, unit: str = "recording") -> str:
     its ``location`` (``scene-city-location``) or the ``clip`` itself."""
     if unit not in UNITS:
         raise ValueError(f"unknown resampling unit {unit!r}; choose from {UNITS}")
-    parts = PurePosixPath(filename).stem.split("-")
-    if len(parts) != 6:
-        raise ValueError(f"{filename}: not a TAU22 file name (<scene>-<city>-<location>-<segment>-<second>-<device>)")
-    return {"recording": "-".join(parts[:4]), "location": "-".join(parts[:3]), "clip": "-".join(parts)}[unit]
+    parsed = parse_filename(filename)  # names the file when it is not a TAU22 name
+    return {"recording": parsed["segment"], "location": f"{parsed['scene']}-{parsed['location']}",
+            "clip": Path(filename).stem}[unit]
 
 
 def groups_of(filenames, unit: str = "recording") -> np.ndarray:
@@ -179,11 +178,6 @@ def paired_comparison(correct_a, correct_b, labels, filenames, unit: str = "reco
 
 # --- runs: which test clips each got right -------------------------------------------------------------
 
-def scene_of(filename: str) -> int:
-    """The true scene (index into SCENES) of a TAU22 test file: the first part of its name."""
-    return SCENES.index(filename.rsplit("/", 1)[-1].split("-", 1)[0])
-
-
 def run_correctness(directories) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Which test clips each run in ``directories`` got right: ``(runs, clips)`` of 0/1 from the runs'
     ``output.csv``, ordered by file name, with the true scenes and the file names."""
@@ -194,7 +188,7 @@ def run_correctness(directories) -> tuple[np.ndarray, np.ndarray, list[str]]:
     for directory, frame in zip(directories[1:], frames[1:]):
         if frame["filename"].tolist() != files:
             raise ValueError(f"{Path(directory) / OUTPUT}: other test clips than {Path(directories[0]) / OUTPUT}")
-    labels = np.array([scene_of(f) for f in files])
+    labels = encode_labels([parse_filename(f)["scene"] for f in files])
     correct = np.stack([(f[list(SCENES)].to_numpy().argmax(1) == labels).astype(float) for f in frames])
     return correct, labels, files
 

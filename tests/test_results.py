@@ -184,6 +184,9 @@ def test_results_notebook_on_fixed_metrics(runs_root, tmp_path):
     comparisons = pd.read_csv(tables / "comparisons.csv", index_col=0)
     assert comparisons.loc[comparisons["comparison"] == "Werning: pruned vs random AudioSet selection",
                            "verdict"].tolist() == ["better"]
+    findings = pd.read_csv(tables / "findings.csv", index_col=0)
+    assert "better on 1 of 1 split" in findings["reading"].tolist()[-1]
+    assert "<div class='findings'>" in (tables / "findings.html").read_text()
 
 
 def test_the_split_plot_labels_methods_as_the_tables_and_keeps_its_legend_off_the_curves(runs_root):
@@ -199,3 +202,39 @@ def test_the_split_plot_labels_methods_as_the_tables_and_keeps_its_legend_off_th
     assert names == [registry.label(m) for m in results.CURVE_METHODS]  # each once, as in the tables
     colours = {line.get_label(): line.get_color() for ax in fig.axes for line in ax.get_lines() if not line.get_label().startswith("_")}
     assert len(set(map(str, colours.values()))) == len(colours)
+
+
+def test_findings_put_each_claim_of_the_papers_beside_the_studys_verdict(runs_root):
+    """The summary at the top of 05 and of index.html: the paper's difference per split, the study's paired
+    interval, and whether the study's verdict has the paper's sign (agrees), the other (contradicts) or none."""
+    write_run(runs_root, "baseline", 100, 0, 0.60, macs=29419156)
+    compared = results.comparisons(results.runs_table(runs_root))
+    found = results.findings(compared, config.paper_results()).set_index("comparison")
+    werning = "Werning: pruned-AudioSet KD vs baseline"      # 70 vs 60 %, the paper +3.0 on split 100
+    teacher = "Surkov: mean-teacher EfficientAT (teacher) vs baseline"  # 40 vs 51 %, the paper +1.1 on split 5
+    control = "Werning: pruned vs random AudioSet selection"   # no paper number
+    assert found.loc[werning, "reading"] == "agrees on 1 of 1 split"
+    assert found.loc[teacher, "reading"] == "contradicts on 1 of 1 split"
+    assert found.loc[control, "reading"] == "better on 1 of 1 split (no paper reports it)"
+    assert "split 100 +3.0" in found.loc[werning, "paper A − B (points)"]
+    assert found.loc[control, "paper A − B (points)"] == "not reported"
+    assert found.loc[werning, "study A − B (points) [95 % interval]"].startswith("split 100: +10.0 [")
+    assert list(found.index) == [c for c, m, r in results.COMPARISONS if c in found.index]  # the papers' order
+    fragment = results.findings_html(found.reset_index(), compared, config.paper_results(), "mini")
+    assert fragment.count("<table>") == len(found) and "contradicts on 1 of 1 split" in fragment
+    assert "not about the papers&#x27; numbers on TAU22" in fragment  # the mini profile says what its verdicts mean
+
+
+def test_index_opens_with_the_findings_05_wrote(tmp_path, monkeypatch):
+    from asc_lib.config import paths
+    from asc_lib.study import report
+
+    monkeypatch.setenv("ASC_REPORTS_DIR", str(tmp_path / "reports"))
+    records = {"05_results": {"ok": True, "parameters": {}}}
+    assert "Findings" not in report.write_index(tmp_path, "mini", records).read_text()  # nothing written yet
+    results.save_findings(pd.DataFrame({"comparison": ["x"]}), "<div class='findings'>FOUND</div>",
+                          paths.tables_dir("mini"))
+    page = report.write_index(tmp_path, "mini", records).read_text()
+    assert page.index("Findings") < page.index("FOUND") < page.index("Every notebook run")
+    failed = {"05_results": {"ok": False, "parameters": {}, "error": "x"}}
+    assert "FOUND" not in report.write_index(tmp_path, "mini", failed).read_text()  # a stale summary is not shown

@@ -39,6 +39,11 @@ def reports_dir() -> Path:
     return _env_path("ASC_REPORTS_DIR", ROOT / "reports")
 
 
+def tables_dir(profile: str) -> Path:
+    """Where ``05_results`` writes its tables as CSV and its findings summary (``reports/tables/<profile>``)."""
+    return reports_dir() / "tables" / profile
+
+
 def runs_dir() -> Path:
     """Root of training runs: checkpoints, histories, metrics (``ASC_RUNS_DIR`` overrides ``data/runs``)."""
     return _env_path("ASC_RUNS_DIR", data_dir() / "runs")

@@ -34,6 +34,8 @@ from asc_lib.config import NOTEBOOK_PARAMETERS, load_profile, paths, profile_rec
 from asc_lib.config.atomic import atomic_path, write_json, write_text
 from asc_lib.study.notebooks import tidy_progress
 
+FINDINGS = "findings.html"  # the fragment 05_results writes beside its tables (asc_lib.study.results.FINDINGS)
+
 # Which notebooks' outputs a notebook reads (with its default parameters): 02 trains on the label-filtered
 # subsets of 01, 04 distils the teacher of 02, 03b distils on the pruning of 03, 05 collects every run.
 PREREQUISITES: dict[str, tuple[str, ...]] = {
@@ -235,8 +237,13 @@ def write_index(out_dir: Path, profile: str, records: dict, others: dict | None 
     extra = ""
     results = [n for n, rec in records.items() if n.startswith("05_results") and rec["ok"]]
     headline = (f"<p class='results'><a href='html/{html.escape(results[0])}.html'>Results: the papers' tables "
-                f"beside this study's</a> (Surkov's Table 3, Werning's Tables 1 and 2, per-device accuracy, "
-                f"confusion matrices)</p>") if results else "<p>The results notebook has not run yet.</p>"
+                f"beside this study's</a> (Surkov's Table 3, Werning's Tables 1 and 2, every comparison with its "
+                f"interval, per-device accuracy, confusion matrices)</p>") if results else "<p>The results notebook has not run yet.</p>"
+    findings = paths.tables_dir(profile) / FINDINGS
+    if results and findings.is_file():  # written by 05_results from the runs (never by hand)
+        headline = (f"<h2>Findings</h2><p>What each paper claimed, what this study found and how sure, as "
+                    f"<a href='html/{html.escape(results[0])}.html'>05_results</a> computed it from the runs:</p>"
+                    f"{findings.read_text(encoding='utf-8')}{headline}")
     benchmarks = [n for n, rec in records.items() if n.startswith("06_benchmarks") and rec["ok"]]
     if benchmarks:
         headline += (f"<p><a href='html/{html.escape(benchmarks[0])}.html'>Benchmarks</a>: the study's data path "
@@ -247,7 +254,7 @@ def write_index(out_dir: Path, profile: str, records: dict, others: dict | None 
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>DCASE 2024 Task 1 reproduction study</title>
 <style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}td,th{{padding:.3em .8em;text-align:left}}
-tr:nth-child(even){{background:#f4f4f4}}.results{{font-size:1.2em}}</style></head><body>
+tr:nth-child(even){{background:#f4f4f4}}.results{{font-size:1.2em}}.findings li{{margin-bottom:.6em}}</style></head><body>
 <h1>Data-efficient low-complexity acoustic scene classification: reproduction study</h1>
 <p>Profile <b>{html.escape(profile)}</b>: {html.escape(cfg.get('description', ''))}</p>
 {headline}

@@ -8,6 +8,7 @@ with the papers' own numbers (``params/paper_results.yaml``) in the neighbouring
 """
 from __future__ import annotations
 
+import html
 import json
 import math
 from pathlib import Path
@@ -15,17 +16,21 @@ from pathlib import Path
 import pandas as pd
 
 from asc_lib.config import paths
-from asc_lib.config.atomic import write_csv
+from asc_lib.config.atomic import write_csv, write_text
 from asc_lib.data import dcase
 from asc_lib.methods import cross_selection
 from asc_lib.methods.registry import METHODS, label, methods_for
-from asc_lib.study.report import plan
+from asc_lib.study.report import FINDINGS, plan
 from asc_lib.training import uncertainty
 from asc_lib.training.experiment import METRICS, OUTPUT, read_metrics
 from asc_lib.training.experiment import runs_dir as profile_runs
 from asc_lib.training.uncertainty import compare_directories, run_correctness
 
 GROUPS = ("real", "seen", "unseen")
+
+# tables shown whole: the register's reasons and the findings are meant to be read, not cut at 50 characters
+pd.set_option("display.max_rows", 500)
+pd.set_option("display.max_colwidth", None)
 RUN_COLUMNS = ["method", "split", "seed", "accuracy", *GROUPS, *dcase.DEVICES, "log_loss", "params", "macs",
                "passes", "selection", "threshold", "path"]
 
@@ -106,6 +111,7 @@ COMPARISONS = [
     ("Surkov: distilled CP-Mobile (small subset) vs baseline", "kd_small", "baseline"),
     ("Surkov: distilled CP-Mobile (large subset) vs baseline", "kd_large", "baseline"),
     ("Surkov: large vs small AudioSet subset", "kd_large", "kd_small"),
+    ("Surkov: mean-teacher EfficientAT (teacher) vs baseline", "efficientat_mt", "baseline"),
     ("Surkov: mean teacher vs plain fine-tuning (EfficientAT)", "efficientat_mt", "efficientat_ft"),
     ("Werning: pruned-AudioSet KD vs baseline", "werning", "baseline"),
     ("Werning: pruned vs random AudioSet selection", "werning", "werning_random"),
@@ -149,26 +155,135 @@ def interval_table(runs: pd.DataFrame, methods=None) -> pd.DataFrame:
                         columns=["method", "split", "seeds", "accuracy %", "95 % interval"])
 
 
-def comparison_table(runs: pd.DataFrame, comparisons=None) -> pd.DataFrame:
-    """Each comparison of :data:`COMPARISONS` on every split where both methods ran: both accuracies, the
-    difference (points) with its 95 % paired-bootstrap interval over test recordings and seeds, the p-value
-    and the verdict (:func:`asc_lib.training.uncertainty.verdict`)."""
+def comparisons(runs: pd.DataFrame, which=None) -> pd.DataFrame:
+    """Each comparison of :data:`COMPARISONS` (or ``which``) on every split where both methods ran, in numbers:
+    both mean accuracies (%), the difference A − B with its 95 % paired-bootstrap interval over test recordings
+    and seeds (points), the p-value and the verdict (:func:`asc_lib.training.uncertainty.verdict`)."""
     rows = []
-    for what, method, reference in comparisons or COMPARISONS:
+    for what, method, reference in which or COMPARISONS:
         for split in sorted(set(runs.loc[runs["method"] == method, "split"]) & set(runs.loc[runs["method"] == reference, "split"])):
             a, b = run_directories(runs, method, split), run_directories(runs, reference, split)
             result = compare_directories(a, b)
             if result is None:
                 continue
             acc = {m: runs[(runs["method"] == m) & (runs["split"] == split)]["accuracy"].mean() for m in (method, reference)}
-            rows.append({"comparison": what, "split": split, "seeds": f"{len(a)} vs {len(b)}",
-                         "A %": round(acc[method], 1), "B %": round(acc[reference], 1),
-                         "A − B (points)": round(100 * result.difference, 1),
-                         "95 % interval": f"[{100 * result.low:+.1f}, {100 * result.high:+.1f}]",
-                         "p": "< 0.0005" if result.p_value == 0 else f"{result.p_value:.2g}",
-                         "verdict": result.verdict})
-    return pd.DataFrame(rows, columns=["comparison", "split", "seeds", "A %", "B %", "A − B (points)", "95 % interval",
-                                       "p", "verdict"])
+            rows.append({"comparison": what, "method": method, "reference": reference, "split": int(split),
+                         "seeds": f"{len(a)} vs {len(b)}", "a": acc[method], "b": acc[reference],
+                         "difference": 100 * result.difference, "low": 100 * result.low, "high": 100 * result.high,
+                         "p": result.p_value, "verdict": result.verdict})
+    return pd.DataFrame(rows, columns=["comparison", "method", "reference", "split", "seeds", "a", "b", "difference",
+                                       "low", "high", "p", "verdict"])
+
+
+def comparison_table(runs: pd.DataFrame, which=None, compared: pd.DataFrame | None = None) -> pd.DataFrame:
+    """:func:`comparisons` as a table (``compared``: its result, when already computed): both accuracies, the
+    difference (points) with its 95 % interval, the p-value and the verdict."""
+    frame = comparisons(runs, which) if compared is None else compared
+    return pd.DataFrame({
+        "comparison": frame["comparison"], "split": frame["split"], "seeds": frame["seeds"],
+        "A %": frame["a"].round(1), "B %": frame["b"].round(1), "A − B (points)": frame["difference"].round(1),
+        "95 % interval": [f"[{lo:+.1f}, {hi:+.1f}]" for lo, hi in zip(frame["low"], frame["high"])],
+        "p": [_p_text(p) for p in frame["p"]], "verdict": frame["verdict"]},
+        columns=["comparison", "split", "seeds", "A %", "B %", "A − B (points)", "95 % interval", "p", "verdict"])
+
+
+def _p_text(p: float) -> str:
+    return f"< {1 / uncertainty.N_BOOT:g}" if p == 0 else f"{p:.2g}"
+
+
+# --- the findings summary -------------------------------------------------------------------------------------
+
+#: What each comparison asks: the papers' claims, and the questions of the study's controls.
+CLAIMS = {
+    ("kd_small", "baseline"): "claim: CP-Mobile distilled from the mean-teacher EfficientAT (10K AudioSet clips) beats the "
+                              "baseline on the small splits",
+    ("kd_large", "baseline"): "claim: the same with the 20K subset",
+    ("kd_large", "kd_small"): "claim: twice the AudioSet clips helps a little",
+    ("efficientat_mt", "baseline"): "claim: the mean-teacher EfficientAT (the teacher) beats the baseline",
+    ("werning", "baseline"): "claim: distillation on domain-pruned AudioSet, then fine-tuning, beats the baseline on every split",
+    ("efficientat_mt", "efficientat_ft"): "control: does the consistency on unlabeled clips add anything to "
+                                          "plain fine-tuning?",
+    ("werning", "werning_random"): "control: does the domain classifier pick better clips than chance?",
+}
+CROSS_CLAIM = "experiment (04b, neither paper ran it): does the other paper's selection serve this method better?"
+
+
+def paper_difference(paper: dict, method: str, reference: str) -> dict[int, float]:
+    """The papers' A − B per split (points) for a comparison they report, empty when they do not."""
+    series = paper_series(paper)
+    if method not in series or reference not in series:
+        return {}
+    return {int(s): a - b for s, a, b in zip(paper["splits"], series[method], series[reference])}
+
+
+def _reading(counts: dict, reported: bool) -> str:
+    """``agrees on 3, not distinguishable on 2 of 5 splits`` (against the paper's sign), or for a comparison no
+    paper reports ``better on 1, worse on 1 of 2 splits (no paper reports it)``."""
+    keys = ("agrees", "contradicts", "not distinguishable") if reported else ("better", "worse", "not distinguishable")
+    n = sum(counts[k] for k in ("better", "worse", "not distinguishable"))
+    text = ", ".join(f"{k} on {counts[k]}" for k in keys if counts[k]) + f" of {n} split{'s' if n != 1 else ''}"
+    return text if reported else text + " (no paper reports it)"
+
+
+def findings(compared: pd.DataFrame, paper: dict) -> pd.DataFrame:
+    """One row per comparison (:func:`comparisons`): what the paper claims and its own difference per split,
+    what this study measured (difference, 95 % interval and verdict per split), and how the two relate
+    (``reading``: a split agrees when the study's verdict has the sign of the paper's difference, contradicts when
+    it has the other sign; the paper's numbers carry no interval)."""
+    rows = []
+    order = {(m, r): i for i, (_, m, r) in enumerate(COMPARISONS)}
+    for (what, method, reference), mine in compared.groupby(["comparison", "method", "reference"], sort=False):
+        reported = paper_difference(paper, method, reference)
+        counts = dict.fromkeys(("better", "worse", "not distinguishable", "agrees", "contradicts"), 0)
+        study = []
+        for r in mine.sort_values("split").itertuples():
+            study.append(f"split {r.split}: {r.difference:+.1f} [{r.low:+.1f}, {r.high:+.1f}] {r.verdict}")
+            if r.verdict == uncertainty.VERDICTS[2]:
+                counts["not distinguishable"] += 1
+                continue
+            better = r.verdict == uncertainty.VERDICTS[0]
+            counts["better" if better else "worse"] += 1
+            claimed = reported.get(r.split)
+            if claimed:  # the paper's sign (no interval: the papers report none)
+                counts["agrees" if (claimed > 0) == better else "contradicts"] += 1
+        paper_text = ", ".join(f"split {s} {d:+.1f}" for s, d in sorted(reported.items())) if reported else "not reported"
+        rows.append({"comparison": what, "claim": CLAIMS.get((method, reference), CROSS_CLAIM),
+                     "paper A − B (points)": paper_text, "study A − B (points) [95 % interval]": "; ".join(study),
+                     "reading": _reading(counts, bool(reported)),
+                     "order": order.get((method, reference), len(order))})
+    frame = pd.DataFrame(rows, columns=["comparison", "claim", "paper A − B (points)",
+                                        "study A − B (points) [95 % interval]", "reading", "order"])
+    return frame.sort_values("order", kind="stable").drop(columns="order").reset_index(drop=True)
+
+
+def findings_html(frame: pd.DataFrame, compared: pd.DataFrame, paper: dict, profile: str) -> str:
+    """The findings (:func:`findings` of ``compared``) as an HTML fragment, one small table per comparison (split,
+    the paper's A − B, the study's with its interval and verdict): the top of ``05_results`` and of
+    ``reports/index.html``."""
+    if frame.empty:
+        return "<p>No comparison could be made: the runs of both sides of each comparison are missing.</p>"
+    items = []
+    for r in frame.itertuples(index=False):
+        mine = compared[compared["comparison"] == r.comparison].sort_values("split")
+        reported = paper_difference(paper, mine["method"].iloc[0], mine["reference"].iloc[0])
+        rows = "".join(
+            f"<tr><td>{s.split}</td><td>{_points(reported.get(s.split))}</td><td>{_points(s.difference)}</td>"
+            f"<td>[{s.low:+.1f}, {s.high:+.1f}]</td><td>{html.escape(s.verdict)}</td></tr>" for s in mine.itertuples())
+        items.append(
+            f"<li><b>{html.escape(r.comparison)}</b>: <i>{html.escape(r.reading)}</i>"
+            f"<br>{html.escape(r.claim[0].upper() + r.claim[1:])}"
+            f"<table><tr><th>split</th><th>paper A − B</th><th>study A − B</th><th>95 % interval</th><th>verdict</th></tr>"
+            f"{rows}</table></li>")
+    note = ("These runs are the mini profile: synthetic audio in the real formats and shortened recipes, so a "
+            "verdict here is about the pipeline at this budget, not about the papers' numbers on TAU22."
+            if profile != "real" else "Runs of the real data (TAU22, AudioSet).")
+    return (f"<div class='findings'><p>{html.escape(note)} Differences in accuracy points; the interval is a 95 % "
+            f"paired bootstrap over test recordings and seeds; a verdict reads <i>better</i> or <i>worse</i> only when "
+            f"the whole interval lies on one side of zero.</p><ul>{''.join(items)}</ul></div>")
+
+
+def _points(value) -> str:
+    return "–" if value is None or pd.isna(value) else f"{value:+.1f}"
 
 
 # --- the papers' tables -----------------------------------------------------------------------------------
@@ -353,6 +468,11 @@ def provenance(profile: str, description: str, runs: pd.DataFrame, missing: pd.D
         listed = ", ".join(f"{m} split {s} seed {r}" for m, s, r in missing.itertuples(index=False))
         lines.append(f"**Did not run ({len(missing)} of the plan):** {listed}.")
     return "\n\n".join(lines)
+
+
+def save_findings(frame: pd.DataFrame, fragment: str, directory: str | Path) -> list[Path]:
+    """Write the findings as ``findings.csv`` and their HTML fragment as :data:`FINDINGS` (atomically)."""
+    return [write_csv(Path(directory) / "findings.csv", frame), write_text(Path(directory) / FINDINGS, fragment)]
 
 
 def save_tables(tables: dict[str, pd.DataFrame], directory: str | Path) -> list[Path]:

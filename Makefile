@@ -7,14 +7,18 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+CHROMIUM ?= chromium
+SHOTS := index html/05_results html/02_mean_teacher_split5
 
-.PHONY: install data report test nbval notebooks clean distclean help
+.PHONY: install data report test nbval notebooks findings screenshots clean distclean help
 
 help:
 	@echo "make report     run the profile's plan headless (PROFILE=$(PROFILE); PLAN=quick|full, JOBS=N) into reports/ and render reports/index.html"
 	@echo "make test       the test suite: unit tests, every notebook on the smoke profile, nbval over the notebooks that do not train (temporary folders)"
 	@echo "make nbval      nbval over every notebook at its committed defaults (trains the mini runs: slow)"
 	@echo "make notebooks  re-execute the committed notebooks in place (refresh their outputs)"
+	@echo "make findings   write the findings of the profile's runs (paired intervals) into README.md"
+	@echo "make screenshots  headless-browser views of index.html, 05_results and 02_mean_teacher into reports/screenshots (needs chromium)"
 	@echo "make clean      remove what make report made: runs, caches, the generated data, executed notebooks and HTML"
 	@echo "make distclean  also remove the virtual environment"
 
@@ -45,8 +49,20 @@ nbval: data
 notebooks: data
 	$(BIN)/python -m asc_lib.study.notebooks notebooks/*.ipynb
 
+findings: install             # the README's findings block, from the runs of `make report PLAN=full`
+	$(BIN)/python -m asc_lib.study.results --profile $(PROFILE) --readme
+
+screenshots:                  # what a reader sees, rendered by a real browser (apt install chromium)
+	@command -v $(CHROMIUM) >/dev/null || { echo "make screenshots needs a headless browser: apt install chromium, or CHROMIUM=<its path>"; exit 1; }
+	@test -f reports/index.html || { echo "reports/index.html is missing: run make report first"; exit 1; }
+	mkdir -p reports/screenshots
+	for page in $(SHOTS); do \
+	  $(CHROMIUM) --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1300,4000 \
+	    --screenshot=reports/screenshots/$$(basename $$page).png file://$(CURDIR)/reports/$$page.html 2>/dev/null || exit 1; \
+	done
+
 clean:
-	rm -rf reports/*.ipynb reports/html reports/index.html reports/runs.json reports/tables reports/benchmarks
+	rm -rf reports/*.ipynb reports/html reports/index.html reports/runs.json reports/tables reports/benchmarks reports/screenshots
 	rm -rf data/runs data/cache data/mini data/smoke
 
 distclean: clean

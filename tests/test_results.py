@@ -220,6 +220,8 @@ def test_findings_put_each_claim_of_the_papers_beside_the_studys_verdict(runs_ro
     assert found.loc[control, "paper A − B (points)"] == "not reported"
     assert found.loc[werning, "study A − B (points) [95 % interval]"].startswith("split 100: +10.0 [")
     assert list(found.index) == [c for c, m, r in results.COMPARISONS if c in found.index]  # the papers' order
+    table = results.findings_markdown(found.reset_index(), compared, config.paper_results())
+    assert "| **Werning: pruned-AudioSet KD vs baseline** | agrees on 1 of 1 split | 100 | +3.0 | +10.0 [" in table
     fragment = results.findings_html(found.reset_index(), compared, config.paper_results(), "mini")
     assert fragment.count("<table>") == len(found) and "contradicts on 1 of 1 split" in fragment
     assert "not about the papers&#x27; numbers on TAU22" in fragment  # the mini profile says what its verdicts mean
@@ -238,3 +240,10 @@ def test_index_opens_with_the_findings_05_wrote(tmp_path, monkeypatch):
     assert page.index("Findings") < page.index("FOUND") < page.index("Every notebook run")
     failed = {"05_results": {"ok": False, "parameters": {}, "error": "x"}}
     assert "FOUND" not in report.write_index(tmp_path, "mini", failed).read_text()  # a stale summary is not shown
+
+
+def test_readme_block_is_replaced_between_its_markers_only():
+    text = f"intro\n{results.README_START}\nold\n{results.README_END}\nrest\n"
+    assert results.replace_block(text, "new\n") == f"intro\n{results.README_START}\nnew\n{results.README_END}\nrest\n"
+    with pytest.raises(ValueError, match="findings:start"):
+        results.replace_block("no markers", "new\n")

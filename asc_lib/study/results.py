@@ -4,10 +4,13 @@ Every training notebook writes ``metrics.json`` into its run directory
 (``<runs>/<method>/split<N>-seed<S>/``); ``03_domain_pruning`` writes one pruning summary per split and
 threshold. This module reads them all back (:func:`runs_table`), averages over seeds (mean ± standard
 deviation, sample std, where more than one seed ran) and lays the numbers out like the papers' tables,
-with the papers' own numbers (``params/paper_results.yaml``) in the neighbouring column.
+with the papers' own numbers (``params/paper_results.yaml``) in the neighbouring column. Each comparison the
+papers make is a paired bootstrap test (:func:`comparisons`), summed up as findings (:func:`findings`): at the top
+of ``05_results`` and ``reports/index.html``, and in the README (``python -m asc_lib.study.results --readme``).
 """
 from __future__ import annotations
 
+import argparse
 import html
 import json
 import math
@@ -15,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from asc_lib import config
 from asc_lib.config import paths
 from asc_lib.config.atomic import write_csv, write_text
 from asc_lib.data import dcase
@@ -282,6 +286,32 @@ def findings_html(frame: pd.DataFrame, compared: pd.DataFrame, paper: dict, prof
             f"the whole interval lies on one side of zero.</p><ul>{''.join(items)}</ul></div>")
 
 
+def findings_markdown(frame: pd.DataFrame, compared: pd.DataFrame, paper: dict) -> str:
+    """The findings as a Markdown table, one row per comparison and split (the README's copy, written by
+    ``python -m asc_lib.study.results --readme`` from the runs)."""
+    lines = ["| comparison | against the paper | split | paper A − B | study A − B [95 % interval] | verdict |",
+             "|---|---|---|---|---|---|"]
+    for r in frame.itertuples(index=False):
+        mine = compared[compared["comparison"] == r.comparison].sort_values("split")
+        reported = paper_difference(paper, mine["method"].iloc[0], mine["reference"].iloc[0])
+        for i, s in enumerate(mine.itertuples()):
+            first = (f"**{r.comparison}**", r.reading) if i == 0 else ("", "")
+            lines.append(f"| {first[0]} | {first[1]} | {s.split} | {_points(reported.get(s.split))} | "
+                         f"{_points(s.difference)} [{s.low:+.1f}, {s.high:+.1f}] | {s.verdict} |")
+    return "\n".join(lines) + "\n"
+
+
+README_START, README_END = "<!-- findings:start -->", "<!-- findings:end -->"
+
+
+def replace_block(text: str, block: str, start: str = README_START, end: str = README_END) -> str:
+    """``text`` with what lies between the markers ``start`` and ``end`` replaced by ``block``."""
+    if start not in text or end not in text or text.index(start) > text.index(end):
+        raise ValueError(f"no {start} ... {end} block to replace")
+    head, rest = text.split(start, 1)
+    return f"{head}{start}\n{block}{end}{rest.split(end, 1)[1]}"
+
+
 def _points(value) -> str:
     return "–" if value is None or pd.isna(value) else f"{value:+.1f}"
 
@@ -478,3 +508,25 @@ def save_findings(frame: pd.DataFrame, fragment: str, directory: str | Path) -> 
 def save_tables(tables: dict[str, pd.DataFrame], directory: str | Path) -> list[Path]:
     """Write each table as ``<name>.csv`` (atomically) for papers and other tools."""
     return [write_csv(Path(directory) / f"{name}.csv", table) for name, table in tables.items()]
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description="Print the findings of a profile's runs as Markdown (the "
+                                                 "comparisons of 05_results with their paired intervals).")
+    parser.add_argument("--profile", default="mini")
+    parser.add_argument("--readme", action="store_true", help="write them into README.md between "
+                        f"{README_START} and {README_END} instead of printing them")
+    args = parser.parse_args(argv)
+    runs = runs_table(runs_root(args.profile))
+    compared, paper = comparisons(runs), config.paper_results()
+    block = findings_markdown(findings(compared, paper), compared, paper)
+    if args.readme:
+        readme = paths.ROOT / "README.md"
+        write_text(readme, replace_block(readme.read_text(encoding="utf-8"), block))
+        print(f"wrote the findings of {len(runs)} runs into {paths.shown(readme)}")
+    else:
+        print(block, end="")
+
+
+if __name__ == "__main__":
+    main()

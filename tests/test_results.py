@@ -94,32 +94,38 @@ def test_intervals_and_paired_comparisons_from_the_runs_predictions(runs_root):
 
 
 def test_cell_formatting():
-    assert results.cell(51.0, math.sqrt(2), 2) == "51.00 ± 1.41 (2 seeds)"
-    assert results.cell(51.0) == "51.00"
+    assert results.cell(51.0, math.sqrt(2), 2) == "51.0 ± 1.4 (2 seeds)"
+    assert results.cell(51.0) == "51.0"
     assert results.cell(math.nan) == "–"
+    assert results.as_reported(42.40) == "42.4" and results.as_reported(46.47) == "46.47"
+    assert results.as_reported(57) == "57.0" and results.as_reported(None) == "–"
     assert results.count(61148) == "61,148" and results.count(None) == "–"
 
 
-def test_surkov_table3_puts_paper_beside_study(runs_root):
+def test_surkov_table3_puts_paper_above_study_in_each_splits_column(runs_root):
     table = results.surkov_table3(results.runs_table(runs_root), config.paper_results())
-    assert table.loc["Baseline", ("split 5 %", "paper")] == "42.40"
-    assert table.loc["Baseline", ("split 5 %", "study")] == "51.00 ± 1.41 (2 seeds)"
-    assert table.loc["Efficient-AT (teacher)", ("split 5 %", "study")] == "40.00"
-    assert table.loc["Efficient-AT (teacher)", ("MACs", "study")] == "62,721,522"
-    assert table.loc["CP-Mobile KD, large subset", ("split 100 %", "study")] == "–"
-    assert table.loc["CP-Mobile KD, large subset", ("split 100 %", "paper")] == "55.82"
+    assert list(table.columns) == ["split 5 %", "split 10 %", "split 25 %", "split 50 %", "split 100 %", "params", "MACs"]
+    assert table.loc[("Baseline", "paper"), "split 5 %"] == "42.4"
+    assert table.loc[("Baseline", "study"), "split 5 %"] == "51.0 ± 1.4 (2 seeds)"
+    assert table.loc[("Efficient-AT (teacher)", "study"), "split 5 %"] == "40.0"
+    assert table.loc[("Efficient-AT (teacher)", "study"), "MACs"] == "62,721,522"
+    assert table.loc[("CP-Mobile KD, large subset", "study"), "split 100 %"] == "–"
+    assert table.loc[("CP-Mobile KD, large subset", "paper"), "split 100 %"] == "55.82"
+    widest = max(len(v) for v in table.to_numpy().ravel())
+    assert widest <= len("51.0 ± 1.4 (10 seeds)")  # short cells: no wrapping at a normal page width
 
 
 def test_werning_tables(runs_root):
     runs, paper = results.runs_table(runs_root), config.paper_results()
     table2 = results.werning_table2(runs, paper)
-    assert table2.loc["Werning et al.", ("split 100 %", "paper")] == "60.00"
-    assert table2.loc["Werning et al.", ("split 100 %", "study")] == "70.00"
-    assert table2.loc["Random selection (control)", ("split 100 %", "study")] == "60.00"
+    assert table2.loc[("Werning et al.", "paper"), "split 100 %"] == "60.0"
+    assert table2.loc[("Werning et al.", "study"), "split 100 %"] == "70.0"
+    assert table2.loc[("Random selection (control)", "study"), "split 100 %"] == "60.0"
+    assert ("Random selection (control)", "paper") not in table2.index  # the study's control only
     table1 = results.werning_table1(runs, results.pruning_reports(runs_root), paper)
-    assert table1.loc[0.1, ("accuracy split 100 %", "study")] == "65.00"
-    assert table1.loc[0.1, ("kept share of AudioSet %", "study")] == "40.00"
-    assert table1.loc[0.3, ("kept share of AudioSet %", "paper")] == "14.20"
+    assert table1.loc[0.1, ("accuracy split 100 %", "study")] == "65.0"
+    assert table1.loc[0.1, ("kept share of AudioSet %", "study")] == "40.0"
+    assert table1.loc[0.3, ("kept share of AudioSet %", "paper")] == "14.2"
     assert table1.loc[0.5, ("accuracy split 100 %", "study")] == "–"
     quality = results.pruning_quality(results.pruning_reports(runs_root))
     assert quality.loc[(100, 0.3, "pruned"), "in-domain precision %"] == 80.0
@@ -174,11 +180,11 @@ def test_results_notebook_on_fixed_metrics(runs_root, tmp_path):
     pm.execute_notebook(str(paths.NOTEBOOKS_DIR / "05_results.ipynb"), str(tmp_path / "out.ipynb"),
                         parameters={"runs_dir": str(runs_root), "tables_dir": str(tables), "focus_split": 100},
                         kernel_name="python3", cwd=str(paths.NOTEBOOKS_DIR), progress_bar=False)
-    table3 = pd.read_csv(tables / "surkov_table3.csv", header=[0, 1], index_col=0, dtype=str)
-    assert table3.loc["Baseline", ("split 5 %", "study")] == "51.00 ± 1.41 (2 seeds)"
-    assert table3.loc["Baseline", ("split 5 %", "paper")] == "42.40"
+    table3 = pd.read_csv(tables / "surkov_table3.csv", index_col=[0, 1], dtype=str)
+    assert table3.loc[("Baseline", "study"), "split 5 %"] == "51.0 ± 1.4 (2 seeds)"
+    assert table3.loc[("Baseline", "paper"), "split 5 %"] == "42.4"
     table1 = pd.read_csv(tables / "werning_table1.csv", header=[0, 1], index_col=0, dtype=str)
-    assert table1.loc["0.1", ("accuracy split 100 %", "study")] == "65.00"
+    assert table1.loc["0.1", ("accuracy split 100 %", "study")] == "65.0"
     runs = pd.read_csv(tables / "runs.csv", index_col=0)
     assert len(runs) == 6
     comparisons = pd.read_csv(tables / "comparisons.csv", index_col=0)

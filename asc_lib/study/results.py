@@ -83,12 +83,21 @@ def seed_summary(runs: pd.DataFrame) -> pd.DataFrame:
 # --- formatting -------------------------------------------------------------------------------------------
 
 def cell(mean: float, std: float = math.nan, n: int = 1) -> str:
-    """``"51.00"`` for one seed, ``"51.00 ± 1.41 (3 seeds)"`` for several, ``"–"`` when nothing ran."""
+    """The study's number: ``"51.0"`` for one seed, ``"51.0 ± 1.4 (3 seeds)"`` for several, ``"–"`` when
+    nothing ran (one decimal: the seeds move the numbers by whole points)."""
     if mean is None or pd.isna(mean):
         return "–"
     if n > 1 and not pd.isna(std):
-        return f"{mean:.2f} ± {std:.2f} ({n} seeds)"
-    return f"{mean:.2f}"
+        return f"{mean:.1f} ± {std:.1f} ({n} seeds)"
+    return f"{mean:.1f}"
+
+
+def as_reported(value) -> str:
+    """A paper's number with its own decimals, at least one (``57`` → ``"57.0"``, ``46.47`` → ``"46.47"``; a
+    float cannot say that Surkov printed ``42.40``: ``"42.4"``), ``"–"`` when the paper has none."""
+    if value is None or pd.isna(value):
+        return "–"
+    return f"{value:.1f}" if round(value, 1) == value else f"{value:g}"
 
 
 def count(value) -> str:
@@ -326,37 +335,33 @@ SURKOV_ROWS = [("Baseline", "baseline", "baseline"),
 
 
 def surkov_table3(runs: pd.DataFrame, paper: dict) -> pd.DataFrame:
-    """Surkov's Table 3: accuracy per split, parameters and MACs; paper and study side by side."""
+    """Surkov's Table 3: one row per model and source (the paper's number, then the study's), one column per
+    split, then parameters and MACs."""
     summary = seed_summary(runs)
     splits = paper["splits"]
     rows = {}
     for name, method, key in SURKOV_ROWS:
-        reported = paper["surkov_table3"][key]
+        numbers = paper["surkov_table3"][key]
         params, macs = _complexity(runs, method)
-        row = {}
-        for split, acc in zip(splits, reported["accuracy"]):
-            row[(f"split {split} %", "paper")] = cell(acc)
-            row[(f"split {split} %", "study")] = _study_cell(summary, method, split)
-        row[("params", "paper")], row[("params", "study")] = count(reported["params"]), count(params)
-        row[("MACs", "paper")], row[("MACs", "study")] = count(reported["macs"]), count(macs)
-        rows[name] = row
-    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("model")
+        rows[(name, "paper")] = {**{f"split {s} %": as_reported(a) for s, a in zip(splits, numbers["accuracy"])},
+                                 "params": count(numbers["params"]), "MACs": count(numbers["macs"])}
+        rows[(name, "study")] = {**{f"split {s} %": _study_cell(summary, method, s) for s in splits},
+                                 "params": count(params), "MACs": count(macs)}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis(["model", "source"])
 
 
 def werning_table2(runs: pd.DataFrame, paper: dict) -> pd.DataFrame:
-    """Werning's Table 2: accuracy per split of the baseline and of Werning's method, paper and study,
-    with the random-selection control (this study only)."""
+    """Werning's Table 2: one row per model and source (the paper's number, then the study's), one column per
+    split; the random-selection control is the study's only."""
     summary = seed_summary(runs)
-    reported = paper["werning_table2"]
+    numbers = paper["werning_table2"]
     rows = {}
     for name, method, key in [("Baseline", "baseline", "baseline"), ("Werning et al.", "werning", "werning"),
                               ("Random selection (control)", "werning_random", None)]:
-        row = {}
-        for i, split in enumerate(paper["splits"]):
-            row[(f"split {split} %", "paper")] = cell(reported[key][i]) if key else "–"
-            row[(f"split {split} %", "study")] = _study_cell(summary, method, split)
-        rows[name] = row
-    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("model")
+        if key:
+            rows[(name, "paper")] = {f"split {s} %": as_reported(a) for s, a in zip(paper["splits"], numbers[key])}
+        rows[(name, "study")] = {f"split {s} %": _study_cell(summary, method, s) for s in paper["splits"]}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis(["model", "source"])
 
 
 def werning_table1(runs: pd.DataFrame, reports: list[dict], paper: dict, split: int = 100) -> pd.DataFrame:
@@ -372,9 +377,9 @@ def werning_table1(runs: pd.DataFrame, reports: list[dict], paper: dict, split: 
     for threshold, acc, size in zip(reported["threshold"], reported["accuracy"], reported["relative_size"]):
         mine = pruned[(pruned["threshold"] - threshold).abs() < 1e-9]["accuracy"]
         rows[threshold] = {
-            ("kept share of AudioSet %", "paper"): cell(size),
+            ("kept share of AudioSet %", "paper"): as_reported(size),
             ("kept share of AudioSet %", "study"): cell(sweep.get(round(threshold, 6), math.nan)),
-            (f"accuracy split {split} %", "paper"): cell(acc),
+            (f"accuracy split {split} %", "paper"): as_reported(acc),
             (f"accuracy split {split} %", "study"): cell(mine.mean(), mine.std(ddof=1), len(mine)),
         }
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("threshold")

@@ -254,7 +254,7 @@ def write_index(out_dir: Path, profile: str, records: dict, others: dict | None 
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>DCASE 2024 Task 1 reproduction study</title>
 <style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}td,th{{padding:.3em .8em;text-align:left}}
-tr:nth-child(even){{background:#f4f4f4}}.results{{font-size:1.2em}}.findings li{{margin-bottom:.6em}}</style></head><body>
+tr:nth-child(even){{background:#f4f4f4}}.results{{font-size:1.2em}}.findings li{{margin-bottom:.6em}}.findings td{{text-align:right}}.findings td:last-child{{text-align:left}}</style></head><body>
 <h1>Data-efficient low-complexity acoustic scene classification: reproduction study</h1>
 <p>Profile <b>{html.escape(profile)}</b>: {html.escape(cfg.get('description', ''))}</p>
 {headline}

@@ -253,3 +253,24 @@ def test_readme_block_is_replaced_between_its_markers_only():
     assert results.replace_block(text, "new\n") == f"intro\n{results.README_START}\nnew\n{results.README_END}\nrest\n"
     with pytest.raises(ValueError, match="findings:start"):
         results.replace_block("no markers", "new\n")
+
+
+def test_training_curves_keep_their_legend_beside_the_accuracy_panel():
+    history = [{"epoch": e, "step": 10 * e, "loss": 2.0 / e, "lr": 1e-3, "accuracy": a, "student_accuracy": a + 0.05,
+                "acc_real": a + 0.1, "acc_seen": a, "acc_unseen": a - 0.1} for e, a in [(1, 0.3), (2, 0.5)]]
+    fig = plots.training_curves(history, "x")
+    fig.canvas.draw()
+    panel = fig.axes[2]
+    legend = panel.get_legend().get_window_extent()
+    assert legend.x0 >= panel.get_window_extent().x1  # right of the panel: no curve under it
+    assert [t.get_text() for t in panel.get_legend().get_texts()] == ["teacher", "student", "teacher real",
+                                                                      "teacher seen", "teacher unseen"]
+
+
+def test_bar_charts_keep_their_legends_off_the_bars():
+    per_device = {d: 0.99 for d in dcase.DEVICES}  # bars up to the top of the panel
+    groups = pd.DataFrame({"real": [99.0], "seen": [98.0], "unseen": [97.0]}, index=pd.Index(["m"], name="model"))
+    for fig in (plots.device_accuracy(per_device), plots.group_accuracy(groups, "x")):
+        fig.canvas.draw()
+        ax = fig.axes[0]
+        assert ax.get_legend().get_window_extent().x0 >= ax.get_window_extent().x1

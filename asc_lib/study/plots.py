@@ -109,7 +109,7 @@ def training_curves(history: list[dict], title: str = "") -> plt.Figure:
     """Training loss and learning rate per epoch, and test accuracy (overall and per device group)
     where it was evaluated."""
     frame = pd.DataFrame(history)
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.4))
     axes[0].plot(frame["epoch"], frame["loss"], color="C0")
     axes[0].set_title("training loss")
     axes[1].plot(frame["epoch"], frame["lr"], color="C1")
@@ -124,8 +124,8 @@ def training_curves(history: list[dict], title: str = "") -> plt.Figure:
                 col, col.replace("acc_", ("teacher " if student else "")))
             axes[2].plot(evaluated["epoch"], evaluated[col] * 100, style, label=name, ms=4)
     axes[2].set_title("test accuracy (%)")
-    if len(evaluated):
-        axes[2].legend(fontsize=8)
+    if len(evaluated):  # beside the panel, never over its curves
+        axes[2].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
     for ax in axes:
         ax.set_xlabel("epoch")
     if title:
@@ -158,7 +158,7 @@ def device_accuracy(per_device: dict, title: str = "Accuracy per recording devic
     ax.set_ylim(0, 100)
     ax.set_ylabel("accuracy (%)")
     ax.set_title(title)
-    ax.legend(title="", fontsize=8, loc="upper right")
+    ax.legend(title="", fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)  # off the bars
     fig.tight_layout()
     return fig
 
@@ -171,7 +171,7 @@ def label_counts(table: pd.DataFrame, title: str = "Segments selected per Table-
     sns.barplot(long, y="label", x="segments", hue="list", ax=ax, orient="h")
     ax.set_ylabel("")
     ax.set_title(title)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)  # off the bars
     fig.tight_layout()
     return fig
 
@@ -263,14 +263,14 @@ def group_accuracy(table: pd.DataFrame, title: str) -> plt.Figure:
         return _no_runs(title)
     frame = table.reset_index().melt(id_vars=table.index.name or "index", var_name="device group",
                                      value_name="accuracy")
-    fig, ax = plt.subplots(figsize=(9, 0.5 + 0.45 * len(table) * 1.2))
+    fig, ax = plt.subplots(figsize=(9, max(2.2, 0.5 + 0.45 * len(table) * 1.2)))
     sns.barplot(frame, y=table.index.name or "index", x="accuracy", hue="device group", ax=ax,
                 palette={"real": "C0", "seen": "C2", "unseen": "C3"})
     ax.set_xlim(0, 100)
     ax.set_xlabel("accuracy (%)")
     ax.set_ylabel("")
     ax.set_title(title)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)  # off the bars
     fig.tight_layout()
     return fig
 

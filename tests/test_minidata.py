@@ -4,11 +4,13 @@ import hashlib
 import pytest
 import soundfile as sf
 
+from asc_lib import config
 from asc_lib.data import dcase, minidata, synth
 from asc_lib.study import explore
 
 TINY = dict(cities=["lisbon", "paris", "vienna"], train_locations_per_scene=2, train_segments_per_scene=3,
-            parallel_segments_per_device=1, test_segments_per_scene=1, clips_per_segment=2,
+            parallel_segments_per_device=1, test_locations_per_scene=1, test_segments_per_location=2,
+            test_devices_per_segment=1, clips_per_segment=2,
             audioset=dict(clip_seconds=0.5, n_unbalanced=6, n_balanced=4, n_eval=4), workers=1, progress=False)
 
 
@@ -76,3 +78,24 @@ def test_mini_task_is_learnable_but_not_trivial(mini_data):
     assert 0.3 < acc["all test"] < 0.9
     assert acc["unseen"] < acc["seen"] <= acc["real"] + 0.05
     assert acc["unseen"] < acc["real"] - 0.15
+
+
+def test_test_recordings_are_many_per_scene_with_every_device_equally_often():
+    """As TAU22's test split (2,064 recordings, ~1.4 devices each): the mini plan gives each scene 18 test
+    recordings at 2 unseen locations, one device each, every device twice; the training recordings do not
+    depend on how the test recordings are laid out."""
+    cfg = config.load_profile("mini")["generator"]
+    keys = ("cities", "train_locations_per_scene", "train_segments_per_scene", "parallel_segments_per_device",
+            "test_locations_per_scene", "test_segments_per_location", "test_devices_per_segment")
+    plan = minidata.plan_recordings(cfg["seed"], *[cfg[k] for k in keys])
+    test = [r for r in plan if r["test"]]
+    for scene in dcase.SCENES:
+        mine = [r for r in test if r["scene"] == scene]
+        assert len(mine) == 18 and len({(r["city"], r["location"]) for r in mine}) == 2
+        assert len({r["segment"] for r in mine}) == 18
+        devices = [d for r in mine for d in r["devices"]]
+        assert sorted(devices) == sorted(dcase.DEVICES * 2)
+    train = [r for r in plan if not r["test"]]
+    other = minidata.plan_recordings(cfg["seed"], *[cfg[k] for k in keys[:5]], 1, 9)
+    assert train == [r for r in other if not r["test"]]
+    assert not {r["segment"] for r in train} & {r["segment"] for r in test}

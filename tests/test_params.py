@@ -94,7 +94,7 @@ def test_smoke_profile_is_a_smaller_mini_with_four_steps():
     assert smoke["report"] == mini["report"] and smoke["recipes"] == "smoke"
     # the mini generator with fewer recordings and clips, into its own folder
     assert set(smoke["generator"]) == set(mini["generator"]) and smoke["data"] != mini["data"]
-    for key in ("train_segments_per_scene", "test_segments_per_scene"):
+    for key in ("train_segments_per_scene", "test_locations_per_scene"):
         assert smoke["generator"][key] < mini["generator"][key]
     assert smoke["generator"]["clips_per_segment"] == mini["generator"]["clips_per_segment"] == 10
     assert set(smoke["report_parameters"]) == {"06_benchmarks"}

@@ -147,6 +147,31 @@ def test_finished_run_is_reused_and_a_stale_one_retrained(tmp_path):
     assert hop.status == "retrained" and hop.reason == "changed: objective"
 
 
+def test_a_run_scored_along_the_way_is_keyed_by_what_it_is_scored_on(tmp_path):
+    """The accuracy curve is part of a run: another test split (evaluator identity) retrains it; without
+    eval points the evaluator does not enter the fingerprint."""
+    def scorer(identity):
+        def evaluate(model):
+            return {"accuracy": 0.5}
+        evaluate.identity = identity
+        return evaluate
+
+    recipe = {**TOY_RECIPE, "eval_points": 2}
+
+    def run(identity, rec=recipe):
+        torch.manual_seed(0)
+        return loop.fit(build_cp_mobile(n_classes=2), _objective(), _toy(), rec, tmp_path / "run", seed=7,
+                        device="cpu", progress=False, evaluate=scorer(identity))
+
+    first = run("test A")
+    assert [r["accuracy"] for r in first if "accuracy" in r] == [0.5, 0.5]
+    assert run("test A").status == "reused"
+    moved = run("test B")
+    assert moved.status == "retrained" and moved.reason == "changed: evaluation"
+    assert loop.evaluation_identity(scorer("x"), TOY_RECIPE) is None  # eval_points 0: nothing scored along the way
+    assert loop.evaluation_identity(None, recipe) is None
+
+
 def test_retrain_environment_variable_forces_training(tmp_path, monkeypatch):
     _fit(tmp_path / "run")
     monkeypatch.setenv(loop.RETRAIN_ENV, "1")

@@ -13,7 +13,9 @@ read it unchanged::
     <out>/MANIFEST.json                settings and counts; written last, marks a complete dataset
 
 Like TAU22, each 10 s recording is made with device a and, for some recordings, in parallel with
-b, c and s1-s3 (test recordings with all nine devices), then cut into ten 1 s clips. The generation is
+b, c and s1-s3, then cut into ten 1 s clips. Test recordings are made at unseen locations, several at each,
+each by one device in turn (all nine devices equally often; TAU22's test split: about 1.4 devices per
+recording), so that a bootstrap over test recordings has many units per scene. The generation is
 deterministic from the seed, and the dataset is built in a temporary folder renamed into place at the
 end, so an interrupted run leaves nothing half-written.
 """
@@ -40,7 +42,7 @@ from asc_lib.data.audioset import SEGMENT_LISTS, multi_hot, read_class_index, wr
 from asc_lib.data.audioset_clips import HDF5_SUFFIX, encode_mp3, write_hdf5
 from asc_lib.data.dcase import DEVICES, SCENES
 
-GENERATOR_VERSION = 2  # 2: short and absent AudioSet clips, the HDF5 layout
+GENERATOR_VERSION = 3  # 2: short and absent AudioSet clips, the HDF5 layout; 3: test recordings as TAU22's (many, few devices each)
 TAU_SR = 44100
 TRAIN_DEVICES = ("a", "b", "c", "s1", "s2", "s3")
 PARALLEL_DEVICES = TRAIN_DEVICES[1:]
@@ -107,12 +109,19 @@ def default_root(profile: str = "mini") -> Path:
 # --- planning ------------------------------------------------------------------------------------
 
 def plan_recordings(seed: int, cities, train_locations_per_scene: int, train_segments_per_scene: int,
-                    parallel_segments_per_device: int, test_segments_per_scene: int) -> list[dict]:
-    """Every 10 s recording: scene, city, location id, segment id, devices and whether it is a test one."""
+                    parallel_segments_per_device: int, test_locations_per_scene: int,
+                    test_segments_per_location: int = 1, test_devices_per_segment: int = len(DEVICES)) -> list[dict]:
+    """Every 10 s recording: scene, city, location id, segment id, devices and whether it is a test one.
+
+    Each scene's test recordings are made at ``test_locations_per_scene`` unseen locations, ``test_segments_per_location``
+    recordings at each, every recording by ``test_devices_per_segment`` devices taken in turn, so that each
+    device records equally often (real TAU22 test split: 2,064 recordings at 146 locations, about 1.4 devices
+    per recording). A location and its first recording are drawn in the scene's turn, the further recordings
+    after every scene's training recordings."""
     rng = synth.rng_for(seed, "plan")
     next_location = {c: int(rng.integers(0, 50)) for c in cities}
     used_segments: set[int] = set()
-    recordings = []
+    recordings, test_places = [], []
 
     def new_location(city):
         next_location[city] += int(rng.integers(1, 30))
@@ -136,11 +145,18 @@ def plan_recordings(seed: int, cities, train_locations_per_scene: int, train_seg
         for dev in PARALLEL_DEVICES:
             for j in rng.choice(len(scene_recs), size=parallel_segments_per_device, replace=False):
                 scene_recs[j]["devices"].append(dev)
-        for _ in range(test_segments_per_scene):
+        for _ in range(test_locations_per_scene):
             city = str(rng.choice(cities))
-            scene_recs.append(dict(scene=scene, city=city, location=new_location(city), segment=new_segment(),
-                                   devices=list(DEVICES), test=True))
+            test_places.append(dict(scene=scene, city=city, location=new_location(city), segments=[new_segment()]))
         recordings.extend(scene_recs)
+    turn = 0  # devices taken in turn over all test recordings
+    for place in test_places:
+        place["segments"] += [new_segment() for _ in range(test_segments_per_location - 1)]
+        for segment in place["segments"]:
+            devices = [DEVICES[(turn * test_devices_per_segment + j) % len(DEVICES)] for j in range(test_devices_per_segment)]
+            turn += 1
+            recordings.append(dict(scene=place["scene"], city=place["city"], location=place["location"],
+                                   segment=segment, devices=devices, test=True))
     return recordings
 
 
@@ -281,8 +297,8 @@ def write_class_files(out: Path) -> None:
 
 def generate(out_dir: str | Path | None = None, seed: int = 2024, cities=("barcelona", "paris"),
              train_locations_per_scene: int = 9, train_segments_per_scene: int = 27,
-             parallel_segments_per_device: int = 2, test_segments_per_scene: int = 2,
-             clips_per_segment: int = 10, audioset: dict | None = None, workers: int | None = None,
+             parallel_segments_per_device: int = 2, test_locations_per_scene: int = 2,
+             test_segments_per_location: int = 9, test_devices_per_segment: int = 1, clips_per_segment: int = 10, audioset: dict | None = None, workers: int | None = None,
              progress: bool = True) -> Path:
     """Generate the mini dataset into ``out_dir`` (replacing it) and return its path."""
     out_dir = Path(out_dir) if out_dir else default_root()
@@ -290,7 +306,9 @@ def generate(out_dir: str | Path | None = None, seed: int = 2024, cities=("barce
     settings = dict(seed=seed, cities=list(cities), train_locations_per_scene=train_locations_per_scene,
                     train_segments_per_scene=train_segments_per_scene,
                     parallel_segments_per_device=parallel_segments_per_device,
-                    test_segments_per_scene=test_segments_per_scene, clips_per_segment=clips_per_segment,
+                    test_locations_per_scene=test_locations_per_scene,
+                    test_segments_per_location=test_segments_per_location,
+                    test_devices_per_segment=test_devices_per_segment, clips_per_segment=clips_per_segment,
                     audioset=pool_cfg)
     workers = workers or min(4, os.cpu_count() or 1)
     tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
@@ -300,7 +318,8 @@ def generate(out_dir: str | Path | None = None, seed: int = 2024, cities=("barce
         for d in (tau / "audio", splits_dir, pool_dir):
             d.mkdir(parents=True)
         recordings = plan_recordings(seed, list(cities), train_locations_per_scene, train_segments_per_scene,
-                                     parallel_segments_per_device, test_segments_per_scene)
+                                     parallel_segments_per_device, test_locations_per_scene,
+                                     test_segments_per_location, test_devices_per_segment)
         jobs = [(seed, rec, str(tau), clips_per_segment) for rec in recordings]
         rows = [r for rs in _run_parallel(_render_recording, jobs, "mini TAU22 recordings", workers, progress)
                 for r in rs]

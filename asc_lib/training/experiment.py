@@ -8,6 +8,7 @@ and the tests call to train a model and write those files.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from asc_lib.config import DataPaths, paths
+from asc_lib.config import DataPaths, paths, provenance
 from asc_lib.config.atomic import write_json
 from asc_lib.data.audio import build_waveform_cache, describe_conversions
 from asc_lib.data.dcase import load_split
@@ -157,7 +158,13 @@ class SceneTask:
         return self._test_features
 
     def evaluator(self, amp: bool = False, half: bool = False):
-        return test_evaluator(self.test_features, self.test, amp=amp, half=half)
+        """``fit``'s evaluator on this task's test split; its ``identity`` (the test clips' names, labels and
+        waveforms, and the precision) joins the fingerprint of every run it scores along the way."""
+        evaluate = test_evaluator(self.test_features, self.test, amp=amp, half=half)
+        listed = "\n".join(self.test["filename"] + "\t" + self.test["scene_label"])
+        names = hashlib.sha256(listed.encode()).hexdigest()[:16]
+        evaluate.identity = f"test {names}:{provenance.tensor_digest(self.test_waves)}:amp {amp}:half {half}"
+        return evaluate
 
     def finish(self, directory: Path, model: nn.Module, info: dict, amp: bool = False, history=None,
                companions: dict[str, nn.Module] | None = None, half: bool = False) -> dict:

@@ -316,9 +316,20 @@ def data_digest(data: TrainData) -> str:
     return provenance.tensor_digest(data.waves, data.labels, *extras) + ":" + ",".join(sorted(data.extras))
 
 
-def fingerprint_parts(recipe: dict, seed: int, data: TrainData, model: nn.Module, objective: Objective) -> dict:
+def evaluation_identity(evaluate: Callable[[nn.Module], dict] | None, recipe: dict) -> str | None:
+    """What the accuracy curve of a run is measured on, when the recipe evaluates during training: the
+    evaluator's ``identity`` (the test split's clips, labels and precision: :meth:`SceneTask.evaluator`), or
+    the source of an evaluator without one. None when nothing is evaluated along the way."""
+    if evaluate is None or not int(recipe.get("eval_points", 0)):
+        return None
+    return getattr(evaluate, "identity", None) or "code:" + provenance.code_digest(evaluate)
+
+
+def fingerprint_parts(recipe: dict, seed: int, data: TrainData, model: nn.Module, objective: Objective,
+                      evaluation: str | None = None) -> dict:
     """What identifies a run: recipe (without its reporting-only keys), seed, data, the model's and the
-    objective's configuration and initial state, and the source of the code they and the loop use."""
+    objective's configuration and initial state, the source of the code they and the loop use, and, when
+    the run is scored along the way, what it is scored on (``evaluation``: its curve is part of the run)."""
     keys = {k: v for k, v in recipe.items() if k not in ("eval_points", "deviations")}
     return {
         "recipe": json.loads(json.dumps(keys, sort_keys=True, default=str)),
@@ -328,6 +339,7 @@ def fingerprint_parts(recipe: dict, seed: int, data: TrainData, model: nn.Module
         "model": provenance.module_digest(model),
         "objective": provenance.module_digest(objective),
         "code": provenance.code_digest(model, objective, fit),
+        **({"evaluation": evaluation} if evaluation is not None else {}),
     }
 
 
@@ -428,7 +440,7 @@ class Session:
 
 
 def setup(model: nn.Module, objective: Objective, data: TrainData, recipe: dict, run_dir: str | Path, seed: int = 0,
-          device: str | torch.device | None = None) -> Session:
+          device: str | torch.device | None = None, evaluation: str | None = None) -> Session:
     """Move model, objective and data to the device; build AdamW and the warm-up-cosine schedule; count
     steps and epochs; fingerprint the run."""
     device = resolve_device(device)
@@ -447,7 +459,7 @@ def setup(model: nn.Module, objective: Objective, data: TrainData, recipe: dict,
     warmup = warmup_steps(recipe, steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_cosine(
         s, steps, warmup, float(recipe.get("min_lr_fraction", 0.0))))
-    parts = fingerprint_parts(recipe, seed, data, model, objective)
+    parts = fingerprint_parts(recipe, seed, data, model, objective, evaluation)
     return Session(model, objective, data, recipe, Path(run_dir), seed, device, distributed.world(), optimizer,
                    scheduler, steps_per_epoch(n, epoch_batch(recipe)), steps, epochs,
                    set(eval_epochs(epochs, int(recipe.get("eval_points", 0)))),
@@ -538,7 +550,7 @@ def fit(
     Under ``torchrun`` (see :mod:`asc_lib.training.distributed`) the model is wrapped in DistributedDataParallel,
     each rank trains on its share of every global batch, and rank 0 alone evaluates and checkpoints.
     """
-    s = setup(model, objective, data, recipe, run_dir, seed, device)
+    s = setup(model, objective, data, recipe, run_dir, seed, device, evaluation_identity(evaluate, recipe))
     history = resume(s)
     start_epoch = history.start_epoch
     if start_epoch < s.epochs:

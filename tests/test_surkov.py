@@ -9,9 +9,10 @@ import torch
 from conftest import shared_file
 from torch import nn
 
+from asc_lib import config
 from asc_lib.config import load_recipe, profile_recipe
 from asc_lib.data import audioset
-from asc_lib.data.dcase import SCENES, parse_filename
+from asc_lib.data.dcase import SCENES, load_split, parse_filename
 from asc_lib.methods import labelfilter, meanteacher, registry
 from asc_lib.models import complexity
 from asc_lib.models.efficientat import build_efficientat
@@ -343,7 +344,7 @@ def test_seed_comparison_uses_the_seeds_both_methods_have(monkeypatch, tmp_path)
 
     monkeypatch.setattr(registry, "run_dir", run_dir)
     monkeypatch.setattr(experiment, "run_dir", run_dir)  # finished_runs looks there
-    files = [f"audio/{scene}-city-{r}-{r}-{sec}-a.wav" for scene in SCENES for r in range(6) for sec in range(10)]
+    files = list(load_split(config.data_paths("mini"), "test", check_files=False)["filename"])  # the current test split
     truth = np.array([SCENES.index(parse_filename(f)["scene"]) for f in files])
     rng = np.random.default_rng(0)
     for method, seeds, share in (("kd_small", (0, 1), 1.0), ("baseline", (0, 1, 2), 0.5)):
@@ -352,7 +353,11 @@ def test_seed_comparison_uses_the_seeds_both_methods_have(monkeypatch, tmp_path)
             pred = np.where(right, truth, (truth + 1) % 10)
             (tmp_path / method / f"seed{seed}").mkdir(parents=True)
             write_output_csv(tmp_path / method / f"seed{seed}" / "output.csv", files, np.eye(10)[pred])
-    correct, labels, names, found = registry.correctness("mini", "baseline", 5, [0, 1, 2])
+    stale = [f.replace(".wav", "-old.wav") for f in files]  # a run scored before the data were regenerated
+    (tmp_path / "baseline" / "seed3").mkdir(parents=True)
+    write_output_csv(tmp_path / "baseline" / "seed3" / "output.csv", stale, np.eye(10)[truth])
+    with pytest.warns(UserWarning, match=r"seed\(s\) \[3\] left out, scored on other test clips"):
+        correct, labels, names, found = registry.correctness("mini", "baseline", 5, [0, 1, 2, 3])
     assert correct.shape == (3, len(files)) and found == [0, 1, 2] and names == sorted(files)
     words = registry.seed_verdict("mini", 5, [0, 1, 2], "kd_small", "baseline")
     assert f"{registry.label('kd_small')} (seed 0, 1) vs {registry.label('baseline')} (seed 0, 1, 2)" in words

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from asc_lib.config import DataPaths, paths, provenance
+from asc_lib.config import DataPaths, data_paths, paths, provenance
 from asc_lib.config.atomic import write_json
 from asc_lib.data.audio import build_waveform_cache, describe_conversions
 from asc_lib.data.dcase import load_split
@@ -27,7 +28,7 @@ from asc_lib.features.frontend import build_frontend, evaluate_frontend, output_
 from asc_lib.models import build_cp_mobile, complexity
 from asc_lib.training.device import resolve_device
 from asc_lib.training.distributed import parameters_in_sync, world
-from asc_lib.training.evaluate import predict, scene_scores, write_output_csv
+from asc_lib.training.evaluate import predict, read_output_csv, scene_scores, write_output_csv
 from asc_lib.training.loop import History, Objective, Supervised, TrainData, fit
 
 METRICS = "metrics.json"
@@ -46,8 +47,17 @@ def run_dir(profile: str, method: str, split: int, seed: int) -> Path:
 
 def finished_runs(profile: str, method: str, split: int, seeds) -> dict[int, Path]:
     """The run folders of ``method`` on ``split`` among ``seeds`` that hold their test predictions
-    (``output.csv``), by seed."""
-    return {s: run_dir(profile, method, split, s) for s in seeds if (run_dir(profile, method, split, s) / OUTPUT).is_file()}
+    (``output.csv``) on the profile's current test split, by seed. A run scored on other test clips (the data
+    were regenerated since) is stale: it is left out, with a warning naming it, until its notebook reruns."""
+    found = {s: run_dir(profile, method, split, s) for s in seeds if (run_dir(profile, method, split, s) / OUTPUT).is_file()}
+    if not found:
+        return found
+    current = sorted(load_split(data_paths(profile), "test", check_files=False)["filename"])
+    stale = [s for s, d in found.items() if sorted(read_output_csv(d / OUTPUT)["filename"]) != current]
+    if stale:
+        warnings.warn(f"{method} split {split}: seed(s) {stale} left out, scored on other test clips than the "
+                      f"current test split of profile {profile!r} (stale: rerun their notebook)", stacklevel=2)
+    return {s: d for s, d in found.items() if s not in stale}
 
 
 def split_cache(frame: pd.DataFrame, data: DataPaths, sample_rate: int, seconds: float = 1.0,

@@ -269,6 +269,13 @@ def findings(compared: pd.DataFrame, paper: dict) -> pd.DataFrame:
     return frame.sort_values("order", kind="stable").drop(columns="order").reset_index(drop=True)
 
 
+def _per_split(compared: pd.DataFrame, comparison: str, paper: dict):
+    """The splits of one comparison, in order: (split, the paper's A − B or None, the study's row)."""
+    mine = compared[compared["comparison"] == comparison].sort_values("split")
+    reported = paper_difference(paper, mine["method"].iloc[0], mine["reference"].iloc[0])
+    return [(s.split, reported.get(s.split), s) for s in mine.itertuples()]
+
+
 def findings_html(frame: pd.DataFrame, compared: pd.DataFrame, paper: dict, profile: str) -> str:
     """The findings (:func:`findings` of ``compared``) as an HTML fragment, one small table per comparison (split,
     the paper's A − B, the study's with its interval and verdict): the top of ``05_results`` and of
@@ -277,11 +284,10 @@ def findings_html(frame: pd.DataFrame, compared: pd.DataFrame, paper: dict, prof
         return "<p>No comparison could be made: the runs of both sides of each comparison are missing.</p>"
     items = []
     for r in frame.itertuples(index=False):
-        mine = compared[compared["comparison"] == r.comparison].sort_values("split")
-        reported = paper_difference(paper, mine["method"].iloc[0], mine["reference"].iloc[0])
         rows = "".join(
-            f"<tr><td>{s.split}</td><td>{_points(reported.get(s.split))}</td><td>{_points(s.difference)}</td>"
-            f"<td>[{s.low:+.1f}, {s.high:+.1f}]</td><td>{html.escape(s.verdict)}</td></tr>" for s in mine.itertuples())
+            f"<tr><td>{split}</td><td>{_points(claimed)}</td><td>{_points(s.difference)}</td>"
+            f"<td>[{s.low:+.1f}, {s.high:+.1f}]</td><td>{html.escape(s.verdict)}</td></tr>"
+            for split, claimed, s in _per_split(compared, r.comparison, paper))
         items.append(
             f"<li><b>{html.escape(r.comparison)}</b>: <i>{html.escape(r.reading)}</i>"
             f"<br>{html.escape(r.claim[0].upper() + r.claim[1:])}"
@@ -301,11 +307,9 @@ def findings_markdown(frame: pd.DataFrame, compared: pd.DataFrame, paper: dict) 
     lines = ["| comparison | against the paper | split | paper A − B | study A − B [95 % interval] | verdict |",
              "|---|---|---|---|---|---|"]
     for r in frame.itertuples(index=False):
-        mine = compared[compared["comparison"] == r.comparison].sort_values("split")
-        reported = paper_difference(paper, mine["method"].iloc[0], mine["reference"].iloc[0])
-        for i, s in enumerate(mine.itertuples()):
+        for i, (split, claimed, s) in enumerate(_per_split(compared, r.comparison, paper)):
             first = (f"**{r.comparison}**", r.reading) if i == 0 else ("", "")
-            lines.append(f"| {first[0]} | {first[1]} | {s.split} | {_points(reported.get(s.split))} | "
+            lines.append(f"| {first[0]} | {first[1]} | {split} | {_points(claimed)} | "
                          f"{_points(s.difference)} [{s.low:+.1f}, {s.high:+.1f}] | {s.verdict} |")
     return "\n".join(lines) + "\n"
 

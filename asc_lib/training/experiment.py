@@ -28,7 +28,7 @@ from asc_lib.features.frontend import build_frontend, evaluate_frontend, output_
 from asc_lib.models import build_cp_mobile, complexity
 from asc_lib.training.device import resolve_device
 from asc_lib.training.distributed import parameters_in_sync, world
-from asc_lib.training.evaluate import predict, read_output_csv, scene_scores, write_output_csv
+from asc_lib.training.evaluate import predict, scene_scores, write_output_csv
 from asc_lib.training.loop import History, Objective, Supervised, TrainData, fit
 
 METRICS = "metrics.json"
@@ -53,7 +53,8 @@ def finished_runs(profile: str, method: str, split: int, seeds) -> dict[int, Pat
     if not found:
         return found
     current = sorted(load_split(data_paths(profile), "test", check_files=False)["filename"])
-    stale = [s for s, d in found.items() if sorted(read_output_csv(d / OUTPUT)["filename"]) != current]
+    stale = [s for s, d in found.items()  # only the file names: the predictions are read where they are compared
+             if sorted(pd.read_csv(d / OUTPUT, sep="\t", usecols=["filename"])["filename"]) != current]
     if stale:
         warnings.warn(f"{method} split {split}: seed(s) {stale} left out, scored on other test clips than the "
                       f"current test split of profile {profile!r} (stale: rerun their notebook)", stacklevel=2)

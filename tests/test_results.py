@@ -68,6 +68,18 @@ def test_runs_table_reads_every_run_in_percent(runs_root):
     assert runs.loc[runs["method"] == "werning_t0.1", "threshold"].item() == 0.1
 
 
+def test_runs_table_leaves_out_runs_scored_on_another_test_split(runs_root):
+    current = sorted(pd.read_csv(runs_root / "baseline" / "split5-seed0" / "output.csv", sep="\t")["filename"])
+    stale = runs_root / "werning_t0.1" / "split100-seed0" / "output.csv"
+    output = pd.read_csv(stale, sep="\t")
+    output["filename"] = output["filename"].str.replace("-a.wav", "-b.wav")  # the data were regenerated since
+    output.to_csv(stale, sep="\t", index=False)
+    assert len(results.runs_table(runs_root)) == 6  # without the test split: every run
+    with pytest.warns(UserWarning, match=r"1 run\(s\) .* werning_t0\.1 split 100 seed 0"):
+        runs = results.runs_table(runs_root, current)
+    assert len(runs) == 5 and "werning_t0.1" not in set(runs["method"])
+
+
 def test_seed_summary_mean_and_sample_std(runs_root):
     summary = results.seed_summary(results.runs_table(runs_root))
     row = summary.loc[("baseline", 5)]

@@ -14,6 +14,7 @@ import argparse
 import html
 import json
 import math
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -26,7 +27,7 @@ from asc_lib.methods import cross_selection
 from asc_lib.methods.registry import METHODS, label, methods_for
 from asc_lib.study.report import FINDINGS, plan
 from asc_lib.training import uncertainty
-from asc_lib.training.experiment import METRICS, OUTPUT, read_metrics
+from asc_lib.training.experiment import METRICS, OUTPUT, current_test_names, read_metrics, scored_on
 from asc_lib.training.experiment import runs_dir as profile_runs
 from asc_lib.training.uncertainty import compare_directories, run_correctness
 
@@ -41,12 +42,19 @@ RUN_COLUMNS = ["method", "split", "seed", "accuracy", *GROUPS, *dcase.DEVICES, "
 
 # --- reading the runs ----------------------------------------------------------------------------------------
 
-def runs_table(runs_root: str | Path) -> pd.DataFrame:
+def runs_table(runs_root: str | Path, test_names: list[str] | None = None) -> pd.DataFrame:
     """One row per finished run below ``runs_root``: accuracy (macro over scenes), per device group and per
-    device (all in %), log loss, complexity and, for Werning's runs, the selection and threshold."""
-    rows = []
+    device (all in %), log loss, complexity and, for Werning's runs, the selection and threshold.
+
+    With ``test_names`` (the current test split's file names, :func:`current_test_names`), runs scored on other
+    test clips (the data were regenerated since, or a method left the plan) are stale: they are left out, with
+    one warning naming them, so no table mixes scores on two test splits."""
+    rows, stale = [], []
     for path in sorted(Path(runs_root).glob(f"*/split*-seed*/{METRICS}")):
         m = read_metrics(path)
+        if test_names is not None and not scored_on(path.parent, test_names):
+            stale.append(f"{m['method']} split {m['split']} seed {m['seed']}")
+            continue
         test, cost = m["test"], m.get("complexity") or {}
         rows.append({
             "method": m["method"], "split": int(m["split"]), "seed": int(m["seed"]),
@@ -57,6 +65,9 @@ def runs_table(runs_root: str | Path) -> pd.DataFrame:
             "passes": cost.get("passes"), "selection": m.get("selection"), "threshold": m.get("threshold"),
             "path": str(path),
         })
+    if stale:
+        warnings.warn(f"{len(stale)} run(s) below {runs_root} left out, scored on other test clips than the current "
+                      f"test split (stale: rerun their notebook): {', '.join(stale)}", stacklevel=2)
     return pd.DataFrame(rows, columns=RUN_COLUMNS)
 
 
@@ -526,7 +537,7 @@ def main(argv=None) -> None:
     parser.add_argument("--readme", action="store_true", help="write them into README.md between "
                         f"{README_START} and {README_END} instead of printing them")
     args = parser.parse_args(argv)
-    runs = runs_table(runs_root(args.profile))
+    runs = runs_table(runs_root(args.profile), current_test_names(args.profile))
     compared, paper = comparisons(runs), config.paper_results()
     block = findings_markdown(findings(compared, paper), compared, paper)
     if args.readme:

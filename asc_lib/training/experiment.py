@@ -45,6 +45,18 @@ def run_dir(profile: str, method: str, split: int, seed: int) -> Path:
     return runs_dir(profile) / method / f"split{split}-seed{seed}"
 
 
+def current_test_names(profile: str) -> list[str]:
+    """The file names of the profile's current test split, sorted (what a run's ``output.csv`` must hold)."""
+    return sorted(load_split(data_paths(profile), "test", check_files=False)["filename"])
+
+
+def scored_on(directory: Path, test_names: list[str]) -> bool:
+    """Whether the run in ``directory`` holds predictions (``output.csv``) for exactly ``test_names`` (sorted).
+    Reads only the file-name column: the predictions are read where they are compared."""
+    output = Path(directory) / OUTPUT
+    return output.is_file() and sorted(pd.read_csv(output, sep="\t", usecols=["filename"])["filename"]) == test_names
+
+
 def finished_runs(profile: str, method: str, split: int, seeds) -> dict[int, Path]:
     """The run folders of ``method`` on ``split`` among ``seeds`` that hold their test predictions
     (``output.csv``) on the profile's current test split, by seed. A run scored on other test clips (the data
@@ -52,9 +64,8 @@ def finished_runs(profile: str, method: str, split: int, seeds) -> dict[int, Pat
     found = {s: run_dir(profile, method, split, s) for s in seeds if (run_dir(profile, method, split, s) / OUTPUT).is_file()}
     if not found:
         return found
-    current = sorted(load_split(data_paths(profile), "test", check_files=False)["filename"])
-    stale = [s for s, d in found.items()  # only the file names: the predictions are read where they are compared
-             if sorted(pd.read_csv(d / OUTPUT, sep="\t", usecols=["filename"])["filename"]) != current]
+    current = current_test_names(profile)
+    stale = [s for s, d in found.items() if not scored_on(d, current)]
     if stale:
         warnings.warn(f"{method} split {split}: seed(s) {stale} left out, scored on other test clips than the "
                       f"current test split of profile {profile!r} (stale: rerun their notebook)", stacklevel=2)

@@ -83,6 +83,18 @@ def test_paired_comparison_known_answers():
     assert better.text().startswith("+") and "p < " in better.text()
 
 
+def test_a_comparison_asked_the_other_way_round_gives_the_negated_interval():
+    """B − A is exactly −(A − B): each method's seed draws follow from its predictions, not from its place in
+    the call, so 02b (variant − mean teacher) and 05 (mean teacher − variant) print the same interval."""
+    files, labels, _ = _files()
+    rng = np.random.default_rng(4)
+    a = (rng.random((3, len(files))) < 0.6).astype(float)
+    b = (rng.random((2, len(files))) < 0.5).astype(float)
+    ab, ba = u.paired_comparison(a, b, labels, files), u.paired_comparison(b, a, labels, files)
+    assert (ba.difference, ba.low, ba.high) == pytest.approx((-ab.difference, -ab.high, -ab.low), abs=1e-12)
+    assert ba.p_value == ab.p_value and ab.seeds == (3, 2) and ba.seeds == (2, 3)
+
+
 def test_seeds_widen_the_interval():
     """Three seeds that disagree: drawing seeds in each replicate widens the interval beyond their mean's."""
     files, labels, recs = _files()

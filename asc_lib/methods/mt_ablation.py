@@ -15,7 +15,7 @@ import torch
 
 from asc_lib.config import load_yaml, paths, profile_recipe
 from asc_lib.methods import surkov
-from asc_lib.training.experiment import METRICS, RunSpec, SceneTask, finished_runs, read_metrics, run_dir
+from asc_lib.training.experiment import METRICS, RunSpec, SceneTask, finished_runs, read_metrics
 from asc_lib.training.uncertainty import Comparison, compare_directories
 
 
@@ -114,15 +114,13 @@ def run(task: SceneTask, profile: str, chosen: list[Variant], seeds, weights: st
 
 
 def accuracies(profile: str, split: int, chosen: list[Variant], seeds) -> pd.DataFrame:
-    """Test accuracy (%) of every finished run: the evaluated model (the EMA teacher for mean teacher) and,
-    where there is one, the student; one row per variant and seed."""
+    """Test accuracy (%) of every finished run on the current test split (:func:`finished_runs`, as
+    :func:`comparisons` reads): the evaluated model (the EMA teacher for mean teacher) and, where there is one,
+    the student; one row per variant and seed."""
     rows = []
     for variant in chosen:
-        for seed in seeds:
-            path = run_dir(profile, variant.name, split, seed) / METRICS
-            if not path.is_file():
-                continue
-            m = read_metrics(path)
+        for seed, directory in finished_runs(profile, variant.name, split, seeds).items():
+            m = read_metrics(directory / METRICS)
             rows.append({"variant": variant.label, "seed": seed, "model": m["test"]["accuracy"] * 100,
                          "student": m["student"]["test"]["accuracy"] * 100 if "student" in m else float("nan")})
     return pd.DataFrame(rows, columns=["variant", "seed", "model", "student"])

@@ -14,6 +14,7 @@ replacement, so the interval holds both the test sample's and the training seed'
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,14 +121,21 @@ def _group_sums(correct: np.ndarray, labels: np.ndarray, groups: np.ndarray):
     return out
 
 
+def unit_draws(labels: np.ndarray, groups: np.ndarray, n_boot: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Per class, which of its groups each replicate draws ``(n_boot, groups of the class)``."""
+    return [rng.integers(0, len(np.unique(groups[labels == c])), size=(n_boot, len(np.unique(groups[labels == c]))))
+            for c in np.unique(labels)]
+
+
 def draws(labels: np.ndarray, groups: np.ndarray, n_seeds: int, n_boot: int, rng: np.random.Generator):
     """The random part of one bootstrap: per class, which of its groups each replicate draws
     ``(n_boot, groups of the class)``, and which seeds ``(n_boot, n_seeds)``."""
-    picks = []
-    for c in np.unique(labels):
-        n = len(np.unique(groups[labels == c]))
-        picks.append(rng.integers(0, n, size=(n_boot, n)))
+    picks = unit_draws(labels, groups, n_boot, rng)
     return picks, rng.integers(0, n_seeds, size=(n_boot, n_seeds))
+
+
+def _content_key(correct: np.ndarray) -> str:
+    return hashlib.sha256(repr(correct.shape).encode() + correct.tobytes()).hexdigest()
 
 
 def replicate_accuracies(correct: np.ndarray, labels: np.ndarray, groups: np.ndarray, picks, seed_picks) -> np.ndarray:
@@ -166,10 +174,14 @@ def paired_comparison(correct_a, correct_b, labels, filenames, unit: str = "reco
     a, labels, groups = _prepare(correct_a, labels, filenames, unit)
     b, _, _ = _prepare(correct_b, labels, filenames, unit)
     rng = np.random.default_rng(seed)
-    picks, seeds_a = draws(labels, groups, a.shape[0], n_boot, rng)
-    seeds_b = rng.integers(0, b.shape[0], size=(n_boot, b.shape[0]))
-    diff = (replicate_accuracies(a, labels, groups, picks, seeds_a)
-            - replicate_accuracies(b, labels, groups, picks, seeds_b))
+    picks = unit_draws(labels, groups, n_boot, rng)
+    # each method's seed draws follow from its predictions, not from its place in the call, so B − A is
+    # exactly the negative of A − B (the same interval whichever way a comparison is asked)
+    seed_picks = {}
+    for key, x in sorted([(_content_key(a), a), (_content_key(b), b)], key=lambda item: item[0]):
+        seed_picks.setdefault(key, rng.integers(0, x.shape[0], size=(n_boot, x.shape[0])))
+    diff = (replicate_accuracies(a, labels, groups, picks, seed_picks[_content_key(a)])
+            - replicate_accuracies(b, labels, groups, picks, seed_picks[_content_key(b)]))
     low, high = np.quantile(diff, [(1 - level) / 2, (1 + level) / 2])
     p = min(1.0, 2 * min(float((diff <= 0).mean()), float((diff >= 0).mean())))
     estimate = macro_accuracy(a.mean(0), labels) - macro_accuracy(b.mean(0), labels)

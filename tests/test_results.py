@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -265,6 +266,38 @@ def test_readme_block_is_replaced_between_its_markers_only():
     assert results.replace_block(text, "new\n") == f"intro\n{results.README_START}\nnew\n{results.README_END}\nrest\n"
     with pytest.raises(ValueError, match="findings:start"):
         results.replace_block("no markers", "new\n")
+
+
+def test_every_methods_accuracy_with_its_interval_for_the_readme(runs_root):
+    table = results.accuracy_markdown(results.runs_table(runs_root))
+    lines = table.splitlines()
+    assert lines[0] == "| method | split 5 % | split 100 % |"
+    base = next(line for line in lines if line.startswith("| DCASE2024 baseline"))
+    accuracy, low, high = re.match(r"\| [^|]+ \| ([\d.]+) \[([\d.]+), ([\d.]+)\] \(2 seeds\) \| – \|$", base).groups()
+    assert float(low) < float(accuracy) == 51.0 < float(high)
+    assert lines.index(base) < next(i for i, line in enumerate(lines) if "Werning" in line)  # registry order
+
+
+def test_make_findings_writes_each_generated_block_of_the_readme(monkeypatch, tmp_path, capsys):
+    text = "".join(f"{name} {results.markers(name)[0]}\nold\n{results.markers(name)[1]}\n"
+                   for name in results.README_BLOCKS)
+    (tmp_path / "README.md").write_text("# study\n" + text)
+    monkeypatch.setattr(results.paths, "ROOT", tmp_path)
+    monkeypatch.setattr(results, "readme_blocks", lambda profile: {n: f"new {n}\n" for n in results.README_BLOCKS})
+    results.main(["--readme"])
+    written = (tmp_path / "README.md").read_text()
+    assert "old" not in written and written.count("new ") == len(results.README_BLOCKS) == 4
+    assert f"accuracies {results.markers('accuracies')[0]}\nnew accuracies\n" in written
+    assert "wrote findings, accuracies, ablation, pruning" in capsys.readouterr().out
+
+
+def test_werning_pruning_for_the_readme(runs_root):
+    runs = results.runs_table(runs_root)
+    text = results.pruning_markdown(runs, results.pruning_reports(runs_root), config.paper_results())
+    lines = text.splitlines()
+    assert lines[0].startswith("| split | threshold | selection | kept | share of pool % | in-domain precision % |")
+    assert "| 100 | 0.3 | pruned | 50 | 25.0 | 80.0 | 90.0 |" in lines
+    assert "| 0.1 | 30.9 | 40.0 | 57.8 | 65.0 |" in lines  # Table 1: paper beside study
 
 
 def test_training_curves_keep_their_legend_beside_the_accuracy_panel():

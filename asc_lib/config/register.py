@@ -136,14 +136,18 @@ def register(profile: str = "mini") -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS + [used, why])
 
 
-def markdown(profile: str = "mini") -> str:
-    """The register as a Markdown table (the README's copy)."""
-    frame = register(profile)
-    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
+def markdown_table(frame: pd.DataFrame) -> str:
+    """``frame`` (its columns, not its index) as a Markdown table; ``|`` in cells escaped."""
+    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
     for row in frame.itertuples(index=False):
         cells = [str(v).replace("|", "\\|") if str(v) else "" for v in row]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def markdown(profile: str = "mini") -> str:
+    """The register as a Markdown table (the README's copy)."""
+    return markdown_table(register(profile))
 
 
 def main(argv=None) -> None:

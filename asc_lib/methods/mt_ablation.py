@@ -160,7 +160,7 @@ def readable(table: pd.DataFrame) -> pd.DataFrame:
     95 % interval, and the verdict."""
     def pm(mean, std):
         return "" if pd.isna(mean) else f"{mean:.1f} ± {std:.1f}" if not pd.isna(std) else f"{mean:.1f}"
-    return pd.DataFrame({"seeds": table["seeds"],
+    return pd.DataFrame({"seeds": table["seeds"].astype("Int64"),
                          "accuracy (%)": [pm(m, s) for m, s in zip(table["model mean"], table["model std"])],
                          "its student (%)": [pm(m, s) for m, s in zip(table["student mean"], table["student std"])],
                          f"Δ to {table.index[0]} (points)": [

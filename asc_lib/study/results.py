@@ -20,10 +20,10 @@ from pathlib import Path
 import pandas as pd
 
 from asc_lib import config
-from asc_lib.config import paths
+from asc_lib.config import paths, register
 from asc_lib.config.atomic import write_csv, write_text
 from asc_lib.data import dcase
-from asc_lib.methods import cross_selection
+from asc_lib.methods import cross_selection, mt_ablation
 from asc_lib.methods.registry import METHODS, label, methods_for
 from asc_lib.study.report import FINDINGS, plan
 from asc_lib.training import uncertainty
@@ -325,7 +325,15 @@ def findings_markdown(frame: pd.DataFrame, compared: pd.DataFrame, paper: dict) 
     return "\n".join(lines) + "\n"
 
 
-README_START, README_END = "<!-- findings:start -->", "<!-- findings:end -->"
+def markers(block: str) -> tuple[str, str]:
+    """The README's start and end markers of a generated block (``findings``, ``accuracies``, ``ablation``,
+    ``pruning``)."""
+    return f"<!-- {block}:start -->", f"<!-- {block}:end -->"
+
+
+README_START, README_END = markers("findings")
+#: The README's blocks that ``make findings`` writes (:func:`readme_blocks`), in the README's order.
+README_BLOCKS = ("findings", "accuracies", "ablation", "pruning")
 
 
 def replace_block(text: str, block: str, start: str = README_START, end: str = README_END) -> str:
@@ -520,6 +528,75 @@ def provenance(profile: str, description: str, runs: pd.DataFrame, missing: pd.D
     return "\n\n".join(lines)
 
 
+def accuracy_markdown(runs: pd.DataFrame) -> str:
+    """Every method's macro accuracy per split with its 95 % bootstrap interval (:func:`intervals`) as a Markdown
+    table, methods in the registry's order, one column per split (the README's copy)."""
+    frame = intervals(runs)
+    if frame.empty:
+        return "*No finished run yet.*\n"
+    order = {name: i for i, name in enumerate(METHODS)}
+    frame = frame.assign(order=frame["method"].map(lambda m: order.get(m, len(order))))
+    splits = sorted(frame["split"].unique())
+    rows = []
+    for method, mine in frame.sort_values(["order", "method"]).groupby("method", sort=False):
+        by_split = {r.split: f"{r.accuracy:.1f} [{r.low:.1f}, {r.high:.1f}]" + (f" ({r.seeds} seeds)" if r.seeds > 1 else "")
+                    for r in mine.itertuples()}
+        rows.append({"method": label(method), **{f"split {s} %": by_split.get(s, "–") for s in splits}})
+    return register.markdown_table(pd.DataFrame(rows))
+
+
+def ablation_markdown(profile: str) -> str:
+    """``02b``'s answer on every split where its variants ran: the table of variants against the mean teacher
+    (paired intervals over test recordings and seeds), the conclusion in words and the consistency-weight sweep's
+    choice, all from :mod:`asc_lib.methods.mt_ablation` (the README's copy)."""
+    chosen, seeds = mt_ablation.variants(), mt_ablation.settings()["seeds"]
+    used = config.profile_recipe(profile, "mean_teacher", source="surkov")["consistency_weight"]
+    swept = mt_ablation.sweep_variants(mt_ablation.settings()["consistency_weights"], used)
+    parts = []
+    for split in config.SPLITS:
+        runs = mt_ablation.accuracies(profile, split, chosen, seeds)
+        if runs["variant"].nunique() < 2:
+            continue
+        table = mt_ablation.summary(runs, chosen, mt_ablation.comparisons(profile, split, chosen, seeds))
+        parts += [f"**Split {split}** (accuracy of the EMA teacher and of its student, mean ± std over seeds; "
+                  f"Δ: the variant minus the mean teacher, paired 95 % interval)\n",
+                  register.markdown_table(mt_ablation.readable(table[table["seeds"].notna()]).reset_index(names="variant")),
+                  mt_ablation.conclusion(table) + "\n"]
+        sweep_runs = mt_ablation.accuracies(profile, split, swept, seeds)
+        if sweep_runs["variant"].nunique() > 1:
+            compared = mt_ablation.comparisons(profile, split, swept, seeds)
+            parts += [register.markdown_table(mt_ablation.readable(mt_ablation.summary(sweep_runs, swept, compared))
+                                              .reset_index(names="consistency weight")),
+                      mt_ablation.weight_choice(sweep_runs, swept, used, compared) + "\n"]
+    return "\n".join(parts) if parts else "*No ablation run yet (`make report PLAN=full`).*\n"
+
+
+def pruning_markdown(runs: pd.DataFrame, reports: list[dict], paper: dict) -> str:
+    """Werning's pruning as Markdown (the README's copy): per split and threshold the kept share of the pool and,
+    where the data know which clips are in-domain (the mini data), the precision and recall of the pruned
+    selection against the random one of the same size; then Table 1 (threshold against kept share and accuracy),
+    the paper's numbers beside the study's."""
+    quality = pruning_quality(reports)
+    if quality.empty:
+        return "*No pruning run yet.*\n"
+    table = quality.reset_index()
+    table["threshold"] = table["threshold"].map(lambda t: f"{t:g}")
+    table1 = werning_table1(runs, reports, paper)
+    table1.columns = [f"{what} ({source})" for what, source in table1.columns]
+    return (register.markdown_table(table) + "\nTable 1 of Werning's report on split 100 (the study's accuracy: "
+            "mean ± std where several seeds ran):\n\n" + register.markdown_table(table1.reset_index()))
+
+
+def readme_blocks(profile: str) -> dict[str, str]:
+    """The README's generated blocks from the runs of ``profile``: the findings, every method's accuracy with
+    its interval, the mean-teacher ablation and Werning's pruning."""
+    runs = runs_table(runs_root(profile), current_test_names(profile))
+    compared, paper = comparisons(runs), config.paper_results()
+    return {"findings": findings_markdown(findings(compared, paper), compared, paper),
+            "accuracies": accuracy_markdown(runs), "ablation": ablation_markdown(profile),
+            "pruning": pruning_markdown(runs, pruning_reports(runs_root(profile)), paper)}
+
+
 def save_findings(frame: pd.DataFrame, fragment: str, directory: str | Path) -> list[Path]:
     """Write the findings as ``findings.csv`` and their HTML fragment as :data:`FINDINGS` (atomically)."""
     return [write_csv(Path(directory) / "findings.csv", frame), write_text(Path(directory) / FINDINGS, fragment)]
@@ -532,21 +609,22 @@ def save_tables(tables: dict[str, pd.DataFrame], directory: str | Path) -> list[
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description="Print the findings of a profile's runs as Markdown (the "
-                                                 "comparisons of 05_results with their paired intervals).")
+                                                 "comparisons of 05_results with their paired intervals, every "
+                                                 "method's accuracy with its interval, the mean-teacher ablation, Werning's pruning).")
     parser.add_argument("--profile", default="mini")
-    parser.add_argument("--readme", action="store_true", help="write them into README.md between "
-                        f"{README_START} and {README_END} instead of printing them")
+    parser.add_argument("--readme", action="store_true", help="write them into README.md between their markers "
+                        "(<!-- findings:start --> ... <!-- findings:end -->, accuracies, ablation, pruning) instead of printing them")
     args = parser.parse_args(argv)
-    runs = runs_table(runs_root(args.profile), current_test_names(args.profile))
-    compared, paper = comparisons(runs), config.paper_results()
-    block = findings_markdown(findings(compared, paper), compared, paper)
+    blocks = readme_blocks(args.profile)
     if args.readme:
         readme = paths.ROOT / "README.md"
-        write_text(readme, replace_block(readme.read_text(encoding="utf-8"), block))
-        print(f"wrote the findings of {len(runs)} runs into {paths.shown(readme)}")
+        text = readme.read_text(encoding="utf-8")
+        for name, block in blocks.items():
+            text = replace_block(text, block, *markers(name))
+        write_text(readme, text)
+        print(f"wrote {', '.join(blocks)} of profile {args.profile!r} into {paths.shown(readme)}")
     else:
-        print(block, end="")
-
+        print("\n".join(blocks.values()), end="")
 
 if __name__ == "__main__":
     main()

@@ -291,6 +291,13 @@ def test_make_findings_writes_each_generated_block_of_the_readme(monkeypatch, tm
     assert "wrote findings, accuracies, ablation, pruning" in capsys.readouterr().out
 
 
+def test_the_readme_holds_every_generated_block():
+    text = (results.paths.ROOT / "README.md").read_text(encoding="utf-8")
+    for name in results.README_BLOCKS:
+        start, end = results.markers(name)
+        assert text.count(start) == text.count(end) == 1 and text.index(start) < text.index(end), name
+
+
 def test_werning_pruning_for_the_readme(runs_root):
     runs = results.runs_table(runs_root)
     text = results.pruning_markdown(runs, results.pruning_reports(runs_root), config.paper_results())

@@ -55,8 +55,8 @@ def runs_root(tmp_path):
                    "in-domain recall": 0.9, "pool in-domain share": 0.3},
                   {"selection": "random", "selected": 50, "share of pool (%)": 25.0, "in-domain precision": 0.3,
                    "in-domain recall": 0.25, "pool in-domain share": 0.3}]
-    (subsets / "split100-t0.3-pruning.json").write_text(
-        json.dumps({"split": 100, "threshold": 0.3, "sweep": sweep, "selections": selections}))
+    (subsets / "split100-t0.3-seed0-pruning.json").write_text(
+        json.dumps({"split": 100, "threshold": 0.3, "seed": 0, "sweep": sweep, "selections": selections}))
     return root
 
 
@@ -141,7 +141,17 @@ def test_werning_tables(runs_root):
     assert table1.loc[0.3, ("kept share of AudioSet %", "paper")] == "14.2"
     assert table1.loc[0.5, ("accuracy split 100 %", "study")] == "–"
     quality = results.pruning_quality(results.pruning_reports(runs_root))
-    assert quality.loc[(100, 0.3, "pruned"), "in-domain precision %"] == 80.0
+    assert quality.loc[(100, 0.3, 0, "pruned"), "in-domain precision %"] == 80.0
+    # another seed's pruning (its own domain classifier) is its own summary: seed 0's is not overwritten
+    other = json.loads((runs_root / "pruned_subsets" / "split100-t0.3-seed0-pruning.json").read_text())
+    other["seed"], other["sweep"][0]["relative size of pruned set (%)"] = 1, 99.0
+    other["selections"][0]["in-domain precision"] = 0.5
+    (runs_root / "pruned_subsets" / "split100-t0.3-seed1-pruning.json").write_text(json.dumps(other))
+    reports = results.pruning_reports(runs_root)
+    quality = results.pruning_quality(reports)
+    assert quality.loc[(100, 0.3, 0, "pruned"), "in-domain precision %"] == 80.0
+    assert quality.loc[(100, 0.3, 1, "pruned"), "in-domain precision %"] == 50.0
+    assert results.werning_table1(runs, reports, paper).loc[0.1, ("kept share of AudioSet %", "study")] == "40.0"
 
 
 def test_group_and_device_tables(runs_root):
@@ -302,8 +312,8 @@ def test_werning_pruning_for_the_readme(runs_root):
     runs = results.runs_table(runs_root)
     text = results.pruning_markdown(runs, results.pruning_reports(runs_root), config.paper_results())
     lines = text.splitlines()
-    assert lines[0].startswith("| split | threshold | selection | kept | share of pool % | in-domain precision % |")
-    assert "| 100 | 0.3 | pruned | 50 | 25.0 | 80.0 | 90.0 |" in lines
+    assert lines[0].startswith("| split | threshold | seed | selection | kept | share of pool % | in-domain precision % |")
+    assert "| 100 | 0.3 | 0 | pruned | 50 | 25.0 | 80.0 | 90.0 |" in lines
     assert "| 0.1 | 30.9 | 40.0 | 57.8 | 65.0 |" in lines  # Table 1: paper beside study
 
 

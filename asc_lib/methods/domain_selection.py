@@ -263,11 +263,12 @@ def pruning_verdict(quality: pd.DataFrame) -> str:
             f"{100 * quality.loc['pruned', 'pool in-domain share']:.1f} %), recall {100 * quality.loc['pruned', 'in-domain recall']:.1f} %.")
 
 
-def save_pruning_report(profile: str, split: int, recipe: dict, pool_scores, quality: pd.DataFrame) -> Path:
-    """``split<N>-t<threshold>-pruning.json``: threshold sweep and selection quality, for the results notebook."""
+def save_pruning_report(profile: str, split: int, seed: int, recipe: dict, pool_scores, quality: pd.DataFrame) -> Path:
+    """``split<N>-t<threshold>-seed<S>-pruning.json``: threshold sweep and selection quality of one pruning (each
+    seed's domain classifier and random control are its own), for the results notebook."""
     sweep = threshold_table(pool_scores, recipe["thresholds"])
-    path = pruning_report_path(profile, split, recipe["threshold"])
-    write_json(path, {"split": split, "threshold": recipe["threshold"],
+    path = pruning_report_path(profile, split, recipe["threshold"], seed)
+    write_json(path, {"split": split, "threshold": recipe["threshold"], "seed": int(seed),
                       "sweep": sweep.reset_index().to_dict(orient="records"),
                       "selections": quality.reset_index().to_dict(orient="records")})
     return path
@@ -305,12 +306,12 @@ def paper_threshold() -> float:
     return float(load_recipe("domain_classifier", "paper", source="werning")["threshold"])
 
 
-def pruning_report_path(profile: str, split: int, threshold: float) -> Path:
-    return subsets_dir(profile) / f"split{split}-t{threshold:g}-pruning.json"
+def pruning_report_path(profile: str, split: int, threshold: float, seed: int) -> Path:
+    return subsets_dir(profile) / f"split{split}-t{threshold:g}-seed{seed}-pruning.json"
 
 
-def pruning_report(profile: str, split: int, threshold: float | None = None) -> dict | None:
-    """The pruning summary ``03_domain_pruning`` wrote for ``split`` and ``threshold`` (default: the
-    paper's), or None when absent."""
-    path = pruning_report_path(profile, split, paper_threshold() if threshold is None else threshold)
+def pruning_report(profile: str, split: int, threshold: float | None = None, seed: int = 0) -> dict | None:
+    """The pruning summary ``03_domain_pruning`` wrote for ``split``, ``threshold`` (default: the paper's) and
+    ``seed``, or None when absent."""
+    path = pruning_report_path(profile, split, paper_threshold() if threshold is None else threshold, seed)
     return json.loads(path.read_text()) if path.is_file() else None

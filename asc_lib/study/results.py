@@ -72,9 +72,10 @@ def runs_table(runs_root: str | Path, test_names: list[str] | None = None) -> pd
 
 
 def pruning_reports(runs_root: str | Path) -> list[dict]:
-    """The pruning summaries ``03_domain_pruning`` wrote (``pruned_subsets/split*-t*-pruning.json``)."""
+    """The pruning summaries ``03_domain_pruning`` wrote (``pruned_subsets/split*-t*-seed*-pruning.json``), one per
+    split, threshold and seed."""
     reports = []
-    for path in sorted(Path(runs_root).glob("pruned_subsets/split*-t*-pruning.json")):
+    for path in sorted(Path(runs_root).glob("pruned_subsets/split*-t*-seed*-pruning.json")):
         try:
             reports.append(json.loads(path.read_text()))
         except json.JSONDecodeError as err:
@@ -392,8 +393,8 @@ def werning_table1(runs: pd.DataFrame, reports: list[dict], paper: dict, split: 
     ``split`` (the paper's: split 100) after KD on the pruned set and fine-tuning."""
     reported = paper["werning_table1"]
     sweep = {}
-    for report in reports:
-        if report["split"] == split:
+    for report in reports:  # the sweep of seed 0's domain classifier (the one every split's first run uses)
+        if report["split"] == split and report.get("seed", 0) == 0:
             sweep.update({round(r["threshold"], 6): r["relative size of pruned set (%)"] for r in report["sweep"]})
     pruned = runs[(runs["split"] == split) & (runs["selection"] == "pruned")]
     rows = {}
@@ -409,12 +410,13 @@ def werning_table1(runs: pd.DataFrame, reports: list[dict], paper: dict, split: 
 
 
 def pruning_quality(reports: list[dict]) -> pd.DataFrame:
-    """Per split (at each report's threshold): kept share and, where the data knows which clips are
+    """Per split, threshold and seed (one pruning each): kept share and, where the data knows which clips are
     in-domain (the mini data), precision and recall of pruning against random selection, in %."""
     rows = []
     for report in reports:
         for sel in report["selections"]:
-            row = {"split": report["split"], "threshold": report["threshold"], "selection": sel["selection"],
+            row = {"split": report["split"], "threshold": report["threshold"], "seed": report.get("seed", 0),
+                   "selection": sel["selection"],
                    "kept": sel["selected"], "share of pool %": sel["share of pool (%)"]}
             for key, name in [("in-domain precision", "in-domain precision %"),
                               ("in-domain recall", "in-domain recall %")]:
@@ -423,7 +425,7 @@ def pruning_quality(reports: list[dict]) -> pd.DataFrame:
             rows.append(row)
     if not rows:
         return pd.DataFrame()
-    return pd.DataFrame(rows).set_index(["split", "threshold", "selection"]).sort_index()
+    return pd.DataFrame(rows).set_index(["split", "threshold", "seed", "selection"]).sort_index()
 
 
 def group_table(runs: pd.DataFrame, methods=None) -> pd.DataFrame:

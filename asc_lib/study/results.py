@@ -628,5 +628,6 @@ def main(argv=None) -> None:
     else:
         print("\n".join(blocks.values()), end="")
 
+
 if __name__ == "__main__":
     main()

@@ -123,8 +123,8 @@ def _group_sums(correct: np.ndarray, labels: np.ndarray, groups: np.ndarray):
 
 def unit_draws(labels: np.ndarray, groups: np.ndarray, n_boot: int, rng: np.random.Generator) -> list[np.ndarray]:
     """Per class, which of its groups each replicate draws ``(n_boot, groups of the class)``."""
-    return [rng.integers(0, len(np.unique(groups[labels == c])), size=(n_boot, len(np.unique(groups[labels == c]))))
-            for c in np.unique(labels)]
+    sizes = [len(np.unique(groups[labels == c])) for c in np.unique(labels)]
+    return [rng.integers(0, n, size=(n_boot, n)) for n in sizes]
 
 
 def draws(labels: np.ndarray, groups: np.ndarray, n_seeds: int, n_boot: int, rng: np.random.Generator):

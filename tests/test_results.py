@@ -269,6 +269,9 @@ def test_index_opens_with_the_findings_05_wrote(tmp_path, monkeypatch):
     assert page.index("Findings") < page.index("FOUND") < page.index("Every notebook run")
     failed = {"05_results": {"ok": False, "parameters": {}, "error": "x"}}
     assert "FOUND" not in report.write_index(tmp_path, "mini", failed).read_text()  # a stale summary is not shown
+    # the runs' table stays within the page: fixed layout, long notebook names and parameters wrap
+    assert "<table class='runs'>" in page and "table.runs{width:100%;table-layout:fixed}" in page
+    assert ".runs td{overflow-wrap:anywhere" in page
 
 
 def test_readme_block_is_replaced_between_its_markers_only():

@@ -227,7 +227,7 @@ def _rows(records: dict) -> str:
             f"<td><a href='{html.escape(name)}.ipynb'>ipynb</a></td></tr>"
         )
     header = "<tr><th>notebook</th><th>status</th><th>parameters</th><th>source</th></tr>"
-    return f"<table>{header}{''.join(rows)}</table>"
+    return f"<table class='runs'>{header}{''.join(rows)}</table>"
 
 
 def write_index(out_dir: Path, profile: str, records: dict, others: dict | None = None) -> Path:
@@ -254,7 +254,9 @@ def write_index(out_dir: Path, profile: str, records: dict, others: dict | None 
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>DCASE 2024 Task 1 reproduction study</title>
 <style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}td,th{{padding:.3em .8em;text-align:left}}
-tr:nth-child(even){{background:#f4f4f4}}.results{{font-size:1.2em}}.findings li{{margin-bottom:.6em}}.findings td{{text-align:right}}.findings td:last-child{{text-align:left}}</style></head><body>
+tr:nth-child(even){{background:#f4f4f4}}.results{{font-size:1.2em}}.findings li{{margin-bottom:.6em}}.findings td{{text-align:right}}.findings td:last-child{{text-align:left}}
+table.runs{{width:100%;table-layout:fixed}}.runs td{{overflow-wrap:anywhere;vertical-align:top}}.runs th:nth-child(1){{width:45%}}
+.runs th:nth-child(2){{width:8%}}.runs th:nth-child(4){{width:8%}}</style></head><body>
 <h1>Data-efficient low-complexity acoustic scene classification: reproduction study</h1>
 <p>Profile <b>{html.escape(profile)}</b>: {html.escape(cfg.get('description', ''))}</p>
 {headline}

@@ -298,12 +298,12 @@ def findings_html(frame: pd.DataFrame, compared: pd.DataFrame, paper: dict, prof
     for r in frame.itertuples(index=False):
         rows = "".join(
             f"<tr><td>{split}</td><td>{_points(claimed)}</td><td>{_points(s.difference)}</td>"
-            f"<td>[{s.low:+.1f}, {s.high:+.1f}]</td><td>{html.escape(s.verdict)}</td></tr>"
+            f"<td>[{s.low:+.1f}, {s.high:+.1f}]</td><td style='text-align:left'>{html.escape(s.verdict)}</td></tr>"
             for split, claimed, s in _per_split(compared, r.comparison, paper))
         items.append(
             f"<li><b>{html.escape(r.comparison)}</b>: <i>{html.escape(r.reading)}</i>"
             f"<br>{html.escape(r.claim[0].upper() + r.claim[1:])}"
-            f"<table><tr><th>split</th><th>paper A − B</th><th>study A − B</th><th>95 % interval</th><th>verdict</th></tr>"
+            f"<table><tr><th>split</th><th>paper A − B</th><th>study A − B</th><th>95 % interval</th><th style='text-align:left'>verdict</th></tr>"
             f"{rows}</table></li>")
     note = ("These runs are the mini profile: synthetic audio in the real formats and shortened recipes, so a "
             "verdict here is about the pipeline at this budget, not about the papers' numbers on TAU22."

@@ -551,9 +551,10 @@ def ablation_markdown(profile: str) -> str:
     """``02b``'s answer on every split where its variants ran: the table of variants against the mean teacher
     (paired intervals over test recordings and seeds), the conclusion in words and the consistency-weight sweep's
     choice, all from :mod:`asc_lib.methods.mt_ablation` (the README's copy)."""
-    chosen, seeds = mt_ablation.variants(), mt_ablation.settings()["seeds"]
+    settings = mt_ablation.settings()
+    chosen, seeds = mt_ablation.variants(), settings["seeds"]
     used = config.profile_recipe(profile, "mean_teacher", source="surkov")["consistency_weight"]
-    swept = mt_ablation.sweep_variants(mt_ablation.settings()["consistency_weights"], used)
+    swept = mt_ablation.sweep_variants(settings["consistency_weights"], used)
     parts = []
     for split in config.SPLITS:
         runs = mt_ablation.accuracies(profile, split, chosen, seeds)
@@ -592,11 +593,12 @@ def pruning_markdown(runs: pd.DataFrame, reports: list[dict], paper: dict) -> st
 def readme_blocks(profile: str) -> dict[str, str]:
     """The README's generated blocks from the runs of ``profile``: the findings, every method's accuracy with
     its interval, the mean-teacher ablation and Werning's pruning."""
-    runs = runs_table(runs_root(profile), current_test_names(profile))
+    root = runs_root(profile)
+    runs = runs_table(root, current_test_names(profile))
     compared, paper = comparisons(runs), config.paper_results()
     return {"findings": findings_markdown(findings(compared, paper), compared, paper),
             "accuracies": accuracy_markdown(runs), "ablation": ablation_markdown(profile),
-            "pruning": pruning_markdown(runs, pruning_reports(runs_root(profile)), paper)}
+            "pruning": pruning_markdown(runs, pruning_reports(root), paper)}
 
 
 def save_findings(frame: pd.DataFrame, fragment: str, directory: str | Path) -> list[Path]:

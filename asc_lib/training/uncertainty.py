@@ -177,11 +177,12 @@ def paired_comparison(correct_a, correct_b, labels, filenames, unit: str = "reco
     picks = unit_draws(labels, groups, n_boot, rng)
     # each method's seed draws follow from its predictions, not from its place in the call, so B − A is
     # exactly the negative of A − B (the same interval whichever way a comparison is asked)
+    key_a, key_b = _content_key(a), _content_key(b)
     seed_picks = {}
-    for key, x in sorted([(_content_key(a), a), (_content_key(b), b)], key=lambda item: item[0]):
+    for key, x in sorted([(key_a, a), (key_b, b)], key=lambda item: item[0]):
         seed_picks.setdefault(key, rng.integers(0, x.shape[0], size=(n_boot, x.shape[0])))
-    diff = (replicate_accuracies(a, labels, groups, picks, seed_picks[_content_key(a)])
-            - replicate_accuracies(b, labels, groups, picks, seed_picks[_content_key(b)]))
+    diff = (replicate_accuracies(a, labels, groups, picks, seed_picks[key_a])
+            - replicate_accuracies(b, labels, groups, picks, seed_picks[key_b]))
     low, high = np.quantile(diff, [(1 - level) / 2, (1 + level) / 2])
     p = min(1.0, 2 * min(float((diff <= 0).mean()), float((diff >= 0).mean())))
     estimate = macro_accuracy(a.mean(0), labels) - macro_accuracy(b.mean(0), labels)

@@ -245,6 +245,24 @@ def test_input_norm_is_the_pretraining_normalisation_on_every_path(tmp_path, mon
     assert torch.allclose(batched, by_hand, atol=1e-5)  # test predictions: the same path
 
 
+def test_a_teacher_saved_again_keeps_its_teacher_outputs(tmp_path):
+    """02 writes teacher.pt on every run, reused or not; 04 keys its cached teacher outputs by that file's
+    content. Saved twice (through a new temporary file each time), the same weights give the same bytes,
+    so the cache hits; torch.save alone would name its archive after each temporary file."""
+    from asc_lib.config.provenance import file_digest
+    from asc_lib.methods import surkov
+
+    torch.manual_seed(0)
+    model = build_efficientat("mn04", 10, input_norm=(4.5, 5.0))
+    key = lambda: surkov.teacher_key(surkov.save_teacher(tmp_path, model, "mn04"), ["a.wav"], "mini", "none",
+                                     "surkov16k")
+    first = key()
+    assert key() == first
+    with torch.no_grad():
+        next(model.parameters()).add_(1.0)
+    assert key()["teacher"] != first["teacher"]  # other weights: another key
+
+
 def test_fine_tuning_run_scores_teacher_and_student(tmp_path):
     """metrics.json of a mean-teacher run holds the EMA teacher's and the student's test scores."""
     from asc_lib.methods import surkov

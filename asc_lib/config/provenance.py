@@ -14,7 +14,8 @@ for the one that produced the artefact:
 - :func:`package_digest`  the whole library and ``params/`` (what a report entry is keyed by).
 
 :func:`load_torch` is the only way the study reads a ``.pt`` file: ``weights_only=True`` always, so a
-crafted pickle is refused, with an error naming the file.
+crafted pickle is refused, with an error naming the file. :func:`save_torch` writes one atomically and
+with the same bytes for the same content, so that a file's digest can key a cache.
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ import torch
 from torch import nn
 
 from asc_lib.config import paths
+from asc_lib.config.atomic import atomic_path
 
 _PACKAGE = __name__.split(".")[0]
 _SKIP_ATTRS = {"training", "dump_patches", "call_super_init"}
@@ -266,3 +268,17 @@ def load_torch(path: str | os.PathLike, what: str = "file"):
         raise ValueError(f"{path}: cannot read {what} safely (weights_only=True refused or failed: {err}); "
                          "only tensors and plain containers are accepted") from err
 
+
+
+def save_torch(obj, path: str | os.PathLike) -> Path:
+    """``torch.save(obj)`` into ``path`` atomically, with the same bytes whenever ``obj`` is the same.
+
+    ``torch.save`` names the folder inside its zip archive after the file it writes to; saved under
+    :func:`~asc_lib.config.atomic.atomic_path`'s random temporary name, the same weights would give other
+    bytes on every save, and a cache keyed by the file's content (the teacher outputs of a fine-tuned
+    teacher, :func:`asc_lib.methods.surkov.teacher_key`) would never hit. Through a file object the folder
+    is always ``archive``. (Training checkpoints are keyed by their fingerprint, not by their bytes.)"""
+    path = Path(path)
+    with atomic_path(path, suffix=".pt") as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
+    return path

@@ -12,8 +12,7 @@ import pandas as pd
 import torch
 
 from asc_lib.config import DataPaths, paths
-from asc_lib.config.atomic import atomic_path
-from asc_lib.config.provenance import load_torch
+from asc_lib.config.provenance import load_torch, save_torch
 from asc_lib.data import audioset
 from asc_lib.data.rows import concat
 from asc_lib.data.unlabeled import subset_pieces
@@ -183,10 +182,8 @@ def save_teacher(directory: Path, model: torch.nn.Module, name: str) -> Path:
     """Save a fine-tuned EfficientAT (state dict + architecture name) atomically."""
     path = Path(directory) / TEACHER_FILE
     norm = list(model.input_norm) if getattr(model, "input_norm", None) else None
-    with atomic_path(path, suffix=".pt") as tmp:
-        torch.save({"model": name, "input_norm": norm,
-                    "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}, tmp)
-    return path
+    return save_torch({"model": name, "input_norm": norm,
+                       "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}, path)
 
 
 def teacher_metrics(profile: str, method: str, split: int, seed: int) -> dict:

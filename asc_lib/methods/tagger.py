@@ -19,7 +19,8 @@ import torch
 from torch import nn
 
 from asc_lib.config import DataPaths, data_paths, profile_recipe
-from asc_lib.config.atomic import atomic_path, write_json
+from asc_lib.config.atomic import write_json
+from asc_lib.config.provenance import save_torch
 from asc_lib.data import audioset
 from asc_lib.data.unlabeled import subset_pieces
 from asc_lib.features.augment import Augment, AugmentConfig
@@ -150,8 +151,7 @@ def train_standin(profile: str, data: DataPaths, seed: int = 0, device: str = "a
     metrics = {"mAP": mean_average_precision(scores, test.extras["targets"].cpu().numpy()),
                "n_classes": len(classes), "train_pieces": len(train), "eval_pieces": len(test),
                "clip_seconds": data.audioset_clip_seconds, "recipe": recipe, "fit": history.info()}
-    with atomic_path(path, suffix=".pt") as tmp:
-        torch.save({k: v.cpu() for k, v in model.state_dict().items()}, tmp)
+    save_torch({k: v.cpu() for k, v in model.state_dict().items()}, path)
     write_json(metrics_path, metrics)
     return tagger, metrics
 

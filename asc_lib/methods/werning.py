@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from asc_lib.config import DataPaths
-from asc_lib.config.atomic import atomic_path
+from asc_lib.config.provenance import save_torch
 from asc_lib.features.augment import Augment, AugmentConfig, mixup
 from asc_lib.features.frontend import build_frontend, output_shape
 from asc_lib.methods.domain_selection import (
@@ -137,10 +137,7 @@ def distillation_loss(logits: torch.Tensor, teacher_probs: torch.Tensor, targets
 
 def save_student(directory: Path, model: CPMobile) -> Path:
     """The distilled 527-class (or mini-class) student, atomically."""
-    path = Path(directory) / STUDENT_FILE
-    with atomic_path(path, suffix=".pt") as tmp:
-        torch.save({k: v.cpu() for k, v in model.state_dict().items()}, tmp)
-    return path
+    return save_torch({k: v.cpu() for k, v in model.state_dict().items()}, Path(directory) / STUDENT_FILE)
 
 
 def finetune_student(student: CPMobile, n_classes: int = 10, seed: int | None = None) -> CPMobile:

@@ -15,8 +15,7 @@ from pathlib import Path
 import torch
 
 from asc_lib.config import data_paths, profile_recipe
-from asc_lib.config.atomic import atomic_path
-from asc_lib.config.provenance import load_torch
+from asc_lib.config.provenance import load_torch, save_torch
 from asc_lib.models import build_cp_mobile
 from asc_lib.training import experiment
 from asc_lib.training.distill import teacher_outputs
@@ -65,8 +64,7 @@ def logits(args) -> None:
         if not isinstance(out, torch.Tensor):
             raise SystemExit(f"the logits exceed the memory budget; they are on disk in {out.path} "
                              "(np.load it with mmap_mode='r')")
-        with atomic_path(Path(args.out), suffix=".pt") as tmp:
-            torch.save(out, tmp)
+        save_torch(out, args.out)
         print(json.dumps({"rows": len(out), "world_size": here.size, "out": args.out}))
     shutdown()
 
@@ -83,10 +81,8 @@ def build_teacher(state: dict) -> torch.nn.Module:
 def save_teacher_file(path: str | Path, model: torch.nn.Module, frontend: str, builder: str = "cp_mobile",
                       kwargs: dict | None = None) -> Path:
     """Write a teacher in the form the ``logits`` command reads (builder name, kwargs, state dict, front end)."""
-    with atomic_path(Path(path), suffix=".pt") as tmp:
-        torch.save({"builder": builder, "kwargs": kwargs or {}, "model": model.state_dict(),
-                    "frontend": frontend}, tmp)
-    return Path(path)
+    return save_torch({"builder": builder, "kwargs": kwargs or {}, "model": model.state_dict(),
+                       "frontend": frontend}, path)
 
 
 def main(argv=None) -> None:

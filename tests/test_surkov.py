@@ -249,7 +249,6 @@ def test_a_teacher_saved_again_keeps_its_teacher_outputs(tmp_path):
     """02 writes teacher.pt on every run, reused or not; 04 keys its cached teacher outputs by that file's
     content. Saved twice (through a new temporary file each time), the same weights give the same bytes,
     so the cache hits; torch.save alone would name its archive after each temporary file."""
-    from asc_lib.config.provenance import file_digest
     from asc_lib.methods import surkov
 
     torch.manual_seed(0)

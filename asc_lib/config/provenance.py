@@ -269,7 +269,6 @@ def load_torch(path: str | os.PathLike, what: str = "file"):
                          "only tensors and plain containers are accepted") from err
 
 
-
 def save_torch(obj, path: str | os.PathLike) -> Path:
     """``torch.save(obj)`` into ``path`` atomically, with the same bytes whenever ``obj`` is the same.
 

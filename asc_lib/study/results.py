@@ -394,7 +394,7 @@ def werning_table1(runs: pd.DataFrame, reports: list[dict], paper: dict, split: 
     reported = paper["werning_table1"]
     sweep = {}
     for report in reports:  # the sweep of seed 0's domain classifier (the one every split's first run uses)
-        if report["split"] == split and report.get("seed", 0) == 0:
+        if report["split"] == split and report["seed"] == 0:
             sweep.update({round(r["threshold"], 6): r["relative size of pruned set (%)"] for r in report["sweep"]})
     pruned = runs[(runs["split"] == split) & (runs["selection"] == "pruned")]
     rows = {}
@@ -415,7 +415,7 @@ def pruning_quality(reports: list[dict]) -> pd.DataFrame:
     rows = []
     for report in reports:
         for sel in report["selections"]:
-            row = {"split": report["split"], "threshold": report["threshold"], "seed": report.get("seed", 0),
+            row = {"split": report["split"], "threshold": report["threshold"], "seed": report["seed"],
                    "selection": sel["selection"],
                    "kept": sel["selected"], "share of pool %": sel["share of pool (%)"]}
             for key, name in [("in-domain precision", "in-domain precision %"),

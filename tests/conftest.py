@@ -29,6 +29,7 @@ _ISOLATED = {"ASC_RUNS_DIR": _SESSION_DIR / "runs", "ASC_CACHE_DIR": _SESSION_DI
              "ASC_REPORTS_DIR": _SESSION_DIR / "reports"}
 os.environ.update({k: str(v) for k, v in _ISOLATED.items()})
 os.environ.pop("ASC_RETRAIN", None)
+os.environ["ASC_OFFLINE"] = "1"  # no test downloads a checkpoint: a missing one is the shared folder's absence
 
 from asc_lib import config
 from asc_lib.config import paths, provenance

@@ -55,6 +55,8 @@ def test_embedded_subset_agrees_with_the_real_ontology():
         assert names[mid] == display
     order = [index.index[index["mid"] == m][0] for m, _ in subset["class_labels"]]
     assert order == sorted(order), "the subset keeps the real class order"
+    # where the released 527-class taggers (mn04_as, PaSST) put each class: their logits are read there
+    assert subset["audioset_index"] == {m: int(index.index[index["mid"] == m][0]) for m, _ in subset["class_labels"]}
 
 
 def test_write_and_read_back_the_official_format(tmp_path):

@@ -7,6 +7,7 @@ import torch
 from asc_lib import config
 from asc_lib.config import atomic
 from asc_lib.data import audioset, dcase
+from asc_lib.config.provenance import file_digest
 from asc_lib.models import passt
 
 
@@ -55,7 +56,7 @@ def test_atomic_writes_respect_the_umask(tmp_path):
 def test_weights_with_another_sha256_are_refused(tmp_path):
     path = tmp_path / "weights.pt"
     torch.save({"w": torch.zeros(2)}, path)
-    passt.verify_sha256(path, passt.file_digest(path))
+    passt.verify_sha256(path, file_digest(path))
     with pytest.raises(ValueError, match=r"weights\.pt: SHA-256 .* does not match the recorded"):
         passt.verify_sha256(path, "0" * 64)
     with pytest.raises(ValueError, match="does not match"):

@@ -7,6 +7,7 @@ import pytest
 
 from asc_lib import config
 from asc_lib.config import paths
+from asc_lib.models import pretrained
 from asc_lib.study import report
 
 
@@ -189,10 +190,20 @@ def test_force_retrains_in_the_kernels_without_touching_this_process(tmp_path, m
     assert "ASC_RETRAIN" not in os.environ
 
 
-def test_the_stand_in_tagger_is_one_shared_set_up_job():
+def test_the_stand_in_tagger_is_one_shared_set_up_job(tmp_path, monkeypatch):
     quick = report.plan("mini", "quick")
+    # mn04_as cannot be had (no shared folder, offline): the stand-in replaces it, trained once first
+    monkeypatch.setenv("ASC_SHARED_DATA", str(tmp_path / "no-shared"))
+    monkeypatch.setenv("ASC_OFFLINE", "1")
+    monkeypatch.setattr(pretrained, "weights_dir", lambda: tmp_path / "no-weights")
     command = report.shared_setup("mini", quick)
     assert command[-4:] == ["asc_lib.methods.tagger", "--profile", "mini", "--quiet"]
     assert report.shared_setup("mini", [r for r in quick if r["notebook"].stem == "00b_baseline"]) is None
     # the real profile uses the official weights: nothing to train first
     assert report.shared_setup("real", report.plan("real")) is None
+
+
+@pytest.mark.skipif(not (paths.shared_data_dir() / "weights" / "mn04_as_mAP_432.pt").is_file(),
+                    reason="needs ../shared/data/weights/mn04_as_mAP_432.pt (the released EfficientAT mn04_as)")
+def test_no_stand_in_is_trained_when_the_real_weights_are_there():
+    assert report.shared_setup("mini", report.plan("mini", "quick")) is None

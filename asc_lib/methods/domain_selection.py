@@ -30,8 +30,7 @@ from asc_lib.methods.pruning import (
     threshold_table,
     train_domain_classifier,
 )
-from asc_lib.methods.surkov import file_digest
-from asc_lib.methods.tagger import load_standin, read_lists, standin_path
+from asc_lib.methods.tagger import STANDIN, load_released, load_standin, read_lists, starting_weights
 from asc_lib.models.passt import ensemble_spec, load_ensemble
 from asc_lib.training.distill import full_key, is_cached, teacher_outputs
 from asc_lib.training.experiment import runs_dir, split_waves
@@ -41,14 +40,20 @@ SELECTIONS = ("pruned", "random")
 
 # --- the teacher and its embeddings -----------------------------------------------------------------------
 
-def load_teacher(embedding: str, profile: str, data: DataPaths, device="cpu", progress: bool = True) -> nn.Module:
-    """Raw waveforms -> 527 logits: the PaSST ensemble of ``params/models.yaml`` (``passt_ensemble``), or
-    the mini stand-in AudioSet tagger (``standin``)."""
+def load_teacher(embedding: str, profile: str, data: DataPaths, device="cpu", progress: bool = True,
+                 fallback: str | None = None) -> nn.Module:
+    """Raw waveforms -> 527 logits: the PaSST ensemble of ``params/models.yaml`` (``passt_ensemble``), a
+    released EfficientAT AudioSet tagger (``mn04_as``, ``mn10_as``: the mini profile's, a named deviation), or
+    the mini stand-in AudioSet tagger (``standin``; also the ``fallback: standin`` of a released tagger that
+    cannot be had). The teacher carries its ``checkpoint`` (which weights, their hash and origin)."""
     if embedding == "passt_ensemble":
         return load_ensemble().to(device).eval()
-    if embedding == "standin":
+    checkpoint = starting_weights(embedding, profile, data, fallback, progress)
+    if checkpoint.origin == STANDIN:
         return load_standin(profile, data, device=device, progress=progress)
-    raise ValueError(f"unknown embedding {embedding!r}; choose passt_ensemble or standin")
+    if checkpoint.origin == "random":
+        raise ValueError("the domain classifier's embedding needs a pretrained tagger, not 'none'")
+    return load_released(checkpoint, device)
 
 
 def teacher_sample_rate(teacher: nn.Module) -> int:
@@ -139,10 +144,19 @@ def _placeholder(n: int) -> torch.Tensor:
 
 def teacher_for(recipe: dict, profile: str, data: DataPaths, device="cpu", progress: bool = True):
     """The recipe's embedding teacher and an identifier of its weights (for cache keys)."""
-    teacher = load_teacher(recipe["embedding"], profile, data, device, progress)
-    if recipe["embedding"] == "standin":
-        return teacher, file_digest(standin_path(profile))
+    teacher = load_teacher(recipe["embedding"], profile, data, device, progress, recipe.get("fallback"))
+    checkpoint = getattr(teacher, "checkpoint", None)
+    if checkpoint is not None:
+        return teacher, checkpoint.sha256
     return teacher, json.dumps(ensemble_spec(), sort_keys=True)
+
+
+def teacher_checkpoint(teacher: nn.Module) -> dict:
+    """Which weights the embedding teacher has (for ``metrics.json`` and the report)."""
+    checkpoint = getattr(teacher, "checkpoint", None)
+    if checkpoint is None:
+        return {"name": "passt_ensemble", "spec": ensemble_spec(), "pretrained": True, "origin": "release"}
+    return checkpoint.info()
 
 
 def embedding_summary(emb: dict) -> pd.DataFrame:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from asc_lib.config import DataPaths, paths
+from asc_lib.config import DataPaths, paths, profile_recipe
 from asc_lib.config.provenance import load_torch, save_torch
 from asc_lib.data import audioset
 from asc_lib.data.rows import concat
@@ -20,10 +20,11 @@ from asc_lib.features.augment import Augment, AugmentConfig
 from asc_lib.features.frontend import load_preset, output_shape
 from asc_lib.methods.labelfilter import draw_subset
 from asc_lib.methods.meanteacher import EMAWithoutConsistency, MeanTeacher
-from asc_lib.methods.tagger import standin_weights
+from asc_lib.methods.tagger import banner, starting_weights
 from asc_lib.models import complexity
 from asc_lib.models.cpmobile import build_cp_mobile
 from asc_lib.models.efficientat import build_efficientat, load_efficientat
+from asc_lib.models.pretrained import Checkpoint, catalogue_entry
 from asc_lib.models.layers import set_bn_momentum
 from asc_lib.training import loop
 from asc_lib.training.distill import ProbabilityMSE, teacher_outputs
@@ -31,7 +32,6 @@ from asc_lib.training.experiment import METRICS, RunSpec, SceneTask, read_metric
 from asc_lib.training.loop import History, Objective, Supervised, TrainData
 
 SUBSETS = ("none", "small", "large")
-STANDIN = "standin"  # weights: the mini stand-in for mn10_as (asc_lib.methods.tagger)
 
 
 def subset_path(profile: str, name: str) -> Path:
@@ -56,18 +56,6 @@ def source_lists(data: DataPaths, names) -> dict[str, pd.DataFrame]:
     return found
 
 
-def weights_file(name: str | None) -> Path | None:
-    """Resolve an official checkpoint: a path as given, else a file of that name in ``data/weights/``
-    or in the shared reference folder. None stays None (random initialisation)."""
-    if not name:
-        return None
-    for candidate in (paths.resolve(name), paths.data_dir() / "weights" / name, paths.shared_data_dir() / "weights" / name):
-        if candidate is not None and candidate.is_file():
-            return candidate
-    raise FileNotFoundError(f"checkpoint {name!r} not found as a path, in {paths.data_dir() / 'weights'} "
-                            f"or in {paths.shared_data_dir() / 'weights'}; download it from the EfficientAT release")
-
-
 INPUT_NORMS = ("efficientat", "none")
 
 
@@ -84,16 +72,15 @@ def input_norm(recipe: dict) -> tuple[float, float] | None:
     return preset["norm_shift"], preset["norm_scale"]
 
 
-def efficientat_teacher(model: str, weights: str | None, n_classes: int = 10,
+def efficientat_teacher(model: str, weights: str | Path | None, n_classes: int = 10,
                         bn_momentum: float | None = None, seed: int | None = None,
                         input_norm: tuple[float, float] | None = None) -> torch.nn.Module:
     """EfficientAT ``model`` with a fresh ``n_classes`` head (initialised from ``seed`` when given), from an
-    official checkpoint when given; ``bn_momentum`` replaces the BatchNorm momentum (EfficientAT's is
+    official checkpoint file when given (:func:`resolve_weights` finds it); ``bn_momentum`` replaces the BatchNorm momentum (EfficientAT's is
     0.01) when not None; ``input_norm`` normalises its input (see :func:`input_norm`)."""
     if seed is not None:
         torch.manual_seed(seed)
-    path = weights_file(weights)
-    net = (load_efficientat(path, model, n_classes, input_norm) if path
+    net = (load_efficientat(weights, model, n_classes, input_norm) if weights
            else build_efficientat(model, n_classes, input_norm))
     return set_bn_momentum(net, bn_momentum)
 
@@ -145,37 +132,53 @@ TEACHER_FILE = "teacher.pt"
 
 
 def resolve_weights(choice: str | None, recipe: dict, profile: str, data: DataPaths,
-                    progress: bool = True) -> str | None:
-    """The notebook's ``weights`` parameter: None keeps the recipe's, ``"none"`` means random init and
-    ``"standin"`` the mini stand-in AudioSet tagger (:mod:`asc_lib.methods.tagger`, trained on first use)."""
+                    progress: bool = True) -> Checkpoint:
+    """What the teacher starts from (the notebook's ``weights`` parameter, else the recipe's): a released
+    checkpoint (``mn04_as``, ``mn10_as``, a file name or a path), ``"standin"`` (the mini stand-in AudioSet
+    tagger, trained on first use) or ``"none"`` (random initialisation); the recipe's ``fallback: standin``
+    lets the stand-in replace a checkpoint that cannot be had, with a warning
+    (:func:`asc_lib.methods.tagger.starting_weights`)."""
     name = recipe.get("weights") if choice is None else choice
-    if not name or str(name).lower() == "none":
-        return None
-    if name == STANDIN:
-        return str(standin_weights(profile, data, progress=progress))
-    return name
+    return starting_weights(name, profile, data, recipe.get("fallback"), progress)
 
 
-def describe_weights(weights: str | None) -> str:
+def network(recipe: dict, checkpoint: Checkpoint, profile: str) -> str:
+    """The EfficientAT network the teacher is: the checkpoint's (``mn04`` for ``mn04_as``, the stand-in's
+    own), else the recipe's ``model`` (random initialisation)."""
+    if checkpoint.origin == "standin":
+        return profile_recipe(profile, "audioset_tagger")["model"]
+    if checkpoint.origin == "random":
+        return recipe["model"]
+    try:
+        return catalogue_entry(checkpoint.name)["model"]
+    except KeyError:
+        return recipe["model"]  # a checkpoint given by path: the recipe says which network it is
+
+
+def describe_weights(checkpoint: Checkpoint) -> str:
     """What a teacher starts from, in words."""
-    if weights is None:
-        return "random initialisation"
-    shown = paths.shown(weights)
-    if Path(weights).name == "mn10_standin.pt":
-        return f"the mini stand-in AudioSet tagger ({shown})"
-    return f"the checkpoint {shown}"
+    return checkpoint.describe()
 
 
-def weights_summary(weights: str | None) -> pd.DataFrame:
-    """One row on the starting weights: the stand-in's AudioSet mAP and training size when it is the
-    stand-in (read from its ``metrics.json``), else the checkpoint's name."""
-    row = {"starts from": describe_weights(weights)}
-    metrics_file = Path(weights).parent / "metrics.json" if weights else None
-    if metrics_file is not None and metrics_file.is_file() and Path(weights).name == "mn10_standin.pt":
+def weights_summary(checkpoint: Checkpoint) -> pd.DataFrame:
+    """One row on the starting weights: file, SHA-256, origin and, for the stand-in, its AudioSet mAP and
+    training size (read from its ``metrics.json``)."""
+    row = {"starts from": checkpoint.name, "origin": checkpoint.origin,
+           "file": paths.shown(checkpoint.path) if checkpoint.path else "",
+           "sha256": (checkpoint.sha256 or "")[:16], "real AudioSet pretraining": "yes" if checkpoint.pretrained else "NO"}
+    metrics_file = Path(checkpoint.path).parent / "metrics.json" if checkpoint.origin == "standin" else None
+    if metrics_file is not None and metrics_file.is_file():
         m = json.loads(metrics_file.read_text())
         row.update({"AudioSet classes": m["n_classes"], "training pieces (1 s)": m["train_pieces"],
-                    "eval pieces": m["eval_pieces"], "eval mAP": round(m["mAP"], 3)})
+                    "eval mAP (mini)": round(m["mAP"], 3)})
     return pd.DataFrame([row])
+
+
+def print_start(checkpoint: Checkpoint) -> None:
+    """The notebook's first words on the starting weights, with the stand-in's banner when it applies."""
+    text = banner(checkpoint)
+    if text:
+        print("!" * 100 + "\n" + text + "\n" + "!" * 100)
 
 
 def save_teacher(directory: Path, model: torch.nn.Module, name: str) -> Path:
@@ -307,14 +310,15 @@ class TeacherRun:
         return self.objective.eval_model(self.model)
 
 
-def train_teacher(task: SceneTask, spec: RunSpec, mode: str, recipe: dict, weights: str | None,
+def train_teacher(task: SceneTask, spec: RunSpec, mode: str, recipe: dict, weights: Checkpoint,
                   unlabeled: torch.Tensor | None, info: dict | None = None, progress: bool = True) -> TeacherRun:
     """Fine-tune EfficientAT on the task's labeled split (plus ``unlabeled`` pieces for mean teacher) by the
     recipe: the network from ``weights`` with its head initialised from the seed, the recipe's input
     normalisation and augmentation, :func:`training_objective` of ``mode``. Writes the run (reused when
     finished) with the teacher and, for mean teacher, the student scored side by side, and saves the
     fine-tuned teacher for ``04_kd``."""
-    model = efficientat_teacher(recipe["model"], weights, seed=spec.seed, bn_momentum=recipe["bn_momentum"],
+    name = network(recipe, weights, spec.profile)
+    model = efficientat_teacher(name, weights.path, seed=spec.seed, bn_momentum=recipe["bn_momentum"],
                                 input_norm=input_norm(recipe))
     spec_shape = output_shape(recipe["frontend"])
     cost = complexity.measure(model, (1, 1, *spec_shape))
@@ -324,9 +328,10 @@ def train_teacher(task: SceneTask, spec: RunSpec, mode: str, recipe: dict, weigh
     companions = {"student": lambda m: m} if mode == "mean_teacher" else None
     metrics, history = train_and_evaluate(task, spec, model, objective, recipe, data=data, cost=cost,
                                           final_model=objective.eval_model, companions=companions,
-                                          info={"weights": weights, "mode": mode, **(info or {})}, progress=progress)
+                                          info={"weights": weights.info(), "network": name, "mode": mode, **(info or {})},
+                                          progress=progress)
     run = TeacherRun(metrics, history, model, objective, cost)
-    save_teacher(spec.path, run.teacher, recipe["model"])
+    save_teacher(spec.path, run.teacher, name)
     return run
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,15 +19,16 @@ import pandas as pd
 import torch
 from torch import nn
 
-from asc_lib.config import DataPaths, data_paths, profile_recipe
+from asc_lib.config import DataPaths, data_paths, paths, profile_recipe
 from asc_lib.config.atomic import write_json
-from asc_lib.config.provenance import save_torch
+from asc_lib.config.provenance import file_digest, save_torch
 from asc_lib.data import audioset
 from asc_lib.data.unlabeled import subset_pieces
 from asc_lib.features.augment import Augment, AugmentConfig
 from asc_lib.features.frontend import build_frontend
 from asc_lib.models.efficientat import build_efficientat, load_efficientat
 from asc_lib.models.layers import set_bn_momentum
+from asc_lib.models.pretrained import Checkpoint, CheckpointUnavailable, catalogue_entry, resolve
 from asc_lib.training.device import resolve_device
 from asc_lib.training.evaluate import compute_logits
 from asc_lib.training.experiment import runs_dir
@@ -163,16 +165,94 @@ def standin_weights(profile: str, data: DataPaths, seed: int = 0, device: str = 
     return standin_path(profile, seed)
 
 
+def standin_checkpoint(profile: str, data: DataPaths, seed: int = 0, device: str = "auto",
+                       progress: bool = True) -> Checkpoint:
+    """The stand-in's weights as a :class:`~asc_lib.models.pretrained.Checkpoint` (origin ``standin``),
+    trained first when needed."""
+    path = standin_weights(profile, data, seed, device, progress)
+    return Checkpoint("standin", str(path), file_digest(path), "standin")
+
+
 def load_standin(profile: str, data: DataPaths, seed: int = 0, device: str = "auto",
                  progress: bool = True) -> Tagger:
-    """The stand-in as a :class:`Tagger` (raw waves -> logits), trained first when needed."""
+    """The stand-in as a :class:`Tagger` (raw waves -> logits in the profile's class order), trained first
+    when needed."""
     recipe = profile_recipe(profile, "audioset_tagger")
-    path = standin_weights(profile, data, seed, device, progress)
-    model = load_efficientat(path, recipe["model"], len(class_index(data)))
-    return Tagger(build_frontend(recipe["frontend"]), model).to(resolve_device(device)).eval()
+    checkpoint = standin_checkpoint(profile, data, seed, device, progress)
+    model = load_efficientat(checkpoint.path, recipe["model"], len(class_index(data)))
+    tagger = Tagger(build_frontend(recipe["frontend"]), model).to(resolve_device(device)).eval()
+    tagger.checkpoint = checkpoint
+    return tagger
 
 
-__all__ = ["MultiLabel", "Tagger", "average_precision", "class_index", "load_standin", "mean_average_precision",
+def load_released(checkpoint: Checkpoint, device: str = "auto") -> Tagger:
+    """A released EfficientAT AudioSet tagger (``mn04_as``, ``mn10_as``) with EfficientAT's own front end
+    (32 kHz, 128 mels, ``(x + 4.5) / 5``): raw waves -> 527 logits in AudioSet's class order."""
+    entry = catalogue_entry(checkpoint.name)
+    model = load_efficientat(checkpoint.path, entry["model"], entry["n_classes"])
+    tagger = Tagger(build_frontend("efficientat"), model).to(resolve_device(device)).eval()
+    tagger.checkpoint, tagger.audioset_order = checkpoint, True
+    return tagger
+
+
+STANDIN = "standin"
+STANDIN_BANNER = ("STARTS FROM THE STAND-IN, NOT FROM REAL AUDIOSET PRETRAINING: {reason}. Findings that depend on "
+                  "pretraining (the papers' teachers, their transfer to the scenes, what distillation passes on) are not "
+                  "meaningful in this run; put {file} into data/weights/ (or ../shared/data/weights/) to start from it.")
+
+
+def starting_weights(name: str | None, profile: str, data: DataPaths, fallback: str | None = None,
+                     progress: bool = True) -> Checkpoint:
+    """What a network starts from: ``None``/``"none"`` random initialisation, ``"standin"`` the mini stand-in
+    tagger, otherwise a released checkpoint (a name of ``params/models.yaml`` ``pretrained:``, its file name,
+    or a path) resolved by :func:`asc_lib.models.pretrained.resolve`. When it cannot be had and ``fallback`` is
+    ``"standin"``, the stand-in replaces it with a warning (:data:`STANDIN_BANNER`); otherwise the error
+    names what was tried."""
+    if not name or str(name).lower() == "none":
+        return Checkpoint("random", None, None, "random")
+    if name == STANDIN:
+        return standin_checkpoint(profile, data, progress=progress)
+    try:
+        return resolve(str(name))
+    except CheckpointUnavailable as err:
+        if fallback != STANDIN:
+            raise
+        warnings.warn(STANDIN_BANNER.format(reason=str(err), file=name), stacklevel=2)
+        return standin_checkpoint(profile, data, progress=progress)
+
+
+def banner(checkpoint: Checkpoint) -> str | None:
+    """The warning a run that does not start from real AudioSet pretraining carries (None when it does)."""
+    if checkpoint.pretrained:
+        return None
+    what = "RANDOM WEIGHTS" if checkpoint.origin == "random" else "THE MINI STAND-IN TAGGER"
+    return (f"STARTS FROM {what}, NOT FROM REAL AUDIOSET PRETRAINING: findings that depend on pretraining (the "
+            "papers' teachers, their transfer to the scenes, what distillation passes on) are not meaningful here.")
+
+
+def audioset_positions(mids) -> list[int]:
+    """Positions of AudioSet classes (``mids``) in AudioSet's 527-class index: where a released tagger puts
+    them. Read from the embedded subset's record (the mini classes), checked against the real index by
+    ``tests/test_audioset.py``."""
+    known = json.loads((paths.RESOURCES_DIR / "audioset_subset.json").read_text())["audioset_index"]
+    missing = [m for m in mids if m not in known]
+    if missing:
+        raise KeyError(f"no AudioSet index recorded for {missing[:5]} (asc_lib/resources/audioset_subset.json)")
+    return [known[m] for m in mids]
+
+
+def class_logits(tagger: nn.Module, logits: torch.Tensor, classes: pd.DataFrame) -> torch.Tensor:
+    """``logits`` of ``tagger`` restricted to the profile's ``classes``, in their order: a released 527-class
+    tagger's columns of those classes (all of them, in order, on the real data), the stand-in's as they are."""
+    if not getattr(tagger, "audioset_order", False) or logits.shape[1] == len(classes) == 527:
+        if logits.shape[1] != len(classes):
+            raise ValueError(f"the teacher gives {logits.shape[1]} logits for {len(classes)} classes")
+        return logits
+    return logits[:, audioset_positions(list(classes["mid"]))]
+
+
+__all__ = ["MultiLabel", "Tagger", "audioset_positions", "average_precision", "class_index", "class_logits",
+           "banner", "load_released", "load_standin", "mean_average_precision", "standin_checkpoint", "starting_weights",
            "piece_targets", "read_lists", "standin_path", "standin_weights", "tagging_data", "train_standin"]
 
 

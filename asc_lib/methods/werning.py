@@ -22,7 +22,7 @@ from asc_lib.methods.domain_selection import (
     teacher_for,
     teacher_sample_rate,
 )
-from asc_lib.methods.tagger import class_index, tagging_data
+from asc_lib.methods.tagger import class_index, class_logits, tagging_data
 from asc_lib.models import complexity
 from asc_lib.models.cpmobile import CPMobile, build_cp_mobile
 from asc_lib.training.experiment import RunSpec, SceneTask, run_dir, train_and_evaluate
@@ -60,11 +60,12 @@ def piece_logits(teacher: nn.Module, data: TrainData, segments: pd.DataFrame, em
 def distillation_data(segments: pd.DataFrame, prune: dict, kd: dict, profile: str, data: DataPaths, device="cpu",
                       progress: bool = True) -> tuple[TrainData, pd.DataFrame]:
     """Werning's distillation set: the 1 s pieces of the selected ``segments`` with their AudioSet targets
-    and the embedding teacher's logits (``extras["teacher_logits"]``, cached), and the clips found."""
+    and the embedding teacher's logits of the profile's classes (``extras["teacher_logits"]``, cached; a
+    released 527-class tagger's columns of the mini classes on the mini data), and the clips found."""
     teacher, teacher_id = teacher_for(prune, profile, data, device, progress=False)
     pieces, segments = kd_data(segments, data, kd, device, progress=False)
-    pieces.extras["teacher_logits"] = piece_logits(teacher, pieces, segments, prune["embedding"], teacher_id, device,
-                                                   progress=progress).to(device)
+    logits = piece_logits(teacher, pieces, segments, prune["embedding"], teacher_id, device, progress=progress)
+    pieces.extras["teacher_logits"] = class_logits(teacher, logits, class_index(data)).to(device)
     return pieces, segments
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import warnings
 from pathlib import Path
 
@@ -18,9 +17,9 @@ import torch
 from torch import nn
 
 from asc_lib.config import load_yaml
-from asc_lib.config.atomic import atomic_path, write_json
-from asc_lib.config.paths import PARAMS_DIR, data_dir
-from asc_lib.config.provenance import file_digest, load_torch
+from asc_lib.config.paths import PARAMS_DIR
+from asc_lib.config.provenance import load_torch
+from asc_lib.models.pretrained import resolve_file, verify_sha256
 
 DEFAULT_ARCH = "passt_s_swa_p16_128_ap476"
 SAMPLE_RATE = 32000
@@ -91,41 +90,11 @@ class PaSST(nn.Module):
         return logits
 
 
-def verify_sha256(path: Path, expected: str) -> None:
-    """Refuse a weights file whose SHA-256 is not ``expected`` (naming the file and both hashes)."""
-    actual = file_digest(path)
-    if actual.lower() != str(expected).lower():
-        raise ValueError(f"{path}: SHA-256 {actual} does not match the recorded {expected}; the download is "
-                         "damaged or not the release the study expects (delete the file to download it again)")
-
-
-def _known_hashes_path() -> Path:
-    return data_dir() / "weights" / "sha256.json"
-
-
 def download_release(arch: str, sha256: str | None = None, url: str | None = None) -> Path:
-    """The release weights of ``arch`` in ``data/weights/``, downloaded once (torch.hub's downloader) and
-    checked against ``sha256``. Without a recorded hash, the first download's hash is written to
-    ``data/weights/sha256.json`` and every later load is checked against it (record it in
-    ``params/models.yaml`` to pin it for everyone)."""
+    """The release weights of ``arch``: ``data/weights/``, the shared folder or a download from the authors'
+    release URL, checked against ``sha256`` (:func:`asc_lib.models.pretrained.resolve_file`)."""
     url = release_url(arch, url)
-    path = data_dir() / "weights" / Path(url).name
-    known_path = _known_hashes_path()
-    known = json.loads(known_path.read_text()) if known_path.is_file() else {}
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path, suffix=".pt") as tmp:
-            torch.hub.download_url_to_file(url, str(tmp), progress=True)
-            verify_sha256(tmp, sha256 or known.get(path.name) or file_digest(tmp))
-    expected = sha256 or known.get(path.name)
-    if expected is None:
-        known[path.name] = file_digest(path)
-        write_json(known_path, known)
-        warnings.warn(f"{path}: no SHA-256 recorded for {arch}; recorded {known[path.name]} in {known_path} "
-                      "(copy it to params/models.yaml as sha256 to pin it)", stacklevel=2)
-    else:
-        verify_sha256(path, expected)
-    return path
+    return Path(resolve_file(Path(url).name, url, sha256, arch).path)
 
 
 def load_passt(weights: str | Path | None = None, arch: str = DEFAULT_ARCH, sha256: str | None = None,

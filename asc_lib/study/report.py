@@ -32,6 +32,8 @@ from nbconvert import HTMLExporter
 
 from asc_lib.config import NOTEBOOK_PARAMETERS, load_profile, paths, profile_recipe, provenance
 from asc_lib.config.atomic import atomic_path, write_json, write_text
+from asc_lib.methods.tagger import STANDIN
+from asc_lib.models import pretrained
 from asc_lib.study.notebooks import tidy_progress
 
 FINDINGS = "findings.html"  # the fragment 05_results writes beside its tables (asc_lib.study.results.FINDINGS)
@@ -392,14 +394,30 @@ STANDIN_USERS = ("02_mean_teacher", "02b_mean_teacher_ablations", "03_domain_pru
 SETUP = -1  # index of the shared set-up job in build()'s scheduler
 
 
+def needs_standin(recipe: dict, key: str) -> bool:
+    """Whether the recipe's starting weights (``recipe[key]``) are the stand-in: asked for, or the fallback
+    of a released checkpoint that cannot be had (looked up as the runs will: local, shared, download)."""
+    name = recipe.get(key)
+    if name == STANDIN:
+        return True
+    if recipe.get("fallback") != STANDIN or name in (None, "none", "passt_ensemble"):
+        return False
+    try:
+        pretrained.resolve(str(name))
+    except pretrained.CheckpointUnavailable:
+        return True
+    return False
+
+
 def shared_setup(profile: str, runs: list[dict]) -> list[str] | None:
     """Work several notebooks share, done once before the first of them runs (they would otherwise train
     it at the same time): the mini stand-in AudioSet tagger, when a run needs it. Returns the command, or
     None when nothing is shared."""
     if not any(r["notebook"].stem in STANDIN_USERS for r in runs):
         return None
-    uses_standin = (profile_recipe(profile, "mean_teacher", source="surkov").get("weights") == "standin"
-                    or profile_recipe(profile, "domain_classifier", source="werning").get("embedding") == "standin")
+    uses_standin = any(needs_standin(profile_recipe(profile, name, source=source), key)
+                       for name, source, key in (("mean_teacher", "surkov", "weights"),
+                                                 ("domain_classifier", "werning", "embedding")))
     return [sys.executable, "-m", "asc_lib.methods.tagger", "--profile", profile, "--quiet"] if uses_standin else None
 
 

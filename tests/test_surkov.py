@@ -108,11 +108,12 @@ def test_ema_update_and_decay():
 
 def test_mini_mean_teacher_deviations_are_named():
     mini = profile_recipe("mini", "mean_teacher", source="surkov")
-    assert mini["weights"] == "standin" and mini["bn_momentum"] == 0.1 and mini["ema_decay"] == 0.99
-    assert set(mini["deviations"]) == {"weights", "lr", "ema_decay", "bn_momentum", "epochs", "batch_size",
+    assert mini["weights"] == "mn04_as" and mini["fallback"] == "standin" and mini["bn_momentum"] == 0.1 and mini["ema_decay"] == 0.99
+    assert set(mini["deviations"]) == {"model", "weights", "fallback", "lr", "ema_decay", "bn_momentum", "epochs", "batch_size",
                                        "labeled_per_batch", "min_steps", "max_steps", "eval_points", "feature_cache"}
     paper = load_recipe("mean_teacher", source="surkov")
-    assert (paper["weights"], paper["bn_momentum"], paper["lr"]) == ("mn10_as_mAP_471.pt", 0.01, 1e-3)
+    assert (paper["model"], paper["weights"], paper["fallback"], paper["bn_momentum"], paper["lr"]) == (
+        "mn10", "mn10_as", None, 0.01, 1e-3)
     # the study's choices where the report is silent: half-labeled batches, Tarvainen's weight, the pretrained input
     assert (paper["labeled_per_batch"], paper["consistency_weight"], paper["input_norm"]) == (128, 100.0, "efficientat")
     assert mini["labeled_per_batch"] / mini["batch_size"] == 0.5

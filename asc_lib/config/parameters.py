@@ -310,7 +310,7 @@ HELP: dict[str, str] = {
     "meta_csv": "None: the profile's meta.csv; a path overrides it",
     "splits_dir": "None: the profile's folder of split lists; a path overrides it",
     "audioset_dir": "None: the profile's AudioSet folder; a path overrides it",
-    "weights": "EfficientAT checkpoint: path or file name, 'standin', 'none' (random init); None: params/surkov.yaml",
+    "weights": "EfficientAT checkpoint: mn04_as, mn10_as (params/models.yaml pretrained), a file name or path, 'standin', 'none' (random init); None: params/surkov.yaml",
     "threshold": "domain-classifier score a clip must reach to be kept; None: params/werning.yaml (0.3)",
 }
 HELP_OF: dict[str, dict[str, str]] = {

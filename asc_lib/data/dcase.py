@@ -133,6 +133,26 @@ def check_audio(frame: pd.DataFrame, tau22_dir: str | Path, source: str = "split
         raise FileNotFoundError(f"{len(missing)} file(s) listed in {source} are absent, e.g. {shown}")
 
 
+def validation_mask(train: pd.DataFrame, fraction: float, seed: int) -> pd.Series:
+    """Which clips of a training split form its validation part: for every scene, whole recording locations
+    (``location``), drawn in a seeded order until they hold at least ``fraction`` of the scene's clips, so
+    that validation, like the test split, has locations the model never trained on. Recipe choices are made
+    there, never on the test split."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"validation fraction must be in (0, 1), got {fraction}")
+    rng = np.random.default_rng(seed)
+    held = pd.Series(False, index=train.index)
+    for _, frame in train.groupby("scene_label", sort=True):
+        counts = frame["location"].value_counts().sort_index()
+        order = counts.index[rng.permutation(len(counts))]
+        taken = np.cumsum(counts.loc[order].to_numpy())
+        n = int(np.searchsorted(taken, fraction * len(frame))) + 1
+        if n >= len(order):
+            raise ValueError(f"scene {frame['scene_label'].iloc[0]!r} has too few locations for a validation part")
+        held |= train["location"].isin(order[:n]) & (train["scene_label"] == frame["scene_label"].iloc[0])
+    return held
+
+
 def load_split(data: DataPaths, split: int | str, check_files: bool = True) -> pd.DataFrame:
     """A split joined with ``meta.csv`` (identifier, source_label) and, optionally, its audio checked."""
     frame = read_split(data.splits_dir, split)

@@ -8,7 +8,8 @@
 - ``domain_selection``  Werning 1: PaSST logits of both domains, the selections and pruning reports
 - ``werning``           Werning 2-3: multi-label KD into a 527-class CP-Mobile, fine-tuning, run names
 - ``cross_selection``   the study's own: each method fed by the other's AudioSet selection, at equal size
-- ``tagger``            the stand-in for the pretrained taggers on the mini data
+- ``tagger``            AudioSet taggers: the released ones as teachers, the mini stand-in, starting weights
+- ``choices``           the mini recipes' learning rates, chosen on a validation part of the split
 - ``registry``          every method: run name, label, paper, notebook; comparisons of runs
 
 May import: ``training``, ``models``, ``features``, ``data``, ``config``.

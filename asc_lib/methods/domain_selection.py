@@ -30,7 +30,7 @@ from asc_lib.methods.pruning import (
     threshold_table,
     train_domain_classifier,
 )
-from asc_lib.methods.tagger import STANDIN, load_released, load_standin, read_lists, starting_weights
+from asc_lib.methods.tagger import STANDIN, banner, load_released, load_standin, read_lists, starting_weights
 from asc_lib.models.passt import ensemble_spec, load_ensemble
 from asc_lib.training.distill import full_key, is_cached, teacher_outputs
 from asc_lib.training.experiment import runs_dir, split_waves
@@ -151,12 +151,21 @@ def teacher_for(recipe: dict, profile: str, data: DataPaths, device="cpu", progr
     return teacher, json.dumps(ensemble_spec(), sort_keys=True)
 
 
-def teacher_checkpoint(teacher: nn.Module) -> dict:
-    """Which weights the embedding teacher has (for ``metrics.json`` and the report)."""
+def start_text(teacher: nn.Module) -> str:
+    """What the embedding teacher is, in words, with the stand-in's banner when it applies."""
     checkpoint = getattr(teacher, "checkpoint", None)
     if checkpoint is None:
+        return f"teacher: the PaSST ensemble of params/models.yaml ({len(ensemble_spec())} released checkpoints)"
+    text = banner(checkpoint)
+    return f"teacher: {checkpoint.describe()}" + (f"\n{'!' * 100}\n{text}\n{'!' * 100}" if text else "")
+
+
+def embedding_start(recipe: dict, profile: str, data: DataPaths) -> dict:
+    """Which weights the recipe's embedding teacher starts from (resolved as :func:`load_teacher` does), for
+    ``metrics.json``."""
+    if recipe["embedding"] == "passt_ensemble":
         return {"name": "passt_ensemble", "spec": ensemble_spec(), "pretrained": True, "origin": "release"}
-    return checkpoint.info()
+    return starting_weights(recipe["embedding"], profile, data, recipe.get("fallback"), progress=False).info()
 
 
 def embedding_summary(emb: dict) -> pd.DataFrame:

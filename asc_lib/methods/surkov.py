@@ -201,6 +201,11 @@ def load_teacher(profile: str, method: str, split: int, seed: int) -> tuple[torc
         mode = "mean_teacher" if method == "efficientat_mt" else "supervised"
         raise FileNotFoundError(f"{path} is missing: run notebooks/02_mean_teacher.ipynb with -p split {split} "
                                 f"-p seed {seed} -p mode {mode} (profile {profile!r}) first")
+    return load_teacher_file(path)
+
+
+def load_teacher_file(path: Path) -> tuple[torch.nn.Module, Path]:
+    """A fine-tuned teacher saved by :func:`save_teacher`, loaded strictly, with its path."""
     saved = load_torch(path, "fine-tuned teacher")
     model = build_efficientat(saved["model"], 10, saved.get("input_norm"))
     model.load_state_dict(saved["state_dict"], strict=True)

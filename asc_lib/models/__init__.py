@@ -5,6 +5,7 @@ strictly, and their DCASE complexity.
 - ``cpmobile``    CP-Mobile (the DCASE2024 baseline network, the students)
 - ``efficientat``  EfficientAT MobileNetV3 (mn04 / mn10), the teacher of Surkov's method
 - ``passt``       PaSST through hear21passt: the single model and Werning's ensemble
+- ``pretrained``  the one resolver of released checkpoints (data/weights, the shared folder, a download; SHA-256)
 - ``complexity``  parameter and MAC counts (torchinfo) against the DCASE2024 limits
 
 May import: ``features``, ``data``, ``config``.

@@ -3,12 +3,16 @@
 * the official DCASE2024 baseline checkpoint (CP-Mobile, split 5) loads strictly and recognises a real
   metro-station recording, cut the way TAU22's files were made (1 s files at 44.1 kHz, each resampled to
   32 kHz on its own when loaded: :func:`one_second_clips`);
-* the official EfficientAT ``mn04_as`` checkpoint loads strictly and hears rail transport in it.
+* the official EfficientAT ``mn04_as`` checkpoint loads strictly and hears rail transport in it;
+* ten real TUT Urban Acoustic Scenes 2018 recordings, one per scene (``audio/tut2018/``): what the official
+  baseline predicts for each and what ``mn04_as`` hears in each, and how the baseline's predictions depend
+  on the input level (:func:`real_scenes`, :func:`level_dependence`).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -35,6 +39,81 @@ def shared_file(name: str) -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"{path} is absent (real reference files live in ../shared/data)")
     return path
+
+
+TUT2018 = ("audio", "tut2018")  # <scene>.wav, 10 s, 48 kHz 24-bit stereo, at the recordings' own level
+
+
+def tut2018_files() -> dict[str, Path]:
+    """The ten real TUT Urban Acoustic Scenes 2018 recordings, by scene (FileNotFoundError names the folder)."""
+    folder = paths.shared_data_dir().joinpath(*TUT2018)
+    found = {scene: folder / f"{scene}.wav" for scene in SCENES if (folder / f"{scene}.wav").is_file()}
+    if len(found) != len(SCENES):
+        raise FileNotFoundError(f"{folder}: expected one recording per scene ({', '.join(SCENES)}.wav)")
+    return found
+
+
+def tut2018_available() -> bool:
+    try:
+        tut2018_files()
+    except FileNotFoundError:
+        return False
+    return available()
+
+
+def dbfs(wave: torch.Tensor) -> float:
+    """RMS level in dB relative to full scale."""
+    return float(20 * torch.log10(wave.float().pow(2).mean().sqrt().clamp_min(1e-12)))
+
+
+def at_level(wave: torch.Tensor, level_dbfs: float | None) -> torch.Tensor:
+    """``wave`` scaled to an RMS level of ``level_dbfs`` (None: as recorded)."""
+    return wave if level_dbfs is None else wave * 10 ** ((level_dbfs - dbfs(wave)) / 20)
+
+
+@torch.no_grad()
+def _baseline_probs(clips: torch.Tensor, model=None) -> torch.Tensor:
+    model = official_baseline() if model is None else model
+    return model(build_frontend("baseline").eval()(clips)).float().softmax(-1)
+
+
+@torch.no_grad()
+def real_scenes(k: int = 3) -> pd.DataFrame:
+    """Per real TUT 2018 recording (its own level): the RMS level, the official split-5 baseline's scene
+    (probabilities averaged over the recording's 1 s clips, cut as TAU22's) and its probability of the true
+    scene, and the ``k`` AudioSet labels ``mn04_as`` rates highest on the whole 10 s at 32 kHz."""
+    model = official_baseline()
+    tagger = load_efficientat(shared_file("mn04_as"), "mn04").eval()
+    index = audioset.read_class_index(shared_file("class_index"))
+    front = build_frontend("efficientat").eval()
+    rows = []
+    for scene, path in tut2018_files().items():
+        probs = _baseline_probs(one_second_clips(path, 32000), model).mean(0)
+        wave = load_clip(path, 32000)
+        logits, _ = tagger(front(wave[None]))
+        top = logits[0].sigmoid().topk(k)
+        rows.append({"scene": scene, "level (dBFS RMS)": round(dbfs(wave), 1),
+                     "baseline predicts": SCENES[int(probs.argmax())],
+                     "p(true scene)": round(float(probs[SCENES.index(scene)]), 3),
+                     "mn04_as hears": ", ".join(f"{index.display_name[int(i)]} ({v:.2f})"
+                                                for i, v in zip(top.indices, top.values.tolist()))})
+    return pd.DataFrame(rows).set_index("scene")
+
+
+def level_dependence(levels=(None, -40.0, -30.0, -20.0, -15.0)) -> pd.DataFrame:
+    """The official baseline on the ten real recordings, each scaled to one RMS level (a column; None: as
+    recorded): the scene it predicts for each recording (probabilities averaged over the 1 s clips), then how
+    many it names correctly and how many it calls "park"."""
+    model = official_baseline()
+    clips = {scene: one_second_clips(path, 32000) for scene, path in tut2018_files().items()}
+    table = {}
+    for level in levels:
+        column = {scene: SCENES[int(_baseline_probs(at_level(c, level), model).mean(0).argmax())]
+                  for scene, c in clips.items()}
+        column["correct (of 10)"] = sum(p == s for s, p in column.items())
+        column['called "park" (of 10)'] = list(column.values()).count("park")
+        table["as recorded" if level is None else f"{level:g} dBFS"] = column
+    return pd.DataFrame(table).rename_axis("recording")
 
 
 def available() -> bool:

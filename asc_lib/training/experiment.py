@@ -22,7 +22,7 @@ from torch import nn
 from asc_lib.config import DataPaths, data_paths, paths, provenance
 from asc_lib.config.atomic import write_json
 from asc_lib.data.audio import build_waveform_cache, describe_conversions
-from asc_lib.data.dcase import load_split
+from asc_lib.data.dcase import load_split, validation_mask
 from asc_lib.features.augment import Augment, AugmentConfig
 from asc_lib.features.frontend import build_frontend, evaluate_frontend, output_shape
 from asc_lib.models import build_cp_mobile, complexity
@@ -142,12 +142,19 @@ class SceneTask:
     ``frontend`` is the recipe's front end; waveforms are stored at its sample rate.
     """
 
-    def __init__(self, data: DataPaths, split: int, frontend: str, device: str = "auto", progress: bool = True):
+    def __init__(self, data: DataPaths, split: int, frontend: str, device: str = "auto", progress: bool = True,
+                 validation: tuple[float, int] | None = None):
         self.split = split
         self.device = resolve_device(device)
         self.frontend = build_frontend(frontend).to(self.device)
         self.train = load_split(data, split)
-        self.test = load_split(data, "test")
+        self.validation = validation
+        if validation is None:
+            self.test = load_split(data, "test")
+        else:  # recipe choices: train on the split without its validation part, score on that part
+            held = validation_mask(self.train, *validation)
+            self.train, self.test = (self.train[~held].reset_index(drop=True),
+                                     self.train[held].reset_index(drop=True))
         rate = self.frontend.sample_rate
         caches = {name: split_cache(frame, data, rate, progress=progress)
                   for name, frame in (("train", self.train), ("test", self.test))}

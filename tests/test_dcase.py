@@ -111,3 +111,16 @@ def test_split_file_not_in_meta(mini_data, tmp_path):
                             mini_data.audioset_dir, True)
     with pytest.raises(ValueError, match=r"not in .*meta\.csv"):
         dcase.load_split(data, 5)
+
+
+def test_the_validation_part_holds_whole_locations_of_every_scene(mini_data):
+    """Recipe choices are made on a part of the training split: whole locations per scene (as the test split
+    has unseen locations), at least the fraction asked of each scene's clips, the same for the same seed."""
+    train = dcase.load_split(mini_data, 5)
+    held = dcase.validation_mask(train, 0.2, 0)
+    assert held.equals(dcase.validation_mask(train, 0.2, 0)) and not held.equals(dcase.validation_mask(train, 0.2, 1))
+    assert not set(train.loc[held, "location"]) & set(train.loc[~held, "location"])
+    share = held.groupby(train["scene_label"]).mean()
+    assert (share >= 0.2).all() and (share < 0.6).all() and len(share) == 10
+    with pytest.raises(ValueError, match="fraction"):
+        dcase.validation_mask(train, 1.0, 0)

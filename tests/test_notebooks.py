@@ -75,6 +75,20 @@ def test_every_method_lands_its_metrics_for_both_splits(smoke_report, smoke_data
             assert hits.mean() == pytest.approx(metrics["test"]["accuracy"]), run
 
 
+def test_every_run_names_the_weights_it_started_from(smoke_report):
+    """The teacher's own starting weights, and the students' teachers', with their SHA-256 and origin: the
+    released mn04_as when ../shared (or data/weights) holds it, else the stand-in (then not pretrained)."""
+    _, runs_root, _ = smoke_report
+    teacher = json.loads((runs_root / "efficientat_mt" / "split5-seed0" / "metrics.json").read_text())
+    start = teacher["weights"]
+    assert set(start) >= {"name", "path", "sha256", "origin", "pretrained"} and len(start["sha256"]) == 64
+    assert (start["name"], start["pretrained"]) in {("mn04_as", True), ("standin", False)}
+    assert teacher["network"] == ("mn04" if start["pretrained"] else "mn10")
+    for method in ("kd_small", "werning"):
+        student = json.loads((runs_root / method / "split5-seed0" / "metrics.json").read_text())
+        assert student["teacher_weights"]["sha256"] == start["sha256"], method
+
+
 def test_smoke_recipes_are_the_mini_ones_cut_short(smoke_report):
     _, runs_root, _ = smoke_report
     metrics = json.loads((runs_root / "baseline" / "split100-seed0" / "metrics.json").read_text())

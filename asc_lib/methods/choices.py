@@ -22,7 +22,7 @@ from asc_lib.training.experiment import METRICS, RunSpec, SceneTask, read_metric
 
 VALIDATION = (0.2, 0)  # (fraction of each scene's clips, at least; seed of the locations drawn)
 TEACHER_LRS = (1.0e-3, 5.0e-3)
-KD_LRS = (1.0e-3, 5.0e-3)
+KD_LRS = (1.0e-3, 5.0e-3, 1.0e-2)
 
 
 def choice_dir(profile: str, stage: str, lr: float, split: int, seed: int) -> Path:
@@ -74,8 +74,16 @@ def kd_runs(profile: str, split: int, seeds, teacher_lr: float, lrs=KD_LRS, prog
             rows.append({"stage": "distillation", "lr": lr, "seed": seed, "teacher lr": teacher_lr,
                          "validation accuracy (%)": 100 * metrics["test"]["accuracy"],
                          "its teacher (%)": 100 * teacher_acc,
+                         "agrees with its teacher (%)": agreement(teacher_dir, spec.path),
                          "train clips": len(task.train), "validation clips": len(task.test)})
     return pd.DataFrame(rows)
+
+
+def agreement(teacher_dir: Path, student_dir: Path) -> float:
+    """Share of the validation clips on which the student predicts its teacher's scene (their ``output.csv``)."""
+    teacher, student = (pd.read_csv(d / "output.csv", sep="\t").set_index("filename")["scene_label"]
+                        for d in (teacher_dir, student_dir))
+    return float(100 * (student.loc[teacher.index] == teacher).mean())
 
 
 def summary(runs: pd.DataFrame) -> pd.DataFrame:

@@ -37,7 +37,17 @@ GROUPS = ("real", "seen", "unseen")
 pd.set_option("display.max_rows", 500)
 pd.set_option("display.max_colwidth", None)
 RUN_COLUMNS = ["method", "split", "seed", "accuracy", *GROUPS, *dcase.DEVICES, "log_loss", "params", "macs",
-               "passes", "selection", "threshold", "path"]
+               "passes", "selection", "threshold", "starts_from", "path"]
+
+
+def starts_from(metrics: dict) -> str:
+    """What a run's knowledge starts from: ``scratch`` (the baseline), the released checkpoint's name (its
+    own weights or its teacher's: ``mn04_as``), ``standin`` or ``random`` (``metrics.json``'s ``weights`` or
+    ``teacher_weights``)."""
+    start = metrics.get("weights") or metrics.get("teacher_weights")
+    if not isinstance(start, dict):
+        return "scratch" if metrics.get("method") == "baseline" else "unrecorded"
+    return start["name"] if start.get("pretrained") else start.get("origin", "unrecorded")
 
 
 # --- reading the runs ----------------------------------------------------------------------------------------
@@ -63,7 +73,7 @@ def runs_table(runs_root: str | Path, test_names: list[str] | None = None) -> pd
             **{d: 100 * v for d, v in test.get("per_device", {}).items()},
             "log_loss": test.get("log_loss"), "params": cost.get("params"), "macs": cost.get("macs"),
             "passes": cost.get("passes"), "selection": m.get("selection"), "threshold": m.get("threshold"),
-            "path": str(path),
+            "starts_from": starts_from(m), "path": str(path),
         })
     if stale:
         warnings.warn(f"{len(stale)} run(s) below {runs_root} left out, scored on other test clips than the current "
@@ -519,6 +529,13 @@ def provenance(profile: str, description: str, runs: pd.DataFrame, missing: pd.D
         lines.append("These numbers come from the generated mini dataset (synthetic audio in the real formats, "
                      "shortened recipes): they test that the pipeline reproduces each method's *mechanics*; they "
                      "are not comparable in value to the papers' TAU22 numbers.")
+    starts = runs.loc[runs["method"] != "baseline", "starts_from"].value_counts()
+    if len(starts):
+        lines.append("**Starting weights:** " + ", ".join(f"{n} run(s) from `{k}`" for k, n in starts.items())
+                     + " (the runs' own weights or their teacher's; the baseline trains from scratch).")
+    if {"standin", "random"} & set(starts.index):
+        lines.append("**WARNING: some runs start from the stand-in or from random weights, not from real AudioSet "
+                     "pretraining: their findings about the papers' pretrained teachers are not meaningful.**")
     seeds = sorted(int(s) for s in runs["seed"].unique())
     lines.append(f"**Runs found:** {len(runs)} finished runs, {runs['method'].nunique() if len(runs) else 0} "
                  f"methods, seeds {seeds}.")

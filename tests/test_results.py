@@ -250,7 +250,7 @@ def test_findings_put_each_claim_of_the_papers_beside_the_studys_verdict(runs_ro
     assert found.loc[werning, "study A − B (points) [95 % interval]"].startswith("split 100: +10.0 [")
     assert list(found.index) == [c for c, m, r in results.COMPARISONS if c in found.index]  # the papers' order
     table = results.findings_markdown(found.reset_index(), compared, config.paper_results())
-    assert "| **Werning: pruned-AudioSet KD vs baseline** | agrees on 1 of 1 split | 100 | +3.0 | +10.0 [" in table
+    assert "| **Werning: pruned-AudioSet KD vs baseline** | agrees on 1 of 1 split |  | 100 | +3.0 | +10.0 [" in table
     fragment = results.findings_html(found.reset_index(), compared, config.paper_results(), "mini")
     assert fragment.count("<table>") == len(found) and "contradicts on 1 of 1 split" in fragment
     assert "not about the papers&#x27; numbers on TAU22" in fragment  # the mini profile says what its verdicts mean
@@ -339,3 +339,13 @@ def test_bar_charts_keep_their_legends_off_the_bars():
         fig.canvas.draw()
         ax = fig.axes[0]
         assert ax.get_legend().get_window_extent().x0 >= ax.get_window_extent().x1
+
+
+def test_every_comparison_says_whether_the_mini_world_holds_its_mechanism():
+    for _, method, reference in results.COMPARISONS:
+        here = results.mechanism("mini", method, reference)
+        assert here.startswith(("tests the mechanism: ", "exercises the code only: ")), (method, reference)
+    assert results.mechanism("mini", "efficientat_mt", "baseline").startswith("tests the mechanism")
+    assert results.mechanism("mini", "kd_large", "kd_small").startswith("exercises the code only")
+    assert results.mechanism("smoke", "werning", "baseline").startswith("exercises the code only")
+    assert results.mechanism("real", "werning", "baseline") == "tests"

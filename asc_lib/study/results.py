@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from asc_lib import config
-from asc_lib.config import paths, register
+from asc_lib.config import load_profile, paths, register
 from asc_lib.config.atomic import write_csv, write_text
 from asc_lib.data import dcase
 from asc_lib.methods import cross_selection, mt_ablation
@@ -260,7 +260,23 @@ def _reading(counts: dict, reported: bool) -> str:
     return text if reported else text + " (no paper reports it)"
 
 
-def findings(compared: pd.DataFrame, paper: dict) -> pd.DataFrame:
+def mechanism(profile: str | None, method: str, reference: str) -> str:
+    """Whether the profile's world holds the mechanism a comparison tests (``params/<profile>.yaml``
+    ``mechanisms``): ``tests: why`` or ``exercises the code only: why``; the real data tests every comparison,
+    the smoke profile none."""
+    if profile in (None, "real"):
+        return "tests" if profile == "real" else ""
+    if profile == "smoke":
+        return "exercises the code only: 4 optimizer steps per run"
+    table = load_profile(profile).get("mechanisms") or {}
+    entry = table.get(f"{method}:{reference}") or table.get("cross")
+    if not entry:
+        return ""
+    kind, why = entry
+    return f"{'tests the mechanism' if kind == 'tests' else 'exercises the code only'}: {why}"
+
+
+def findings(compared: pd.DataFrame, paper: dict, profile: str | None = None) -> pd.DataFrame:
     """One row per comparison (:func:`comparisons`): what the paper claims and its own difference per split,
     what this study measured (difference, 95 % interval and verdict per split), and how the two relate
     (``reading``: a split agrees when the study's verdict has the sign of the paper's difference, contradicts when
@@ -284,10 +300,10 @@ def findings(compared: pd.DataFrame, paper: dict) -> pd.DataFrame:
         paper_text = ", ".join(f"split {s} {d:+.1f}" for s, d in sorted(reported.items())) if reported else "not reported"
         rows.append({"comparison": what, "claim": CLAIMS.get((method, reference), CROSS_CLAIM),
                      "paper A − B (points)": paper_text, "study A − B (points) [95 % interval]": "; ".join(study),
-                     "reading": _reading(counts, bool(reported)),
+                     "reading": _reading(counts, bool(reported)), "here": mechanism(profile, method, reference),
                      "order": order.get((method, reference), len(order))})
     frame = pd.DataFrame(rows, columns=["comparison", "claim", "paper A − B (points)",
-                                        "study A − B (points) [95 % interval]", "reading", "order"])
+                                        "study A − B (points) [95 % interval]", "reading", "here", "order"])
     return frame.sort_values("order", kind="stable").drop(columns="order").reset_index(drop=True)
 
 
@@ -313,6 +329,7 @@ def findings_html(frame: pd.DataFrame, compared: pd.DataFrame, paper: dict, prof
         items.append(
             f"<li><b>{html.escape(r.comparison)}</b>: <i>{html.escape(r.reading)}</i>"
             f"<br>{html.escape(r.claim[0].upper() + r.claim[1:])}"
+            + (f"<br><small>Here: {html.escape(r.here)}</small>" if r.here else "") +
             f"<table><tr><th>split</th><th>paper A − B</th><th>study A − B</th><th>95 % interval</th><th style='text-align:left'>verdict</th></tr>"
             f"{rows}</table></li>")
     note = ("These runs are the mini profile: synthetic audio in the real formats and shortened recipes, so a "
@@ -326,12 +343,12 @@ def findings_html(frame: pd.DataFrame, compared: pd.DataFrame, paper: dict, prof
 def findings_markdown(frame: pd.DataFrame, compared: pd.DataFrame, paper: dict) -> str:
     """The findings as a Markdown table, one row per comparison and split (the README's copy, written by
     ``python -m asc_lib.study.results --readme`` from the runs)."""
-    lines = ["| comparison | against the paper | split | paper A − B | study A − B [95 % interval] | verdict |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| comparison | against the paper | what the mini world can say | split | paper A − B | "
+             "study A − B [95 % interval] | verdict |", "|---|---|---|---|---|---|---|"]
     for r in frame.itertuples(index=False):
         for i, (split, claimed, s) in enumerate(_per_split(compared, r.comparison, paper)):
-            first = (f"**{r.comparison}**", r.reading) if i == 0 else ("", "")
-            lines.append(f"| {first[0]} | {first[1]} | {split} | {_points(claimed)} | "
+            first = (f"**{r.comparison}**", r.reading, r.here) if i == 0 else ("", "", "")
+            lines.append(f"| {first[0]} | {first[1]} | {first[2]} | {split} | {_points(claimed)} | "
                          f"{_points(s.difference)} [{s.low:+.1f}, {s.high:+.1f}] | {s.verdict} |")
     return "\n".join(lines) + "\n"
 
@@ -529,7 +546,8 @@ def provenance(profile: str, description: str, runs: pd.DataFrame, missing: pd.D
         lines.append("These numbers come from the generated mini dataset (synthetic audio in the real formats, "
                      "shortened recipes): they test that the pipeline reproduces each method's *mechanics*; they "
                      "are not comparable in value to the papers' TAU22 numbers.")
-    starts = runs.loc[runs["method"] != "baseline", "starts_from"].value_counts()
+    starts = (runs.loc[runs["method"] != "baseline", "starts_from"].value_counts() if "starts_from" in runs
+              else pd.Series(dtype=int))
     if len(starts):
         lines.append("**Starting weights:** " + ", ".join(f"{n} run(s) from `{k}`" for k, n in starts.items())
                      + " (the runs' own weights or their teacher's; the baseline trains from scratch).")
@@ -613,7 +631,7 @@ def readme_blocks(profile: str) -> dict[str, str]:
     root = runs_root(profile)
     runs = runs_table(root, current_test_names(profile))
     compared, paper = comparisons(runs), config.paper_results()
-    return {"findings": findings_markdown(findings(compared, paper), compared, paper),
+    return {"findings": findings_markdown(findings(compared, paper, profile), compared, paper),
             "accuracies": accuracy_markdown(runs), "ablation": ablation_markdown(profile),
             "pruning": pruning_markdown(runs, pruning_reports(root), paper)}
 

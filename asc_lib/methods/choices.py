@@ -93,6 +93,22 @@ def summary(runs: pd.DataFrame) -> pd.DataFrame:
             .rename(columns={"mean": f"{value}, mean", "std": "std over seeds", "count": "seeds"}))
 
 
+def saved(profile: str, stage: str, split: int = 5) -> pd.DataFrame | None:
+    """The runs a stage's choice was made on (the CSV :func:`main` writes), or None before it ran."""
+    path = runs_dir(profile) / "choices" / f"{stage}-split{split}.csv"
+    return pd.read_csv(path, index_col=0) if path.is_file() else None
+
+
+def seed_table(runs: pd.DataFrame, columns=("validation accuracy (%)", "its teacher (%)",
+                                            "agrees with its teacher (%)")) -> pd.DataFrame:
+    """Per learning rate: each seed's numbers side by side, and their mean."""
+    present = [c for c in columns if c in runs]
+    table = runs.pivot_table(index="lr", columns="seed", values=present).round(1)
+    for c in present:
+        table[(c, "mean")] = runs.groupby("lr")[c].mean().round(1)
+    return table.sort_index(axis=1, level=0, sort_remaining=False)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description="Choose the mini learning rates on a validation part of the split.")
     parser.add_argument("--profile", default="mini")

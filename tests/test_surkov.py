@@ -37,7 +37,7 @@ def test_report_settings_are_the_defaults():
     assert (kd["lr"], kd["weight_decay"], kd["warmup_fraction"], kd["epochs"], kd["batch_size"]) == (1e-3, 1e-3, 0.1, 750, 256)
     assert kd["loss"] == "mse_probabilities" and kd["deviations"] == {}
     mini = profile_recipe("mini", "kd", source="surkov")
-    assert set(mini["deviations"]) == {"epochs", "batch_size", "labeled_per_batch", "min_steps", "eval_points",
+    assert set(mini["deviations"]) == {"lr", "epochs", "batch_size", "labeled_per_batch", "min_steps", "eval_points",
                                        "feature_cache", "eval_precision"}
     assert mini["labeled_per_batch"] / mini["batch_size"] == kd["labeled_per_batch"] / kd["batch_size"] == 0.5
 
@@ -109,7 +109,7 @@ def test_ema_update_and_decay():
 def test_mini_mean_teacher_deviations_are_named():
     mini = profile_recipe("mini", "mean_teacher", source="surkov")
     assert mini["weights"] == "mn04_as" and mini["fallback"] == "standin" and mini["bn_momentum"] == 0.1 and mini["ema_decay"] == 0.99
-    assert set(mini["deviations"]) == {"model", "weights", "fallback", "lr", "ema_decay", "bn_momentum", "epochs", "batch_size",
+    assert set(mini["deviations"]) == {"model", "weights", "fallback", "ema_decay", "bn_momentum", "epochs", "batch_size",
                                        "labeled_per_batch", "min_steps", "max_steps", "eval_points", "feature_cache"}
     paper = load_recipe("mean_teacher", source="surkov")
     assert (paper["model"], paper["weights"], paper["fallback"], paper["bn_momentum"], paper["lr"]) == (

@@ -109,6 +109,25 @@ def seed_table(runs: pd.DataFrame, columns=("validation accuracy (%)", "its teac
     return table.sort_index(axis=1, level=0, sort_remaining=False)
 
 
+def markdown(profile: str, split: int = 5) -> str:
+    """The choices as a Markdown table (the README's copy): per stage and learning rate, the validation accuracy
+    of each seed and their mean, the teachers' mean and the student's agreement with its teacher."""
+    lines = ["| stage | lr | validation accuracy per seed (%) | mean (%) | its teacher, mean (%) | agrees with its teacher, mean (%) |",
+             "|---|---|---|---|---|---|"]
+    for stage in ("teacher", "kd"):
+        runs = saved(profile, stage, split)
+        if runs is None:
+            continue
+        for lr, rows in runs.groupby("lr"):
+            rows = rows.sort_values("seed")
+            per_seed = " / ".join(f"{v:.1f}" for v in rows["validation accuracy (%)"])
+            teacher = f"{rows['its teacher (%)'].mean():.1f}" if "its teacher (%)" in rows else ""
+            agree = f"{rows['agrees with its teacher (%)'].mean():.1f}" if "agrees with its teacher (%)" in rows else ""
+            lines.append(f"| {rows['stage'].iloc[0]} | {lr:g} | {per_seed} | {rows['validation accuracy (%)'].mean():.1f} "
+                         f"| {teacher} | {agree} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description="Choose the mini learning rates on a validation part of the split.")
     parser.add_argument("--profile", default="mini")

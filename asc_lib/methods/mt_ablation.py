@@ -83,7 +83,7 @@ def variants(names=None) -> list[Variant]:
 
 def labels() -> dict[str, str]:
     """Run folder -> label of every ablation variant (the registry's labels for them)."""
-    return {v.name: f"EfficientAT mn10, {v.label}" for v in VARIANTS if v.name not in (REFERENCE, "efficientat_ft")}
+    return {v.name: f"EfficientAT, {v.label}" for v in VARIANTS if v.name not in (REFERENCE, "efficientat_ft")}
 
 
 def recipe(profile: str, variant: Variant, **overrides) -> dict:

@@ -26,8 +26,8 @@ class Method:
 
 METHODS: dict[str, Method] = {m.name: m for m in (
     Method("baseline", "DCASE2024 baseline (CP-Mobile)", "DCASE2024 baseline", "00b_baseline"),
-    Method("efficientat_mt", "EfficientAT mn10, mean teacher", "Surkov", "02_mean_teacher"),
-    Method("efficientat_ft", "EfficientAT mn10, plain fine-tuning", "Surkov", "02_mean_teacher"),
+    Method("efficientat_mt", "EfficientAT, mean teacher", "Surkov", "02_mean_teacher"),
+    Method("efficientat_ft", "EfficientAT, plain fine-tuning", "Surkov", "02_mean_teacher"),
     *(Method(name, text, "Surkov", "02b_mean_teacher_ablations") for name, text in mt_ablation.labels().items()),
     Method("kd_none", "CP-Mobile KD, labeled clips only", "Surkov", "04_kd"),
     Method("kd_small", "CP-Mobile KD + small AudioSet subset", "Surkov", "04_kd"),
@@ -35,7 +35,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("kd_small_from_ft", "CP-Mobile KD (fine-tuned teacher) + small subset", "Surkov", "04_kd"),
     Method("werning", "Pruned-AudioSet KD + fine-tuning (Werning)", "Werning", "03b_pruned_kd"),
     Method("werning_random", "Random-AudioSet KD + fine-tuning (control)", "Werning", "03b_pruned_kd"),
-    Method(cross_selection.SURKOV_TEACHER, "EfficientAT mn10, mean teacher on pruned clips (cross)", "Surkov",
+    Method(cross_selection.SURKOV_TEACHER, "EfficientAT, mean teacher on pruned clips (cross)", "Surkov",
            "04b_cross_selection"),
     Method(cross_selection.SURKOV_STUDENT, "CP-Mobile KD on pruned clips (cross)", "Surkov", "04b_cross_selection"),
     Method(cross_selection.WERNING, "Label-filtered AudioSet KD + fine-tuning (cross)", "Werning", "04b_cross_selection"),

@@ -106,7 +106,8 @@ def seed_table(runs: pd.DataFrame, columns=("validation accuracy (%)", "its teac
     table = runs.pivot_table(index="lr", columns="seed", values=present).round(1)
     for c in present:
         table[(c, "mean")] = runs.groupby("lr")[c].mean().round(1)
-    return table.sort_index(axis=1, level=0, sort_remaining=False)
+    order = [(c, s) for c in present for s in [*sorted(runs["seed"].unique()), "mean"]]
+    return table.reindex(columns=pd.MultiIndex.from_tuples(order))
 
 
 def markdown(profile: str, split: int = 5) -> str:

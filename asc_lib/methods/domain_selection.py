@@ -30,7 +30,7 @@ from asc_lib.methods.pruning import (
     threshold_table,
     train_domain_classifier,
 )
-from asc_lib.methods.tagger import STANDIN, banner, load_released, load_standin, read_lists, starting_weights
+from asc_lib.methods.tagger import STANDIN, framed_banner, load_released, load_standin, read_lists, starting_weights
 from asc_lib.models.passt import ensemble_spec, load_ensemble
 from asc_lib.training.distill import full_key, is_cached, teacher_outputs
 from asc_lib.training.experiment import runs_dir, split_waves
@@ -156,8 +156,8 @@ def start_text(teacher: nn.Module) -> str:
     checkpoint = getattr(teacher, "checkpoint", None)
     if checkpoint is None:
         return f"teacher: the PaSST ensemble of params/models.yaml ({len(ensemble_spec())} released checkpoints)"
-    text = banner(checkpoint)
-    return f"teacher: {checkpoint.describe()}" + (f"\n{'!' * 100}\n{text}\n{'!' * 100}" if text else "")
+    text = framed_banner(checkpoint)
+    return f"teacher: {checkpoint.describe()}" + (f"\n{text}" if text else "")
 
 
 def embedding_start(recipe: dict, profile: str, data: DataPaths) -> dict:

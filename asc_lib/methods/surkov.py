@@ -20,7 +20,7 @@ from asc_lib.features.augment import Augment, AugmentConfig
 from asc_lib.features.frontend import load_preset, output_shape
 from asc_lib.methods.labelfilter import draw_subset
 from asc_lib.methods.meanteacher import EMAWithoutConsistency, MeanTeacher
-from asc_lib.methods.tagger import banner, starting_weights
+from asc_lib.methods.tagger import framed_banner, starting_weights
 from asc_lib.models import complexity
 from asc_lib.models.cpmobile import build_cp_mobile
 from asc_lib.models.efficientat import build_efficientat, load_efficientat
@@ -155,11 +155,6 @@ def network(recipe: dict, checkpoint: Checkpoint, profile: str) -> str:
         return recipe["model"]  # a checkpoint given by path: the recipe says which network it is
 
 
-def describe_weights(checkpoint: Checkpoint) -> str:
-    """What a teacher starts from, in words."""
-    return checkpoint.describe()
-
-
 def weights_summary(checkpoint: Checkpoint) -> pd.DataFrame:
     """One row on the starting weights: file, SHA-256, origin and, for the stand-in, its AudioSet mAP and
     training size (read from its ``metrics.json``)."""
@@ -176,9 +171,9 @@ def weights_summary(checkpoint: Checkpoint) -> pd.DataFrame:
 
 def print_start(checkpoint: Checkpoint) -> None:
     """The notebook's first words on the starting weights, with the stand-in's banner when it applies."""
-    text = banner(checkpoint)
+    text = framed_banner(checkpoint)
     if text:
-        print("!" * 100 + "\n" + text + "\n" + "!" * 100)
+        print(text)
 
 
 def save_teacher(directory: Path, model: torch.nn.Module, name: str) -> Path:

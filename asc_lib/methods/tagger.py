@@ -230,6 +230,12 @@ def banner(checkpoint: Checkpoint) -> str | None:
             "papers' teachers, their transfer to the scenes, what distillation passes on) are not meaningful here.")
 
 
+def framed_banner(checkpoint: Checkpoint) -> str:
+    """:func:`banner` between two lines of ``!`` for a notebook's output, or "" for real pretraining."""
+    text = banner(checkpoint)
+    return f"{'!' * 100}\n{text}\n{'!' * 100}" if text else ""
+
+
 def audioset_positions(mids) -> list[int]:
     """Positions of AudioSet classes (``mids``) in AudioSet's 527-class index: where a released tagger puts
     them. Read from the embedded subset's record (the mini classes), checked against the real index by
@@ -252,7 +258,7 @@ def class_logits(tagger: nn.Module, logits: torch.Tensor, classes: pd.DataFrame)
 
 
 __all__ = ["MultiLabel", "Tagger", "audioset_positions", "average_precision", "class_index", "class_logits",
-           "banner", "load_released", "load_standin", "mean_average_precision", "standin_checkpoint", "starting_weights",
+           "banner", "framed_banner", "load_released", "load_standin", "mean_average_precision", "standin_checkpoint", "starting_weights",
            "piece_targets", "read_lists", "standin_path", "standin_weights", "tagging_data", "train_standin"]
 
 

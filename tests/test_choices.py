@@ -1,19 +1,54 @@
-"""Recipe choices are read back from the validation runs and laid out per learning rate and seed."""
+"""Recipe choices are read back from the validation runs, laid out per candidate and seed, and chosen by the
+stated rule: per setting, the highest mean validation accuracy among its candidates and the start's own runs."""
 import pandas as pd
+import pytest
 
 from asc_lib.methods import choices
+
+START = {"lr": 1e-3, "ema_decay": 0.99}
+
+
+def _runs(stage, rows, start=START):
+    """One row per (setting, value, seed, accuracy); setting "start" is the start's own run."""
+    out = []
+    for setting, value, seed, accuracy in rows:
+        values = start if setting == choices.START else {**start, setting: value}
+        out.append({"stage": stage, "setting": setting, "value": value, **values, "seed": seed,
+                    "validation accuracy (%)": accuracy})
+    return pd.DataFrame(out)
+
+
+def test_candidates_vary_one_setting_at_a_time_around_the_start():
+    tried = {"lr": (1e-3, 5e-3), "ema_decay": (0.99, 0.999), "consistency_weight": (1.0, 10.0, 100.0)}
+    start = {"lr": 1e-3, "ema_decay": 0.99, "consistency_weight": 100.0}
+    assert choices.candidates(start, tried) == [("start", None), ("lr", 5e-3), ("ema_decay", 0.999),
+                                                ("consistency_weight", 1.0), ("consistency_weight", 10.0)]
+    # folders are named by every swept value, so a run keeps its folder when the recipe around it changes
+    assert choices.values_name(start) == "lr0.001-ema_decay0.99-consistency_weight100"
 
 
 def test_choices_are_read_back_and_tabled(tmp_path, monkeypatch):
     monkeypatch.setattr(choices, "runs_dir", lambda profile: tmp_path / profile)
     assert choices.saved("mini", "kd") is None
-    runs = pd.DataFrame({"stage": "distillation", "lr": [1e-3, 1e-3, 1e-2, 1e-2], "seed": [0, 1, 0, 1],
-                         "validation accuracy (%)": [50.0, 60.0, 70.0, 80.0], "its teacher (%)": [72.0, 74.0, 72.0, 74.0],
-                         "agrees with its teacher (%)": [40.0, 50.0, 70.0, 72.0]})
+    runs = _runs("distillation", [("start", None, 0, 50.0), ("start", None, 1, 60.0), ("lr", 1e-2, 0, 70.0),
+                                  ("lr", 1e-2, 1, 80.0)], start={"lr": 1e-3})
+    runs["its teacher (%)"] = [72.0, 74.0, 72.0, 74.0]
+    runs["agrees with its teacher (%)"] = [40.0, 50.0, 70.0, 72.0]
     (tmp_path / "mini" / "choices").mkdir(parents=True)
     runs.to_csv(tmp_path / "mini" / "choices" / "kd-split5.csv")
     table = choices.seed_table(choices.saved("mini", "kd"))
-    assert table.loc[0.01, ("validation accuracy (%)", "mean")] == 75.0
-    assert table.loc[0.001, ("agrees with its teacher (%)", "mean")] == 45.0
+    assert list(table.index) == ["start: lr 0.001", "lr = 0.01"]
+    assert table.loc["lr = 0.01", ("validation accuracy (%)", "mean")] == 75.0
+    assert table.loc["start: lr 0.001", ("agrees with its teacher (%)", "mean")] == 45.0
     text = choices.markdown("mini")
-    assert "| distillation | 0.01 | 70.0 / 80.0 | 75.0 | 73.0 | 71.0 |" in text
+    assert "| distillation | **lr = 0.01** | 70.0 / 80.0 | 75.0 | 73.0 | 71.0 |" in text
+    assert "| distillation | start: lr 0.001 | 50.0 / 60.0 | 55.0 |" in text
+
+
+@pytest.mark.parametrize("ema_runs, expected", [((60.0, 61.0), 0.99), ((76.0, 77.0), 0.999)])
+def test_a_lone_candidate_must_beat_the_starts_own_runs(ema_runs, expected):
+    """A setting swept with one value only is compared with the start's runs, not chosen by default."""
+    runs = _runs("mean teacher", [("start", None, 0, 74.0), ("start", None, 1, 72.0), ("lr", 5e-3, 0, 70.0),
+                                  ("lr", 5e-3, 1, 71.0), ("ema_decay", 0.999, 0, ema_runs[0]),
+                                  ("ema_decay", 0.999, 1, ema_runs[1])])
+    assert choices.chosen(runs) == {"lr": 1e-3, "ema_decay": expected}

@@ -109,8 +109,10 @@ def test_ema_update_and_decay():
 def test_mini_mean_teacher_deviations_are_named():
     mini = profile_recipe("mini", "mean_teacher", source="surkov")
     assert mini["weights"] == "mn04_as" and mini["fallback"] == "standin" and mini["bn_momentum"] == 0.1 and mini["ema_decay"] == 0.99
-    assert set(mini["deviations"]) == {"model", "weights", "fallback", "ema_decay", "bn_momentum", "epochs", "batch_size",
-                                       "labeled_per_batch", "min_steps", "max_steps", "eval_points", "feature_cache"}
+    assert mini["consistency_weight"] == 10.0  # chosen on the validation part (asc_lib.methods.choices)
+    assert set(mini["deviations"]) == {"model", "weights", "fallback", "ema_decay", "bn_momentum", "consistency_weight",
+                                       "epochs", "batch_size", "labeled_per_batch", "min_steps", "max_steps",
+                                       "eval_points", "feature_cache"}
     paper = load_recipe("mean_teacher", source="surkov")
     assert (paper["model"], paper["weights"], paper["fallback"], paper["bn_momentum"], paper["lr"]) == (
         "mn10", "mn10_as", None, 0.01, 1e-3)
@@ -348,10 +350,11 @@ def test_ablation_table_and_its_plain_words_on_constructed_runs():
     swept = pd.DataFrame([{"variant": v.label, "seed": s, "model": [50, 40, 55][i] + s, "student": 0.0}
                           for i, v in enumerate(sweep) for s in range(3)])
     better = {sweep[1].label: _comparison(-10.0, 3.0), sweep[2].label: _comparison(5.0, 3.0)}
-    choice = mt_ablation.weight_choice(swept, sweep, 100.0, better)
-    assert choice.startswith("Best mean: consistency weight 10 (56.0 ± 1.0 %)") and "should change" in choice
+    choice = mt_ablation.weight_reading(swept, sweep, 100.0, better)
+    assert "best mean at consistency weight 10 (56.0 ± 1.0 %)" in choice and "not the choice" in choice
+    assert "does not overrule" in choice  # a better weight on the test split changes nothing
     level = {sweep[1].label: _comparison(-10.0, 3.0), sweep[2].label: _comparison(5.0, 8.0)}
-    assert "100 kept" in mt_ablation.weight_choice(swept, sweep, 100.0, level)
+    assert "No other weight is distinguishable from the recipe's 100" in mt_ablation.weight_reading(swept, sweep, 100.0, level)
 
 
 def test_seed_comparison_uses_the_seeds_both_methods_have(monkeypatch, tmp_path):

@@ -186,23 +186,26 @@ def findings(table: pd.DataFrame) -> list[str]:
     return out
 
 
-def weight_choice(runs: pd.DataFrame, swept: list[Variant], used: float,
-                  compared: dict[str, Comparison] | None = None) -> str:
-    """Which weight of the sweep did best (mean over seeds) and, by the paired bootstrap of each weight against
-    the recipe's ``used`` (``swept[0]``, :func:`comparisons`), whether any is better than it."""
+def weight_reading(runs: pd.DataFrame, swept: list[Variant], used: float,
+                   compared: dict[str, Comparison] | None = None) -> str:
+    """The sweep read on the test split, as a description only: which weight did best (mean over seeds) and,
+    by the paired bootstrap of each weight against the recipe's ``used`` (``swept[0]``, :func:`comparisons`),
+    whether any is distinguishable from it. The recipe's weight is chosen on a validation part of the
+    training split (:mod:`asc_lib.methods.choices`), never from this."""
     table = summary(runs, swept, compared)
     if table["model mean"].isna().all():
         return "no finished run of the sweep yet"
     weight_of = {v.label: v.overrides.get("consistency_weight", used) for v in swept}
     best = table["model mean"].idxmax()
-    text = (f"Best mean: consistency weight {weight_of[best]:g} ({table.loc[best, 'model mean']:.1f} ± "
-            f"{table.loc[best, 'model std']:.1f} %).")
+    text = (f"On the test split (a description, not the choice): best mean at consistency weight "
+            f"{weight_of[best]:g} ({table.loc[best, 'model mean']:.1f} ± {table.loc[best, 'model std']:.1f} %).")
     better = [f"{weight_of[n]:g}" for n in table.index[1:] if table.loc[n, "verdict"] == "better"]
     if better:
-        return text + (f" Better than the recipe's {used:g} (95 % paired interval above zero): weight(s) "
-                       f"{', '.join(better)}; params/surkov.yaml should change.")
+        return text + (f" Above the recipe's {used:g} (95 % paired interval above zero): weight(s) "
+                       f"{', '.join(better)}; the validation choice (python -m asc_lib.methods.choices) did not "
+                       f"pick it, and the test split does not overrule it.")
     return text + (f" No other weight is distinguishable from the recipe's {used:g} at this budget, or all are "
-                   f"worse (paired bootstrap over test recordings and seeds): {used:g} kept.")
+                   f"worse (paired bootstrap over test recordings and seeds).")
 
 
 def conclusion(table: pd.DataFrame) -> str:

@@ -605,7 +605,7 @@ def ablation_markdown(profile: str) -> str:
             compared = mt_ablation.comparisons(profile, split, swept, seeds)
             parts += [register.markdown_table(mt_ablation.readable(mt_ablation.summary(sweep_runs, swept, compared))
                                               .reset_index(names="consistency weight")),
-                      mt_ablation.weight_choice(sweep_runs, swept, used, compared) + "\n"]
+                      mt_ablation.weight_reading(sweep_runs, swept, used, compared) + "\n"]
     return "\n".join(parts) if parts else "*No ablation run yet (`make report PLAN=full`).*\n"
 
 

@@ -52,3 +52,27 @@ def test_a_lone_candidate_must_beat_the_starts_own_runs(ema_runs, expected):
                                   ("lr", 5e-3, 1, 71.0), ("ema_decay", 0.999, 0, ema_runs[0]),
                                   ("ema_decay", 0.999, 1, ema_runs[1])])
     assert choices.chosen(runs) == {"lr": 1e-3, "ema_decay": expected}
+
+
+def test_the_student_teacher_gap_is_split_by_devices_seen_in_training(tmp_path):
+    """kd_gap reads both runs' output.csv: macro accuracy per device group, the gap and the agreement."""
+    import json
+
+    from asc_lib.methods import kd_gap
+    scenes = ["bus", "park"]
+    files = [f"audio/{s}-x-{i}-{d}.wav" for s in scenes for i, d in enumerate(["a", "a", "s4", "s4"])]
+    meta = pd.DataFrame({"filename": files, "scene_label": [f.split("/")[1].split("-")[0] for f in files],
+                         "source_label": [f.rsplit("-", 1)[1][:-4] for f in files]}).set_index("filename")
+    teacher = list(meta["scene_label"])                        # right everywhere
+    student = ["park", "park", "bus", "bus", "park", "park", "park", "park"]  # wrong on the seen device's buses
+    for name, pred in (("teacher", teacher), ("student", student)):
+        (tmp_path / name).mkdir()
+        pd.DataFrame({"filename": files, "scene_label": pred}).to_csv(tmp_path / name / "output.csv", sep="\t", index=False)
+    (tmp_path / "student" / "metrics.json").write_text(json.dumps(
+        {"method": "kd_small", "split": 5, "seed": 0, "test": {"accuracy": 0.5}, "fit": {"steps": 300}}))
+    row = kd_gap.gap_row(tmp_path / "student", tmp_path / "teacher", meta)
+    assert row["teacher, all (%)"] == 100.0 and row["agrees with its teacher (%)"] == 75.0
+    # seen devices (a): bus wrong twice, park right twice -> macro 50 %; unseen (s4): all right
+    assert row["student, seen devices (%)"] == 50.0 and row["gap, seen devices (points)"] == -50.0
+    assert row["student, unseen devices (%)"] == 100.0 and row["gap, all (points)"] == -25.0
+    assert row["student steps"] == 300

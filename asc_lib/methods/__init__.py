@@ -9,7 +9,8 @@
 - ``werning``           Werning 2-3: multi-label KD into a 527-class CP-Mobile, fine-tuning, run names
 - ``cross_selection``   the study's own: each method fed by the other's AudioSet selection, at equal size
 - ``tagger``            AudioSet taggers: the released ones as teachers, the mini stand-in, starting weights
-- ``choices``           the mini recipes' learning rates, chosen on a validation part of the split
+- ``choices``           the mini recipes' settings, chosen on a validation part of the split
+- ``kd_gap``            Surkov 3, a description: the student against its teacher by device group, longer runs
 - ``registry``          every method: run name, label, paper, notebook; comparisons of runs
 
 May import: ``training``, ``models``, ``features``, ``data``, ``config``.

@@ -1,8 +1,10 @@
-"""Why the distilled CP-Mobile stays below its teacher: Surkov's distillation (``04_kd``'s runs) beside the
-same distillation with three times the optimizer steps, three seeds, on the test split. A description, not a
-choice: the recipe's values are chosen on the validation part (:mod:`asc_lib.methods.choices`), and nothing
-here changes them. Per run: the student's accuracy, its teacher's, the gap, and the share of test clips on
-which the two predict the same scene; split by devices seen in training and unseen.
+"""Why the distilled CP-Mobile stays below its teacher: Surkov's distillation (``04_kd``'s runs, small
+subset) beside the same distillation with three times the optimizer steps and beside ``04_kd -p subset
+large`` (twice the AudioSet clips that carry the teacher's knowledge), three seeds, on the test split. A
+description, not a choice: the recipe's values are chosen on the validation part
+(:mod:`asc_lib.methods.choices`), and nothing here changes them. Per run: the student's accuracy, its
+teacher's, the gap, and the share of test clips on which the two predict the same scene; split by devices
+seen in training and unseen.
 
     python -m asc_lib.methods.kd_gap --profile mini --split 5 --seeds 0 1 2
 """
@@ -16,6 +18,7 @@ from asc_lib.config import data_paths, profile_recipe
 from asc_lib.config.atomic import write_csv
 from asc_lib.methods import surkov
 from asc_lib.training.experiment import METRICS, RunSpec, SceneTask, read_metrics, run_dir, runs_dir
+from asc_lib.training.uncertainty import compare_directories
 
 STEPS = 900  # the longer run: three times the mini recipe's 300 steps
 UNSEEN = ("s4", "s5", "s6")  # TAU22's devices found only in the test split
@@ -57,25 +60,47 @@ def gap_row(student_dir, teacher_dir, meta: pd.DataFrame) -> dict:
     return row
 
 
+def students(profile: str, split: int, seed: int, steps: int = STEPS) -> dict:
+    """The students set beside their teacher: name -> run folder."""
+    return {"04_kd (small subset, the recipe's steps)": run_dir(profile, "kd_small", split, seed),
+            f"small subset, {steps} steps": longer_dir(profile, steps, split, seed),
+            "04_kd -p subset large (twice the clips)": run_dir(profile, "kd_large", split, seed)}
+
+
 def table(profile: str, split: int, seeds, steps: int = STEPS) -> pd.DataFrame:
-    """Per seed and number of steps, :func:`gap_row` for the runs that exist (``04_kd``'s and the longer ones)."""
+    """Per seed and student, :func:`gap_row` against the ``efficientat_mt`` teacher of the same split and seed,
+    for the runs that exist."""
     meta = pd.read_csv(data_paths(profile).meta_csv, sep="\t").set_index("filename")
     rows = []
     for seed in seeds:
         teacher = run_dir(profile, "efficientat_mt", split, seed)
-        for student in (run_dir(profile, "kd_small", split, seed), longer_dir(profile, steps, split, seed)):
+        for name, student in students(profile, split, seed, steps).items():
             if (student / "output.csv").is_file() and (teacher / "output.csv").is_file():
-                rows.append({"seed": seed, **gap_row(student, teacher, meta)})
+                rows.append({"student": name, "seed": seed, **gap_row(student, teacher, meta)})
     return pd.DataFrame(rows)
 
 
 def summary(runs: pd.DataFrame) -> pd.DataFrame:
-    """Mean over seeds per number of steps (with the number of seeds)."""
+    """Mean over seeds per student (with the number of seeds)."""
     if runs.empty:
         return runs
-    out = runs.drop(columns="seed").groupby("student steps").mean().round(1)
-    out.insert(0, "seeds", runs.groupby("student steps").size())
+    out = runs.drop(columns="seed").groupby("student", sort=False).mean().round(1)
+    out.insert(0, "seeds", runs.groupby("student", sort=False).size())
     return out
+
+
+def paired_gaps(profile: str, split: int, seeds, steps: int = STEPS) -> pd.Series:
+    """Per student, student minus teacher with its 95 % interval (paired bootstrap over test recordings and
+    the seeds both have, :func:`asc_lib.training.uncertainty.compare_directories`)."""
+    out = {}
+    for name in students(profile, split, seeds[0], steps):
+        pairs = [(students(profile, split, s, steps)[name], run_dir(profile, "efficientat_mt", split, s)) for s in seeds]
+        pairs = [(a, b) for a, b in pairs if (a / "output.csv").is_file() and (b / "output.csv").is_file()]
+        if pairs:
+            c = compare_directories([a for a, _ in pairs], [b for _, b in pairs])
+            out[name] = (f"{100 * c.difference:+.1f} [{100 * c.low:+.1f}, {100 * c.high:+.1f}] "
+                         f"({c.seeds[0]} vs {c.seeds[1]} seeds)")
+    return pd.Series(out, name="student − teacher, paired 95 % interval (points)", dtype=object)
 
 
 def main(argv=None) -> None:
@@ -90,6 +115,7 @@ def main(argv=None) -> None:
     runs = table(args.profile, args.split, args.seeds, args.steps)
     write_csv(runs_dir(args.profile) / "diagnostics" / f"kd_gap-split{args.split}.csv", runs)
     print(summary(runs).T.to_string())
+    print(paired_gaps(args.profile, args.split, args.seeds, args.steps).to_string())
 
 
 if __name__ == "__main__":

@@ -9,16 +9,21 @@ resamples **recordings** (``scene-city-location-segment``: every second and ever
 moment), within each scene so that the macro average keeps its ten classes; ``location`` (all recordings of
 one place) is available and coarser, ``clip`` only to show how much too narrow the naive interval is.
 
-With several training seeds, each bootstrap replicate also draws the seeds of each method with
-replacement, so the interval holds both the test sample's and the training seed's variation.
+Training seeds are the unit of a method's variance. An interval adds two variances: the test sample's (a
+bootstrap of the seed-averaged predictions over recordings) and the seeds' (the spread of the runs'
+accuracies over their number, per method), and takes its width from Student's t with Welch-Satterthwaite
+degrees of freedom, so that three seeds a side give an interval as wide as three seeds warrant. With fewer
+than :data:`MIN_SEEDS` seeds on a side a comparison says nothing about the *method*: its verdict is about
+*these runs* (the seed term is then left out, or is too poorly known to trust). ``tests/test_uncertainty.py``
+simulates identical methods at the study's seed spreads and checks the false-verdict rate.
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy import stats
 
 from asc_lib.data.dcase import SCENES, encode_labels, parse_filename
 from asc_lib.training.evaluate import read_output_csv
@@ -26,8 +31,10 @@ from asc_lib.training.experiment import OUTPUT
 
 UNITS = ("recording", "location", "clip")
 VERDICTS = ("better", "worse", "not distinguishable at this budget")
+RUNS_ONLY = "about these runs only"  # the suffix of a verdict with fewer than MIN_SEEDS seeds on a side
 N_BOOT = 2000
 LEVEL = 0.95
+MIN_SEEDS = 3  # seeds a side below which a comparison has no verdict about the method
 
 
 def unit_of(filename: str, unit: str = "recording") -> str:
@@ -71,8 +78,9 @@ class Interval:
 
 @dataclass(frozen=True)
 class Comparison:
-    """Method A minus method B in macro accuracy (points of [0, 1]) on the same test clips: the paired
-    bootstrap interval and two-sided p-value, and the verdict at ``level``."""
+    """Method A minus method B in macro accuracy (points of [0, 1]) on the same test clips: the interval
+    (test recordings and seeds, :func:`paired_comparison`), the two-sided p-value, and the verdict at
+    ``level``: about the methods with at least :data:`MIN_SEEDS` seeds a side, otherwise about these runs."""
 
     difference: float
     low: float
@@ -83,12 +91,17 @@ class Comparison:
     seeds: tuple[int, int]
 
     @property
+    def about_methods(self) -> bool:
+        return min(self.seeds) >= MIN_SEEDS
+
+    @property
     def verdict(self) -> str:
-        return verdict(self.low, self.high)
+        v = verdict(self.low, self.high)
+        return v if self.about_methods else f"{v}, {RUNS_ONLY}"
 
     def text(self, digits: int = 1) -> str:
         """``+3.2 points [0.4, 6.1], p = 0.02: better``."""
-        p = f"p < {1 / N_BOOT:g}" if self.p_value == 0 else f"p = {self.p_value:.2g}"
+        p = "p < 0.001" if self.p_value < 0.001 else f"p = {self.p_value:.2g}"
         return (f"{100 * self.difference:+.{digits}f} points [{100 * self.low:+.{digits}f}, {100 * self.high:+.{digits}f}], "
                 f"{p}: {self.verdict}")
 
@@ -127,17 +140,6 @@ def unit_draws(labels: np.ndarray, groups: np.ndarray, n_boot: int, rng: np.rand
     return [rng.integers(0, n, size=(n_boot, n)) for n in sizes]
 
 
-def draws(labels: np.ndarray, groups: np.ndarray, n_seeds: int, n_boot: int, rng: np.random.Generator):
-    """The random part of one bootstrap: per class, which of its groups each replicate draws
-    ``(n_boot, groups of the class)``, and which seeds ``(n_boot, n_seeds)``."""
-    picks = unit_draws(labels, groups, n_boot, rng)
-    return picks, rng.integers(0, n_seeds, size=(n_boot, n_seeds))
-
-
-def _content_key(correct: np.ndarray) -> str:
-    return hashlib.sha256(repr(correct.shape).encode() + correct.tobytes()).hexdigest()
-
-
 def replicate_accuracies(correct: np.ndarray, labels: np.ndarray, groups: np.ndarray, picks, seed_picks) -> np.ndarray:
     """Macro accuracy of each bootstrap replicate ``(n_boot,)`` for the given draws (:func:`draws`)."""
     per_class = []
@@ -155,38 +157,64 @@ def _prepare(correct, labels, filenames, unit):
     return correct, labels, groups_of(filenames, unit)
 
 
+def per_seed_accuracies(correct: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Macro accuracy of each seed's run ``(seeds,)``."""
+    return np.array([macro_accuracy(row, labels) for row in correct])
+
+
+def seed_term(accuracies: np.ndarray) -> tuple[float, float]:
+    """A method's share of an interval's variance from its seeds, ``s^2 / n``, and that term's degrees of
+    freedom (n - 1); (0, inf) with one seed, whose spread cannot be seen."""
+    n = len(accuracies)
+    return (float(np.var(accuracies, ddof=1) / n), float(n - 1)) if n > 1 else (0.0, float("inf"))
+
+
+def t_interval(estimate: float, parts: list[tuple[float, float]], level: float) -> tuple[float, float, float]:
+    """``estimate`` with the variance terms ``parts`` ((variance, degrees of freedom) each): the interval from
+    Student's t with Welch-Satterthwaite degrees of freedom, and the two-sided p-value of zero."""
+    total = sum(v for v, _ in parts)
+    if total <= 0:
+        return estimate, estimate, 0.0 if estimate != 0 else 1.0
+    denominator = sum(v * v / df for v, df in parts if v > 0 and np.isfinite(df))
+    df = total * total / denominator if denominator > 0 else np.inf
+    se = float(np.sqrt(total))
+    half = float(stats.t.ppf((1 + level) / 2, df)) * se
+    p = float(2 * stats.t.sf(abs(estimate) / se, df))
+    return estimate - half, estimate + half, p
+
+
 def bootstrap_accuracy(correct, labels, filenames, unit: str = "recording", n_boot: int = N_BOOT,
                        level: float = LEVEL, seed: int = 0) -> Interval:
-    """Macro accuracy of ``correct`` (``(clips,)`` or ``(seeds, clips)`` of 0/1) with the percentile interval of
-    ``n_boot`` replicates that resample ``unit`` within each scene (and the seeds, when several)."""
+    """Macro accuracy of ``correct`` (``(clips,)`` or ``(seeds, clips)`` of 0/1), mean over seeds, with an
+    interval holding the test sample's variance (``n_boot`` replicates resampling ``unit`` within each scene,
+    seeds averaged) and the seeds' (:func:`seed_term`), its width from Student's t."""
     correct, labels, groups = _prepare(correct, labels, filenames, unit)
-    picks, seed_picks = draws(labels, groups, correct.shape[0], n_boot, np.random.default_rng(seed))
-    reps = replicate_accuracies(correct, labels, groups, picks, seed_picks)
-    low, high = np.quantile(reps, [(1 - level) / 2, (1 + level) / 2])
-    return Interval(macro_accuracy(correct.mean(0), labels), float(low), float(high), level, unit, correct.shape[0])
+    picks = unit_draws(labels, groups, n_boot, np.random.default_rng(seed))
+    reps = replicate_accuracies(correct.mean(0, keepdims=True), labels, groups, picks, np.zeros((n_boot, 1), int))
+    estimate = float(per_seed_accuracies(correct, labels).mean())
+    low, high, _ = t_interval(estimate, [(float(np.var(reps, ddof=1)), np.inf),
+                                         seed_term(per_seed_accuracies(correct, labels))], level)
+    return Interval(estimate, low, high, level, unit, correct.shape[0])
 
 
 def paired_comparison(correct_a, correct_b, labels, filenames, unit: str = "recording", n_boot: int = N_BOOT,
                       level: float = LEVEL, seed: int = 0) -> Comparison:
-    """A − B in macro accuracy on the same clips: each replicate draws the same recordings for both methods
-    (the pairing) and each method's seeds on its own; the two-sided p-value is twice the smaller share of
-    replicates on either side of zero."""
+    """A − B in macro accuracy on the same clips, seeds as the outer unit: the difference of the methods'
+    mean accuracies over their seeds; its variance the test sample's (replicates drawing the same recordings
+    for both methods' seed-averaged predictions: the pairing) plus each method's seed term
+    (:func:`seed_term`); the interval and p-value from Student's t (:func:`t_interval`). Symmetric: B − A is
+    exactly the negative of A − B."""
     a, labels, groups = _prepare(correct_a, labels, filenames, unit)
     b, _, _ = _prepare(correct_b, labels, filenames, unit)
-    rng = np.random.default_rng(seed)
-    picks = unit_draws(labels, groups, n_boot, rng)
-    # each method's seed draws follow from its predictions, not from its place in the call, so B − A is
-    # exactly the negative of A − B (the same interval whichever way a comparison is asked)
-    key_a, key_b = _content_key(a), _content_key(b)
-    seed_picks = {}
-    for key, x in sorted([(key_a, a), (key_b, b)], key=lambda item: item[0]):
-        seed_picks.setdefault(key, rng.integers(0, x.shape[0], size=(n_boot, x.shape[0])))
-    diff = (replicate_accuracies(a, labels, groups, picks, seed_picks[key_a])
-            - replicate_accuracies(b, labels, groups, picks, seed_picks[key_b]))
-    low, high = np.quantile(diff, [(1 - level) / 2, (1 + level) / 2])
-    p = min(1.0, 2 * min(float((diff <= 0).mean()), float((diff >= 0).mean())))
-    estimate = macro_accuracy(a.mean(0), labels) - macro_accuracy(b.mean(0), labels)
-    return Comparison(estimate, float(low), float(high), p, level, unit, (a.shape[0], b.shape[0]))
+    picks = unit_draws(labels, groups, n_boot, np.random.default_rng(seed))
+    one = np.zeros((n_boot, 1), int)
+    diff = (replicate_accuracies(a.mean(0, keepdims=True), labels, groups, picks, one)
+            - replicate_accuracies(b.mean(0, keepdims=True), labels, groups, picks, one))
+    acc_a, acc_b = per_seed_accuracies(a, labels), per_seed_accuracies(b, labels)
+    estimate = float(acc_a.mean() - acc_b.mean())
+    low, high, p = t_interval(estimate, [(float(np.var(diff, ddof=1)), np.inf), seed_term(acc_a), seed_term(acc_b)],
+                              level)
+    return Comparison(estimate, low, high, p, level, unit, (a.shape[0], b.shape[0]))
 
 
 # --- runs: which test clips each got right -------------------------------------------------------------

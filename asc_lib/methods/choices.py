@@ -78,7 +78,7 @@ def teacher_runs(profile: str, split: int, seeds, tried=TEACHER_CANDIDATES, star
             spec = RunSpec(profile, "efficientat_mt", split, seed, directory=teacher_dir(profile, values, split, seed))
             run = surkov.train_teacher(task, spec, "mean_teacher", recipe, weights, extra, progress=progress)
             rows.append({"stage": "mean teacher", "setting": setting, "value": value, **values, "seed": seed,
-                         "weights": weights.name,
+                         "weights": weights.name, "scored on": task.scored_on,
                          "validation accuracy (%)": 100 * run.metrics["test"]["accuracy"],
                          "its student (%)": 100 * run.metrics["student"]["test"]["accuracy"],
                          "train clips": len(task.train), "validation clips": len(task.test)})
@@ -116,7 +116,7 @@ def kd_runs(profile: str, split: int, seeds, tried=KD_CANDIDATES, progress: bool
                            directory=kd_dir(profile, teacher_values, values, split, seed))
             metrics, _ = surkov.train_student(task, spec, student, cost, items, probs, recipe, progress=progress)
             rows.append({"stage": "distillation", "setting": setting, "value": value, **values, "seed": seed,
-                         "teacher": values_name(teacher_values),
+                         "teacher": values_name(teacher_values), "scored on": task.scored_on,
                          "validation accuracy (%)": 100 * metrics["test"]["accuracy"],
                          "its teacher (%)": 100 * read_metrics(teacher_run / METRICS)["test"]["accuracy"],
                          "agrees with its teacher (%)": agreement(teacher_run, spec.path),
@@ -147,9 +147,20 @@ def summary(runs: pd.DataFrame) -> pd.DataFrame:
             .rename(columns={"mean": f"{value}, mean", "std": "std over seeds", "count": "seeds"}))
 
 
+def refuse_test_rows(runs: pd.DataFrame) -> None:
+    """Raise unless every row of ``runs`` was scored on the validation part of its training split."""
+    scored = runs["scored on"] if "scored on" in runs else pd.Series("unrecorded", index=runs.index)
+    wrong = sorted(set(scored[scored != "validation"].astype(str)))
+    if wrong:
+        raise ValueError(f"{int((scored != 'validation').sum())} of {len(runs)} runs were scored on {', '.join(wrong)}, "
+                         "not on the validation part: a choice never reads the test split")
+
+
 def chosen(runs: pd.DataFrame) -> dict[str, float]:
     """The rule: per swept setting, the value with the highest mean validation accuracy over the seeds, among
-    that setting's candidates and the start's own runs (each candidate changes one setting of the start)."""
+    that setting's candidates and the start's own runs (each candidate changes one setting of the start).
+    Refuses runs not scored on the validation part (``scored on``): no choice of the study reads the test split."""
+    refuse_test_rows(runs)
     best = {}
     for setting in runs.loc[runs["setting"] != START, "setting"].unique():
         rows = runs[runs["setting"].isin([setting, START])]

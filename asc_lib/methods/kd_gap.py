@@ -18,7 +18,7 @@ from asc_lib.config import data_paths, profile_recipe
 from asc_lib.config.atomic import write_csv
 from asc_lib.methods import surkov
 from asc_lib.training.experiment import METRICS, RunSpec, SceneTask, read_metrics, run_dir, runs_dir
-from asc_lib.training.uncertainty import compare_directories
+from asc_lib.training.uncertainty import compare_directories, holm
 
 STEPS = 900  # the longer run: three times the mini recipe's 300 steps
 UNSEEN = ("s4", "s5", "s6")  # TAU22's devices found only in the test split
@@ -91,15 +91,14 @@ def summary(runs: pd.DataFrame) -> pd.DataFrame:
 
 def paired_gaps(profile: str, split: int, seeds, steps: int = STEPS) -> pd.Series:
     """Per student, student minus teacher with its 95 % interval (paired bootstrap over test recordings and
-    the seeds both have, :func:`asc_lib.training.uncertainty.compare_directories`)."""
-    out = {}
+    the seeds both have, :func:`asc_lib.training.uncertainty.compare_directories`), Holm-adjusted as one family."""
+    found = {}
     for name in students(profile, split, seeds[0], steps):
         pairs = [(students(profile, split, s, steps)[name], run_dir(profile, "efficientat_mt", split, s)) for s in seeds]
         pairs = [(a, b) for a, b in pairs if (a / "output.csv").is_file() and (b / "output.csv").is_file()]
         if pairs:
-            c = compare_directories([a for a, _ in pairs], [b for _, b in pairs])
-            out[name] = (f"{100 * c.difference:+.1f} [{100 * c.low:+.1f}, {100 * c.high:+.1f}] "
-                         f"({c.seeds[0]} vs {c.seeds[1]} seeds)")
+            found[name] = compare_directories([a for a, _ in pairs], [b for _, b in pairs])
+    out = {name: f"{c.text()} ({c.seeds[0]} vs {c.seeds[1]} seeds)" for name, c in holm(found, "diagnostic").items()}
     return pd.Series(out, name="student − teacher, paired 95 % interval (points)", dtype=object)
 
 

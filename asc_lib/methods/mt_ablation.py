@@ -16,7 +16,7 @@ import torch
 from asc_lib.config import load_yaml, paths, profile_recipe
 from asc_lib.methods import surkov
 from asc_lib.training.experiment import METRICS, RunSpec, SceneTask, finished_runs, read_metrics
-from asc_lib.training.uncertainty import Comparison, compare_directories
+from asc_lib.training.uncertainty import Comparison, compare_directories, holm, p_text
 
 
 @dataclass(frozen=True)
@@ -126,10 +126,11 @@ def accuracies(profile: str, split: int, chosen: list[Variant], seeds) -> pd.Dat
     return pd.DataFrame(rows, columns=["variant", "seed", "model", "student"])
 
 
-def comparisons(profile: str, split: int, chosen: list[Variant], seeds) -> dict[str, Comparison]:
+def comparisons(profile: str, split: int, chosen: list[Variant], seeds, family: str = "ablation") -> dict[str, Comparison]:
     """Each variant minus the first (the mean teacher, or the recipe's weight in the sweep) on the same test
-    clips, over the seeds each has: the paired bootstrap over test recordings and seeds
-    (:func:`asc_lib.training.uncertainty.compare_directories`), by variant label; variants without runs left out."""
+    clips, over the seeds each has: test recordings and seeds (:func:`asc_lib.training.uncertainty.compare_directories`),
+    by variant label, Holm-adjusted as one ``family`` (:func:`asc_lib.training.uncertainty.holm`); variants without
+    runs left out."""
     reference = list(finished_runs(profile, chosen[0].name, split, seeds).values())
     out = {}
     for variant in chosen[1:]:
@@ -137,7 +138,7 @@ def comparisons(profile: str, split: int, chosen: list[Variant], seeds) -> dict[
         result = compare_directories(found, reference) if reference else None
         if result is not None:
             out[variant.label] = result
-    return out
+    return holm(out, family)
 
 
 def summary(runs: pd.DataFrame, chosen: list[Variant], compared: dict[str, Comparison] | None = None) -> pd.DataFrame:
@@ -151,8 +152,11 @@ def summary(runs: pd.DataFrame, chosen: list[Variant], compared: dict[str, Compa
     compared = compared or {}
     table["low"] = [100 * compared[n].low if n in compared else float("nan") for n in table.index]
     table["high"] = [100 * compared[n].high if n in compared else float("nan") for n in table.index]
+    table["p"] = [compared[n].p_value if n in compared else float("nan") for n in table.index]
+    table["p (Holm)"] = [compared[n].p_adjusted if n in compared and compared[n].p_adjusted is not None
+                         else float("nan") for n in table.index]
     table["verdict"] = [compared[n].verdict if n in compared else "" for n in table.index]
-    return table.round(2)
+    return table.round({c: 2 for c in table.columns if c not in ("p", "p (Holm)")})
 
 
 def readable(table: pd.DataFrame) -> pd.DataFrame:
@@ -166,11 +170,14 @@ def readable(table: pd.DataFrame) -> pd.DataFrame:
                          f"Δ to {table.index[0]} (points)": [
                              "" if pd.isna(d) or pd.isna(lo) else f"{d:+.1f} [{lo:+.1f}, {hi:+.1f}]"
                              for d, lo, hi in zip(table[DELTA], table["low"], table["high"])],
+                         "p / Holm": ["" if pd.isna(p) else f"{p_text(p)} / {p_text(h)}"
+                                      for p, h in zip(table.get("p", pd.Series(float("nan"), index=table.index)),
+                                                      table.get("p (Holm)", pd.Series(float("nan"), index=table.index)))],
                          "verdict": table["verdict"]},
                         index=table.index).rename_axis(None)
 
 
-WORDS = {"better": "above", "worse": "below", "not distinguishable at this budget": "not distinguishable from"}
+WORDS = {"better": "above", "worse": "below", "not distinguishable at this budget": "not distinguishable from"}  # other verdicts: runs only
 
 
 def findings(table: pd.DataFrame) -> list[str]:
@@ -180,6 +187,9 @@ def findings(table: pd.DataFrame) -> list[str]:
     out = []
     for name, row in table.drop(index=reference).iterrows():
         if not row["verdict"]:
+            continue
+        if row["verdict"] not in WORDS:  # fewer than 3 seeds a side: these runs only
+            out.append(f"{name}: {row['model mean']:.1f} %, {row['verdict']}.")
             continue
         out.append(f"{name}: {row['model mean']:.1f} ± {row['model std']:.1f} %, {WORDS[row['verdict']]} the "
                    f"{reference} ({row[DELTA]:+.1f} points, 95 % interval [{row['low']:+.1f}, {row['high']:+.1f}]).")
@@ -201,7 +211,7 @@ def weight_reading(runs: pd.DataFrame, swept: list[Variant], used: float,
             f"{weight_of[best]:g} ({table.loc[best, 'model mean']:.1f} ± {table.loc[best, 'model std']:.1f} %).")
     better = [f"{weight_of[n]:g}" for n in table.index[1:] if table.loc[n, "verdict"] == "better"]
     if better:
-        return text + (f" Above the recipe's {used:g} (95 % paired interval above zero): weight(s) "
+        return text + (f" Above the recipe's {used:g} (Holm-adjusted within the sweep): weight(s) "
                        f"{', '.join(better)}; the validation choice (python -m asc_lib.methods.choices) did not "
                        f"pick it, and the test split does not overrule it.")
     return text + (f" No other weight is distinguishable from the recipe's {used:g} at this budget, or all are "
@@ -217,7 +227,7 @@ def conclusion(table: pd.DataFrame) -> str:
     plain = [n for n in table.index if n in labels_of and labels_of[n].mode == "supervised"]
     mt = table.loc[reference, "model mean"]
     parts = []
-    if plain and table.loc[plain[0], "verdict"]:
+    if plain and table.loc[plain[0], "verdict"] in WORDS:
         row = table.loc[plain[0]]
         interval = f"difference {-row[DELTA]:+.1f} points, 95 % interval [{-row['high']:+.1f}, {-row['low']:+.1f}]"
         if row["verdict"] == "better":
@@ -232,10 +242,10 @@ def conclusion(table: pd.DataFrame) -> str:
     lifted = [(n, table.loc[n, DELTA]) for n in others if table.loc[n, "verdict"] == "better"]
     hurt = [(n, table.loc[n, DELTA]) for n in others if table.loc[n, "verdict"] == "worse"]
     if lifted:
-        parts.append("Above it (95 % interval above zero): " + "; ".join(f"{n} ({d:+.1f})" for n, d in lifted)
+        parts.append("Above it (Holm-adjusted within the ablation): " + "; ".join(f"{n} ({d:+.1f})" for n, d in lifted)
                      + ". What each of these removes holds mean teacher back here.")
     if hurt:
-        parts.append("Below it (95 % interval below zero): " + "; ".join(f"{n} ({d:+.1f})" for n, d in hurt)
+        parts.append("Below it (Holm-adjusted within the ablation): " + "; ".join(f"{n} ({d:+.1f})" for n, d in hurt)
                      + ". Mean teacher needs what each of these removes.")
     if not lifted and not hurt:
         parts.append("No single change moves it distinguishably at this budget.")

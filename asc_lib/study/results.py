@@ -190,40 +190,66 @@ def interval_table(runs: pd.DataFrame, methods=None) -> pd.DataFrame:
                         columns=["method", "split", "seeds", "accuracy %", "95 % interval"])
 
 
+#: The family each comparison belongs to: Holm's adjustment runs within a family (each paper's claims, the
+#: study's controls); the cross-selection experiment is exploratory (neither paper ran it).
+FAMILIES = {("kd_small", "baseline"): "Surkov's claims", ("kd_large", "baseline"): "Surkov's claims",
+            ("kd_large", "kd_small"): "Surkov's claims", ("efficientat_mt", "baseline"): "Surkov's claims",
+            ("werning", "baseline"): "Werning's claims",
+            ("efficientat_mt", "efficientat_ft"): "controls", ("werning", "werning_random"): "controls"}
+EXPLORATORY = "exploratory (04b)"
+COMPARED_COLUMNS = ["comparison", "family", "method", "reference", "split", "seeds", "a", "b", "difference", "low",
+                    "high", "p", "p_holm", "raw_verdict", "verdict"]
+
+
+def family_of(method: str, reference: str) -> str:
+    """The family of a comparison (:data:`FAMILIES`), :data:`EXPLORATORY` for any other."""
+    return FAMILIES.get((method, reference), EXPLORATORY)
+
+
 def comparisons(runs: pd.DataFrame, which=None) -> pd.DataFrame:
     """Each comparison of :data:`COMPARISONS` (or ``which``) on every split where both methods ran, in numbers:
-    both mean accuracies (%), the difference A − B with its 95 % paired-bootstrap interval over test recordings
-    and seeds (points), the p-value and the verdict (:func:`asc_lib.training.uncertainty.verdict`)."""
-    rows = []
+    both mean accuracies (%), the difference A − B with its 95 % interval over test recordings and seeds
+    (points), the p-value, Holm's p-value within the comparison's family (:data:`FAMILIES`, over every split
+    with at least 3 seeds a side: splits are comparisons too) and the verdict it gives
+    (:class:`asc_lib.training.uncertainty.Comparison`; ``raw_verdict``: the interval's alone)."""
+    found = {}
     for what, method, reference in which or COMPARISONS:
         for split in sorted(set(runs.loc[runs["method"] == method, "split"]) & set(runs.loc[runs["method"] == reference, "split"])):
             a, b = run_directories(runs, method, split), run_directories(runs, reference, split)
             result = compare_directories(a, b)
-            if result is None:
-                continue
-            acc = {m: runs[(runs["method"] == m) & (runs["split"] == split)]["accuracy"].mean() for m in (method, reference)}
-            rows.append({"comparison": what, "method": method, "reference": reference, "split": int(split),
-                         "seeds": f"{len(a)} vs {len(b)}", "a": acc[method], "b": acc[reference],
-                         "difference": 100 * result.difference, "low": 100 * result.low, "high": 100 * result.high,
-                         "p": result.p_value, "verdict": result.verdict})
-    return pd.DataFrame(rows, columns=["comparison", "method", "reference", "split", "seeds", "a", "b", "difference",
-                                       "low", "high", "p", "verdict"])
+            if result is not None:
+                found[(what, method, reference, int(split))] = result
+    for family in {family_of(m, r) for _, m, r, _ in found}:
+        mine = {k: c for k, c in found.items() if family_of(k[1], k[2]) == family}
+        found.update(uncertainty.holm(mine, family))
+    rows = []
+    for (what, method, reference, split), result in found.items():
+        acc = {m: runs[(runs["method"] == m) & (runs["split"] == split)]["accuracy"].mean() for m in (method, reference)}
+        rows.append({"comparison": what, "family": result.family, "method": method, "reference": reference,
+                     "split": split, "seeds": f"{result.seeds[0]} vs {result.seeds[1]}", "a": acc[method],
+                     "b": acc[reference], "difference": 100 * result.difference, "low": 100 * result.low,
+                     "high": 100 * result.high, "p": result.p_value,
+                     "p_holm": math.nan if result.p_adjusted is None else result.p_adjusted,
+                     "raw_verdict": result.raw_verdict, "verdict": result.verdict})
+    return pd.DataFrame(rows, columns=COMPARED_COLUMNS)
 
 
 def comparison_table(runs: pd.DataFrame, which=None, compared: pd.DataFrame | None = None) -> pd.DataFrame:
     """:func:`comparisons` as a table (``compared``: its result, when already computed): both accuracies, the
-    difference (points) with its 95 % interval, the p-value and the verdict."""
+    difference (points) with its 95 % interval, the p-value, Holm's within the family, and the verdict."""
     frame = comparisons(runs, which) if compared is None else compared
     return pd.DataFrame({
-        "comparison": frame["comparison"], "split": frame["split"], "seeds": frame["seeds"],
+        "comparison": frame["comparison"], "family": frame["family"], "split": frame["split"], "seeds": frame["seeds"],
         "A %": frame["a"].round(1), "B %": frame["b"].round(1), "A − B (points)": frame["difference"].round(1),
         "95 % interval": [f"[{lo:+.1f}, {hi:+.1f}]" for lo, hi in zip(frame["low"], frame["high"])],
-        "p": [_p_text(p) for p in frame["p"]], "verdict": frame["verdict"]},
-        columns=["comparison", "split", "seeds", "A %", "B %", "A − B (points)", "95 % interval", "p", "verdict"])
+        "p": [_p_text(p) for p in frame["p"]], "p (Holm)": [_p_text(p) for p in frame["p_holm"]],
+        "verdict": frame["verdict"]},
+        columns=["comparison", "family", "split", "seeds", "A %", "B %", "A − B (points)", "95 % interval", "p",
+                 "p (Holm)", "verdict"])
 
 
 def _p_text(p: float) -> str:
-    return f"< {1 / uncertainty.N_BOOT:g}" if p == 0 else f"{p:.2g}"
+    return "–" if p is None or pd.isna(p) else ("< 0.001" if p < 0.001 else f"{p:.2g}")
 
 
 # --- the findings summary -------------------------------------------------------------------------------------
@@ -251,105 +277,147 @@ def paper_difference(paper: dict, method: str, reference: str) -> dict[int, floa
     return {int(s): a - b for s, a, b in zip(paper["splits"], series[method], series[reference])}
 
 
+NOT_TESTABLE = "not testable here"
+TALLY = ("agrees", "contradicts", NOT_TESTABLE, "better", "worse", "not distinguishable", "runs only")
+
+
 def _reading(counts: dict, reported: bool) -> str:
-    """``agrees on 3, not distinguishable on 2 of 5 splits`` (against the paper's sign), or for a comparison no
-    paper reports ``better on 1, worse on 1 of 2 splits (no paper reports it)``."""
-    keys = ("agrees", "contradicts", "not distinguishable") if reported else ("better", "worse", "not distinguishable")
-    n = sum(counts[k] for k in ("better", "worse", "not distinguishable"))
-    text = ", ".join(f"{k} on {counts[k]}" for k in keys if counts[k]) + f" of {n} split{'s' if n != 1 else ''}"
+    """The tally of a comparison over its splits: ``agrees on 1, contradicts on 1 of 2 nested splits with 3
+    seeds a side; runs only (fewer seeds) on 3`` (against the paper's difference), or for a comparison no paper
+    reports ``better on 1 of 2 nested splits ... (no paper reports it)``. The splits are nested (each holds the
+    smaller ones): correlated evidence, not independent repeats."""
+    judged = sum(counts[k] for k in TALLY if k != "runs only")
+    keys = [k for k in TALLY if k != "runs only" and counts[k]]
+    text = (", ".join(f"{k} on {counts[k]}" for k in keys) + f" of {judged} nested split{'s' if judged != 1 else ''}"
+            f" with {uncertainty.MIN_SEEDS} seeds a side") if judged else f"no split with {uncertainty.MIN_SEEDS} seeds a side"
+    if counts["runs only"]:
+        text += f"; runs only (fewer seeds) on {counts['runs only']}"
     return text if reported else text + " (no paper reports it)"
 
 
-def mechanism(profile: str | None, method: str, reference: str) -> str:
+def mechanism_kind(profile: str | None, method: str, reference: str) -> tuple[str, str]:
     """Whether the profile's world holds the mechanism a comparison tests (``params/<profile>.yaml``
-    ``mechanisms``): ``tests: why`` or ``exercises the code only: why``; the real data tests every comparison,
-    the smoke profile none."""
+    ``mechanisms``): (``tests`` or ``exercises``, why); the real data tests every comparison, the smoke profile
+    none; ("", "") when the profile does not say."""
     if profile in (None, "real"):
-        return "tests" if profile == "real" else ""
+        return ("tests", "the real data") if profile == "real" else ("", "")
     if profile == "smoke":
-        return "exercises the code only: 4 optimizer steps per run"
+        return "exercises", "4 optimizer steps per run"
     table = load_profile(profile).get("mechanisms") or {}
     entry = table.get(f"{method}:{reference}") or table.get("cross")
-    if not entry:
+    return (str(entry[0]), str(entry[1])) if entry else ("", "")
+
+
+def mechanism(profile: str | None, method: str, reference: str) -> str:
+    """:func:`mechanism_kind` in words: ``tests the mechanism: why`` or ``exercises the code only: why``."""
+    kind, why = mechanism_kind(profile, method, reference)
+    if not kind:
         return ""
-    kind, why = entry
     return f"{'tests the mechanism' if kind == 'tests' else 'exercises the code only'}: {why}"
 
 
+def agreement(claimed: float | None, row, testable: bool) -> str:
+    """How one split of a comparison relates to the paper: ``runs only`` with fewer than 3 seeds a side,
+    ``not testable here`` where the profile's world lacks the mechanism, else for a difference the paper reports
+    ``agrees`` when it lies inside the study's 95 % interval and ``contradicts`` when the interval excludes
+    it; for one it does not report, the study's (Holm-adjusted) verdict: better / worse / not distinguishable."""
+    if row.verdict.startswith(uncertainty.RUNS_ONLY):
+        return "runs only"
+    if not testable:
+        return NOT_TESTABLE
+    if claimed is not None:
+        return "agrees" if row.low <= claimed <= row.high else "contradicts"
+    return "not distinguishable" if row.verdict == uncertainty.VERDICTS[2] else row.verdict
+
+
 def findings(compared: pd.DataFrame, paper: dict, profile: str | None = None) -> pd.DataFrame:
-    """One row per comparison (:func:`comparisons`): what the paper claims and its own difference per split,
-    what this study measured (difference, 95 % interval and verdict per split), and how the two relate
-    (``reading``: a split agrees when the study's verdict has the sign of the paper's difference, contradicts when
-    it has the other sign; the paper's numbers carry no interval)."""
+    """One row per comparison (:func:`comparisons`): its family, what the paper claims and its own difference per
+    split, what this study measured (difference, 95 % interval and verdict per split), and how the two relate
+    (``reading``: :func:`agreement` per split, tallied over the nested splits)."""
     rows = []
     order = {(m, r): i for i, (_, m, r) in enumerate(COMPARISONS)}
     for (what, method, reference), mine in compared.groupby(["comparison", "method", "reference"], sort=False):
         reported = paper_difference(paper, method, reference)
-        counts = dict.fromkeys(("better", "worse", "not distinguishable", "agrees", "contradicts"), 0)
+        testable = mechanism_kind(profile, method, reference)[0] != "exercises"
+        counts = dict.fromkeys(TALLY, 0)
         study = []
         for r in mine.sort_values("split").itertuples():
             study.append(f"split {r.split}: {r.difference:+.1f} [{r.low:+.1f}, {r.high:+.1f}] {r.verdict}")
-            if r.verdict == uncertainty.VERDICTS[2]:
-                counts["not distinguishable"] += 1
-                continue
-            better = r.verdict == uncertainty.VERDICTS[0]
-            counts["better" if better else "worse"] += 1
-            claimed = reported.get(r.split)
-            if claimed:  # the paper's sign (no interval: the papers report none)
-                counts["agrees" if (claimed > 0) == better else "contradicts"] += 1
+            counts[agreement(reported.get(r.split), r, testable)] += 1
         paper_text = ", ".join(f"split {s} {d:+.1f}" for s, d in sorted(reported.items())) if reported else "not reported"
-        rows.append({"comparison": what, "claim": CLAIMS.get((method, reference), CROSS_CLAIM),
+        rows.append({"comparison": what, "family": family_of(method, reference),
+                     "claim": CLAIMS.get((method, reference), CROSS_CLAIM),
                      "paper A − B (points)": paper_text, "study A − B (points) [95 % interval]": "; ".join(study),
                      "reading": _reading(counts, bool(reported)), "here": mechanism(profile, method, reference),
                      "order": order.get((method, reference), len(order))})
-    frame = pd.DataFrame(rows, columns=["comparison", "claim", "paper A − B (points)",
+    frame = pd.DataFrame(rows, columns=["comparison", "family", "claim", "paper A − B (points)",
                                         "study A − B (points) [95 % interval]", "reading", "here", "order"])
     return frame.sort_values("order", kind="stable").drop(columns="order").reset_index(drop=True)
 
 
-def _per_split(compared: pd.DataFrame, comparison: str, paper: dict):
-    """The splits of one comparison, in order: (split, the paper's A − B or None, the study's row)."""
+def _per_split(compared: pd.DataFrame, comparison: str, paper: dict, profile: str | None = None):
+    """The splits of one comparison, in order: (split, the paper's A − B or None, the study's row, how the split
+    relates to the paper: :func:`agreement`)."""
     mine = compared[compared["comparison"] == comparison].sort_values("split")
-    reported = paper_difference(paper, mine["method"].iloc[0], mine["reference"].iloc[0])
-    return [(s.split, reported.get(s.split), s) for s in mine.itertuples()]
+    method, reference = mine["method"].iloc[0], mine["reference"].iloc[0]
+    reported = paper_difference(paper, method, reference)
+    testable = mechanism_kind(profile, method, reference)[0] != "exercises"
+    return [(s.split, reported.get(s.split), s, agreement(reported.get(s.split), s, testable)) for s in mine.itertuples()]
+
+
+def _ps(row) -> str:
+    return f"{_p_text(row.p)} / {_p_text(row.p_holm)}"
+
+
+HOW_TO_READ = ("Differences in accuracy points (A − B). The interval is 95 %: the test sample's variance (a bootstrap "
+               "over whole test recordings) plus each side's seed variance, its width from Student's t, so 3 seeds a "
+               "side give an interval as wide as 3 seeds warrant. p is the comparison's own, Holm the p-value adjusted "
+               "within its family (each paper's claims, the controls, the exploratory experiment), over every split "
+               "with 3 seeds a side; the verdict (better / worse / not distinguishable) reads the adjusted p. A split "
+               "with fewer than 3 seeds a side shows its runs, without a verdict. Against the paper: agrees when the "
+               "paper's difference lies inside the interval, contradicts when outside, not testable here when the "
+               "world of this profile lacks the mechanism. The splits are nested (each holds the smaller ones): "
+               "correlated evidence.")
 
 
 def findings_html(frame: pd.DataFrame, compared: pd.DataFrame, paper: dict, profile: str) -> str:
     """The findings (:func:`findings` of ``compared``) as an HTML fragment, one small table per comparison (split,
-    the paper's A − B, the study's with its interval and verdict): the top of ``05_results`` and of
-    ``reports/index.html``."""
+    the paper's A − B, the study's with its interval, p-values, verdict and agreement): the top of
+    ``05_results`` and of ``reports/index.html``."""
     if frame.empty:
         return "<p>No comparison could be made: the runs of both sides of each comparison are missing.</p>"
     items = []
     for r in frame.itertuples(index=False):
         rows = "".join(
-            f"<tr><td>{split}</td><td>{_points(claimed)}</td><td>{_points(s.difference)}</td>"
-            f"<td>[{s.low:+.1f}, {s.high:+.1f}]</td><td style='text-align:left'>{html.escape(s.verdict)}</td></tr>"
-            for split, claimed, s in _per_split(compared, r.comparison, paper))
+            f"<tr><td>{split}</td><td>{html.escape(s.seeds)}</td><td>{_points(claimed)}</td><td>{_points(s.difference)}</td>"
+            f"<td>[{s.low:+.1f}, {s.high:+.1f}]</td><td>{html.escape(_ps(s))}</td>"
+            f"<td style='text-align:left'>{html.escape(s.verdict)}</td><td style='text-align:left'>{html.escape(how)}</td></tr>"
+            for split, claimed, s, how in _per_split(compared, r.comparison, paper, profile))
         items.append(
-            f"<li><b>{html.escape(r.comparison)}</b>: <i>{html.escape(r.reading)}</i>"
+            f"<li><b>{html.escape(r.comparison)}</b> <small>({html.escape(r.family)})</small>: <i>{html.escape(r.reading)}</i>"
             f"<br>{html.escape(r.claim[0].upper() + r.claim[1:])}"
             + (f"<br><small>Here: {html.escape(r.here)}</small>" if r.here else "") +
-            f"<table><tr><th>split</th><th>paper A − B</th><th>study A − B</th><th>95 % interval</th><th style='text-align:left'>verdict</th></tr>"
+            "<table><tr><th>split</th><th>seeds</th><th>paper A − B</th><th>study A − B</th><th>95 % interval</th>"
+            "<th>p / Holm</th><th style='text-align:left'>verdict</th><th style='text-align:left'>against the paper</th></tr>"
             f"{rows}</table></li>")
     note = ("These runs are the mini profile: synthetic audio in the real formats and shortened recipes, so a "
             "verdict here is about the pipeline at this budget, not about the papers' numbers on TAU22."
             if profile != "real" else "Runs of the real data (TAU22, AudioSet).")
-    return (f"<div class='findings'><p>{html.escape(note)} Differences in accuracy points; the interval is a 95 % "
-            f"paired bootstrap over test recordings and seeds; a verdict reads <i>better</i> or <i>worse</i> only when "
-            f"the whole interval lies on one side of zero.</p><ul>{''.join(items)}</ul></div>")
+    return (f"<div class='findings'><p>{html.escape(note)} {html.escape(HOW_TO_READ)}</p>"
+            f"<ul>{''.join(items)}</ul></div>")
 
 
-def findings_markdown(frame: pd.DataFrame, compared: pd.DataFrame, paper: dict) -> str:
+def findings_markdown(frame: pd.DataFrame, compared: pd.DataFrame, paper: dict, profile: str | None = None) -> str:
     """The findings as a Markdown table, one row per comparison and split (the README's copy, written by
     ``python -m asc_lib.study.results --readme`` from the runs)."""
-    lines = ["| comparison | against the paper | what the mini world can say | split | paper A − B | "
-             "study A − B [95 % interval] | verdict |", "|---|---|---|---|---|---|---|"]
+    lines = ["| comparison (family) | against the paper | what the world of this profile can say | split | seeds | "
+             "paper A − B | study A − B [95 % interval] | p / Holm | verdict | this split |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in frame.itertuples(index=False):
-        for i, (split, claimed, s) in enumerate(_per_split(compared, r.comparison, paper)):
-            first = (f"**{r.comparison}**", r.reading, r.here) if i == 0 else ("", "", "")
-            lines.append(f"| {first[0]} | {first[1]} | {first[2]} | {split} | {_points(claimed)} | "
-                         f"{_points(s.difference)} [{s.low:+.1f}, {s.high:+.1f}] | {s.verdict} |")
+        for i, (split, claimed, s, how) in enumerate(_per_split(compared, r.comparison, paper, profile)):
+            first = (f"**{r.comparison}** ({r.family})", r.reading, r.here) if i == 0 else ("", "", "")
+            lines.append(f"| {first[0]} | {first[1]} | {first[2]} | {split} | {s.seeds} | {_points(claimed)} | "
+                         f"{_points(s.difference)} [{s.low:+.1f}, {s.high:+.1f}] | {_ps(s)} | {s.verdict} | {how} |")
     return "\n".join(lines) + "\n"
 
 
@@ -602,7 +670,7 @@ def ablation_markdown(profile: str) -> str:
                   mt_ablation.conclusion(table) + "\n"]
         sweep_runs = mt_ablation.accuracies(profile, split, swept, seeds)
         if sweep_runs["variant"].nunique() > 1:
-            compared = mt_ablation.comparisons(profile, split, swept, seeds)
+            compared = mt_ablation.comparisons(profile, split, swept, seeds, family="sweep")
             parts += [register.markdown_table(mt_ablation.readable(mt_ablation.summary(sweep_runs, swept, compared))
                                               .reset_index(names="consistency weight")),
                       mt_ablation.weight_reading(sweep_runs, swept, used, compared) + "\n"]
@@ -631,7 +699,7 @@ def readme_blocks(profile: str) -> dict[str, str]:
     root = runs_root(profile)
     runs = runs_table(root, current_test_names(profile))
     compared, paper = comparisons(runs), config.paper_results()
-    return {"findings": findings_markdown(findings(compared, paper, profile), compared, paper),
+    return {"findings": findings_markdown(findings(compared, paper, profile), compared, paper, profile),
             "accuracies": accuracy_markdown(runs), "ablation": ablation_markdown(profile),
             "pruning": pruning_markdown(runs, pruning_reports(root), paper)}
 

@@ -163,6 +163,11 @@ class SceneTask:
         self.test_waves = caches["test"].to_tensor(self.device)
         self._test_features: torch.Tensor | None = None
 
+    @property
+    def scored_on(self) -> str:
+        """What the task scores runs on: ``validation`` (a part of the training split) or ``test``."""
+        return "test" if self.validation is None else "validation"
+
     def summary(self) -> pd.DataFrame:
         """Clips per device group in the training and test splits."""
         return pd.DataFrame({

@@ -19,11 +19,12 @@ simulates identical methods at the study's seed spreads and checks the false-ver
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from scipy import stats
+from statsmodels.stats.multitest import multipletests
 
 from asc_lib.data.dcase import SCENES, encode_labels, parse_filename
 from asc_lib.training.evaluate import read_output_csv
@@ -31,7 +32,7 @@ from asc_lib.training.experiment import OUTPUT
 
 UNITS = ("recording", "location", "clip")
 VERDICTS = ("better", "worse", "not distinguishable at this budget")
-RUNS_ONLY = "about these runs only"  # the suffix of a verdict with fewer than MIN_SEEDS seeds on a side
+RUNS_ONLY = "no verdict: these runs only"  # a comparison with fewer than MIN_SEEDS seeds on a side
 N_BOOT = 2000
 LEVEL = 0.95
 MIN_SEEDS = 3  # seeds a side below which a comparison has no verdict about the method
@@ -80,7 +81,9 @@ class Interval:
 class Comparison:
     """Method A minus method B in macro accuracy (points of [0, 1]) on the same test clips: the interval
     (test recordings and seeds, :func:`paired_comparison`), the two-sided p-value, and the verdict at
-    ``level``: about the methods with at least :data:`MIN_SEEDS` seeds a side, otherwise about these runs."""
+    ``level``: about the methods with at least :data:`MIN_SEEDS` seeds a side, otherwise none (*these runs
+    only*). Within a family of comparisons (:func:`holm`) the verdict reads the family's adjusted p-value;
+    the interval stays the comparison's own (``raw_verdict`` reads it alone)."""
 
     difference: float
     low: float
@@ -89,21 +92,54 @@ class Comparison:
     level: float
     unit: str
     seeds: tuple[int, int]
+    p_adjusted: float | None = None  # Holm within its family (:func:`holm`); None: a family of one
+    family: str = ""
 
     @property
     def about_methods(self) -> bool:
         return min(self.seeds) >= MIN_SEEDS
 
     @property
+    def raw_verdict(self) -> str:
+        """The verdict of the interval alone, as if the comparison were the only one made."""
+        return verdict(self.low, self.high)
+
+    @property
     def verdict(self) -> str:
-        v = verdict(self.low, self.high)
-        return v if self.about_methods else f"{v}, {RUNS_ONLY}"
+        """``better`` / ``worse`` / ``not distinguishable at this budget`` from the adjusted p-value (the
+        interval's when unadjusted); ``no verdict: these runs only (1 vs 3 seeds)`` with too few seeds."""
+        if not self.about_methods:
+            return f"{RUNS_ONLY} ({self.seeds[0]} vs {self.seeds[1]} seeds)"
+        if self.p_adjusted is None:
+            return self.raw_verdict
+        if self.p_adjusted >= 1 - self.level:
+            return VERDICTS[2]
+        return VERDICTS[0] if self.difference > 0 else VERDICTS[1]
 
     def text(self, digits: int = 1) -> str:
-        """``+3.2 points [0.4, 6.1], p = 0.02: better``."""
-        p = "p < 0.001" if self.p_value < 0.001 else f"p = {self.p_value:.2g}"
+        """``+3.2 points [0.4, 6.1], p = 0.02 (Holm 0.06): not distinguishable at this budget``."""
+        p = f"p {p_text(self.p_value)}" + (f" (Holm {p_text(self.p_adjusted)})" if self.p_adjusted is not None else "")
         return (f"{100 * self.difference:+.{digits}f} points [{100 * self.low:+.{digits}f}, {100 * self.high:+.{digits}f}], "
                 f"{p}: {self.verdict}")
+
+
+def p_text(p: float | None) -> str:
+    """``= 0.03``, ``< 0.001``, or ``–`` without a p-value."""
+    if p is None or not np.isfinite(p):
+        return "–"
+    return "< 0.001" if p < 0.001 else f"= {p:.2g}"
+
+
+def holm(comparisons: dict, family: str) -> dict:
+    """The ``comparisons`` (a dict of :class:`Comparison`, None allowed) as one family: Holm's step-down
+    adjustment of the p-values of those about the methods (at least :data:`MIN_SEEDS` seeds a side), which
+    then read their verdict from it; comparisons of these runs only stay outside the family."""
+    members = [k for k, c in comparisons.items() if c is not None and c.about_methods]
+    adjusted = (multipletests([comparisons[k].p_value for k in members], method="holm")[1] if members else [])
+    out = {k: (replace(c, family=family) if c is not None else None) for k, c in comparisons.items()}
+    for k, p in zip(members, adjusted):
+        out[k] = replace(out[k], p_adjusted=float(p))
+    return out
 
 
 def verdict(low: float, high: float) -> str:

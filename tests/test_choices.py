@@ -14,7 +14,7 @@ def _runs(stage, rows, start=START):
     for setting, value, seed, accuracy in rows:
         values = start if setting == choices.START else {**start, setting: value}
         out.append({"stage": stage, "setting": setting, "value": value, **values, "seed": seed,
-                    "validation accuracy (%)": accuracy})
+                    "scored on": "validation", "validation accuracy (%)": accuracy})
     return pd.DataFrame(out)
 
 
@@ -52,6 +52,26 @@ def test_a_lone_candidate_must_beat_the_starts_own_runs(ema_runs, expected):
                                   ("lr", 5e-3, 1, 71.0), ("ema_decay", 0.999, 0, ema_runs[0]),
                                   ("ema_decay", 0.999, 1, ema_runs[1])])
     assert choices.chosen(runs) == {"lr": 1e-3, "ema_decay": expected}
+
+
+def test_a_choice_refuses_runs_scored_on_the_test_split():
+    """No choice of the study reads the test split: rows scored on it (or not saying) are refused."""
+    runs = _runs("mean teacher", [("start", None, 0, 74.0), ("lr", 5e-3, 0, 80.0)])
+    assert choices.chosen(runs) == {"lr": 5e-3}
+    runs.loc[1, "scored on"] = "test"
+    with pytest.raises(ValueError, match="1 of 2 runs were scored on test, not on the validation part"):
+        choices.chosen(runs)
+    with pytest.raises(ValueError, match="scored on unrecorded"):
+        choices.chosen(runs.drop(columns="scored on"))
+
+
+def test_a_validation_task_scores_on_validation(monkeypatch):
+    from asc_lib.training.experiment import SceneTask
+    task = SceneTask.__new__(SceneTask)  # the attribute the property reads, without decoding any audio
+    task.validation = None
+    assert task.scored_on == "test"
+    task.validation = choices.VALIDATION
+    assert task.scored_on == "validation"
 
 
 def test_the_student_teacher_gap_is_split_by_devices_seen_in_training(tmp_path):

@@ -373,3 +373,53 @@ def test_every_comparison_says_whether_the_mini_world_holds_its_mechanism():
     assert results.mechanism("smoke", "werning", "baseline").startswith("exercises the code only")
     assert results.mechanism("real", "werning", "baseline") == "tests the mechanism: the real data"
     assert results.mechanism_kind("mini", "kd_large", "kd_small")[0] == "exercises"
+
+
+def _readme_findings() -> list[tuple]:
+    from asc_lib.config import paths
+    text = (paths.ROOT / "README.md").read_text(encoding="utf-8")
+    start, end = results.markers("findings")
+    block = text.split(start, 1)[1].split(end, 1)[0]
+    rows = []
+    for line in block.splitlines()[2:]:
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 10:
+            rows.append(tuple(cells[3:]))
+    return rows
+
+
+def _notebook_findings() -> list[tuple]:
+    import html as html_module
+
+    import nbformat
+
+    from asc_lib.config import paths
+    notebook = nbformat.read(paths.NOTEBOOKS_DIR / "05_results.ipynb", as_version=4)
+    fragment = next(o["data"]["text/html"] for c in notebook.cells if c.cell_type == "code"
+                    for o in c.get("outputs", []) if "class='findings'" in str(o.get("data", {}).get("text/html", "")))
+    fragment = "".join(fragment) if isinstance(fragment, list) else fragment
+    rows = []
+    for row in re.findall(r"<tr><td>(.*?)</tr>", fragment):
+        cells = [html_module.unescape(re.sub(r"<[^>]+>", "", c)).strip() for c in re.split(r"</td>", row)[:-1]]
+        split, seeds, paper, study, interval, ps, verdict, how = cells
+        rows.append((split, seeds, paper, f"{study} {interval}", ps, verdict, how))
+    return rows
+
+
+def test_the_readme_shows_the_findings_05_shows():
+    """The README's findings block and the committed 05_results come from the same runs: every split row
+    (seeds, the paper's difference, the study's with its interval, p-values, verdict, agreement) is the same."""
+    readme, notebook = _readme_findings(), _notebook_findings()
+    assert readme, "no findings rows in the README's findings block"
+    assert readme == notebook
+
+
+def test_the_full_plan_runs_three_seeds_on_both_sides_of_every_comparison_where_verdicts_are_drawn():
+    """Splits 5 and 100 carry the verdicts: every comparison of the findings has seeds 0, 1 and 2 on both sides in
+    the mini profile's full plan (the other splits show their runs, without a verdict)."""
+    planned = results.planned_runs("mini", "full")
+    for what, method, reference in results.COMPARISONS:
+        for side in (method, reference):
+            for split in (5, 100):
+                seeds = set(planned[(planned["method"] == side) & (planned["split"] == split)]["seed"])
+                assert {0, 1, 2} <= seeds, (what, side, split, seeds)

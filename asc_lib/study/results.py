@@ -164,9 +164,15 @@ def run_directories(runs: pd.DataFrame, method: str, split: int) -> list[Path]:
 CURVE_METHODS = ["baseline", "efficientat_mt", "kd_small", "kd_large", "werning", "werning_random"]
 
 
-def intervals(runs: pd.DataFrame, methods=None) -> pd.DataFrame:
+def resampling_unit(profile: str | None) -> str:
+    """The unit a profile's intervals resample (``params/<profile>.yaml`` ``resampling_unit``; ``recording``
+    where it does not say): the real profile resamples TAU22's 146 test locations, the stricter unit."""
+    return (load_profile(profile).get("resampling_unit") if profile else None) or "recording"
+
+
+def intervals(runs: pd.DataFrame, methods=None, unit: str = "recording") -> pd.DataFrame:
     """Per method and split (runs with their ``output.csv``): macro accuracy (%) over the seeds and its 95 %
-    bootstrap interval over whole test recordings and the seeds (numbers: ``accuracy``, ``low``, ``high``)."""
+    interval over whole test ``unit``\ s and the seeds (numbers: ``accuracy``, ``low``, ``high``)."""
     rows = []
     for (method, split), _ in runs.groupby(["method", "split"]):
         if methods is not None and method not in methods:
@@ -175,15 +181,15 @@ def intervals(runs: pd.DataFrame, methods=None) -> pd.DataFrame:
         if not directories:  # runs without their output.csv (written before the study kept it)
             continue
         correct, labels, files = run_correctness(directories)
-        interval = uncertainty.bootstrap_accuracy(correct, labels, files)
+        interval = uncertainty.bootstrap_accuracy(correct, labels, files, unit)
         rows.append({"method": method, "split": split, "seeds": interval.seeds, "accuracy": 100 * interval.estimate,
                      "low": 100 * interval.low, "high": 100 * interval.high})
     return pd.DataFrame(rows, columns=["method", "split", "seeds", "accuracy", "low", "high"])
 
 
-def interval_table(runs: pd.DataFrame, methods=None) -> pd.DataFrame:
+def interval_table(runs: pd.DataFrame, methods=None, unit: str = "recording") -> pd.DataFrame:
     """:func:`intervals` as a table: method label, split, seeds, accuracy % and the interval."""
-    frame = intervals(runs, methods)
+    frame = intervals(runs, methods, unit)
     return pd.DataFrame({"method": frame["method"].map(label), "split": frame["split"], "seeds": frame["seeds"],
                          "accuracy %": frame["accuracy"].round(1),
                          "95 % interval": [f"[{lo:.1f}, {hi:.1f}]" for lo, hi in zip(frame["low"], frame["high"])]},
@@ -206,17 +212,18 @@ def family_of(method: str, reference: str) -> str:
     return FAMILIES.get((method, reference), EXPLORATORY)
 
 
-def comparisons(runs: pd.DataFrame, which=None) -> pd.DataFrame:
+def comparisons(runs: pd.DataFrame, which=None, unit: str = "recording") -> pd.DataFrame:
     """Each comparison of :data:`COMPARISONS` (or ``which``) on every split where both methods ran, in numbers:
     both mean accuracies (%), the difference A − B with its 95 % interval over test recordings and seeds
     (points), the p-value, Holm's p-value within the comparison's family (:data:`FAMILIES`, over every split
     with at least 3 seeds a side: splits are comparisons too) and the verdict it gives
-    (:class:`asc_lib.training.uncertainty.Comparison`; ``raw_verdict``: the interval's alone)."""
+    (:class:`asc_lib.training.uncertainty.Comparison`; ``raw_verdict``: the interval's alone); ``unit``: what
+    the test term resamples (:func:`resampling_unit`)."""
     found = {}
     for what, method, reference in which or COMPARISONS:
         for split in sorted(set(runs.loc[runs["method"] == method, "split"]) & set(runs.loc[runs["method"] == reference, "split"])):
             a, b = run_directories(runs, method, split), run_directories(runs, reference, split)
-            result = compare_directories(a, b)
+            result = compare_directories(a, b, unit)
             if result is not None:
                 found[(what, method, reference, int(split))] = result
     for family in {family_of(m, r) for _, m, r, _ in found}:
@@ -633,10 +640,10 @@ def provenance(profile: str, description: str, runs: pd.DataFrame, missing: pd.D
     return "\n\n".join(lines)
 
 
-def accuracy_markdown(runs: pd.DataFrame) -> str:
+def accuracy_markdown(runs: pd.DataFrame, unit: str = "recording") -> str:
     """Every method's macro accuracy per split with its 95 % bootstrap interval (:func:`intervals`) as a Markdown
     table, methods in the registry's order, one column per split (the README's copy)."""
-    frame = intervals(runs)
+    frame = intervals(runs, unit=unit)
     if frame.empty:
         return "*No finished run yet.*\n"
     order = {name: i for i, name in enumerate(METHODS)}
@@ -698,9 +705,10 @@ def readme_blocks(profile: str) -> dict[str, str]:
     its interval, the mean-teacher ablation and Werning's pruning."""
     root = runs_root(profile)
     runs = runs_table(root, current_test_names(profile))
-    compared, paper = comparisons(runs), config.paper_results()
+    unit = resampling_unit(profile)
+    compared, paper = comparisons(runs, unit=unit), config.paper_results()
     return {"findings": findings_markdown(findings(compared, paper, profile), compared, paper, profile),
-            "accuracies": accuracy_markdown(runs), "ablation": ablation_markdown(profile),
+            "accuracies": accuracy_markdown(runs, unit), "ablation": ablation_markdown(profile),
             "pruning": pruning_markdown(runs, pruning_reports(root), paper)}
 
 

@@ -270,13 +270,13 @@ def run_correctness(directories) -> tuple[np.ndarray, np.ndarray, list[str]]:
     return correct, labels, files
 
 
-def compare_directories(runs_a, runs_b) -> Comparison | None:
-    """A − B (paired bootstrap, :func:`paired_comparison`) of two sets of run
-    directories scored on the same test clips; None when either set is empty."""
+def compare_directories(runs_a, runs_b, unit: str = "recording") -> Comparison | None:
+    """A − B (:func:`paired_comparison`, resampling ``unit``) of two sets of run directories scored on the same
+    test clips; None when either set is empty."""
     a, labels, files = run_correctness(list(runs_a))
     b, _, files_b = run_correctness(list(runs_b))
     if not len(a) or not len(b):
         return None
     if files != files_b:
         raise ValueError(f"{runs_a[0]} and {runs_b[0]} were scored on different test clips")
-    return paired_comparison(a, b, labels, files)
+    return paired_comparison(a, b, labels, files, unit)

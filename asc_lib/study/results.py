@@ -172,7 +172,7 @@ def resampling_unit(profile: str | None) -> str:
 
 def intervals(runs: pd.DataFrame, methods=None, unit: str = "recording") -> pd.DataFrame:
     """Per method and split (runs with their ``output.csv``): macro accuracy (%) over the seeds and its 95 %
-    interval over whole test ``unit``\ s and the seeds (numbers: ``accuracy``, ``low``, ``high``)."""
+    interval over whole test units (``unit``) and the seeds (numbers: ``accuracy``, ``low``, ``high``)."""
     rows = []
     for (method, split), _ in runs.groupby(["method", "split"]):
         if methods is not None and method not in methods:

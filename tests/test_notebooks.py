@@ -154,7 +154,7 @@ def test_the_cross_selection_notebook_runs_headless_beside_the_runs_it_compares_
     text = "\n".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
                      for c in nbformat.read(out, as_version=4).cells if c.cell_type == "code" for o in c.outputs)
     assert "pruned_for_surkov" in text and "labelfilter_for_werning" in text
-    assert text.count("(paired bootstrap over test recordings") == 3 and "%|" not in text  # verdicts; no bars
+    assert text.count("(paired: a bootstrap over test recordings") == 3 and "%|" not in text  # verdicts; no bars
     for method in ("efficientat_mt_xpruned", "kd_small_xpruned", "werning_xlabelfilter"):
         trained = json.loads((runs_root / method / "split5-seed0" / "metrics.json").read_text())
         assert trained["fit"]["status"] == "trained" and trained["fit"]["steps"] == 4, method

@@ -11,7 +11,7 @@ logits (``03``). Here
   draw of as many clips as Werning's pruned selection holds: run :data:`WERNING`, compared with ``werning``.
 
 When a pool holds fewer clips than asked, all of it is used and :func:`selection_table` says so. Each run is
-compared with its reference on the same test clips by the paired bootstrap (:mod:`asc_lib.training.uncertainty`).
+compared with its reference on the same test clips by the paired comparison over test recordings and seeds (:mod:`asc_lib.training.uncertainty`).
 """
 from __future__ import annotations
 

@@ -90,7 +90,7 @@ def summary(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def paired_gaps(profile: str, split: int, seeds, steps: int = STEPS) -> pd.Series:
-    """Per student, student minus teacher with its 95 % interval (paired bootstrap over test recordings and
+    """Per student, student minus teacher with its 95 % interval (paired over test recordings and
     the seeds both have, :func:`asc_lib.training.uncertainty.compare_directories`), Holm-adjusted as one family."""
     found = {}
     for name in students(profile, split, seeds[0], steps):

@@ -182,7 +182,7 @@ WORDS = {"better": "above", "worse": "below", "not distinguishable at this budge
 
 def findings(table: pd.DataFrame) -> list[str]:
     """Plain sentences from :func:`summary`: each variant above, below or not distinguishable from the first
-    row (the mean teacher), by the paired bootstrap's verdict (:func:`asc_lib.training.uncertainty.verdict`)."""
+    row (the mean teacher), by the verdict of the paired comparison, Holm-adjusted within the table (:func:`comparisons`)."""
     reference = table.index[0]
     out = []
     for name, row in table.drop(index=reference).iterrows():
@@ -199,7 +199,7 @@ def findings(table: pd.DataFrame) -> list[str]:
 def weight_reading(runs: pd.DataFrame, swept: list[Variant], used: float,
                    compared: dict[str, Comparison] | None = None) -> str:
     """The sweep read on the test split, as a description only: which weight did best (mean over seeds) and,
-    by the paired bootstrap of each weight against the recipe's ``used`` (``swept[0]``, :func:`comparisons`),
+    by the paired comparison of each weight against the recipe's ``used`` (``swept[0]``, :func:`comparisons`),
     whether any is distinguishable from it. The recipe's weight is chosen on a validation part of the
     training split (:mod:`asc_lib.methods.choices`), never from this."""
     table = summary(runs, swept, compared)
@@ -215,12 +215,12 @@ def weight_reading(runs: pd.DataFrame, swept: list[Variant], used: float,
                        f"{', '.join(better)}; the validation choice (python -m asc_lib.methods.choices) did not "
                        f"pick it, and the test split does not overrule it.")
     return text + (f" No other weight is distinguishable from the recipe's {used:g} at this budget, or all are "
-                   f"worse (paired bootstrap over test recordings and seeds).")
+                   f"worse (paired over test recordings and seeds, Holm within the sweep).")
 
 
 def conclusion(table: pd.DataFrame) -> str:
     """The ablation's answer in plain words, from :func:`summary` (first row the mean teacher, then plain
-    fine-tuning and the variants that each remove one component), by the paired bootstrap's verdicts:
+    fine-tuning and the variants that each remove one component), by the paired comparisons' Holm-adjusted verdicts:
     whether mean teacher holds up against plain fine-tuning, and which removals lift or lower it."""
     reference = table.index[0]
     labels_of = {v.label: v for v in VARIANTS}

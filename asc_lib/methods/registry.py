@@ -99,9 +99,9 @@ def correctness(profile: str, method: str, split: int, seeds) -> tuple[np.ndarra
 
 
 def verdict(profile: str, split: int, seeds, method: str, reference: str) -> str:
-    """One sentence comparing two methods on one split, from the paired bootstrap: both accuracies, the
-    difference with its 95 % interval over test recordings (and seeds), the p-value and the verdict:
-    better, worse or not distinguishable at this budget."""
+    """One sentence comparing two methods on one split (:func:`asc_lib.training.uncertainty.paired_comparison`):
+    both accuracies, the difference with its 95 % interval over test recordings and seeds, the p-value and the
+    verdict: better, worse or not distinguishable at this budget, or none with fewer than 3 seeds a side."""
     seeds = [seeds] if isinstance(seeds, int) else list(seeds)
     used = {m: correctness(profile, m, split, seeds) for m in (method, reference)}  # each run read once
     missing = [label(m) for m, (correct, _, _, _) in used.items() if not len(correct)]
@@ -114,8 +114,8 @@ def verdict(profile: str, split: int, seeds, method: str, reference: str) -> str
     acc = {m: 100 * uncertainty.macro_accuracy(c.mean(0), lab) for m, (c, lab, _, _) in used.items()}
     return (f"{label(method)} (seed {', '.join(map(str, seeds_a))}) vs {label(reference)} "
             f"(seed {', '.join(map(str, seeds_b))}), split {split}: {acc[method]:.1f} % vs {acc[reference]:.1f} %, "
-            f"{result.text()} (paired bootstrap over test recordings{' and seeds' if len(seeds) > 1 else ''}, "
-            f"{100 * result.level:.0f} % interval).")
+            f"{result.text()} (paired: a bootstrap over test recordings plus the seeds' spread, "
+            f"{100 * result.level:.0f} % interval from Student's t).")
 
 
 def compare_seeds(profile: str, split: int, seeds, methods) -> pd.DataFrame:

@@ -5,8 +5,9 @@ Every training notebook writes ``metrics.json`` into its run directory
 threshold. This module reads them all back (:func:`runs_table`), averages over seeds (mean ± standard
 deviation, sample std, where more than one seed ran) and lays the numbers out like the papers' tables,
 with the papers' own numbers (``params/paper_results.yaml``) in the neighbouring column. Each comparison the
-papers make is a paired bootstrap test (:func:`comparisons`), summed up as findings (:func:`findings`): at the top
-of ``05_results`` and ``reports/index.html``, and in the README (``python -m asc_lib.study.results --readme``).
+papers make is a paired test over test recordings and seeds, Holm-adjusted within its family
+(:func:`comparisons`), summed up as findings (:func:`findings`): at the top of ``05_results`` and
+``reports/index.html``, and in the README (``python -m asc_lib.study.results --readme``).
 """
 from __future__ import annotations
 

@@ -652,7 +652,7 @@ def accuracy_markdown(runs: pd.DataFrame, unit: str = "recording") -> str:
     splits = sorted(frame["split"].unique())
     rows = []
     for method, mine in frame.sort_values(["order", "method"]).groupby("method", sort=False):
-        by_split = {r.split: f"{r.accuracy:.1f} [{r.low:.1f}, {r.high:.1f}]" + (f" ({r.seeds} seeds)" if r.seeds > 1 else "")
+        by_split = {r.split: f"{r.accuracy:.1f} [{r.low:.1f}, {r.high:.1f}] ({r.seeds} seed{'s' if r.seeds > 1 else ''})"
                     for r in mine.itertuples()}
         rows.append({"method": label(method), **{f"split {s} %": by_split.get(s, "–") for s in splits}})
     return register.markdown_table(pd.DataFrame(rows))

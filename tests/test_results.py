@@ -380,12 +380,8 @@ def _readme_findings() -> list[tuple]:
     text = (paths.ROOT / "README.md").read_text(encoding="utf-8")
     start, end = results.markers("findings")
     block = text.split(start, 1)[1].split(end, 1)[0]
-    rows = []
-    for line in block.splitlines()[2:]:
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) == 10:
-            rows.append(tuple(cells[3:]))
-    return rows
+    table = [line for line in block.splitlines() if line.startswith("|")][2:]  # after the header and its rule
+    return [tuple(c.strip() for c in line.strip().strip("|").split("|"))[3:] for line in table]
 
 
 def _notebook_findings() -> list[tuple]:

@@ -382,7 +382,7 @@ def test_seed_comparison_uses_the_seeds_both_methods_have(monkeypatch, tmp_path)
     assert correct.shape == (3, len(files)) and found == [0, 1, 2] and names == sorted(files)
     words = registry.seed_verdict("mini", 5, [0, 1, 2], "kd_small", "baseline")
     assert f"{registry.label('kd_small')} (seed 0, 1) vs {registry.label('baseline')} (seed 0, 1, 2)" in words
-    assert "100.0 % vs" in words and words.endswith("interval).")
+    assert "100.0 % vs" in words and words.endswith("95 % interval from Student's t).")
     assert ": no verdict: these runs only (2 vs 3 seeds) (paired: a bootstrap" in words  # 2 seeds: about these runs
     assert registry.verdict("mini", 5, 0, "kd_large", "baseline").startswith("Not compared yet")
     table = registry.compare_seeds("mini", 5, [0, 1, 2], ["baseline", "kd_small"])

@@ -133,7 +133,7 @@ def test_the_ablation_notebook_runs_headless_and_shares_the_mean_teacher_run_of_
     assert result.returncode == 0, result.stderr[-3000:]
     text = "\n".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
                      for c in nbformat.read(out, as_version=4).cells if c.cell_type == "code" for o in c.outputs)
-    assert "mean teacher, consistency weight 0" in text and "Best mean: consistency weight" in text
+    assert "mean teacher, consistency weight 0" in text and "best mean at consistency weight" in text
     metrics = json.loads((runs_root / "efficientat_mt" / "split5-seed0" / "metrics.json").read_text())
     assert metrics["fit"]["status"] == "reused" and "student" in metrics  # 02's run; teacher and student scored
     for method in ("efficientat_ft", "efficientat_mt_w0", "efficientat_mt_cw1", "efficientat_mt_cw10"):

@@ -136,7 +136,7 @@ def test_the_ablation_notebook_runs_headless_and_shares_the_mean_teacher_run_of_
     assert "mean teacher, consistency weight 0" in text and "best mean at consistency weight" in text
     metrics = json.loads((runs_root / "efficientat_mt" / "split5-seed0" / "metrics.json").read_text())
     assert metrics["fit"]["status"] == "reused" and "student" in metrics  # 02's run; teacher and student scored
-    for method in ("efficientat_ft", "efficientat_mt_w0", "efficientat_mt_cw1", "efficientat_mt_cw100")  # the sweep around the recipe's weight 10:
+    for method in ("efficientat_ft", "efficientat_mt_w0", "efficientat_mt_cw1", "efficientat_mt_cw100"):  # sweep around weight 10
         trained = json.loads((runs_root / method / "split5-seed0" / "metrics.json").read_text())
         assert trained["fit"]["status"] == "trained" and trained["fit"]["steps"] == 4, method
 

@@ -256,8 +256,7 @@ def comparison_table(runs: pd.DataFrame, which=None, compared: pd.DataFrame | No
                  "p (Holm)", "verdict"])
 
 
-def _p_text(p: float) -> str:
-    return "–" if p is None or pd.isna(p) else ("< 0.001" if p < 0.001 else f"{p:.2g}")
+_p_text = uncertainty.p_text
 
 
 # --- the findings summary -------------------------------------------------------------------------------------

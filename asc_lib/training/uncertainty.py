@@ -118,16 +118,19 @@ class Comparison:
 
     def text(self, digits: int = 1) -> str:
         """``+3.2 points [0.4, 6.1], p = 0.02 (Holm 0.06): not distinguishable at this budget``."""
-        p = f"p {p_text(self.p_value)}" + (f" (Holm {p_text(self.p_adjusted)})" if self.p_adjusted is not None else "")
+        def with_sign(value):
+            shown = p_text(value)
+            return shown if shown.startswith("<") else f"= {shown}"
+        p = f"p {with_sign(self.p_value)}" + (f" (Holm {with_sign(self.p_adjusted)})" if self.p_adjusted is not None else "")
         return (f"{100 * self.difference:+.{digits}f} points [{100 * self.low:+.{digits}f}, {100 * self.high:+.{digits}f}], "
                 f"{p}: {self.verdict}")
 
 
 def p_text(p: float | None) -> str:
-    """``= 0.03``, ``< 0.001``, or ``–`` without a p-value."""
+    """``0.03``, ``< 0.001``, or ``–`` without a p-value."""
     if p is None or not np.isfinite(p):
         return "–"
-    return "< 0.001" if p < 0.001 else f"= {p:.2g}"
+    return "< 0.001" if p < 0.001 else f"{p:.2g}"
 
 
 def holm(comparisons: dict, family: str) -> dict:

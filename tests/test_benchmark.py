@@ -106,7 +106,14 @@ def test_projections_follow_the_papers_work():
     kd = table.loc[("Surkov", "KD into CP-Mobile, large subset")]
     assert kd["items"] == 750 * (139_620 + 20_000)
     assert kd["hours"] == pytest.approx(kd["items"] / 1000.0 / 3600)
+    # whole 10 s clips (Werning's code): ten 1 s clips' work per item, and no second teacher pass over pieces
+    assert table.loc[("Werning", "KD into CP-Mobile (527 classes)"), "items"] == 100_000 * 32 * 10
+    assert ("Werning", "PaSST-ensemble logits of the pruned 1 s pieces") not in table.index
+    pieces = {**settings, "werning": {**settings["werning"], "kd": {**settings["werning"]["kd"], "input": "pieces"}}}
+    table = benchmark.projections(rates, **pieces)
     assert table.loc[("Werning", "KD into CP-Mobile (527 classes)"), "items"] == 100_000 * 32
+    assert table.loc[("Werning", "PaSST-ensemble logits of the pruned 1 s pieces"), "items"] == \
+        pytest.approx(9 * 0.142 * 2_000_000)
     assert table.loc[("baseline", "CP-Mobile, split 100"), "items"] == 150 * 139_620
 
 
@@ -118,7 +125,8 @@ def test_real_resources_follow_the_data_sizes_and_the_budget():
     table = benchmark.real_resources(rates, gpu, **settings)
     kd = table.loc[("Werning", "KD into CP-Mobile (527 classes)")]
     pieces = settings["werning"]["pruned_share"] * benchmark.AUDIOSET_SEGMENTS * 10
-    assert kd["data GB"] == pytest.approx(pieces * 32_000 * 2 / 2**30)  # 1 s float16 pieces at 32 kHz
+    assert kd["data GB"] == pytest.approx(pieces * 32_000 * 2 / 2**30)  # the pruned clips, float16 at 32 kHz
+    assert kd["disk GB"] == pytest.approx(169.3, abs=0.1)  # threshold 0.3: 14.2 % of 2 M clips of 10 s
     assert kd["data path"] == "streamed from disk" and kd["held in RAM GB"] == 0  # 185 GB > the 64 GB budget
     assert table.loc[("Werning", "PaSST-ensemble logits of AudioSet (domain classifier)"), "data path"] \
         == "decoded on the fly"

@@ -154,11 +154,19 @@ def test_werning_tables(runs_root):
     other = json.loads((runs_root / "pruned_subsets" / "split100-t0.3-seed0-pruning.json").read_text())
     other["seed"], other["sweep"][0]["relative size of pruned set (%)"] = 1, 99.0
     other["selections"][0]["in-domain precision"] = 0.5
+    other["validation"] = {"roc_auc": 0.9123, "thresholds": [{"threshold": 0.1, "precision": 0.5, "recall": 1.0},
+                                                             {"threshold": 0.3, "precision": 0.8, "recall": 0.95}]}
     (runs_root / "pruned_subsets" / "split100-t0.3-seed1-pruning.json").write_text(json.dumps(other))
     reports = results.pruning_reports(runs_root)
     quality = results.pruning_quality(reports)
     assert quality.loc[(100, 0.3, 0, "pruned"), "in-domain precision %"] == 80.0
     assert quality.loc[(100, 0.3, 1, "pruned"), "in-domain precision %"] == 50.0
+    # the classifier's held-out measure, at the pruning's threshold, on the pruned row only
+    assert quality.loc[(100, 0.3, 1, "pruned"), ["held-out ROC-AUC", "held-out precision %", "held-out recall %"]
+                       ].tolist() == [0.912, 80.0, 95.0]
+    assert np.isnan(quality.loc[(100, 0.3, 1, "random"), "held-out ROC-AUC"])
+    markdown = results.pruning_markdown(runs, reports, paper)
+    assert "| 100 | 0.3 | 1 | pruned |" in markdown and "| 0.912 | 80.0 | 95.0 |" in markdown and "nan" not in markdown
     assert results.werning_table1(runs, reports, paper).loc[0.1, ("kept share of AudioSet %", "study")] == "40.0"
 
 

@@ -331,7 +331,7 @@ def test_ablation_table_and_its_plain_words_on_constructed_runs():
     table = mt_ablation.summary(runs, variants, compared)
     assert list(table.index) == [v.label for v in variants] and (table["seeds"] == 3).all()
     assert table.loc["mean teacher (02)", "model mean"] == 51.0 and table.loc["mean teacher (02)", "model std"] == 1.0
-    assert table[mt_ablation.DELTA].tolist() == [0.0, 8.0, 6.0, -5.0, 0.0, 0.0, 0.0]
+    assert table[mt_ablation.DELTA].tolist() == [0.0, 8.0, 6.0, -5.0, 0.0, 0.0, 0.0, 0.0]
     words = mt_ablation.conclusion(table)
     assert words.startswith("Mean teacher falls short of plain fine-tuning: 51.0 % against 59.0 %")
     assert "Above it (Holm-adjusted within the ablation): mean teacher, consistency weight 0 (+6.0)" in words
@@ -387,3 +387,48 @@ def test_seed_comparison_uses_the_seeds_both_methods_have(monkeypatch, tmp_path)
     assert registry.verdict("mini", 5, 0, "kd_large", "baseline").startswith("Not compared yet")
     table = registry.compare_seeds("mini", 5, [0, 1, 2], ["baseline", "kd_small"])
     assert np.isnan(table.loc[registry.label("kd_small"), "seed 2"])
+
+
+def test_the_pretraining_front_end_variant_feeds_the_checkpoints_own_input():
+    """02b's 32 kHz variant: EfficientAT's own front end (normalised inside, random f_min/f_max in training, so
+    never cached), with the network's input scaling off so that (x + 4.5) / 5 is applied once."""
+    from asc_lib.features.frontend import build_frontend
+    from asc_lib.methods import mt_ablation, surkov
+
+    variant = {v.name: v for v in mt_ablation.VARIANTS}["efficientat_mt_32k"]
+    recipe = mt_ablation.recipe("mini", variant)
+    assert (recipe["frontend"], recipe["input_norm"], recipe["feature_cache"]) == ("efficientat", "none", False)
+    assert surkov.input_norm(recipe) is None
+    fe = build_frontend(recipe["frontend"])
+    assert fe.sample_rate == 32000 and (fe.norm_shift, fe.norm_scale) == (4.5, 5.0)
+    assert mt_ablation.recipe("mini", mt_ablation.VARIANTS[0])["frontend"] == "surkov16k"
+
+
+def test_an_ablation_variant_with_its_own_front_end_gets_the_split_and_pieces_at_its_own_rate(monkeypatch):
+    """02b's runner: variants at 02's front end share 02's task and pieces; the 32 kHz variant gets the same
+    split and subset decoded at 32 kHz (one task for all its seeds)."""
+    from types import SimpleNamespace
+
+    from asc_lib.methods import mt_ablation, surkov
+
+    built, trained = [], []
+
+    class FakeTask:
+        def __init__(self, data, split, frontend, device, progress=True):
+            built.append(frontend)
+            self.split, self.device, self.name = split, device, frontend
+            self.frontend = SimpleNamespace(sample_rate=32000 if frontend == "efficientat" else 16000)
+
+    monkeypatch.setattr(mt_ablation, "SceneTask", FakeTask)
+    monkeypatch.setattr(surkov, "unlabeled_waves", lambda profile, data, subset, rate, device, progress: f"pieces@{rate}")
+    monkeypatch.setattr(surkov, "train_teacher", lambda task, spec, mode, recipe, weights, pieces, info, progress:
+                        trained.append((spec.method, task.name, pieces, recipe["frontend"]))
+                        or SimpleNamespace(history=SimpleNamespace(status="trained")))
+    base = SimpleNamespace(split=5, device="cpu", name="surkov16k")
+    chosen = mt_ablation.variants(["efficientat_mt", "efficientat_mt_32k"])
+    mt_ablation.run(base, "mini", chosen, [0, 1], None, "pieces@16000", "small", data="data")
+    assert built == ["efficientat"]  # one extra task, for both seeds of the 32 kHz variant
+    assert trained == [("efficientat_mt", "surkov16k", "pieces@16000", "surkov16k")] * 2 + \
+        [("efficientat_mt_32k", "efficientat", "pieces@32000", "efficientat")] * 2
+    with pytest.raises(ValueError, match="pass the data"):
+        mt_ablation.run(base, "mini", chosen, [0], None, "pieces@16000", "small")

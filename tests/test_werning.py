@@ -27,8 +27,11 @@ def test_report_settings_are_the_defaults():
     assert ft["epochs"] == 100
     assert {k: v for k, v in ft.items() if k not in ("epochs", "deviations")} == \
         {k: v for k, v in baseline.items() if k not in ("epochs", "deviations")}
+    assert (kd["input"], kd["mixup"], kd["mixup_p"], kd["mixup_alpha"]) == ("clips", "werning", 0.5, 2.0)
+    assert kd["roll_seconds"] == pytest.approx(10_000 / 32_000)
+    assert (dc["positive_mixup"], dc["validation_share"], dc["validation_seed"]) == (0.5, 0.2, 13)
     mini = profile_recipe("mini", "kd", source="werning")
-    assert set(mini["deviations"]) == {"min_steps", "max_steps", "feature_cache"}
+    assert set(mini["deviations"]) == {"min_steps", "max_steps"}
 
 
 def test_paper_tables_are_in_one_file():
@@ -41,20 +44,61 @@ def test_paper_tables_are_in_one_file():
     assert r["surkov_table3"]["kd_small"]["accuracy"][0] == 46.47
 
 
-def test_balanced_batches_are_half_and_half():
+def test_balanced_batches_are_drawn_with_replacement_and_max_mix_half_the_positives():
+    """Werning's sampler: (positives + negatives) // batch iterations per epoch, each half positives and half
+    negatives drawn with replacement; half of the positives get a positive partner to max-mix with."""
     labels = torch.tensor([1] * 7 + [0] * 30)
-    batches = pruning.balanced_batches(labels, batch_size=10, seed=0, epoch=0)
-    for index in batches:
-        assert len(index) == 10 and int(labels[index].sum()) == 5
-    negatives = torch.cat([b[5:] for b in batches])
-    assert sorted(negatives.tolist()) == list(range(7, 37))  # the larger class exactly once per epoch
-    again = pruning.balanced_batches(labels, 10, seed=0, epoch=0)
-    assert all(torch.equal(a, b) for a, b in zip(batches, again))
-    assert not torch.equal(torch.cat(batches), torch.cat(pruning.balanced_batches(labels, 10, seed=0, epoch=1)))
+    batches = pruning.balanced_batches(labels, batch_size=10, generator=torch.Generator().manual_seed(0))
+    assert len(batches) == 37 // 10
+    for index, partner in batches:
+        assert len(index) == 10 and int(labels[index].sum()) == 5 and bool((labels[index[:5]] == 1).all())
+        assert len(partner) == 2 and bool((labels[partner] == 1).all())  # int(5 * 0.5): half of the positives
+    many = pruning.balanced_batches(labels, 10, torch.Generator().manual_seed(1))
+    drawn = torch.cat([i[:50] for i, _ in pruning.balanced_batches(torch.tensor([1] * 3 + [0] * 297), 100,
+                                                                 torch.Generator().manual_seed(0))])
+    assert len(drawn) == 3 * 50 and len(set(drawn.tolist())) == 3  # 150 draws from 3 positives: with replacement
+    again = pruning.balanced_batches(labels, 10, torch.Generator().manual_seed(0))
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(batches, again))
+    assert not all(torch.equal(a[0], b[0]) for a, b in zip(batches, many))
+    features = torch.arange(37 * 3, dtype=torch.float32).view(37, 3)
+    index, partner = torch.tensor([0, 1, 8, 9]), torch.tensor([5])
+    x = pruning.mixed_features(features, index, partner)
+    assert torch.equal(x[0], torch.maximum(features[0], features[5])) and torch.equal(x[1:], features[index[1:]])
+    assert len(pruning.balanced_batches(labels, 10, torch.Generator(), positive_mixup=0.0)[0][1]) == 0
     with pytest.raises(ValueError, match="even"):
-        pruning.balanced_batches(labels, 9, 0)
+        pruning.balanced_batches(labels, 9, torch.Generator())
     with pytest.raises(ValueError, match="both classes"):
-        pruning.balanced_batches(torch.ones(5), 4, 0)
+        pruning.balanced_batches(torch.ones(5), 4, torch.Generator())
+
+
+def test_validation_auc_is_one_on_separable_logits_and_precision_recall_per_threshold():
+    gen = torch.Generator().manual_seed(0)
+    pos, neg = torch.randn(80, 527, generator=gen) + 2.0, torch.randn(400, 527, generator=gen) - 2.0
+    x, y = torch.cat([pos, neg]), torch.cat([torch.ones(80), torch.zeros(400)])
+    model, _ = pruning.train_domain_classifier(x, y, lr=1e-3, batch_size=40, epochs=5, seed=0, progress=False)
+    val_pos, val_neg = torch.randn(30, 527, generator=gen) + 2.0, torch.randn(30, 527, generator=gen) - 2.0
+    scores = pruning.domain_scores(model, torch.cat([val_pos, val_neg]))
+    auc, table = pruning.validation_quality(scores, np.r_[np.ones(30), np.zeros(30)], [0.1, 0.3, 0.5])
+    assert auc == 1.0
+    assert table.loc[0.3, "precision"] == 1.0 and table.loc[0.3, "recall"] == 1.0
+    # a constructed case: scores 0.9, 0.6, 0.2 for positives; 0.7, 0.1, 0.05 for negatives
+    auc, table = pruning.validation_quality(np.array([0.9, 0.6, 0.2, 0.7, 0.1, 0.05]), np.array([1, 1, 1, 0, 0, 0]),
+                                            [0.5])
+    assert auc == pytest.approx(7 / 9)  # 7 of the 9 positive-negative pairs ranked right
+    row = table.loc[0.5]
+    assert (row["kept positives"], row["kept negatives"], row["precision"], row["recall"]) == \
+        (2, 1, pytest.approx(2 / 3, abs=1e-3), pytest.approx(2 / 3, abs=1e-3))
+    with pytest.raises(ValueError, match="both classes"):
+        pruning.validation_quality(np.ones(3), np.ones(3), [0.5])
+
+
+def test_the_negative_holdout_is_a_fixed_fifth():
+    recipe = {"validation_share": 0.2, "validation_seed": 13}
+    mask = domain_selection.negative_holdout(400, recipe)
+    assert mask.sum() == 80 and np.array_equal(mask, domain_selection.negative_holdout(400, recipe))
+    assert domain_selection.negative_holdout(3, recipe).sum() == 1  # at least one held out, one kept
+    with pytest.raises(ValueError, match="validation_share"):
+        domain_selection.negative_holdout(10, {"validation_share": 1.0, "validation_seed": 0})
 
 
 def test_domain_classifier_separates_a_separable_toy_set():
@@ -131,6 +175,83 @@ def test_distillation_objective_mixes_inputs_and_targets_alike():
     assert torch.isfinite(loss) and set(terms) == {"kd", "cls"}
     loss.backward()
     assert model[1].weight.grad is not None
+    werning_obj = werning.MultiLabelDistillation(torch.nn.Identity(), 0.9, 2.0, "werning", 0.5)
+    model = torch.nn.Linear(8, 5)
+    loss, _ = werning_obj.loss(model, {**batch, "waves": torch.randn(6, 8)}, 0)
+    assert torch.isfinite(loss)
+    with pytest.raises(ValueError, match="unknown mixup"):
+        werning.MultiLabelDistillation(torch.nn.Identity(), 0.9, 0.3, "cutmix")
+
+
+def test_werning_mixup_folds_a_beta_2_2_draw_and_mixes_logits_linearly():
+    """His MixUp: half of the items mixed; lambda ~ Beta(2, 2) folded to >= 0.5 (mean 0.6875, where
+    EfficientAT's Beta(0.3, 0.3) folds to ~0.87); logits mixed with lambda, labels the union, waveforms mixed
+    zero-mean with the same lambda."""
+    torch.manual_seed(0)
+    n = 4000
+    logits = torch.eye(n)  # item i's logits are e_i: the mix's lambda is read off the diagonal
+    targets = torch.zeros(n, 3)
+    targets[:, 0] = torch.arange(n) % 2
+    targets[:, 1] = 1 - targets[:, 0]
+    waves = torch.randn(n, 16) + 3.0
+    out_waves, out_logits, out_targets = werning.werning_mixup(waves, logits, targets, alpha=2.0, p=0.5)
+    mixed = out_logits.diagonal() < 1
+    lam = out_logits.diagonal()[mixed]
+    assert abs(float(mixed.float().mean()) - 0.5) < 0.03
+    assert bool((lam >= 0.5).all()) and abs(float(lam.mean()) - 0.6875) < 0.01
+    partner = out_logits[mixed].clone()
+    partner[torch.arange(len(lam)), torch.nonzero(mixed).flatten()] = 0
+    partner_index = partner.argmax(1)
+    assert torch.allclose(partner.max(1).values, 1 - lam)  # linear in the logits, weights lam and 1 - lam
+    rows = torch.nonzero(mixed).flatten()
+    centred = waves - waves.mean(1, keepdim=True)
+    expected = lam.view(-1, 1) * centred[rows] + (1 - lam.view(-1, 1)) * centred[partner_index]
+    assert torch.allclose(out_waves[rows], expected - expected.mean(1, keepdim=True), atol=1e-5)
+    assert torch.equal(out_targets[rows], torch.maximum(targets[rows], targets[partner_index]))  # the union
+    assert torch.equal(out_waves[~mixed], waves[~mixed]) and torch.equal(out_targets[~mixed], targets[~mixed])
+
+
+def test_whole_clip_kd_reads_the_pools_clip_logits_without_a_second_teacher_pass(smoke_data, monkeypatch):
+    """Whole-clip distillation: one item per selected clip, at its full nominal length, with one teacher vector
+    per clip, the pool's row from the embedding the domain classifier scored; the teacher is not run again."""
+    from asc_lib.methods import tagger
+
+    n_classes = len(tagger.class_index(smoke_data))
+    seen = []  # clips through the teacher (outside the module: its attributes are part of its cache identity)
+
+    class CountingTeacher(torch.nn.Module):
+        sample_rate = 32000
+
+        def __init__(self):
+            super().__init__()
+            self.proj = torch.nn.Linear(4, n_classes)
+
+        def forward(self, waves):
+            seen.append(len(waves))
+            w = waves.float()
+            return self.proj(torch.stack([w.mean(1), w.std(1), w.abs().max(1).values, w[:, ::7].mean(1)], 1))
+
+    teacher = CountingTeacher()
+    monkeypatch.setattr(werning, "teacher_for", lambda *a, **k: (teacher, "counting-teacher"))
+    prune = profile_recipe("smoke", "domain_classifier", source="werning")
+    kd = profile_recipe("smoke", "kd", source="werning")
+    assert kd["input"] == "clips" and kd["mixup"] == "werning"
+    emb = domain_selection.domain_embeddings(teacher, prune, "smoke", smoke_data, 5, "counting-teacher",
+                                             progress=False)
+    pool = emb["pool_segments"]
+    chosen = pool.iloc[::3].reset_index(drop=True)
+    before = sum(seen)
+    items, segments = werning.distillation_data(chosen, prune, kd, "smoke", smoke_data, progress=False)
+    assert sum(seen) == before  # no second teacher pass
+    assert len(items) == len(segments) == len(chosen)
+    assert items.waves.shape[1] == int(smoke_data.audioset_clip_seconds * 32000)  # whole clips
+    assert items.extras["teacher_logits"].shape == (len(chosen), n_classes)
+    assert torch.equal(items.extras["teacher_logits"], emb["pool"][torch.arange(0, len(pool), 3)])
+    assert items.extras["targets"].shape[0] == len(chosen)
+    pieces, _ = werning.distillation_data(chosen, prune, {**kd, "input": "pieces"}, "smoke", smoke_data,
+                                          progress=False)
+    assert pieces.waves.shape[1] == 32000 and len(pieces) > len(items)
+    assert sum(seen) - before >= len(pieces)  # the alternative: a teacher pass over the pieces
 
 
 def test_head_swap_527_to_10_stays_within_limits():

@@ -97,6 +97,7 @@ NOTEBOOK_PARAMETERS: dict[str, dict[str, Any]] = {
         "selection": "pruned",        # pruned (Werning) or random (the same number of random clips: the control)
         "threshold": None,            # which pruning of 03_domain_pruning (None: params/werning.yaml)
         "kd_steps": None,             # distillation iterations, exactly (None: the profile's recipe)
+        "kd_input": None,             # clips (Werning's code) or pieces (1 s); None: the profile's recipe (clips)
         "epochs": None,               # fine-tuning overrides
         "batch_size": None,
         "min_steps": None,
@@ -246,6 +247,7 @@ RULES: dict[str, Rule] = {
     "batch_size": _POSITIVE_OR_NONE,
     "min_steps": Rule("a non-negative int or None", lambda v: v is None or (_is_int(v) and v >= 0)),
     "kd_steps": _POSITIVE,
+    "kd_input": Rule("clips, pieces or None", lambda v: v in (None, "clips", "pieces")),
     "seeds": Rule("a non-empty list of non-negative ints or None",
                   lambda v: isinstance(v, (list, tuple)) and bool(v) and all(_is_int(x) and x >= 0 for x in v)),
     "variants": Rule("a non-empty list of variant names (asc_lib.methods.mt_ablation.VARIANTS) or None",
@@ -286,7 +288,7 @@ RULES: dict[str, Rule] = {
 # notebook's default is None.
 TYPES: dict[str, str] = {
     "profile": "str", "split": "int", "focus_split": "int", "frontend": "str", "device": "str", "seed": "int",
-    "n_examples": "int", "epochs": "int", "batch_size": "int", "min_steps": "int", "kd_steps": "int",
+    "n_examples": "int", "epochs": "int", "batch_size": "int", "min_steps": "int", "kd_steps": "int", "kd_input": "str",
     "seeds": "list", "variants": "list", "sweep": "bool", "progress": "bool", "mode": "str", "unlabeled": "str",
     "subset": "str", "teacher": "str", "selection": "str", "weights": "str", "include_descendants": "bool",
     "allow_smaller": "bool", "small": "int", "large": "int", "threshold": "float", "steps": "int",
@@ -348,6 +350,7 @@ HELP_OF: dict[str, dict[str, str]] = {
         "selection": "pruned (Werning) or random (the control of the same size)",
         "threshold": "which pruning of 03_domain_pruning; None: params/werning.yaml (0.3)",
         "kd_steps": "distillation iterations, exactly; None: the profile's recipe",
+        "kd_input": "whole clips with clip-level teacher logits (Werning's code) or 1 s pieces; None: the recipe's (clips)",
         "epochs": "None: the profile's fine-tuning recipe; an int overrides its epochs",
         "batch_size": "None: the profile's fine-tuning recipe; an int overrides its batch size",
         "min_steps": "None: the profile's fine-tuning recipe; an int overrides its floor on optimizer steps",

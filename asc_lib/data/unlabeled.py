@@ -1,8 +1,9 @@
 """AudioSet clips as training items: whole clips, or consecutive 1 s pieces.
 
-The students and the fine-tuned teacher take 1 s inputs (like TAU22's clips, which are 1 s pieces of
-10 s recordings), so each AudioSet segment is cut into consecutive 1 s pieces, each one item. The
-reports do not say how they fed 10 s AudioSet clips to 1 s models; this is the study's choice. A segment
+Surkov's teacher and student take 1 s inputs (like TAU22's clips, which are 1 s pieces of 10 s
+recordings), so for them each AudioSet segment is cut into consecutive 1 s pieces, each one item; his
+report does not say how he fed 10 s AudioSet clips to 1 s models, this is the study's choice. Werning's
+student distils whole clips, as his code does (``piece_seconds=None``; 1 s pieces are its alternative). A segment
 shorter than the nominal length (the real lists hold some, down to 1 s) gives only the pieces its audio
 covers (at least one, zero-padded), so no piece is pure padding.
 

@@ -29,6 +29,7 @@ from asc_lib.methods.pruning import (
     selection_quality,
     threshold_table,
     train_domain_classifier,
+    validation_quality,
 )
 from asc_lib.methods.tagger import STANDIN, framed_banner, load_released, load_standin, read_lists, starting_weights
 from asc_lib.models.passt import ensemble_spec, load_ensemble
@@ -116,25 +117,69 @@ def challenge_teacher(teacher: nn.Module, recipe: dict, data: DataPaths) -> nn.M
 
 def domain_embeddings(teacher: nn.Module, recipe: dict, profile: str, data: DataPaths, split: int,
                       teacher_id: str, device="cpu", progress: bool = True) -> dict:
-    """Teacher logits of the three sets the pruning needs, each cached on disk: the challenge training
-    split (positives, fed as ``recipe["challenge_input"]`` says), AudioSet's eval list (negatives) and the
-    pool to prune (AudioSet training lists), absent AudioSet clips dropped.
-    Returns ``{"challenge", "negatives", "pool": tensors, "negatives_segments", "pool_segments": frames}``."""
+    """Teacher logits of the sets the pruning needs, each cached on disk: the challenge training split
+    (positives, fed as ``recipe["challenge_input"]`` says), the held-out challenge clips of the validation set
+    (:func:`validation_clips`, fed alike), AudioSet's eval list (negatives) and the pool to prune (AudioSet
+    training lists), absent AudioSet clips dropped. Returns ``{"challenge", "validation", "negatives", "pool":
+    tensors, "validation_clips", "negatives_segments", "pool_segments": frames}``."""
     rate = teacher_sample_rate(teacher)
     train = load_split(data, split)
     out = {}
-    waves = split_waves(train, data, rate, progress=progress)
-    key = embedding_key(recipe["embedding"], f"split{split}-{recipe['challenge_input']}", train["filename"], teacher_id)
-    out["challenge"] = embed(challenge_teacher(teacher, recipe, data), waves, key, device, progress)
     for name, lists in (("negatives", [recipe["negatives"]]), ("pool", recipe["pool"])):
-        segments = usable_segments(read_lists(data, lists), reader(data), "+".join(lists) + " clips")
-        key = embedding_key(recipe["embedding"], "+".join(lists), segments["YTID"], teacher_id)
-        data_id = clips_identity(segments, data, rate)
-        cached = is_cached(full_key(teacher, key, data_id=data_id))
-        waves = _placeholder(len(segments)) if cached else clip_waves(segments, data, rate, progress=progress)
-        out[name] = embed(teacher, waves, key, device, progress, data_id=data_id)
-        out[f"{name}_segments"] = segments
+        out[name], out[f"{name}_segments"] = audioset_embedding(teacher, recipe, lists, data, teacher_id, device,
+                                                                progress)
+    held_out = int(negative_holdout(len(out["negatives"]), recipe).sum())
+    for name, frame in (("challenge", train), ("validation", validation_clips(data, split, held_out, recipe))):
+        waves = split_waves(frame, data, rate, progress=progress)
+        what = f"split{split}-{recipe['challenge_input']}" + ("" if name == "challenge" else "-validation")
+        key = embedding_key(recipe["embedding"], what, frame["filename"], teacher_id)
+        out[name] = embed(challenge_teacher(teacher, recipe, data), waves, key, device, progress)
+    out["validation_clips"] = validation_clips(data, split, held_out, recipe)
     return out
+
+
+def audioset_embedding(teacher: nn.Module, recipe: dict, lists: list[str], data: DataPaths, teacher_id: str,
+                       device="cpu", progress: bool = True) -> tuple[torch.Tensor, pd.DataFrame]:
+    """The teacher's logits of every whole clip (padded or cut to the nominal length) of the usable segments
+    of ``lists``, one row per clip, computed once and then read from the cache; with the segments."""
+    rate = teacher_sample_rate(teacher)
+    segments = usable_segments(read_lists(data, lists), reader(data), "+".join(lists) + " clips")
+    key = embedding_key(recipe["embedding"], "+".join(lists), segments["YTID"], teacher_id)
+    data_id = clips_identity(segments, data, rate)
+    cached = is_cached(full_key(teacher, key, data_id=data_id))
+    waves = _placeholder(len(segments)) if cached else clip_waves(segments, data, rate, progress=progress)
+    return embed(teacher, waves, key, device, progress, data_id=data_id), segments
+
+
+def negative_holdout(n: int, recipe: dict) -> np.ndarray:
+    """Which AudioSet eval clips (of ``n``) are held out of the classifier's training for its validation set:
+    ``validation_share`` of them (Werning's code: 1/5), drawn with the fixed ``validation_seed`` (his 13), so
+    every classifier seed is validated on the same clips. At least one is held out and one kept."""
+    share = float(recipe["validation_share"])
+    if not 0 < share < 1:
+        raise ValueError(f"validation_share must be in (0, 1), got {share}")
+    if n < 2:
+        raise ValueError(f"the domain classifier needs at least 2 AudioSet eval clips, got {n}")
+    count = min(max(1, int(round(share * n))), n - 1)
+    mask = np.zeros(n, dtype=bool)
+    mask[np.random.default_rng(int(recipe["validation_seed"])).permutation(n)[:count]] = True
+    return mask
+
+
+def validation_clips(data: DataPaths, split: int, n: int, recipe: dict) -> pd.DataFrame:
+    """Challenge clips the domain classifier does not train on, as many as the held-out AudioSet eval clips
+    (a seeded sample): development clips outside the split, or, for split 100, which holds them all, the test
+    split's clips, as Werning's code validates on TAU's test logits (a measurement only: nothing is chosen
+    on it; the threshold is the report's)."""
+    train = load_split(data, split)
+    if int(split) == 100:
+        others = load_split(data, "test")
+    else:
+        others = load_split(data, 100)
+        others = others[~others["filename"].isin(train["filename"])]
+    if others.empty:
+        raise ValueError(f"no challenge clips outside split {split} to validate the domain classifier on")
+    return others.sample(n=min(n, len(others)), random_state=int(recipe["validation_seed"])).reset_index(drop=True)
 
 
 def _placeholder(n: int) -> torch.Tensor:
@@ -171,7 +216,7 @@ def embedding_start(recipe: dict, profile: str, data: DataPaths) -> dict:
 def embedding_summary(emb: dict) -> pd.DataFrame:
     """Clips and embedding width per set."""
     names = {"challenge": "challenge split (label 1)", "negatives": "AudioSet eval list (label 0)",
-             "pool": "AudioSet pool to prune"}
+             "validation": "held-out challenge clips (validation)", "pool": "AudioSet pool to prune"}
     return pd.DataFrame([{"set": names[k], "clips": emb[k].shape[0], "logits per clip": emb[k].shape[1]}
                          for k in names]).set_index("set")
 
@@ -194,11 +239,38 @@ def length_control(recipe: dict, data: DataPaths, emb: dict, sample_rate: int = 
     return pd.DataFrame(rows).set_index("challenge input")
 
 
-def classifier_data(emb: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    """Features and domain labels: challenge split = 1, AudioSet eval = 0."""
-    features = torch.cat([held(emb["challenge"]), held(emb["negatives"])])  # the labeled sets: small
-    labels = torch.cat([torch.ones(len(emb["challenge"])), torch.zeros(len(emb["negatives"]))])
+def classifier_data(emb: dict, recipe: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """Training features and domain labels: challenge split = 1, AudioSet eval = 0 (less the held-out
+    clips of :func:`negative_holdout`)."""
+    train = ~negative_holdout(len(emb["negatives"]), recipe)
+    negatives = held(emb["negatives"])[torch.from_numpy(train)]  # the labeled sets: small
+    features = torch.cat([held(emb["challenge"]), negatives])
+    labels = torch.cat([torch.ones(len(emb["challenge"])), torch.zeros(len(negatives))])
     return features, labels
+
+
+def validation_data(emb: dict, recipe: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """The held-out validation set: challenge clips outside the training split (1) and the held-out AudioSet
+    eval clips (0)."""
+    negatives = held(emb["negatives"])[torch.from_numpy(negative_holdout(len(emb["negatives"]), recipe))]
+    features = torch.cat([held(emb["validation"]), negatives])
+    return features, torch.cat([torch.ones(len(emb["validation"])), torch.zeros(len(negatives))])
+
+
+def validation_report(classifier, emb: dict, recipe: dict) -> tuple[float, pd.DataFrame]:
+    """ROC-AUC and per-threshold precision and recall on the held-out validation set (Werning's code reports
+    class-weighted precision and recall there): the pruning's quality, measurable on the real data too."""
+    features, labels = validation_data(emb, recipe)
+    return validation_quality(domain_scores(classifier, features), labels.numpy(), recipe["thresholds"])
+
+
+def validation_text(auc: float, table: pd.DataFrame, emb: dict, threshold: float) -> str:
+    """One sentence on the held-out validation set at the chosen threshold."""
+    row = table.loc[threshold]
+    return (f"Held-out validation ({len(emb['validation'])} challenge clips outside the training split, "
+            f"{int(row['kept positives'])} of them kept; the held-out AudioSet eval clips, {int(row['kept negatives'])} "
+            f"kept): ROC-AUC {auc:.3f}; at threshold {threshold:g} precision {row['precision']:.3f}, "
+            f"recall {row['recall']:.3f}.")
 
 
 def score_sets(classifier, emb: dict) -> dict:
@@ -220,7 +292,8 @@ def fit_classifier(features: torch.Tensor, labels: torch.Tensor, recipe: dict, s
     """The recipe's domain classifier (``classifier``: the report's linear one or Werning's code's
     sigmoid-inputs one) trained on ``features``/``labels`` (:func:`classifier_data`); with its losses."""
     return train_domain_classifier(features, labels, recipe["lr"], recipe["batch_size"], recipe["epochs"], seed,
-                                   progress=progress, variant=recipe["classifier"])
+                                   progress=progress, variant=recipe["classifier"],
+                                   positive_mixup=recipe["positive_mixup"])
 
 
 def seed_spread(emb: dict, recipe: dict, seeds, truth: pd.Series | None = None,
@@ -228,7 +301,7 @@ def seed_spread(emb: dict, recipe: dict, seeds, truth: pd.Series | None = None,
     """How much the kept share depends on the classifier's seed: the classifier trained once per seed on
     the same embeddings; per threshold the share of the pool kept (mean, std, min, max over seeds) and,
     with the mini data's truth, the in-domain precision of the kept clips."""
-    features, labels = classifier_data(emb)
+    features, labels = classifier_data(emb, recipe)
     rows = []
     for seed in seeds:
         classifier, _ = fit_classifier(features, labels, recipe, seed, progress=False)
@@ -286,14 +359,17 @@ def pruning_verdict(quality: pd.DataFrame) -> str:
             f"{100 * quality.loc['pruned', 'pool in-domain share']:.1f} %), recall {100 * quality.loc['pruned', 'in-domain recall']:.1f} %.")
 
 
-def save_pruning_report(profile: str, split: int, seed: int, recipe: dict, pool_scores, quality: pd.DataFrame) -> Path:
+def save_pruning_report(profile: str, split: int, seed: int, recipe: dict, pool_scores, quality: pd.DataFrame,
+                        validation: tuple[float, pd.DataFrame] | None = None) -> Path:
     """``split<N>-t<threshold>-seed<S>-pruning.json``: threshold sweep and selection quality of one pruning (each
     seed's domain classifier and random control are its own), for the results notebook."""
     sweep = threshold_table(pool_scores, recipe["thresholds"])
     path = pruning_report_path(profile, split, recipe["threshold"], seed)
     write_json(path, {"split": split, "threshold": recipe["threshold"], "seed": int(seed),
                       "sweep": sweep.reset_index().to_dict(orient="records"),
-                      "selections": quality.reset_index().to_dict(orient="records")})
+                      "selections": quality.reset_index().to_dict(orient="records"),
+                      "validation": None if validation is None else {
+                          "roc_auc": validation[0], "thresholds": validation[1].reset_index().to_dict(orient="records")}})
     return path
 
 

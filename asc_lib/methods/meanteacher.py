@@ -2,10 +2,13 @@
 
 The teacher is an exponential moving average of the student, ``ema = a·ema + (1 - a)·param`` after every
 step with ``a = min(1 - 1/(step + 1), decay)``, over parameters only: the teacher runs in training mode
-on its own inputs and keeps its own BatchNorm statistics, as in Tarvainen's code and the DCASE2024 Task 4
-baseline (PyTorch's ``AveragedModel`` would copy the student's statistics into it, or average them). The loss is ``L_sup + α(t)·L_cons``: cross-entropy on the labeled items, plus the mean
-squared error between the student's and the (detached) teacher's softmax outputs on all items, each model
-seeing its own random augmentation. ``α(t)`` ramps up as ``exp(-5(1 - t)²)`` over the first 10 % of the
+and keeps its own BatchNorm statistics, as in Tarvainen's code and the DCASE2024 Task 4 baseline (PyTorch's
+``AveragedModel`` would copy the student's statistics into it, or average them). The loss is
+``L_sup + α(t)·L_cons``: cross-entropy averaged over the labeled items, plus the mean squared error between
+the student's and the (detached) teacher's softmax outputs on all items, each model seeing its own random
+augmentation of the batch, as Tarvainen's code does (``TransformTwice``; the DCASE2024 Task 4 baseline
+feeds both the same features). Tarvainen's code divides the summed cross-entropy by the whole batch
+instead, so his consistency weight is 2-4x stronger relative to it (``params/surkov.yaml``). ``α(t)`` ramps up as ``exp(-5(1 - t)²)`` over the first 10 % of the
 steps, stays constant for 10 %, then decays linearly to 0; its maximum is the recipe's
 ``consistency_weight``. How many labeled items each batch holds is the sampler's business
 (:class:`asc_lib.training.loop.ComposedPlan`, the recipe's ``labeled_per_batch``).

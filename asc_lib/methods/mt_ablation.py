@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 import torch
 
-from asc_lib.config import load_yaml, paths, profile_recipe
+from asc_lib.config import DataPaths, load_yaml, paths, profile_recipe
 from asc_lib.methods import surkov
 from asc_lib.training.experiment import METRICS, RunSpec, SceneTask, finished_runs, read_metrics
 from asc_lib.training.uncertainty import Comparison, compare_directories, holm, p_text
@@ -47,6 +47,11 @@ VARIANTS: tuple[Variant, ...] = (
             {"labeled_per_batch": 0}),
     Variant("efficientat_mt_rawinput", "mean teacher, unnormalised input", "mean_teacher",
             "log-mels fed as they are, not scaled as the checkpoint was pretrained", {"input_norm": "none"}),
+    Variant("efficientat_mt_32k", "mean teacher, the pretraining front end (32 kHz)", "mean_teacher",
+            "EfficientAT's own 32 kHz front end (AugmentMelSTFT: 128 mels, 25 ms window, 10 ms hop, its random "
+            "f_min/f_max, its (x + 4.5) / 5 inside), the one the checkpoint was pretrained on, instead of Surkov's "
+            "16 kHz one: what the report's front end costs",
+            {"frontend": "efficientat", "input_norm": "none", "feature_cache": False}),
 )
 
 
@@ -100,15 +105,26 @@ def changes_table(chosen: list[Variant]) -> pd.DataFrame:
 
 
 def run(task: SceneTask, profile: str, chosen: list[Variant], seeds, weights: str | None,
-        unlabeled: torch.Tensor | None, subset: str, progress: bool = True, **overrides) -> pd.DataFrame:
-    """Train (or reuse) every variant on every seed; one row per run: how it was obtained."""
-    rows = []
+        unlabeled: torch.Tensor | None, subset: str, progress: bool = True, data: DataPaths | None = None,
+        **overrides) -> pd.DataFrame:
+    """Train (or reuse) every variant on every seed; one row per run: how it was obtained. ``task`` and
+    ``unlabeled`` are at ``02``'s front end; a variant with another front end (the pretraining one) gets the
+    same split and pieces decoded at its own sample rate (from ``data``)."""
+    rows, inputs = [], {recipe(profile, VARIANTS[0], **overrides)["frontend"]: (task, unlabeled)}
     for variant in chosen:
+        settings = recipe(profile, variant, **overrides)
+        if settings["frontend"] not in inputs:
+            if data is None:
+                raise ValueError(f"variant {variant.name} uses the {settings['frontend']} front end: pass the data")
+            own = SceneTask(data, task.split, settings["frontend"], task.device, progress=False)
+            inputs[settings["frontend"]] = (own, surkov.unlabeled_waves(profile, data, subset, own.frontend.sample_rate,
+                                                                        own.device, progress=False))
+        here, pieces = inputs[settings["frontend"]]
         for seed in seeds:
             spec = RunSpec(profile, variant.name, task.split, seed)
-            result = surkov.train_teacher(task, spec, variant.mode, recipe(profile, variant, **overrides), weights,
-                                          unlabeled, info={"unlabeled": subset if variant.mode == "mean_teacher" else "none",
-                                                           "ablation": variant.label}, progress=progress)
+            result = surkov.train_teacher(here, spec, variant.mode, settings, weights, pieces,
+                                          info={"unlabeled": subset if variant.mode == "mean_teacher" else "none",
+                                                "ablation": variant.label}, progress=progress)
             rows.append({"variant": variant.label, "seed": seed, "status": result.history.status})
     return pd.DataFrame(rows)
 

@@ -1,41 +1,50 @@
 """Werning's target-specific dataset pruning (section 2.1 of his report).
 
 Every clip is embedded as the 527 logits of a teacher ensemble. A linear domain classifier learns to
-tell the challenge's training split (1) from AudioSet's eval list (0) with balanced batches; AudioSet
-training clips scoring at least a threshold are kept. Settings: ``params/werning.yaml``.
+tell the challenge's training split (1) from AudioSet's eval list (0) with balanced batches drawn as his
+code draws them; AudioSet training clips scoring at least a threshold are kept. A held-out validation set
+measures how well it separates the domains. Settings: ``params/werning.yaml``.
 """
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import pandas as pd
 import torch
+from scipy.stats import mannwhitneyu
 from torch import nn
 from tqdm import tqdm
 
 
-def balanced_batches(labels: torch.Tensor, batch_size: int, seed: int, epoch: int = 0) -> list[torch.Tensor]:
-    """One epoch of index batches, each half positives (label 1) and half negatives (label 0).
-
-    An epoch covers the larger class once; the smaller class is drawn in reshuffled passes as often as
-    needed. ``batch_size`` must be even."""
+def balanced_batches(labels: torch.Tensor, batch_size: int, generator: torch.Generator,
+                     positive_mixup: float = 0.5) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """One epoch of Werning's balanced batches (``domain_classifier/logit_dataset.py``): (positives +
+    negatives) // ``batch_size`` iterations, each drawing ``batch_size / 2`` positives (label 1) and as many
+    negatives (label 0) uniformly *with replacement*. Returns ``(index, partner)`` per batch: ``partner`` holds,
+    for the first ``positive_mixup`` share of the positives, a second positive whose logits are max-mixed into
+    theirs (his "positive mixup"; half of the positives in his code). ``batch_size`` must be even."""
     if batch_size < 2 or batch_size % 2:
         raise ValueError(f"balanced batches need an even batch size >= 2, got {batch_size}")
+    if not 0 <= positive_mixup <= 1:
+        raise ValueError(f"positive_mixup must be a share in [0, 1], got {positive_mixup}")
     labels = torch.as_tensor(labels)
     pos, neg = torch.nonzero(labels == 1).flatten(), torch.nonzero(labels == 0).flatten()
     if len(pos) == 0 or len(neg) == 0:
         raise ValueError(f"balanced batches need both classes; got {len(pos)} positives, {len(neg)} negatives")
-    half = batch_size // 2
-    n_batches = math.ceil(max(len(pos), len(neg)) / half)
-    gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    half, n_mixed = batch_size // 2, int(batch_size // 2 * positive_mixup)
+    batches = []
+    for _ in range(max(1, len(labels) // batch_size)):
+        draw = lambda index, n: index[torch.randint(len(index), (n,), generator=generator)]  # noqa: E731
+        batches.append((torch.cat([draw(pos, half), draw(neg, half)]), draw(pos, n_mixed)))
+    return batches
 
-    def stream(index: torch.Tensor) -> torch.Tensor:
-        passes = math.ceil(n_batches * half / len(index))
-        return torch.cat([index[torch.randperm(len(index), generator=gen)] for _ in range(passes)])
 
-    p, n = stream(pos), stream(neg)
-    return [torch.cat([p[i * half:(i + 1) * half], n[i * half:(i + 1) * half]]) for i in range(n_batches)]
+def mixed_features(features: torch.Tensor, index: torch.Tensor, partner: torch.Tensor) -> torch.Tensor:
+    """The batch's features with the first ``len(partner)`` rows (positives) replaced by their element-wise
+    maximum with their partner's (Werning's positive mixup: a clip holding both sound sources)."""
+    x = features[index].float()
+    if len(partner):
+        x[:len(partner)] = torch.maximum(x[:len(partner)], features[partner].float())
+    return x
 
 
 CLASSIFIERS = ("linear", "sigmoid_inputs")
@@ -62,19 +71,22 @@ class DomainClassifier(nn.Module):
 
 
 def train_domain_classifier(features: torch.Tensor, labels: torch.Tensor, lr: float = 1e-4, batch_size: int = 600,
-                            epochs: int = 400, seed: int = 0, progress: bool = True,
-                            variant: str = "linear") -> tuple[DomainClassifier, list[float]]:
-    """Fit :class:`DomainClassifier` (``variant``) with Adam and balanced batches; returns it with the mean
+                            epochs: int = 400, seed: int = 0, progress: bool = True, variant: str = "linear",
+                            positive_mixup: float = 0.5) -> tuple[DomainClassifier, list[float]]:
+    """Fit :class:`DomainClassifier` (``variant``) with Adam on Werning's balanced batches
+    (:func:`balanced_batches`, positive mixup on ``positive_mixup`` of the positives); returns it with the mean
     loss per epoch."""
     torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
     features, labels = features.float(), torch.as_tensor(labels).float()
     model = DomainClassifier(features.shape[1], variant)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     losses = []
-    for epoch in tqdm(range(epochs), desc="domain classifier", unit="epoch", disable=not progress, mininterval=2.0):
+    for _ in tqdm(range(epochs), desc="domain classifier", unit="epoch", disable=not progress, mininterval=2.0):
         total, count = 0.0, 0
-        for index in balanced_batches(labels, batch_size, seed, epoch):
-            loss = nn.functional.binary_cross_entropy_with_logits(model(features[index]), labels[index])
+        for index, partner in balanced_batches(labels, batch_size, generator, positive_mixup):
+            loss = nn.functional.binary_cross_entropy_with_logits(model(mixed_features(features, index, partner)),
+                                                                  labels[index])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -89,6 +101,26 @@ def domain_scores(model: DomainClassifier, features: torch.Tensor, batch: int = 
     ``batch`` rows at a time)."""
     parts = [torch.sigmoid(model(features[i:i + batch].float())).numpy() for i in range(0, len(features), batch)]
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+
+
+def validation_quality(scores: np.ndarray, labels: np.ndarray, thresholds) -> tuple[float, pd.DataFrame]:
+    """How well the domain classifier tells held-out challenge clips (label 1) from held-out AudioSet eval
+    clips (label 0): the ROC-AUC of its scores (the Mann-Whitney U statistic over both counts) and, per
+    threshold, the clips kept of each class, precision and recall. Werning's code reports precision
+    class-weighted (each class's counts divided by its size, ``domain_classifier/train.py``); on a validation
+    set with as many clips of each class, as :mod:`asc_lib.methods.domain_selection` builds it, the two are
+    the same."""
+    scores, labels = np.asarray(scores, float), np.asarray(labels).astype(bool)
+    if labels.all() or not labels.any():
+        raise ValueError(f"validation needs both classes; got {int(labels.sum())} of {len(labels)} positive")
+    auc = float(mannwhitneyu(scores[labels], scores[~labels]).statistic / (labels.sum() * (~labels).sum()))
+    rows = []
+    for t in thresholds:
+        kept = scores >= t
+        tp, fp = int((kept & labels).sum()), int((kept & ~labels).sum())
+        rows.append({"threshold": t, "kept positives": tp, "kept negatives": fp,
+                     "precision": tp / (tp + fp) if tp + fp else float("nan"), "recall": tp / labels.sum()})
+    return auc, pd.DataFrame(rows).set_index("threshold").round(3)
 
 
 def threshold_table(scores: np.ndarray, thresholds) -> pd.DataFrame:

@@ -35,6 +35,8 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("kd_small_from_ft", "CP-Mobile KD (fine-tuned teacher) + small subset", "Surkov", "04_kd"),
     Method("werning", "Pruned-AudioSet KD + fine-tuning (Werning)", "Werning", "03b_pruned_kd"),
     Method("werning_random", "Random-AudioSet KD + fine-tuning (control)", "Werning", "03b_pruned_kd"),
+    Method("werning_pieces", "Pruned-AudioSet KD on 1 s pieces + fine-tuning (alternative)", "Werning", "03b_pruned_kd"),
+    Method("werning_random_pieces", "Random-AudioSet KD on 1 s pieces + fine-tuning", "Werning", "03b_pruned_kd"),
     Method(cross_selection.SURKOV_TEACHER, "EfficientAT, mean teacher on pruned clips (cross)", "Surkov",
            "04b_cross_selection"),
     Method(cross_selection.SURKOV_STUDENT, "CP-Mobile KD on pruned clips (cross)", "Surkov", "04b_cross_selection"),
@@ -63,7 +65,8 @@ def method_for(notebook: str, parameters: dict) -> str | None:
     if notebook == "04_kd":
         return surkov.kd_method(parameters.get("subset", "small"), parameters.get("teacher", "efficientat_mt"))
     if notebook == "03b_pruned_kd":
-        return werning.finetune_method(parameters.get("selection", "pruned"), parameters.get("threshold"))
+        return werning.finetune_method(parameters.get("selection", "pruned"), parameters.get("threshold"),
+                                       parameters.get("kd_input"))
     return None
 
 

@@ -61,10 +61,11 @@ def piece_targets(segments: pd.DataFrame, classes: pd.DataFrame, counts) -> torc
 
 
 def tagging_data(segments: pd.DataFrame, data: DataPaths, classes: pd.DataFrame, sample_rate: int,
-                 device="cpu", progress: bool = True) -> tuple[TrainData, pd.DataFrame]:
-    """1 s pieces of the present ``segments`` (no scene label: -1) with their AudioSet targets as
-    ``extras["targets"]``, and the segments they come from (absent clips dropped)."""
-    pieces = subset_pieces(segments, data, sample_rate, device, progress=progress)
+                 device="cpu", progress: bool = True,
+                 piece_seconds: float | None = 1.0) -> tuple[TrainData, pd.DataFrame]:
+    """``piece_seconds`` pieces (None: whole clips) of the present ``segments`` (no scene label: -1) with their
+    AudioSet targets as ``extras["targets"]``, and the segments they come from (absent clips dropped)."""
+    pieces = subset_pieces(segments, data, sample_rate, device, piece_seconds=piece_seconds, progress=progress)
     targets = piece_targets(pieces.segments, classes, pieces.counts).to(device)
     labels = torch.full((len(pieces.waves),), -1, dtype=torch.long, device=device)
     return TrainData(pieces.waves, labels, {"targets": targets}), pieces.segments

@@ -513,7 +513,9 @@ def werning_table1(runs: pd.DataFrame, reports: list[dict], paper: dict, split: 
 
 def pruning_quality(reports: list[dict]) -> pd.DataFrame:
     """Per split, threshold and seed (one pruning each): kept share and, where the data knows which clips are
-    in-domain (the mini data), precision and recall of pruning against random selection, in %."""
+    in-domain (the mini data), precision and recall of pruning against random selection, in %; for the pruned
+    selection, the domain classifier's held-out ROC-AUC and its precision and recall at the threshold (the
+    measure the real data has too)."""
     rows = []
     for report in reports:
         for sel in report["selections"]:
@@ -524,6 +526,12 @@ def pruning_quality(reports: list[dict]) -> pd.DataFrame:
                               ("in-domain recall", "in-domain recall %")]:
                 if key in sel:
                     row[name] = round(100 * sel[key], 1)
+            held_out = report.get("validation")
+            if held_out and sel["selection"] == "pruned":  # the classifier's own measure, on the real data too
+                at = {float(r["threshold"]): r for r in held_out["thresholds"]}.get(float(report["threshold"]), {})
+                row["held-out ROC-AUC"] = round(held_out["roc_auc"], 3)
+                row["held-out precision %"] = round(100 * at.get("precision", float("nan")), 1)
+                row["held-out recall %"] = round(100 * at.get("recall", float("nan")), 1)
             rows.append(row)
     if not rows:
         return pd.DataFrame()
@@ -692,8 +700,9 @@ def pruning_markdown(runs: pd.DataFrame, reports: list[dict], paper: dict) -> st
     quality = pruning_quality(reports)
     if quality.empty:
         return "*No pruning run yet.*\n"
-    table = quality.reset_index()
+    table = quality.reset_index().astype(object)
     table["threshold"] = table["threshold"].map(lambda t: f"{t:g}")
+    table = table.where(table.notna(), "–")
     table1 = werning_table1(runs, reports, paper)
     table1.columns = [f"{what} ({source})" for what, source in table1.columns]
     return (register.markdown_table(table) + "\nTable 1 of Werning's report on split 100 (the study's accuracy: "

@@ -45,6 +45,8 @@ def projections(rates: dict, surkov: dict, werning: dict, baseline: dict) -> pd.
     small, large = surkov["subsets"]["small"], surkov["subsets"]["large"]
     ensemble, pruned_share = werning["ensemble_size"], werning["pruned_share"]
     kd_steps, kd_batch = werning["kd"]["min_steps"], werning["kd"]["batch_size"]
+    whole_clips = werning["kd"].get("input", "clips") == "clips"
+    item_seconds = 10 if whole_clips else 1  # the CP-Mobile rate is per 1 s clip: a 10 s clip costs ten
     rows = [
         ("baseline", "CP-Mobile, split 100", f"{baseline['epochs']} epochs × {labeled:,} clips",
          baseline["epochs"] * labeled, rates["cp_mobile_train"]),
@@ -56,11 +58,13 @@ def projections(rates: dict, surkov: dict, werning: dict, baseline: dict) -> pd.
          surkov["kd_epochs"] * (labeled + large), rates["cp_mobile_train"]),
         ("Werning", "PaSST-ensemble logits of AudioSet (domain classifier)",
          f"{ensemble} models × {AUDIOSET_SEGMENTS:,} clips of 10 s", ensemble * AUDIOSET_SEGMENTS, rates["passt_infer"]),
-        ("Werning", "PaSST-ensemble logits of the pruned 1 s pieces",
-         f"{ensemble} × {pruned_share:.1%} × {AUDIOSET_SEGMENTS:,} × 10 pieces (≈ cost of 10 s clips)",
-         ensemble * pruned_share * AUDIOSET_SEGMENTS, rates["passt_infer"]),
-        ("Werning", "KD into CP-Mobile (527 classes)", f"{kd_steps:,} steps × {kd_batch} pieces",
-         kd_steps * kd_batch, rates["cp_mobile_train"]),
+        *([] if whole_clips else [
+            ("Werning", "PaSST-ensemble logits of the pruned 1 s pieces",
+             f"{ensemble} × {pruned_share:.1%} × {AUDIOSET_SEGMENTS:,} × 10 pieces (≈ cost of 10 s clips)",
+             ensemble * pruned_share * AUDIOSET_SEGMENTS, rates["passt_infer"])]),
+        ("Werning", "KD into CP-Mobile (527 classes)",
+         f"{kd_steps:,} steps × {kd_batch} " + ("clips of 10 s (10 s of audio each)" if whole_clips else "1 s pieces"),
+         kd_steps * kd_batch * item_seconds, rates["cp_mobile_train"]),
         ("Werning", "fine-tuning on split 100", f"{werning['finetune_epochs']} epochs × {labeled:,} clips",
          werning["finetune_epochs"] * labeled, rates["cp_mobile_train"]),
     ]
@@ -90,7 +94,7 @@ def gpu_estimates() -> dict[str, float]:
     with torch.no_grad():
         return {
             "cp_mobile_train": training_gpu_gb(build_cp_mobile(), (1, 256, 65), 256),
-            "cp_mobile_527_train": training_gpu_gb(build_cp_mobile(n_classes=527), (1, 256, 65), 32),
+            "cp_mobile_527_train": training_gpu_gb(build_cp_mobile(n_classes=527), (1, 256, 641), 32),  # 10 s clips
             "efficientat_train": training_gpu_gb(build_efficientat("mn10", 10), (1, 128, 101), 256),
             "efficientat_infer": training_gpu_gb(build_efficientat("mn10", 10), (1, 128, 101), 256, False),
             "passt_infer": training_gpu_gb(load_passt(None), (320_000,), 64, False),
@@ -135,9 +139,11 @@ def real_resources(rates: dict, gpu: dict, surkov: dict, werning: dict, baseline
         row("Werning", "PaSST-ensemble logits of AudioSet (domain classifier)", AUDIOSET_SEGMENTS * 527 * 4 * gb,
             AUDIOSET_SEGMENTS * 10 * clip32 * gb, gpu["passt_infer"],
             hours[("Werning", "PaSST-ensemble logits of AudioSet (domain classifier)")], single_pass=True),
-        row("Werning", "PaSST-ensemble logits of the pruned 1 s pieces", pruned * 10 * 527 * 4 * gb,
-            pruned * 10 * clip32 * gb, gpu["passt_infer"],
-            hours[("Werning", "PaSST-ensemble logits of the pruned 1 s pieces")]),
+        *([] if ("Werning", "PaSST-ensemble logits of the pruned 1 s pieces") not in hours.index else [
+            row("Werning", "PaSST-ensemble logits of the pruned 1 s pieces", pruned * 10 * 527 * 4 * gb,
+                pruned * 10 * clip32 * gb, gpu["passt_infer"],
+                hours[("Werning", "PaSST-ensemble logits of the pruned 1 s pieces")])]),
+        # the pruned set's clips in the waveform cache (10 s each, or their 1 s pieces: the same audio)
         row("Werning", "KD into CP-Mobile (527 classes)", pruned * 10 * clip32 * gb, pruned * 10 * clip32 * gb,
             gpu["cp_mobile_527_train"], hours[("Werning", "KD into CP-Mobile (527 classes)")]),
         row("Werning", "fine-tuning on split 100", 0.0, SPLIT100_CLIPS * clip32 * gb, gpu["cp_mobile_train"],

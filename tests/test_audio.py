@@ -138,7 +138,8 @@ def test_interrupted_cache_build_leaves_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(audio.sf, "read", flaky)
     with pytest.raises(KeyboardInterrupt):
         audio.build_waveform_cache(names, tmp_path, 32000, 32000, cache_dir=tmp_path / "c", batch=1, progress=False)
-    assert list((tmp_path / "c").iterdir()) == []
+    # nothing but the empty lock file (kept: deleting a flock file races with a waiting process)
+    assert [p.name for p in (tmp_path / "c").iterdir() if not p.name.endswith(".lock")] == []
 
 
 def test_corrupt_file_in_cache_build_is_named(tmp_path):
@@ -146,3 +147,71 @@ def test_corrupt_file_in_cache_build_is_named(tmp_path):
     (tmp_path / names[1]).write_bytes(b"not a wav")
     with pytest.raises(ValueError, match="clip1.wav"):
         audio.build_waveform_cache(names, tmp_path, 32000, 32000, cache_dir=tmp_path / "c", progress=False)
+
+
+def _two_clips(folder):
+    import numpy as np
+    import soundfile as sf
+
+    folder.mkdir()
+    for i in range(2):
+        sf.write(folder / f"c{i}.wav", (0.1 * np.sin(np.arange(8000) * (i + 1) / 7)).astype(np.float32), 16000)
+    return ["c0.wav", "c1.wav"]
+
+
+def test_a_killed_cache_build_leaves_a_temporary_file_that_the_next_build_removes(tmp_path):
+    from asc_lib.data import audio
+
+    names = _two_clips(tmp_path / "clips")
+    key = audio.cache_key(names, tmp_path / "clips", 16000, 8000, "float16")
+    leftover = tmp_path / "cache" / f".waveforms-{key}.npy.abc123.tmp.npy"  # as atomic_path names it
+    leftover.parent.mkdir()
+    leftover.write_bytes(b"\0" * 4096)
+    cache = audio.build_waveform_cache(names, tmp_path / "clips", 16000, 8000, cache_dir=tmp_path / "cache",
+                                       progress=False)
+    assert len(cache) == 2 and not leftover.exists()
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir() if p.name.endswith(".tmp.npy")) == []
+
+
+def test_a_full_disk_is_an_error_naming_the_cache_and_the_bytes_with_nothing_left_behind(tmp_path, monkeypatch):
+    """Checked before the memory map is written (which would end in SIGBUS on a full disk): the error names the
+    file and the space it needs, and no temporary file stays to keep the disk full."""
+    import errno
+    import shutil
+    from collections import namedtuple
+
+    from asc_lib.config import atomic
+    from asc_lib.data import audio
+
+    names = _two_clips(tmp_path / "clips")
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(atomic.shutil, "disk_usage", lambda path: usage(10**6, 10**6 - 1000, 1000))
+    with pytest.raises(OSError, match=r"waveforms-\w+\.npy\.\w+\.tmp\.npy: needs 0\.0 MB but the disk holds") as err:
+        audio.build_waveform_cache(names, tmp_path / "clips", 16000, 8000, cache_dir=tmp_path / "cache",
+                                   progress=False)
+    assert err.value.errno == errno.ENOSPC
+    assert [p.name for p in (tmp_path / "cache").iterdir() if not p.name.startswith(".waveforms")] == []
+    assert not list((tmp_path / "cache").glob("*.tmp*")) and not list((tmp_path / "cache").glob(".*.tmp*"))
+    monkeypatch.undo()
+    assert shutil.disk_usage(tmp_path).free > 0
+
+
+def test_a_real_full_filesystem_fails_cleanly(tmp_path):
+    """On a 1 MB tmpfs (when this machine lets the test mount one) a cache of 4 MB fails with the path named,
+    no SIGBUS, and no temporary file left."""
+    import subprocess
+
+    from asc_lib.data import audio
+
+    mount = tmp_path / "small"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({done.stderr.decode().strip() or 'not permitted'})")
+    try:
+        names = _two_clips(tmp_path / "clips") * 128  # 256 clips of 8000 float16 samples: 4 MB
+        with pytest.raises(OSError, match=r"small/.*waveforms-.*: needs .* MB"):
+            audio.build_waveform_cache(names, tmp_path / "clips", 16000, 8000, cache_dir=mount, progress=False)
+        assert not list(mount.glob(".*.tmp*")) and not list(mount.glob("*.npy"))
+    finally:
+        subprocess.run(["umount", str(mount)], capture_output=True)

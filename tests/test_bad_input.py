@@ -61,3 +61,53 @@ def test_weights_with_another_sha256_are_refused(tmp_path):
         passt.verify_sha256(path, "0" * 64)
     with pytest.raises(ValueError, match="does not match"):
         passt.load_passt(path, sha256="0" * 64)
+
+
+def test_non_finite_and_out_of_range_samples_are_named(tmp_path):
+    """A float WAV with NaN samples is refused, naming the file and the count; one with samples of ±459 is
+    read but warned about, naming the file and the peak."""
+    import numpy as np
+    import soundfile as sf
+
+    from asc_lib.data import audio
+
+    wave = (0.1 * np.sin(np.arange(16000) / 10)).astype(np.float32)
+    broken = wave.copy()
+    broken[100:110] = np.nan
+    sf.write(tmp_path / "nan.wav", broken, 16000, subtype="FLOAT")
+    with pytest.raises(ValueError, match=r"nan\.wav: 10 of 16000 samples are not finite"):
+        audio.read_audio(tmp_path / "nan.wav")
+    sf.write(tmp_path / "loud.wav", wave * 4590, 16000, subtype="FLOAT")
+    with pytest.warns(UserWarning, match=r"loud\.wav: peak amplitude 459, far outside \[-1, 1\]"):
+        audio.read_audio(tmp_path / "loud.wav")
+    sf.write(tmp_path / "fine.wav", wave, 16000, subtype="FLOAT")
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.allclose(audio.read_audio(tmp_path / "fine.wav")[0], wave)
+
+
+def test_profile_mistakes_are_named_with_the_key(tmp_path, monkeypatch):
+    """A misspelled key (``recipe:`` for ``recipes:``) would silently select the paper recipes; invalid YAML
+    would read as an unknown profile; a quoted "false" would read as true."""
+    from asc_lib.config import paths, profiles
+
+    text = (paths.PARAMS_DIR / "mini.yaml").read_text()
+    monkeypatch.setattr(paths, "PARAMS_DIR", tmp_path)
+    (tmp_path / "custom.yaml").write_text(text.replace("profile: mini", "profile: custom")
+                                          .replace("\nrecipes: mini", "\nrecipe: mini"))
+    with pytest.raises(ValueError, match=r"custom\.yaml: unknown key 'recipe'; did you mean 'recipes'\?"):
+        profiles.load_profile("custom")
+    (tmp_path / "custom.yaml").write_text(text.replace("profile: mini", "profile: custom")
+                                          .replace("  meta_csv: meta.csv", "  meta_cvs: meta.csv"))
+    with pytest.raises(ValueError, match=r"custom\.yaml: data: unknown key 'meta_cvs'; did you mean 'meta_csv'\?"):
+        profiles.load_profile("custom")
+    (tmp_path / "broken.yaml").write_text("profile: broken\ndata: [unclosed\n")
+    with pytest.raises(ValueError, match=r"broken\.yaml:3:1: invalid YAML \(line 3, column 1\): while parsing a flow sequence expected"):
+        profiles.load_profile("broken")
+    data = {"tau22_dir": "a", "meta_csv": "m.csv", "splits_dir": "s", "audioset_dir": "d"}
+    with pytest.raises(ValueError, match="data.audio_available must be true or false"):
+        profiles.DataPaths.from_config({**data, "audio_available": "false"})
+    for bad in ("abc", float("nan"), -1):
+        with pytest.raises(ValueError, match="data.audioset_clip_seconds must be a positive number"):
+            profiles.DataPaths.from_config({**data, "audioset_clip_seconds": bad})

@@ -312,3 +312,57 @@ def test_composed_batches_without_unlabeled_items_are_the_pooled_batches():
     composed = loop.batch_plan({"batch_size": 32, "labeled_per_batch": 8}, labels, seed=5, here=distributed.world())
     assert pooled.per_epoch == composed.per_epoch == 6
     assert all(torch.equal(pooled.index(s), composed.index(s)) for s in range(12))
+
+
+def test_a_non_finite_loss_stops_the_run_naming_the_step_and_the_clips(tmp_path):
+    """One NaN sample in one clip: the run stops at the first non-finite loss, naming the run folder, the
+    step and the clips of that batch, and nothing is stored as trained (no checkpoint, no history)."""
+    data = _toy()
+    waves = data.waves.clone()
+    waves[5, 100:110] = float("nan")
+    bad = loop.TrainData(waves, data.labels, names=[f"audio/clip{i}.wav" for i in range(len(waves))])
+    torch.manual_seed(0)
+    with pytest.raises(FloatingPointError, match=r"run: the loss is nan at step \d+ .*audio/clip\d+\.wav") as err:
+        loop.fit(build_cp_mobile(n_classes=2), _objective(), bad, TOY_RECIPE, tmp_path / "run", seed=7,
+                 device="cpu", progress=False)
+    assert "audio/clip5.wav" in str(err.value) or "more" in str(err.value)
+    assert not (tmp_path / "run" / loop.CHECKPOINT).exists()
+    assert not list((tmp_path / "run").glob("history*"))
+
+
+def test_a_second_process_on_a_run_folder_stops_naming_the_owner_and_leaves_its_checkpoint(tmp_path):
+    """Two runs into one folder: the second stops at once with a message naming the folder and the process
+    that holds it; the first's checkpoint is untouched. When the holder is gone, the folder is free again
+    (the system releases the lock of a dead process: no stale lock)."""
+    import subprocess
+    import sys
+    import time
+
+    from asc_lib.config import atomic
+
+    run = tmp_path / "run"
+    _fit(run)
+    before = (run / loop.CHECKPOINT).read_bytes()
+    ready = tmp_path / "ready"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time, pathlib\n"
+        "from asc_lib.config import atomic\n"
+        f"with atomic.exclusive(pathlib.Path({str(run)!r}), 'run folder'):\n"
+        f"    pathlib.Path({str(ready)!r}).write_text('x')\n"
+        "    time.sleep(60)\n")])
+    try:
+        for _ in range(600):
+            if ready.exists():
+                break
+            time.sleep(0.05)
+        assert ready.exists(), "the holder process did not start"
+        with pytest.raises(RuntimeError, match=rf"run: this run folder is in use by process {holder.pid} on "):
+            loop.fit(build_cp_mobile(n_classes=2), _objective(), _toy(), {**TOY_RECIPE, "lr": 1e-3}, run, seed=7,
+                     device="cpu", progress=False)
+        assert (run / loop.CHECKPOINT).read_bytes() == before
+    finally:
+        holder.kill()
+        holder.wait()
+    _, history = _fit(run)  # the killed holder left no lock behind
+    assert history.status == "reused"
+    assert not atomic.lock_file(run).with_name(atomic.lock_file(run).name + ".owner").exists()

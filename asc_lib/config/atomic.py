@@ -1,12 +1,20 @@
-"""Atomic writes: a reader never sees a half-written artifact, and a crash loses nothing already there."""
+"""Atomic writes: a reader never sees a half-written artifact, and a crash loses nothing already there.
+Also the advisory locks that keep one process at a time on a run folder or a cache being built, and the
+free-space check before a large write."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import shutil
+import socket
 import tempfile
+import time
 from pathlib import Path
 from typing import Iterator
+
+from filelock import FileLock, Timeout
 
 
 def _umask() -> int:
@@ -53,3 +61,68 @@ def write_csv(path: str | os.PathLike, frame) -> Path:
     with atomic_path(path, suffix=".csv") as tmp:
         frame.to_csv(tmp)
     return Path(path)
+
+
+# --- one process at a time ------------------------------------------------------------------------------------
+
+def lock_file(path: str | os.PathLike) -> Path:
+    """The lock beside ``path`` (a hidden sibling, so that removing a run folder keeps it)."""
+    path = Path(path)
+    return path.parent / f".{path.name}.lock"
+
+
+@contextlib.contextmanager
+def exclusive(path: str | os.PathLike, what: str, wait: bool = False) -> Iterator[None]:
+    """Hold ``path`` for this process: an advisory lock (py-filelock's ``flock``, released by the system when
+    the holder dies, so no stale lock outlives a killed process) with the owner's host, pid and start time
+    beside it. ``wait``: block until the holder is done (a cache being built), else stop at once with a
+    ``RuntimeError`` naming ``path`` and its owner (a run folder: a second run would delete the first's
+    checkpoint)."""
+    lock = lock_file(path)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    owner = lock.with_name(lock.name + ".owner")
+    held = FileLock(lock, timeout=-1 if wait else 0, thread_local=False)
+    try:
+        held.acquire()
+    except Timeout:
+        try:
+            who = json.loads(owner.read_text())
+            who = f"process {who['pid']} on {who['host']} (since {who['since']})"
+        except (OSError, ValueError, KeyError):
+            who = "another process"
+        raise RuntimeError(f"{path}: this {what} is in use by {who}; wait for it to finish or stop it, then run "
+                           "again") from None
+    try:
+        owner.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid(),
+                                     "since": time.strftime("%Y-%m-%d %H:%M:%S")}))
+        yield
+    finally:
+        owner.unlink(missing_ok=True)
+        held.release()
+
+
+def remove_leftovers(path: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files :func:`atomic_path` left beside ``path`` when a process writing it was killed
+    (call it holding :func:`exclusive` on ``path``: no live writer is then using them); returns what it removed."""
+    path = Path(path)
+    stale = list(path.parent.glob(f".{path.name}.*.tmp*")) if path.parent.is_dir() else []
+    for tmp in stale:
+        tmp.unlink(missing_ok=True)
+    return stale
+
+
+def reserve(path: str | os.PathLike, size: int) -> None:
+    """Allocate ``size`` bytes of the file ``path`` on disk now, so that a full disk is an ``OSError`` naming the
+    path and the bytes needed here, not a SIGBUS later when a memory map of it is written."""
+    free = shutil.disk_usage(Path(path).parent).free
+    if free < size:
+        raise OSError(errno.ENOSPC, f"{path}: needs {size / 2**20:,.1f} MB but the disk holds {free / 2**20:,.1f} MB "
+                                    "free; free some space or point ASC_CACHE_DIR elsewhere")
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as err:
+        raise OSError(err.errno, f"{path}: cannot allocate {size / 2**20:,.1f} MB ({os.strerror(err.errno)}); free "
+                                 "some space or point ASC_CACHE_DIR elsewhere") from err
+    finally:
+        os.close(fd)

@@ -5,6 +5,7 @@ report plans. Also the YAML reader every parameter file goes through and the pap
 """
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -24,7 +25,11 @@ def load_yaml(path: str | Path) -> dict:
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
-        raise ValueError(f"{path}: invalid YAML: {err}") from err
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        what = " ".join(filter(None, (getattr(err, "context", None), getattr(err, "problem", None)))) or str(err)
+        raise ValueError(f"{where}: invalid YAML (line {mark.line + 1 if mark else '?'}, column "
+                         f"{mark.column + 1 if mark else '?'}): {what}") from err
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping at top level, got {type(data).__name__}")
     return data
@@ -50,8 +55,14 @@ def load_profile(profile: str) -> dict:
     """
     known = available_profiles()
     if profile not in known:
+        candidate = paths.PARAMS_DIR / f"{profile}.yaml"
+        if candidate.is_file() and "profile" not in load_yaml(candidate):  # invalid YAML raises here, with line
+            raise ValueError(f"{candidate}: not a data profile (no top-level 'profile:' key)")
         raise ValueError(f"unknown profile {profile!r}; available: {', '.join(known)}")
     cfg = load_yaml(paths.PARAMS_DIR / f"{profile}.yaml")
+    check_keys(cfg, PROFILE_KEYS, f"params/{profile}.yaml")
+    if isinstance(cfg.get("data"), dict):
+        check_keys(cfg["data"], DATA_KEYS, f"params/{profile}.yaml: data")
     for key in ("data", "generator", "report", "default_plan"):
         if isinstance(cfg.get(key), str) and cfg[key] in known and cfg[key] != profile:
             cfg[key] = load_profile(cfg[key]).get(key)
@@ -59,6 +70,22 @@ def load_profile(profile: str) -> dict:
     if missing:
         raise ValueError(f"params/{profile}.yaml: data section lacks {sorted(missing)}")
     return cfg
+
+
+PROFILE_KEYS = ("profile", "description", "recipes", "resampling_unit", "data", "generator", "default_plan",
+                "mechanisms", "report", "report_parameters")
+DATA_KEYS = ("tau22_dir", "meta_csv", "splits_dir", "audioset_dir", "audio_available", "audioset_layout",
+             "audioset_audio_dir", "audioset_clip_seconds")
+
+
+def check_keys(mapping: Mapping[str, Any], known, where: str) -> None:
+    """A ``ValueError`` naming ``where`` and the first key of ``mapping`` not in ``known``, with the closest
+    known key as a suggestion (a misspelled key would otherwise be ignored and its default used)."""
+    for key in mapping:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), list(known), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(known)}"
+            raise ValueError(f"{where}: unknown key {key!r}{hint}")
 
 
 def check_split(split: int) -> int:
@@ -96,16 +123,23 @@ class DataPaths:
         if layout not in ("files", "hdf5"):
             raise ValueError(f"data.audioset_layout is {layout!r}; choose files (one audio file per clip) or "
                              "hdf5 (the PaSST / EfficientAT <list>_mp3.hdf files)")
-        seconds = float(data.get("audioset_clip_seconds", 10.0))
-        if not seconds > 0:
-            raise ValueError(f"data.audioset_clip_seconds must be positive, got {seconds}")
+        try:
+            seconds = float(data.get("audioset_clip_seconds", 10.0))
+        except (TypeError, ValueError):
+            seconds = float("nan")
+        if not 0 < seconds < float("inf"):
+            raise ValueError(f"data.audioset_clip_seconds must be a positive number of seconds, "
+                             f"got {data.get('audioset_clip_seconds')!r}")
+        available = data.get("audio_available", True)
+        if not isinstance(available, bool):
+            raise ValueError(f"data.audio_available must be true or false (unquoted), got {available!r}")
         audio_dir = data.get("audioset_audio_dir")
         return cls(
             tau22_dir=tau22,
             meta_csv=meta if meta.is_absolute() else tau22 / meta,
             splits_dir=paths.resolve(data["splits_dir"]),
             audioset_dir=audioset,
-            audio_available=bool(data.get("audio_available", True)),
+            audio_available=available,
             audioset_layout=layout,
             audioset_audio_dir=paths.resolve(audio_dir) if audio_dir else audioset / "audio",
             audioset_clip_seconds=seconds,

@@ -26,11 +26,29 @@ import torchaudio.functional as AF
 from tqdm.auto import tqdm
 
 from asc_lib.config import paths, provenance
-from asc_lib.config.atomic import atomic_path, write_json
+from asc_lib.config.atomic import atomic_path, exclusive, remove_leftovers, reserve, write_json
 from asc_lib.data.rows import DiskRows, memory_budget
 
 CACHE_VERSION = 2
 _DTYPES = {"float16": np.float16, "float32": np.float32, "int16": np.int16}
+
+
+PEAK_LIMIT = 2.0  # decoded samples beyond ±2 are flagged: far outside [-1, 1] (a float file in other units?)
+
+
+def checked_samples(data: np.ndarray, what: str) -> np.ndarray:
+    """``data`` (decoded samples) if every sample is finite, else a ``ValueError`` naming ``what`` and how many
+    are not; samples beyond ±:data:`PEAK_LIMIT` are kept but warned about, naming ``what`` and the peak."""
+    finite = np.isfinite(data)
+    if not finite.all():
+        bad = int((~finite).sum())
+        raise ValueError(f"{what}: {bad} of {data.size} samples are not finite (NaN or infinite); repair the file "
+                         "or remove it from the list")
+    peak = float(np.abs(data).max()) if data.size else 0.0
+    if peak > PEAK_LIMIT:
+        warnings.warn(f"{what}: peak amplitude {peak:.3g}, far outside [-1, 1] (float samples in other units?); "
+                      "used as it is", stacklevel=3)
+    return data
 
 
 def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
@@ -50,7 +68,7 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int, int]:
         raise ValueError(f"{path}: cannot decode audio ({err})") from err
     if data.shape[0] == 0:
         raise ValueError(f"{path}: audio file holds no samples")
-    return data.mean(axis=1), int(sr), int(data.shape[1])
+    return checked_samples(data, str(path)).mean(axis=1), int(sr), int(data.shape[1])
 
 
 class AudioFiles:
@@ -197,7 +215,16 @@ def build_waveform_cache(
     path = cache_dir / f"waveforms-{key}.npy"
     if path.is_file():
         return WaveformCache(path)
-    source = as_source(audio_root)
+    with exclusive(path, "waveform cache", wait=True):  # one builder; the others wait, then read its cache
+        if path.is_file():
+            return WaveformCache(path)
+        remove_leftovers(path)  # a killed build's temporary file
+        return _build(filenames, as_source(audio_root), path, key, sample_rate, num_samples, dtype, batch,
+                      progress, expected)
+
+
+def _build(filenames: list[str], source, path: Path, key: str, sample_rate: int, num_samples: int, dtype: str,
+           batch: int, progress: bool, expected: Sequence[str]) -> WaveformCache:
     conversions: dict[str, dict] = {}
 
     def note(kind: str, name: str, detail: str) -> None:
@@ -206,6 +233,7 @@ def build_waveform_cache(
 
     with atomic_path(path, suffix=".npy") as tmp:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=_DTYPES[dtype], shape=(len(filenames), num_samples))
+        reserve(tmp, tmp.stat().st_size)  # the disk space now, or an error naming it (not a SIGBUS mid-write)
         for start in tqdm(range(0, len(filenames), batch), desc=f"caching {len(filenames)} clips",
                           disable=not progress, unit="batch"):
             chunk = filenames[start:start + batch]
@@ -235,7 +263,7 @@ def build_waveform_cache(
     unusual = {k: v for k, v in conversions.items() if k in ("down-mixed", "zero-padded") and k not in expected}
     if unusual:
         warnings.warn(f"{source}: " + "; ".join(f"{v['clips']} of {len(filenames)} clips {k}, e.g. {v['example']}"
-                                              for k, v in unusual.items()), stacklevel=2)
+                                              for k, v in unusual.items()), stacklevel=3)
     return WaveformCache(path)
 
 

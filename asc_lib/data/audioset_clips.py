@@ -32,7 +32,7 @@ import pandas as pd
 
 from asc_lib.config import paths, provenance
 from asc_lib.config.atomic import atomic_path
-from asc_lib.data.audio import AudioFiles
+from asc_lib.data.audio import AudioFiles, checked_samples
 
 LAYOUTS = ("files", "hdf5")
 HDF5_SUFFIX = "_mp3.hdf"
@@ -65,7 +65,7 @@ def decode_mp3(data: bytes, what: str = "mp3 clip") -> tuple[np.ndarray, int, in
     if not frames:
         raise ValueError(f"{what}: holds no samples")
     planar = [f if f.ndim == 2 and f.shape[0] <= 8 else f.reshape(1, -1) for f in frames]
-    samples = np.concatenate(planar, axis=1).astype(np.float32, copy=False)
+    samples = checked_samples(np.concatenate(planar, axis=1).astype(np.float32, copy=False), what)
     return samples.mean(axis=0), int(rate), int(samples.shape[0])
 
 

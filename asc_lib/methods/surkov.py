@@ -92,7 +92,9 @@ def with_unlabeled(labeled: TrainData, unlabeled_waves: torch.Tensor | None) -> 
     waves = concat([labeled.waves, unlabeled_waves], dtype=labeled.waves.dtype)
     labels = torch.cat([labeled.labels, torch.full((len(unlabeled_waves),), -1, dtype=torch.long,
                                                    device=labeled.labels.device)])
-    return TrainData(waves, labels)
+    names = (list(labeled.names) + [f"unlabeled AudioSet piece {i}" for i in range(len(unlabeled_waves))]
+             if labeled.names else None)
+    return TrainData(waves, labels, names=names)
 
 
 def unlabeled_waves(profile: str, data: DataPaths, subset: str, sample_rate: int, device="cpu",
@@ -359,7 +361,7 @@ def train_student(task: SceneTask, spec: RunSpec, student: torch.nn.Module, cost
     """Distil ``teacher_probs`` into ``student`` (MSE on probabilities, the recipe's augmentation and batches)
     and write the run; returns its metrics and history."""
     objective = ProbabilityMSE(Augment(task.frontend, AugmentConfig.from_recipe(recipe, output_shape(recipe["frontend"]))))
-    train = TrainData(data.waves, data.labels, {"teacher_probs": teacher_probs.to(task.device)})
+    train = TrainData(data.waves, data.labels, {"teacher_probs": teacher_probs.to(task.device)}, data.names)
     return train_and_evaluate(task, spec, student, objective, recipe, data=train, cost=cost, info=info,
                               progress=progress)
 

@@ -91,7 +91,7 @@ def split_waves(frame: pd.DataFrame, data: DataPaths, sample_rate: int, device="
 def scene_train_data(frame: pd.DataFrame, waves: torch.Tensor) -> TrainData:
     """Labeled training items for :func:`asc_lib.training.loop.fit`."""
     labels = torch.as_tensor(frame["label"].to_numpy(copy=True), dtype=torch.long)
-    return TrainData(waves, labels)
+    return TrainData(waves, labels, names=frame["filename"].tolist())
 
 
 EVAL_PRECISIONS = ("fp16", "training")
@@ -124,6 +124,9 @@ def finish_run(directory: Path, model: nn.Module, test_features: torch.Tensor, t
     (trained, resumed, reused or retrained) and carry its fingerprint. Each of ``companions`` (e.g. a mean
     teacher's student) is scored too, under its name: ``metrics[name]["test"]``."""
     probs = predict(model, nn.Identity(), test_features, batch_size, amp=amp, half=half)
+    if not bool(torch.isfinite(torch.as_tensor(probs)).all()):
+        raise FloatingPointError(f"{paths.shown(directory)}: the model gives non-finite probabilities on the test "
+                                 "clips; the run is not stored")
     scores = scene_scores(test_frame, probs)
     write_output_csv(directory / OUTPUT, test_frame["filename"], probs)
     metrics = {**info, "test": scores, "torch": torch.__version__, "machine": platform.machine(),

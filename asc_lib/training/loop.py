@@ -15,6 +15,7 @@ environment retrains every run (``python -m asc_lib.study.report --force`` sets 
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -27,8 +28,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from asc_lib.config import provenance
-from asc_lib.config.atomic import atomic_path, write_json
+from asc_lib.config import paths, provenance
+from asc_lib.config.atomic import atomic_path, exclusive, write_json
 from asc_lib.data.rows import is_resident, loader_workers, read_ahead
 from asc_lib.training import distributed
 from asc_lib.training.device import resolve_device
@@ -118,12 +119,19 @@ class TrainData:
     waves: torch.Tensor
     labels: torch.Tensor
     extras: dict = field(default_factory=dict)
+    names: list | None = None   # what each item is (e.g. its clip's file name), for error messages
 
     def __post_init__(self):
         n = len(self.waves)
-        for name, t in [("labels", self.labels), *self.extras.items()]:
+        for name, t in [("labels", self.labels), *self.extras.items(), *([("names", self.names)] * bool(self.names))]:
             if len(t) != n:
                 raise ValueError(f"TrainData: {name} has {len(t)} rows, waves has {n}")
+
+    def describe(self, index: torch.Tensor, most: int = 8) -> str:
+        """The items ``index`` in words: their names where known, else their row numbers."""
+        rows = [int(i) for i in index.flatten().tolist()]
+        shown = [self.names[i] if self.names else f"item {i}" for i in rows[:most]]
+        return ", ".join(shown) + (f" and {len(rows) - most} more" if len(rows) > most else "")
 
     def __len__(self) -> int:
         return len(self.waves)
@@ -136,7 +144,7 @@ class TrainData:
     def to(self, device) -> "TrainData":
         """Tensors moved to ``device``; rows on disk stay there (their batches are moved)."""
         move = lambda t: t.to(device) if is_resident(t) else t  # noqa: E731
-        return TrainData(move(self.waves), move(self.labels), {k: move(v) for k, v in self.extras.items()})
+        return TrainData(move(self.waves), move(self.labels), {k: move(v) for k, v in self.extras.items()}, self.names)
 
     def batch(self, index: torch.Tensor) -> dict:
         """The items ``index`` of every field, each where it lives."""
@@ -503,8 +511,13 @@ def run_epoch(session: Session, net: nn.Module, batches, epoch: int,
     in_epoch = min(s.per_epoch, s.steps - epoch * s.per_epoch)  # the last epoch stops part-way under max_steps
     for i in range(in_epoch):
         step = epoch * s.per_epoch + i
-        loss_sum += train_step(net, s.model, s.objective, s.optimizer, s.scheduler, next(batches), step, s.device,
-                               s.use_amp)
+        batch = next(batches)
+        loss = train_step(net, s.model, s.objective, s.optimizer, s.scheduler, batch, step, s.device, s.use_amp)
+        if not bool(torch.isfinite(loss)):  # stop at once: a non-finite loss poisons every later step
+            raise FloatingPointError(f"{paths.shown(s.run_dir)}: the loss is {float(loss)} at step {step} (epoch "
+                                     f"{epoch + 1}); the run stops unfinished (nothing stored as trained). Items of "
+                                     f"that batch: {s.data.describe(batch['index'])}")
+        loss_sum += loss
         if on_step_end is not None:
             on_step_end(step)
     record = {"epoch": epoch + 1, "step": epoch * s.per_epoch + in_epoch,
@@ -551,6 +564,13 @@ def fit(
     each rank trains on its share of every global batch, and rank 0 alone evaluates and checkpoints.
     """
     s = setup(model, objective, data, recipe, run_dir, seed, device, evaluation_identity(evaluate, recipe))
+    # one process per run folder (rank 0 holds it under torchrun): a second would delete this one's checkpoint
+    with exclusive(s.run_dir, "run folder") if s.here.main else contextlib.nullcontext():
+        return _fit(s, model, objective, recipe, seed, evaluate, progress, on_epoch_end, on_step_end)
+
+
+def _fit(s: "Session", model, objective, recipe, seed, evaluate, progress, on_epoch_end, on_step_end) -> History:
+    """:func:`fit` once the run folder is held."""
     history = resume(s)
     start_epoch = history.start_epoch
     if start_epoch < s.epochs:
@@ -559,7 +579,7 @@ def fit(
                 raise ValueError("feature_cache needs the training data resident, but they exceed the memory budget "
                                  f"and stream from disk ({s.data.waves!r}); set feature_cache: false in the recipe "
                                  "or raise ASC_MEMORY_BUDGET_GB")
-            s.data = TrainData(objective.augment.features(s.data.waves), s.data.labels, s.data.extras)
+            s.data = TrainData(objective.augment.features(s.data.waves), s.data.labels, s.data.extras, s.data.names)
             objective.augment.precomputed = True
         # Under torchrun every rank takes an equal share of each global batch; DDP averages the gradients.
         net = model if s.here.size == 1 else nn.parallel.DistributedDataParallel(

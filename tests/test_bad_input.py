@@ -111,3 +111,16 @@ def test_profile_mistakes_are_named_with_the_key(tmp_path, monkeypatch):
     for bad in ("abc", float("nan"), -1):
         with pytest.raises(ValueError, match="data.audioset_clip_seconds must be a positive number"):
             profiles.DataPaths.from_config({**data, "audioset_clip_seconds": bad})
+
+
+def test_the_scene_task_obeys_the_memory_budget(smoke_data, monkeypatch):
+    """00b's data (SceneTask) read the budget: an invalid one is refused naming the variable, a tiny one streams
+    the split from disk instead of holding it."""
+    from asc_lib.data.rows import BUDGET_ENV, DiskRows
+    from asc_lib.training.experiment import SceneTask
+
+    monkeypatch.setenv(BUDGET_ENV, "abc")
+    with pytest.raises(ValueError, match="ASC_MEMORY_BUDGET_GB='abc'"):
+        SceneTask(smoke_data, 5, "baseline", "cpu", progress=False)
+    monkeypatch.setenv(BUDGET_ENV, "0.000001")
+    assert isinstance(SceneTask(smoke_data, 5, "baseline", "cpu", progress=False).train_waves, DiskRows)

@@ -366,3 +366,45 @@ def test_a_second_process_on_a_run_folder_stops_naming_the_owner_and_leaves_its_
     _, history = _fit(run)  # the killed holder left no lock behind
     assert history.status == "reused"
     assert not atomic.lock_file(run).with_name(atomic.lock_file(run).name + ".owner").exists()
+
+
+def test_the_memory_budget_does_not_change_a_runs_identity(tmp_path):
+    """The same cached clips held resident or streamed from disk (what the budget decides) are the same run:
+    a finished run trained on resident data is reused when the budget streams them, not retrained."""
+    import numpy as np
+    import soundfile as sf
+
+    from asc_lib.data import audio
+    from asc_lib.data.rows import DiskRows
+
+    toy = _toy(n=32)
+    names = []
+    for i, wave in enumerate(toy.waves.float().numpy()):
+        sf.write(tmp_path / f"c{i}.wav", wave, 32000, subtype="FLOAT")
+        names.append(f"c{i}.wav")
+    cache = audio.build_waveform_cache(names, tmp_path, 32000, 8000, cache_dir=tmp_path / "cache", progress=False)
+    resident, streamed = cache.load(budget=2**30), cache.load(budget=1)
+    assert isinstance(resident, torch.Tensor) and isinstance(streamed, DiskRows)
+    recipe = {**TOY_RECIPE, "epochs": 1}
+    data = {k: loop.TrainData(w, toy.labels) for k, w in (("resident", resident), ("streamed", streamed))}
+    assert loop.data_digest(data["resident"]) == loop.data_digest(data["streamed"])
+    assert loop.data_digest(data["resident"]) == loop.data_digest(data["resident"].to("cpu"))
+    torch.manual_seed(0)
+    first = loop.fit(build_cp_mobile(n_classes=2), _objective(), data["resident"], recipe, tmp_path / "run", seed=7,
+                     device="cpu", progress=False)
+    torch.manual_seed(0)
+    again = loop.fit(build_cp_mobile(n_classes=2), _objective(), data["streamed"], recipe, tmp_path / "run", seed=7,
+                     device="cpu", progress=False)
+    assert first.status == "trained" and again.status == "reused" and again.fingerprint == first.fingerprint
+    changed = resident.clone()  # other bytes (no identity): another run
+    changed[0] += 0.01
+    assert loop.data_digest(loop.TrainData(changed, toy.labels)) != loop.data_digest(data["resident"])
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-1", "nan", "inf"])
+def test_an_invalid_memory_budget_is_refused_naming_the_variable(monkeypatch, value):
+    from asc_lib.data import rows
+
+    monkeypatch.setenv(rows.BUDGET_ENV, value)
+    with pytest.raises(ValueError, match=rf"ASC_MEMORY_BUDGET_GB={value!r}"):
+        rows.memory_budget()

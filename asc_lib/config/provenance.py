@@ -167,13 +167,16 @@ def _update_tensor(h, tensor: torch.Tensor) -> None:
 
 def tensor_digest(*tensors: torch.Tensor | None) -> str:
     """Digest of the shape, dtype and bytes of ``tensors`` (None entries count as absent). Rows kept on
-    disk (:mod:`asc_lib.data.rows`) contribute their ``identity`` (what they were built from) instead of bytes."""
+    disk (:mod:`asc_lib.data.rows`), and the same rows loaded whole, contribute their ``identity`` (what they
+    were built from) instead of bytes: a run's fingerprint does not depend on the memory budget."""
     h = hashlib.sha256()
     for t in tensors:
         if t is None:
             h.update(b"<none>")
         elif not isinstance(t, torch.Tensor) and hasattr(t, "identity"):
             h.update(f"<rows {tuple(t.shape)} {t.identity}>".encode())
+        elif getattr(t, "asc_identity", None) is not None:  # the same rows loaded whole (asc_lib.data.rows)
+            h.update(f"<rows {tuple(t.shape)} {t.asc_identity}>".encode())
         else:
             _update_tensor(h, t)
     return h.hexdigest()[:20]

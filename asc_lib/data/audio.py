@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from asc_lib.config import paths, provenance
 from asc_lib.config.atomic import atomic_path, exclusive, remove_leftovers, reserve, write_json
-from asc_lib.data.rows import DiskRows, memory_budget
+from asc_lib.data.rows import DiskRows, identified, memory_budget
 
 CACHE_VERSION = 2
 _DTYPES = {"float16": np.float16, "float32": np.float32, "int16": np.int16}
@@ -172,8 +172,9 @@ class WaveformCache:
         return torch.from_numpy(np.asarray(self.array[i], dtype=np.float32) * self.scale)
 
     def to_tensor(self, device: str | torch.device = "cpu") -> torch.Tensor:
-        """The whole cache as one tensor on ``device`` (stored dtype; int16 stays int16)."""
-        return torch.from_numpy(np.array(self.array)).to(device)
+        """The whole cache as one tensor on ``device`` (stored dtype; int16 stays int16), identified as its
+        rows (:func:`asc_lib.data.rows.identified`)."""
+        return identified(torch.from_numpy(np.array(self.array)).to(device), self.rows().identity)
 
     def rows(self, pieces: tuple | None = None) -> DiskRows:
         """The cache's rows (or ``pieces`` of them, see :class:`asc_lib.data.rows.DiskRows`) read from disk on

@@ -42,8 +42,8 @@ def memory_budget() -> int:
             gb = float(value)
         except ValueError:
             raise ValueError(f"{BUDGET_ENV}={value!r} is not a number of gigabytes") from None
-        if gb <= 0:
-            raise ValueError(f"{BUDGET_ENV}={value!r} must be positive")
+        if not 0 < gb < float("inf"):
+            raise ValueError(f"{BUDGET_ENV}={value!r} must be a positive, finite number of gigabytes")
         return int(gb * 2**30)
     return physical_memory() // 2 or 8 * 2**30
 
@@ -201,11 +201,12 @@ class DiskRows:
         return self
 
     def resident(self, device="cpu", chunk: int = 4096) -> torch.Tensor:
-        """All rows as one tensor on ``device`` (read in chunks)."""
+        """All rows as one tensor on ``device`` (read in chunks), carrying these rows' identity
+        (:func:`identified`): resident or read from disk, the same data are the same data to a run."""
         parts = [self.read(i, i + chunk) for i in range(0, len(self), chunk)]
         if not parts:
             return torch.empty((0, *self.row_shape), dtype=self.dtype, device=device)
-        return torch.cat(parts).to(device)
+        return identified(torch.cat(parts).to(device), self.identity)
 
 
 class ConcatRows:
@@ -262,6 +263,23 @@ def read_ahead(items: torch.utils.data.Dataset, workers: int, pin_memory: bool =
     return torch.utils.data.DataLoader(items, batch_size=None, shuffle=False, num_workers=workers,
                                        prefetch_factor=4 if workers else None, pin_memory=pin_memory,
                                        generator=torch.Generator().manual_seed(0))
+
+
+IDENTITY = "asc_identity"  # attribute of a tensor loaded whole from rows on disk: what they were built from
+
+
+def identified(tensor: torch.Tensor, identity: str | None) -> torch.Tensor:
+    """``tensor`` marked with the ``identity`` of the rows it was read from (a verified cache's key), so that
+    run fingerprints name it as they name those rows when they stay on disk (the memory budget decides which
+    happens; the run is the same). None leaves it unmarked."""
+    if identity is not None:
+        setattr(tensor, IDENTITY, identity)
+    return tensor
+
+
+def moved(tensor: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+    """``tensor.to(...)`` keeping its identity (:func:`identified`)."""
+    return identified(tensor.to(*args, **kwargs), getattr(tensor, IDENTITY, None))
 
 
 def held(x) -> torch.Tensor:

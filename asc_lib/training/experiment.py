@@ -162,7 +162,7 @@ class SceneTask:
         caches = {name: split_cache(frame, data, rate, progress=progress)
                   for name, frame in (("train", self.train), ("test", self.test))}
         self.conversions = {name: cache.conversions for name, cache in caches.items()}
-        self.train_waves = caches["train"].to_tensor(self.device)
+        self.train_waves = caches["train"].load(self.device)  # resident within the memory budget, else streamed
         self.test_waves = caches["test"].to_tensor(self.device)
         self._test_features: torch.Tensor | None = None
 

@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from asc_lib.config import paths, provenance
 from asc_lib.config.atomic import atomic_path, exclusive, write_json
-from asc_lib.data.rows import is_resident, loader_workers, read_ahead
+from asc_lib.data.rows import is_resident, loader_workers, moved, read_ahead
 from asc_lib.training import distributed
 from asc_lib.training.device import resolve_device
 
@@ -143,7 +143,7 @@ class TrainData:
 
     def to(self, device) -> "TrainData":
         """Tensors moved to ``device``; rows on disk stay there (their batches are moved)."""
-        move = lambda t: t.to(device) if is_resident(t) else t  # noqa: E731
+        move = lambda t: moved(t, device) if is_resident(t) else t  # noqa: E731
         return TrainData(move(self.waves), move(self.labels), {k: move(v) for k, v in self.extras.items()}, self.names)
 
     def batch(self, index: torch.Tensor) -> dict:

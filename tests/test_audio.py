@@ -215,3 +215,75 @@ def test_a_real_full_filesystem_fails_cleanly(tmp_path):
         assert not list(mount.glob(".*.tmp*")) and not list(mount.glob("*.npy"))
     finally:
         subprocess.run(["umount", str(mount)], capture_output=True)
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "garble"])
+def test_a_damaged_waveform_cache_is_named_moved_aside_and_rebuilt(tmp_path, damage):
+    """A flipped byte, a truncated file or garbage where the cache was: the next build names the file, moves it
+    aside and decodes the clips again, giving the original samples (never trusting the damaged bytes)."""
+    from asc_lib.data import audio
+
+    names = _two_clips(tmp_path / "clips")
+    build = lambda: audio.build_waveform_cache(names, tmp_path / "clips", 16000, 8000,  # noqa: E731
+                                               cache_dir=tmp_path / "cache", progress=False)
+    good = build().to_tensor().clone()
+    path = next((tmp_path / "cache").glob("waveforms-*.npy"))
+    raw = bytearray(path.read_bytes())
+    if damage == "flip":
+        raw[-100] ^= 0xFF
+    elif damage == "truncate":
+        raw = raw[:len(raw) // 2]
+    else:
+        raw = bytearray(b"not an npy file at all")
+    path.write_bytes(bytes(raw))
+    from asc_lib.config import atomic
+    atomic._VERIFIED.clear()  # a new process: nothing verified yet
+    with pytest.warns(UserWarning, match=rf"{path.name}: .*moved aside to {path.name}\.corrupt and built again"):
+        again = build()
+    assert torch.equal(again.to_tensor(), good)
+    assert (path.parent / f"{path.name}.corrupt").exists()
+
+
+def test_damaged_teacher_outputs_are_named_and_computed_again(tmp_path):
+    from asc_lib.config import atomic
+    from asc_lib.training import distill
+
+    teacher = torch.nn.Sequential(torch.nn.Linear(16, 3))
+    waves = torch.randn(10, 16)
+    key = {"kind": "test"}
+    first = distill.teacher_outputs(teacher, waves, key, cache_dir=tmp_path, progress=False)
+    path = next(tmp_path.glob("logits-*.npy"))
+    raw = bytearray(path.read_bytes())
+    raw[-5] ^= 0x55
+    path.write_bytes(bytes(raw))
+    atomic._VERIFIED.clear()
+    with pytest.warns(UserWarning, match=r"logits-\w+\.npy: its bytes changed since it was written"):
+        again = distill.teacher_outputs(teacher, waves, key, cache_dir=tmp_path, progress=False)
+    assert torch.equal(first, again)
+    path.write_bytes(path.read_bytes()[:64])
+    atomic._VERIFIED.clear()
+    with pytest.warns(UserWarning, match=r"truncated"):
+        assert torch.equal(distill.teacher_outputs(teacher, waves, key, cache_dir=tmp_path, progress=False), first)
+
+
+def test_two_processes_needing_the_same_teacher_outputs_compute_them_once(tmp_path):
+    """The race seen when two notebooks embedded the same pool at once: the second waits for the first's
+    cache instead of computing into the same partial file (one renamed it away from under the other)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, torch\n"
+        "from asc_lib.training import distill\n"
+        "torch.manual_seed(0)\n"
+        "teacher = torch.nn.Linear(4000, 3)\n"
+        "waves = torch.randn(400, 4000, generator=torch.Generator().manual_seed(1))\n"
+        f"out = distill.teacher_outputs(teacher, waves, {{'kind': 'race'}}, cache_dir={str(tmp_path)!r}, batch_size=2,"
+        " progress=False)\n"
+        "print(float(out.sum()))\n")
+    procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err[-2000:] for _, err in outs]
+    assert outs[0][0] == outs[1][0]
+    assert len(list(tmp_path.glob("logits-*.npy"))) == 1 and not list(tmp_path.glob("*.partial*"))

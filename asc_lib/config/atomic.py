@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import shutil
@@ -126,3 +127,73 @@ def reserve(path: str | os.PathLike, size: int) -> None:
                                  "some space or point ASC_CACHE_DIR elsewhere") from err
     finally:
         os.close(fd)
+
+
+# --- caches that verify themselves -----------------------------------------------------------------------------
+
+class CorruptCache(ValueError):
+    """A cache file that fails its checksum, or cannot be read: named, moved aside and rebuilt by its owner."""
+
+
+_VERIFIED: set = set()  # (path, size, mtime) checked in this process: each file is read once per process
+
+
+def _seal_path(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 16 * 2**20) -> str:
+    """SHA-256 of a file's bytes, read in ``chunk``-byte blocks (memory bounded whatever its size)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _stamp(path: Path) -> tuple:
+    st = path.stat()
+    return str(path), st.st_size, st.st_mtime_ns
+
+
+def seal(path: str | os.PathLike) -> Path:
+    """Record ``path``'s size and SHA-256 beside it (``<file>.sha256``, written atomically) once it is complete."""
+    path = Path(path)
+    write_json(_seal_path(path), {"size": path.stat().st_size, "sha256": file_sha256(path)})
+    _VERIFIED.add(_stamp(path))
+    return path
+
+
+def verify(path: str | os.PathLike) -> Path:
+    """``path`` if its bytes match its seal (checked once per process and file version), else
+    :class:`CorruptCache` saying what is wrong: no seal, another size (truncated) or other bytes."""
+    path = Path(path)
+    if _stamp(path) in _VERIFIED:
+        return path
+    try:
+        sealed = json.loads(_seal_path(path).read_text())
+        size, digest = int(sealed["size"]), str(sealed["sha256"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise CorruptCache(f"{path}: no readable checksum beside it ({_seal_path(path).name})") from None
+    actual = path.stat().st_size
+    if actual != size:
+        raise CorruptCache(f"{path}: {actual:,} bytes where {size:,} were written (truncated or overwritten)")
+    if file_sha256(path) != digest:
+        raise CorruptCache(f"{path}: its bytes changed since it was written (checksum mismatch)")
+    _VERIFIED.add(_stamp(path))
+    return path
+
+
+def quarantine(path: str | os.PathLike, reason: str) -> Path:
+    """Move a damaged cache file (and its seal and metadata) aside as ``<file>.corrupt``, with a warning naming
+    it and why, so that it is rebuilt and can still be looked at; returns where it went."""
+    import warnings
+
+    path = Path(path)
+    aside = path.with_name(path.name + ".corrupt")
+    os.replace(path, aside)
+    for sidecar in (_seal_path(path), path.with_suffix(".json")):
+        if sidecar.exists():
+            os.replace(sidecar, sidecar.with_name(sidecar.name + ".corrupt"))
+    warnings.warn(f"{reason}; moved aside to {aside.name} and built again", stacklevel=3)
+    return aside

@@ -26,7 +26,17 @@ import torchaudio.functional as AF
 from tqdm.auto import tqdm
 
 from asc_lib.config import paths, provenance
-from asc_lib.config.atomic import atomic_path, exclusive, remove_leftovers, reserve, write_json
+from asc_lib.config.atomic import (
+    CorruptCache,
+    atomic_path,
+    exclusive,
+    quarantine,
+    remove_leftovers,
+    reserve,
+    seal,
+    verify,
+    write_json,
+)
 from asc_lib.data.rows import DiskRows, identified, memory_budget
 
 CACHE_VERSION = 2
@@ -214,14 +224,28 @@ def build_waveform_cache(
     cache_dir = Path(cache_dir) if cache_dir else paths.cache_dir() / "waveforms"
     key = cache_key(filenames, audio_root, sample_rate, num_samples, dtype)
     path = cache_dir / f"waveforms-{key}.npy"
-    if path.is_file():
-        return WaveformCache(path)
+    cache = _verified_cache(path)
+    if cache is not None:
+        return cache
     with exclusive(path, "waveform cache", wait=True):  # one builder; the others wait, then read its cache
-        if path.is_file():
-            return WaveformCache(path)
+        cache = _verified_cache(path)
+        if cache is not None:
+            return cache
         remove_leftovers(path)  # a killed build's temporary file
         return _build(filenames, as_source(audio_root), path, key, sample_rate, num_samples, dtype, batch,
                       progress, expected)
+
+
+def _verified_cache(path: Path) -> "WaveformCache | None":
+    """The cache at ``path`` if it is there and its bytes are the ones written, else None; a damaged one
+    (flipped bytes, truncated, garbled) is named in a warning and moved aside, to be built again."""
+    if not path.is_file():
+        return None
+    try:
+        return WaveformCache(verify(path))
+    except (CorruptCache, ValueError, OSError) as err:
+        quarantine(path, str(err) if isinstance(err, CorruptCache) else f"{path}: unreadable waveform cache ({err})")
+        return None
 
 
 def _build(filenames: list[str], source, path: Path, key: str, sample_rate: int, num_samples: int, dtype: str,
@@ -261,6 +285,7 @@ def _build(filenames: list[str], source, path: Path, key: str, sample_rate: int,
         "key": key, "version": CACHE_VERSION, "sample_rate": sample_rate, "num_samples": num_samples,
         "dtype": dtype, "source": repr(source), "filenames": filenames, "conversions": conversions,
     })
+    seal(path)  # its checksum: every later open verifies the bytes
     unusual = {k: v for k, v in conversions.items() if k in ("down-mixed", "zero-padded") and k not in expected}
     if unusual:
         warnings.warn(f"{source}: " + "; ".join(f"{v['clips']} of {len(filenames)} clips {k}, e.g. {v['example']}"

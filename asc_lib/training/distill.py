@@ -10,6 +10,7 @@ class probabilities.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -21,7 +22,7 @@ from torch import nn
 from tqdm import tqdm
 
 from asc_lib.config import paths, provenance
-from asc_lib.config.atomic import write_json
+from asc_lib.config.atomic import CorruptCache, exclusive, quarantine, seal, verify, write_json
 from asc_lib.data.rows import DiskRows, memory_budget
 from asc_lib.training import distributed
 from asc_lib.training.evaluate import compute_logits
@@ -50,8 +51,17 @@ def full_key(teacher: nn.Module, key: dict, frontend: nn.Module | None = None, w
 
 
 def is_cached(key: dict, cache_dir: str | Path | None = None) -> bool:
-    """Whether the outputs of a :func:`full_key` are in the cache."""
-    return cache_path(key, cache_dir).is_file()
+    """Whether the outputs of a :func:`full_key` are in the cache, whole (a damaged file is moved aside with a
+    warning: not cached)."""
+    path = cache_path(key, cache_dir)
+    if not path.is_file():
+        return False
+    try:
+        verify(path)
+        return True
+    except CorruptCache as err:
+        quarantine(path, str(err))
+        return False
 
 
 def teacher_outputs(teacher: nn.Module, waves: torch.Tensor, key: dict, frontend: nn.Module | None = None,
@@ -70,8 +80,19 @@ def teacher_outputs(teacher: nn.Module, waves: torch.Tensor, key: dict, frontend
     every rank has finished (:mod:`asc_lib.training.distributed`)."""
     key = full_key(teacher, key, frontend, waves, data_id)
     path = cache_path(key, cache_dir)
+    if path.is_file():
+        try:
+            verify(path)
+        except CorruptCache as err:  # named, moved aside, computed again
+            quarantine(path, str(err))
     if not path.is_file():
-        _compute_to_disk(teacher, waves, key, path, frontend, batch_size, device, progress, save_every)
+        if len(waves) and waves.shape[-1] == 0:
+            raise ValueError(f"{path}: the cached teacher outputs are gone and only placeholders of the waves were "
+                             "given; run the stage that computes them again")
+        # one process computes them (two notebooks needing the same outputs at once: the second waits, then reads)
+        with exclusive(path, "teacher-output cache", wait=True) if distributed.world().main else contextlib.nullcontext():
+            if not path.is_file():
+                _compute_to_disk(teacher, waves, key, path, frontend, batch_size, device, progress, save_every)
     return _open_outputs(path, len(waves), memory_budget() if budget is None else budget)
 
 
@@ -124,6 +145,7 @@ def _compute_to_disk(teacher, waves, key, path: Path, frontend, batch_size, devi
     if distributed.world().main:
         os.replace(partial, path)
         write_json(path.with_suffix(".json"), key)
+        seal(path)
         for marker in path.parent.glob(f"{partial.stem}.rank*.json"):
             marker.unlink(missing_ok=True)
     distributed.barrier()

@@ -124,3 +124,43 @@ def test_the_scene_task_obeys_the_memory_budget(smoke_data, monkeypatch):
         SceneTask(smoke_data, 5, "baseline", "cpu", progress=False)
     monkeypatch.setenv(BUDGET_ENV, "0.000001")
     assert isinstance(SceneTask(smoke_data, 5, "baseline", "cpu", progress=False).train_waves, DiskRows)
+
+
+def test_weights_of_another_architecture_or_not_a_state_dict_are_named(tmp_path):
+    """A file of the right name with other content: the error names the file and says what is wrong, without
+    torch's advice to load untrusted pickles."""
+    from asc_lib.methods import surkov
+    from asc_lib.models.efficientat import build_efficientat, load_efficientat
+
+    other = tmp_path / "mn04_as_mAP_432.pt"
+    torch.save(build_efficientat("mn10", 527).state_dict(), other)  # mn10's weights under mn04's name
+    with pytest.raises(ValueError, match=r"mn04_as_mAP_432\.pt: not an EfficientAT mn04 checkpoint: another "
+                                         r"architecture \(.*shape mismatches"):
+        load_efficientat(other, "mn04", 10)
+    torch.save({"something": [1, 2, 3]}, tmp_path / "teacher.pt")
+    with pytest.raises(ValueError, match=r"teacher\.pt: not a fine-tuned teacher saved by 02_mean_teacher"):
+        surkov.load_teacher_file(tmp_path / "teacher.pt")
+    (tmp_path / "garbled.pt").write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(ValueError, match=r"garbled\.pt: cannot read EfficientAT mn04 checkpoint: not a readable") as err:
+        load_efficientat(tmp_path / "garbled.pt", "mn04")
+    assert "weights_only=False" not in str(err.value)
+
+
+def test_a_refused_weights_file_does_not_pin_its_hash(tmp_path, monkeypatch):
+    """Trust on first use records a hash only once the file has loaded into its network: a wrong file put in
+    data/weights/ first is refused and not recorded, so the right one put there later loads."""
+    import json
+
+    from asc_lib.models import pretrained
+    from asc_lib.models.efficientat import build_efficientat, load_efficientat
+
+    monkeypatch.setattr(pretrained, "weights_dir", lambda: tmp_path)
+    wrong = tmp_path / "custom_as.pt"
+    torch.save(build_efficientat("mn10", 527).state_dict(), wrong)
+    with pytest.raises(ValueError, match="another architecture"):
+        load_efficientat(wrong, "mn04")
+    assert not (tmp_path / "sha256.json").exists()
+    torch.save(build_efficientat("mn04", 527).state_dict(), wrong)  # the right file, same name
+    with pytest.warns(UserWarning, match="no SHA-256 recorded for it; recorded"):
+        load_efficientat(wrong, "mn04")
+    assert json.loads((tmp_path / "sha256.json").read_text())["custom_as.pt"] == pretrained.file_digest(wrong)

@@ -29,7 +29,7 @@ def test_local_weights_load_strictly(model, tmp_path):
     loaded = passt.load_passt(path)
     assert torch.equal(loaded.net.state_dict()["head.1.bias"], state["head.1.bias"])
     torch.save({"in_c.0.0.weight": torch.zeros(8, 1, 3, 3)}, tmp_path / "cpmobile.pt")
-    with pytest.raises(RuntimeError, match="cpmobile.pt"):
+    with pytest.raises(ValueError, match="cpmobile.pt: not a passt"):
         passt.load_passt(tmp_path / "cpmobile.pt")
     with pytest.raises(FileNotFoundError, match="missing.pt"):
         passt.load_passt(tmp_path / "missing.pt")

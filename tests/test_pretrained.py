@@ -63,8 +63,10 @@ def test_without_a_recorded_hash_the_first_is_recorded_then_enforced(folders, mo
     local, shared = folders
     _catalogue(monkeypatch, None)
     digest = _write(local / "tiny.pt", 1)
+    assert pretrained.resolve("tiny_as").sha256 == digest
+    assert not (local / "sha256.json").exists()  # recorded only once the file has loaded (record_hash)
     with pytest.warns(UserWarning, match="no SHA-256 recorded"):
-        assert pretrained.resolve("tiny_as").sha256 == digest
+        pretrained.record_hash(local / "tiny.pt")
     assert json.loads((local / "sha256.json").read_text()) == {"tiny.pt": digest}
     _write(local / "tiny.pt", 3)
     with pytest.raises(ValueError, match="does not match"):

@@ -268,8 +268,33 @@ def load_torch(path: str | os.PathLike, what: str = "file"):
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - re-raised with the file named
-        raise ValueError(f"{path}: cannot read {what} safely (weights_only=True refused or failed: {err}); "
-                         "only tensors and plain containers are accepted") from err
+        text = str(err)
+        if "Weights only load failed" in text or "Unsupported global" in text:
+            why = "it holds Python objects other than tensors and plain containers, which the study never loads"
+        else:
+            why = f"not a readable PyTorch file, damaged or of another format ({type(err).__name__}: " \
+                  f"{text.splitlines()[0][:200] if text else ''})"
+        raise ValueError(f"{path}: cannot read {what}: {why}") from None
+
+
+def load_state(model: nn.Module, state, path: str | os.PathLike, what: str) -> nn.Module:
+    """``model.load_state_dict(state, strict=True)`` with errors that name the file and say what is wrong: not a
+    state dict, or another architecture (missing and unexpected keys, mismatched shapes, a few of each)."""
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path}: not a state dict of {what} (a {type(state).__name__} of "
+                         f"{', '.join(sorted({type(v).__name__ for v in getattr(state, 'values', lambda: [])()}))})")
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [f"{k} {tuple(state[k].shape)} where the network has {tuple(v.shape)}"
+              for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    if missing or unexpected or shapes:
+        parts = ([f"{len(missing)} missing keys (e.g. {missing[0]})"] if missing else []) \
+            + ([f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})"] if unexpected else []) \
+            + ([f"{len(shapes)} shape mismatches (e.g. {shapes[0]})"] if shapes else [])
+        raise ValueError(f"{path}: not {what}: another architecture ({'; '.join(parts)})")
+    model.load_state_dict(state, strict=True)
+    return model
 
 
 def save_torch(obj, path: str | os.PathLike) -> Path:

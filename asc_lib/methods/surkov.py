@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 
 from asc_lib.config import DataPaths, paths, profile_recipe
-from asc_lib.config.provenance import load_torch, save_torch
+from asc_lib.config.provenance import load_state, load_torch, save_torch
 from asc_lib.data import audioset
 from asc_lib.data.rows import concat
 from asc_lib.data.unlabeled import subset_pieces
@@ -204,8 +204,11 @@ def load_teacher(profile: str, method: str, split: int, seed: int) -> tuple[torc
 def load_teacher_file(path: Path) -> tuple[torch.nn.Module, Path]:
     """A fine-tuned teacher saved by :func:`save_teacher`, loaded strictly, with its path."""
     saved = load_torch(path, "fine-tuned teacher")
+    if not isinstance(saved, dict) or not {"model", "state_dict"} <= set(saved):
+        raise ValueError(f"{path}: not a fine-tuned teacher saved by 02_mean_teacher (it needs 'model' and "
+                         f"'state_dict'; found {sorted(saved) if isinstance(saved, dict) else type(saved).__name__})")
     model = build_efficientat(saved["model"], 10, saved.get("input_norm"))
-    model.load_state_dict(saved["state_dict"], strict=True)
+    load_state(model, saved["state_dict"], path, f"a fine-tuned EfficientAT {saved['model']}")
     return model.eval(), path
 
 

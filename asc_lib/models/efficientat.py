@@ -19,8 +19,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from asc_lib.config.provenance import load_torch
+from asc_lib.config.provenance import load_state, load_torch
 from asc_lib.models.layers import conv_bn, make_divisible
+from asc_lib.models.pretrained import record_hash
 
 # MobileNetV3-Large: input, kernel, expanded, output, squeeze-excitation, hard-swish, stride
 MOBILENET_V3_LARGE = (
@@ -127,8 +128,10 @@ def load_efficientat(path: str | Path, name: str, n_classes: int = 527,
     is dropped and a new one initialised, for fine-tuning."""
     state = load_torch(path, f"EfficientAT {name} checkpoint")
     model = build_efficientat(name, n_classes, input_norm)
-    if n_classes != state["classifier.5.bias"].shape[0]:
+    head = state.get("classifier.5.bias") if isinstance(state, dict) else None
+    if head is not None and n_classes != head.shape[0]:
         state = {k: v for k, v in state.items() if not k.startswith("classifier.5.")}
         state.update({k: v for k, v in model.state_dict().items() if k.startswith("classifier.5.")})
-    model.load_state_dict(state, strict=True)
+    load_state(model, state, path, f"an EfficientAT {name} checkpoint")
+    record_hash(path)  # loaded: its hash may now be recorded (trust on first use)
     return model

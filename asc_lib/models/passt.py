@@ -18,8 +18,8 @@ from torch import nn
 
 from asc_lib.config import load_yaml
 from asc_lib.config.paths import PARAMS_DIR
-from asc_lib.config.provenance import load_torch
-from asc_lib.models.pretrained import resolve_file, verify_sha256
+from asc_lib.config.provenance import load_state, load_torch
+from asc_lib.models.pretrained import record_hash, resolve_file, verify_sha256
 
 DEFAULT_ARCH = "passt_s_swa_p16_128_ap476"
 SAMPLE_RATE = 32000
@@ -121,9 +121,11 @@ def load_passt(weights: str | Path | None = None, arch: str = DEFAULT_ARCH, sha2
                 verify_sha256(path, sha256)
         state = load_torch(path, f"PaSST {arch} weights")
         try:
-            model.net.load_state_dict(checkpoint_filter_fn(state, model.net), strict=True)
-        except (RuntimeError, KeyError, ValueError) as err:
-            raise RuntimeError(f"{source}: not a {arch} state dict ({err})") from err
+            state = checkpoint_filter_fn(state, model.net)
+        except (RuntimeError, KeyError, ValueError, AttributeError, TypeError) as err:
+            raise ValueError(f"{source}: not a {arch} state dict ({type(err).__name__}: {err})") from None
+        load_state(model.net, state, source, f"a PaSST {arch} state dict")
+        record_hash(path)  # loaded: its hash may now be recorded (trust on first use)
     return model.eval()
 
 

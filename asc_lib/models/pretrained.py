@@ -102,12 +102,23 @@ def _check(path: Path, sha256: str | None) -> str:
     known = json.loads(known_path.read_text()) if known_path.is_file() else {}
     if path.name in known:
         return verify_sha256(path, known[path.name])
-    digest = file_digest(path)
-    known[path.name] = digest
+    return file_digest(path)  # recorded only once the file has loaded into its network (record_hash)
+
+
+def record_hash(path: str | Path) -> None:
+    """Trust on first use, after the use: once a weights file without a pinned SHA-256 has loaded strictly into
+    its network, record its hash in sha256.json (a file that is refused is never recorded, so a good one put
+    in its place later is not rejected)."""
+    path = Path(path)
+    known_path = _known_hashes_path()
+    known = json.loads(known_path.read_text()) if known_path.is_file() else {}
+    if path.name in known or path.parent.resolve() not in (weights_dir().resolve(),
+                                                            (shared_data_dir() / "weights").resolve()):
+        return  # pinned already, or not a release file of the weights folders
+    known[path.name] = file_digest(path)
     write_json(known_path, known)
-    warnings.warn(f"{path}: no SHA-256 recorded for it; recorded {digest} in {known_path} (copy it to "
+    warnings.warn(f"{path}: no SHA-256 recorded for it; recorded {known[path.name]} in {known_path} (copy it to "
                   "params/models.yaml to pin it for everyone)", stacklevel=3)
-    return digest
 
 
 def offline() -> bool:
@@ -167,4 +178,4 @@ def catalogue_entry(name: str) -> dict:
 
 
 __all__ = ["Checkpoint", "CheckpointUnavailable", "catalogue", "catalogue_entry", "offline", "resolve",
-           "resolve_file", "verify_sha256", "weights_dir"]
+           "record_hash", "resolve_file", "verify_sha256", "weights_dir"]

@@ -12,6 +12,7 @@ import shutil
 import socket
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Iterator
 
@@ -187,8 +188,6 @@ def verify(path: str | os.PathLike) -> Path:
 def quarantine(path: str | os.PathLike, reason: str) -> Path:
     """Move a damaged cache file (and its seal and metadata) aside as ``<file>.corrupt``, with a warning naming
     it and why, so that it is rebuilt and can still be looked at; returns where it went."""
-    import warnings
-
     path = Path(path)
     aside = path.with_name(path.name + ".corrupt")
     os.replace(path, aside)

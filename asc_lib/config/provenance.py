@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from asc_lib.config import paths
-from asc_lib.config.atomic import atomic_path
+from asc_lib.config.atomic import atomic_path, file_sha256
 
 _PACKAGE = __name__.split(".")[0]
 _SKIP_ATTRS = {"training", "dump_patches", "call_super_init"}
@@ -250,12 +250,8 @@ def package_digest() -> str:
 
 
 def file_digest(path: str | os.PathLike) -> str:
-    """SHA-256 of a file's bytes (full hex), read in chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    """SHA-256 of a file's bytes (full hex), read in chunks (the caches' seals use the same function)."""
+    return file_sha256(path)
 
 
 def load_torch(path: str | os.PathLike, what: str = "file"):

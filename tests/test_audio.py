@@ -173,6 +173,46 @@ def test_a_killed_cache_build_leaves_a_temporary_file_that_the_next_build_remove
     assert sorted(p.name for p in (tmp_path / "cache").iterdir() if p.name.endswith(".tmp.npy")) == []
 
 
+def test_a_cache_build_killed_for_real_is_cleaned_up_by_the_next_build(tmp_path):
+    """kill -9 of a process in the middle of a cache build (decoding slowed so the kill lands mid-way): it
+    leaves its temporary file and its lock; the lock dies with it (flock), and the next build removes the
+    leftover and writes a complete cache."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from asc_lib.data import audio
+
+    names = _two_clips(tmp_path / "clips") * 20
+    script = (
+        "import time\n"
+        "from asc_lib.data import audio\n"
+        "real = audio.sf.read\n"
+        "def slow(*a, **k):\n"
+        "    time.sleep(0.2)\n"
+        "    return real(*a, **k)\n"
+        "audio.sf.read = slow\n"
+        f"audio.build_waveform_cache({names!r}, {str(tmp_path / 'clips')!r}, 16000, 8000,"
+        f" cache_dir={str(tmp_path / 'cache')!r}, batch=1, progress=False)\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list((tmp_path / "cache").glob(".waveforms-*.tmp.npy")):
+        assert proc.poll() is None, proc.stderr.read()[-2000:]
+        assert time.monotonic() < deadline, "the build never started"
+        time.sleep(0.05)
+    time.sleep(0.5)  # a few clips in
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    leftover = list((tmp_path / "cache").glob(".waveforms-*.tmp.npy"))
+    assert proc.returncode == -signal.SIGKILL and len(leftover) == 1
+    cache = audio.build_waveform_cache(names, tmp_path / "clips", 16000, 8000, cache_dir=tmp_path / "cache",
+                                       progress=False)
+    assert len(cache) == 40 and not leftover[0].exists()
+    assert torch.equal(cache[1], audio.load_clip(tmp_path / "clips" / names[1], 16000, 8000).half().float())
+
+
 def test_a_full_disk_is_an_error_naming_the_cache_and_the_bytes_with_nothing_left_behind(tmp_path, monkeypatch):
     """Checked before the memory map is written (which would end in SIGBUS on a full disk): the error names the
     file and the space it needs, and no temporary file stays to keep the disk full."""

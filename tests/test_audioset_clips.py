@@ -110,6 +110,26 @@ def test_absent_clips_are_counted_and_dropped(tmp_path, layout):
     assert audioset_clips.absent_count(segments, unlabeled.reader(data)) == 2
 
 
+@pytest.mark.parametrize("layout", ["files", "hdf5"])
+def test_a_clip_cut_short_is_named_and_gives_no_piece_of_padding(tmp_path, layout):
+    """An mp3 (or WAV) cut to a third of its listed 3 s: a warning names it with both lengths, and it gives
+    only the one 1 s piece its audio covers, not two more of pure padding (pieces used to be counted from the
+    list alone)."""
+    segments = _segments([3.0, 3.0])
+    _both_layouts(tmp_path, segments.iloc[:1])
+    cut = _tone(1.0, 500, 7)  # the second clip's file holds 1 s of its listed 3 s
+    sf.write(tmp_path / "files" / "balanced_train_segments" / "Yclip0000001.wav", cut, SR, subtype="PCM_16")
+    audioset_clips.write_hdf5(tmp_path / "hdf5" / "balanced_train_segments_mp3.hdf",
+                              ["Yclip0000000.mp3", "Yclip0000001.mp3"],
+                              [audioset_clips.encode_mp3(_tone(3.0, 300, 0), SR), audioset_clips.encode_mp3(cut, SR)],
+                              np.zeros((2, 527)))
+    with pytest.warns(UserWarning, match=r"1 of 2 AudioSet clips decode to less audio than their list says "
+                                         r"\(e\.g\. balanced_train_segments/Yclip0000001\.\w+: 1\.\d+ s of 3\.00 s"):
+        pieces = unlabeled.subset_pieces(segments, _data(tmp_path, layout, seconds=3.0), SR, progress=False)
+    assert pieces.counts.tolist() == [3, 1]
+    assert all(torch.count_nonzero(piece) > 0.9 * SR for piece in pieces.waves)
+
+
 def test_nothing_present_is_a_clear_error(tmp_path):
     data = _data(tmp_path, "hdf5")
     with pytest.raises(audioset_clips.NoAudioError, match="none of the 3 AudioSet clips.*audioset_audio_dir"):

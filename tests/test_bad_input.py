@@ -113,6 +113,50 @@ def test_profile_mistakes_are_named_with_the_key(tmp_path, monkeypatch):
             profiles.DataPaths.from_config({**data, "audioset_clip_seconds": bad})
 
 
+def test_recipe_mistakes_are_named_with_the_key(tmp_path, monkeypatch):
+    """A misspelled mini/smoke setting or override, a setting of the wrong kind, and ``.nan`` in a recipe are
+    errors naming the file, the recipe and the key (a misspelled key would otherwise leave the paper's value)."""
+    from asc_lib.config import paths, recipes
+
+    monkeypatch.setattr(paths, "PARAMS_DIR", tmp_path)
+    good = "paper: {epochs: 150, lr: 0.005, mixup: werning, shift: true}\n"
+    for mini, error in (("{epoch: 3}", r"custom\.yaml: r\.mini \(settings are those of r\.paper\): "
+                                       r"unknown key 'epoch'; did you mean 'epochs'\?"),
+                        ("{epochs: '3'}", r"custom\.yaml: r\.mini: epochs = '3' is text, but the paper's value 150 "
+                                          "is number"),
+                        ("{lr: .nan}", r"custom\.yaml: r\.mini: lr = nan is not a finite number"),
+                        ("{shift: 'no'}", r"r\.mini: shift = 'no' is text, but the paper's value True is true/false")):
+        (tmp_path / "custom.yaml").write_text("r:\n  " + good + f"  mini: {mini}\n")
+        with pytest.raises(ValueError, match=error):
+            recipes.load_recipe("r", "mini", "custom")
+    (tmp_path / "custom.yaml").write_text("r:\n  " + good)
+    assert recipes.load_recipe("r", "mini", "custom", epochs=3, lr=1)["lr"] == 1  # ints and floats are numbers
+    with pytest.raises(ValueError, match=r"recipe 'r' of custom\.yaml: unknown key 'mixpu'; did you mean 'mixup'\?"):
+        recipes.load_recipe("r", "paper", "custom", mixpu="none")
+
+
+def test_an_unreadable_audio_file_is_named_as_such(tmp_path, monkeypatch):
+    """A file of mode 000 read as "cannot decode audio ... System error" (libsndfile's words): now it is named
+    as not readable, with its mode. As root every file reads, so there the check is exercised by patching
+    ``os.access``; elsewhere the real mode does it."""
+    import numpy as np
+    import soundfile as sf
+
+    from asc_lib.data import audio
+
+    path = tmp_path / "locked.wav"
+    sf.write(path, np.zeros(160, dtype=np.float32), 16000)
+    path.chmod(0)
+    try:
+        if os.access(path, os.R_OK):  # root
+            monkeypatch.setattr(audio.os, "access", lambda p, mode: str(p) != str(path))
+        with pytest.raises(PermissionError, match=r"locked\.wav: audio file is not readable by this user "
+                                                  r"\(mode -{10}\); fix its permissions"):
+            audio.read_audio(path)
+    finally:
+        path.chmod(0o644)
+
+
 def test_the_scene_task_obeys_the_memory_budget(smoke_data, monkeypatch):
     """00b's data (SceneTask) read the budget: an invalid one is refused naming the variable, a tiny one streams
     the split from disk instead of holding it."""

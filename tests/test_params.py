@@ -121,7 +121,8 @@ def test_smoke_benchmark_parameters_replace_the_plans(monkeypatch):
 def test_a_smoke_setting_the_paper_lacks_is_refused(tmp_path, monkeypatch):
     (tmp_path / "toy.yaml").write_text("r:\n  paper: {epochs: 3}\n  smoke: {epochs: 1, epochz: 2}\n")
     monkeypatch.setattr(paths, "PARAMS_DIR", tmp_path)
-    with pytest.raises(ValueError, match="r.smoke sets .'epochz'"):
+    with pytest.raises(ValueError, match=r"r\.smoke \(settings are those of r\.paper\): unknown key 'epochz'; "
+                                         r"did you mean 'epochs'"):
         config.load_recipe("r", "smoke", "toy")
 
 

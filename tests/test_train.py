@@ -402,6 +402,50 @@ def test_the_memory_budget_does_not_change_a_runs_identity(tmp_path):
     assert loop.data_digest(loop.TrainData(changed, toy.labels)) != loop.data_digest(data["resident"])
 
 
+@pytest.mark.parametrize("damage", ["flip", "truncate"])
+def test_a_damaged_cache_under_streamed_rows_is_rebuilt_and_the_finished_run_reused(tmp_path, damage):
+    """What 00b did before caches sealed themselves: a flipped byte in the cache behind a finished run's
+    streamed rows made the run look stale, so it was deleted and retrained on the damaged bytes. Now the
+    damaged cache is named, moved aside and rebuilt; its rows read the original samples, and the finished run
+    (judged by the inputs' identity, not by the damaged file) is reused, its checkpoint untouched."""
+    import numpy as np
+    import soundfile as sf
+
+    from asc_lib.config import atomic
+    from asc_lib.data import audio
+
+    toy = _toy(n=32)
+    names = []
+    for i, wave in enumerate(toy.waves.float().numpy()):
+        sf.write(tmp_path / f"c{i}.wav", wave, 32000, subtype="FLOAT")
+        names.append(f"c{i}.wav")
+    build = lambda: audio.build_waveform_cache(names, tmp_path, 32000, 8000,  # noqa: E731
+                                               cache_dir=tmp_path / "cache", progress=False)
+    streamed = build().load(budget=1)
+    good = streamed.read(0, len(streamed)).clone()
+    recipe = {**TOY_RECIPE, "epochs": 1}
+    torch.manual_seed(0)
+    first = loop.fit(build_cp_mobile(n_classes=2), _objective(), loop.TrainData(streamed, toy.labels), recipe,
+                     tmp_path / "run", seed=7, device="cpu", progress=False)
+    checkpoint = (tmp_path / "run" / "checkpoint.pt").read_bytes()
+    path = streamed.path
+    raw = bytearray(path.read_bytes())
+    if damage == "flip":
+        raw[len(raw) // 2] ^= 0xFF
+    else:
+        raw = raw[:len(raw) // 3]
+    path.write_bytes(bytes(raw))
+    atomic._VERIFIED.clear()  # a new process: nothing verified yet
+    with pytest.warns(UserWarning, match=rf"{path.name}: .*moved aside"):
+        again_rows = build().load(budget=1)
+    assert torch.equal(again_rows.read(0, len(again_rows)), good)
+    torch.manual_seed(0)
+    again = loop.fit(build_cp_mobile(n_classes=2), _objective(), loop.TrainData(again_rows, toy.labels), recipe,
+                     tmp_path / "run", seed=7, device="cpu", progress=False)
+    assert first.status == "trained" and again.status == "reused" and again.fingerprint == first.fingerprint
+    assert (tmp_path / "run" / "checkpoint.pt").read_bytes() == checkpoint
+
+
 @pytest.mark.parametrize("value", ["abc", "0", "-1", "nan", "inf"])
 def test_an_invalid_memory_budget_is_refused_naming_the_variable(monkeypatch, value):
     from asc_lib.data import rows

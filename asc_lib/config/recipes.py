@@ -3,10 +3,12 @@ overrides, from ``params/training.yaml``, ``params/surkov.yaml`` and ``params/we
 """
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 
 from asc_lib.config import paths
-from asc_lib.config.profiles import load_profile, load_yaml
+from asc_lib.config.profiles import check_keys, load_profile, load_yaml
 
 # paper: the reports' settings; mini: minutes per run on the embedded data (each deviation named);
 # smoke: the mini settings cut to a few steps, to check every code path in seconds (the test suite's).
@@ -37,16 +39,42 @@ def load_recipe(name: str, recipes: str = "paper", source: str = "training", **o
     recipe = dict(paper)
     for level in RECIPE_SETS[1:RECIPE_SETS.index(recipes) + 1]:
         changes = table[name].get(level) or {}
-        unknown = set(changes) - set(paper)
-        if unknown:
-            raise ValueError(f"{source}: {name}.{level} sets {sorted(unknown)}, which {name}.paper lacks")
+        check_keys(changes, paper, f"{source}: {name}.{level} (settings are those of {name}.paper)")
+        check_values(changes, paper, f"{source}: {name}.{level}")
         recipe.update(changes)
-    unknown = {k for k, v in overrides.items() if v is not None} - set(paper)
-    if unknown:
-        raise ValueError(f"recipe {name!r} has no setting(s) {sorted(unknown)}; settings: {sorted(paper)}")
-    recipe.update({k: v for k, v in overrides.items() if v is not None})
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    check_keys(overrides, paper, f"recipe {name!r} of {source.name}")
+    check_values(overrides, paper, f"recipe {name!r} of {source.name}")
+    recipe.update(overrides)
     recipe["deviations"] = {k: {"paper": paper[k], "used": recipe[k]} for k in paper if recipe[k] != paper[k]}
     return recipe
+
+
+def _kind(value) -> str:
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, (list, tuple)):
+        return "list"
+    if isinstance(value, dict):
+        return "mapping"
+    return type(value).__name__
+
+
+def check_values(changes: dict, paper: dict, where: str) -> None:
+    """A ``ValueError`` naming ``where`` and the key when a changed value is not of the paper value's kind
+    (number, text, true/false, list, mapping; a paper value of null takes anything) or is a NaN or infinite
+    number (YAML reads ``.nan`` and ``.inf`` as numbers)."""
+    for key, value in changes.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{where}: {key} = {value!r} is not a finite number")
+        want = paper.get(key)
+        if want is not None and value is not None and _kind(value) != _kind(want):
+            raise ValueError(f"{where}: {key} = {value!r} is {_kind(value)}, but the paper's value {want!r} is "
+                             f"{_kind(want)}")
 
 
 def profile_recipe(profile: str, name: str, source: str = "training", **overrides) -> dict:

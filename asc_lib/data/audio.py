@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 import warnings
 from pathlib import Path
 from typing import Sequence
@@ -72,6 +74,9 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int, int]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: audio file not found")
+    if not os.access(path, os.R_OK):  # libsndfile would say only "System error"
+        raise PermissionError(f"{path}: audio file is not readable by this user (mode "
+                              f"{stat.filemode(path.stat().st_mode)}); fix its permissions")
     try:
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as err:
@@ -178,6 +183,13 @@ class WaveformCache:
         file each), as recorded when the cache was built."""
         return dict(self.meta.get("conversions", {}))
 
+    @property
+    def seconds(self) -> np.ndarray | None:
+        """Each clip's decoded length in seconds before padding or cutting (None for a cache built before
+        lengths were recorded)."""
+        seconds = self.meta.get("seconds")
+        return None if seconds is None else np.asarray(seconds, dtype=np.float64)
+
     def __getitem__(self, i: int) -> torch.Tensor:
         return torch.from_numpy(np.asarray(self.array[i], dtype=np.float32) * self.scale)
 
@@ -251,6 +263,7 @@ def _verified_cache(path: Path) -> "WaveformCache | None":
 def _build(filenames: list[str], source, path: Path, key: str, sample_rate: int, num_samples: int, dtype: str,
            batch: int, progress: bool, expected: Sequence[str]) -> WaveformCache:
     conversions: dict[str, dict] = {}
+    seconds: list[float] = []
 
     def note(kind: str, name: str, detail: str) -> None:
         entry = conversions.setdefault(kind, {"clips": 0, "example": f"{name} ({detail})"})
@@ -270,6 +283,7 @@ def _build(filenames: list[str], source, path: Path, key: str, sample_rate: int,
                 if sr != sample_rate:
                     note(f"resampled {sr} -> {sample_rate} Hz", name, f"{sr} Hz")
                 length = len(wave) * sample_rate / sr
+                seconds.append(round(len(wave) / sr, 3))
                 if length < num_samples - 0.5:
                     note("zero-padded", name, f"{len(wave) / sr:.3f} s")
                 elif length > num_samples + 0.5:
@@ -284,6 +298,7 @@ def _build(filenames: list[str], source, path: Path, key: str, sample_rate: int,
     write_json(path.with_suffix(".json"), {
         "key": key, "version": CACHE_VERSION, "sample_rate": sample_rate, "num_samples": num_samples,
         "dtype": dtype, "source": repr(source), "filenames": filenames, "conversions": conversions,
+        "seconds": seconds,
     })
     seal(path)  # its checksum: every later open verifies the bytes
     unusual = {k: v for k, v in conversions.items() if k in ("down-mixed", "zero-padded") and k not in expected}

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import stat
 import warnings
 from pathlib import Path
 from typing import Sequence
@@ -135,6 +136,9 @@ class AudioSetHDF5:
             path = self.path(stem)
             if not path.is_file():
                 return None
+            if not os.access(path, os.R_OK):
+                mode = stat.filemode(path.stat().st_mode)
+                raise PermissionError(f"{path}: not readable by this user (mode {mode}); fix its permissions")
             try:
                 handle = h5py.File(path, "r")
             except OSError as err:

@@ -12,6 +12,7 @@ are dropped with a warning, and the functions return the segments they kept besi
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,13 +70,34 @@ def clip_rows(segments: pd.DataFrame, data: DataPaths, sample_rate: int, device=
     return clip_cache(segments, data, sample_rate, progress=progress).to_tensor(device)
 
 
-def pieces_per_segment(segments: pd.DataFrame, nominal_seconds: float, piece_seconds: float = 1.0) -> np.ndarray:
+SHORT_TOLERANCE = 0.5  # seconds a clip may decode short of its listed span without a warning (mp3 framing)
+
+
+def pieces_per_segment(segments: pd.DataFrame, nominal_seconds: float, piece_seconds: float = 1.0,
+                       decoded: np.ndarray | None = None) -> np.ndarray:
     """How many consecutive ``piece_seconds`` pieces each segment's audio covers: ``floor(length / piece)``,
-    at least 1 and at most what the nominal clip holds."""
+    at least 1 and at most what the nominal clip holds. The length is the list's span, or the ``decoded``
+    length when that is shorter (a file cut short gives no piece of pure padding)."""
     most = int(nominal_seconds // piece_seconds + 1e-9)
     if most < 1:
         raise ValueError(f"clips of {nominal_seconds} s are shorter than one {piece_seconds} s piece")
-    return np.clip(np.floor(spans(segments) / piece_seconds + 1e-6).astype(int), 1, most)
+    lengths = spans(segments) if decoded is None else np.minimum(spans(segments), decoded)
+    return np.clip(np.floor(lengths / piece_seconds + 1e-6).astype(int), 1, most)
+
+
+def short_clips(segments: pd.DataFrame, decoded: np.ndarray | None, names: list[str]) -> str | None:
+    """A line naming how many clips decoded more than :data:`SHORT_TOLERANCE` short of their listed span (a
+    file cut short or damaged), with an example, or None."""
+    if decoded is None:
+        return None
+    listed = spans(segments)
+    short = np.flatnonzero(decoded < listed - SHORT_TOLERANCE)
+    if not len(short):
+        return None
+    i = int(short[0])
+    return (f"{len(short)} of {len(listed)} AudioSet clips decode to less audio than their list says (e.g. "
+            f"{names[i]}: {decoded[i]:.2f} s of {listed[i]:.2f} s; cut short or damaged?); only what their audio "
+            "covers is used, the rest is zero padding")
 
 
 @dataclass
@@ -109,8 +131,11 @@ def subset_pieces(subset: pd.DataFrame, data: DataPaths, sample_rate: int, devic
     segments = usable_segments(subset, reader(data))
     nominal = data.audioset_clip_seconds
     piece_seconds = nominal if piece_seconds is None else piece_seconds
-    counts = pieces_per_segment(segments, nominal, piece_seconds)
     cache = clip_cache(segments, data, sample_rate, progress=progress)
+    short = short_clips(segments, cache.seconds, cache.meta.get("filenames", []))
+    if short:
+        warnings.warn(f"{reader(data)}: {short}", stacklevel=2)
+    counts = pieces_per_segment(segments, nominal, piece_seconds, decoded=cache.seconds)
     rows = cache.rows(piece_layout(counts, int(round(piece_seconds * sample_rate))))
     budget = memory_budget() if budget is None else budget
     waves = rows.resident(device) if rows.nbytes <= budget else rows

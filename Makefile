@@ -3,6 +3,8 @@ PYTHON ?= python3
 PROFILE ?= mini
 PLAN ?=
 JOBS ?=
+DRY ?=
+CLUSTER ?=
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
@@ -10,11 +12,12 @@ PYTEST_ARGS ?=
 CHROMIUM ?= chromium
 SHOTS := index html/05_results html/02_mean_teacher_split5
 
-.PHONY: install data report test nbval notebooks findings screenshots clean distclean help
+.PHONY: install data report test test-slurm nbval notebooks findings screenshots clean distclean help
 
 help:
-	@echo "make report     run the profile's plan headless (PROFILE=$(PROFILE); PLAN=quick|full, JOBS=N) into reports/ and render reports/index.html"
+	@echo "make report     run the profile's plan headless through Snakemake (PROFILE=$(PROFILE); PLAN=quick|full, JOBS=N, DRY=1) into reports/ and render reports/index.html"
 	@echo "make test       the test suite: unit tests, every notebook on the smoke profile, nbval over the notebooks that do not train (temporary folders)"
+	@echo "make test-slurm a one-node SLURM cluster on this machine runs the smoke plan through sbatch (needs root; installs slurm-wlm and munge)"
 	@echo "make nbval      nbval over every notebook at its committed defaults (trains the mini runs: slow)"
 	@echo "make notebooks  re-execute the committed notebooks in place (refresh their outputs)"
 	@echo "make findings   write the findings of the profile's runs (paired intervals) into README.md"
@@ -35,13 +38,17 @@ ifneq ($(filter $(PROFILE),mini smoke),)
 	$(BIN)/python -m asc_lib.data.minidata --profile $(PROFILE)
 endif
 
-report: data
-	$(BIN)/python -m asc_lib.study.report --profile $(PROFILE) $(if $(PLAN),--plan $(PLAN)) $(if $(JOBS),--jobs $(JOBS))
+report: install             # the plan through Snakemake (workflow/Snakefile); DRY=1 lists what would run and why
+	$(BIN)/python -m asc_lib.study.workflow --profile $(PROFILE) $(if $(PLAN),--plan $(PLAN)) $(if $(JOBS),--jobs $(JOBS)) $(if $(DRY),--dry-run) $(if $(CLUSTER),--cluster $(CLUSTER))
 
 test: install               # the tests read the mini data and the smoke data (generated once, kept in data/)
 	$(BIN)/python -m asc_lib.data.minidata --profile mini
 	$(BIN)/python -m asc_lib.data.minidata --profile smoke
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-slurm: install          # a one-node SLURM cluster on this machine runs the smoke plan (root; installs slurm-wlm)
+	$(BIN)/python -m asc_lib.data.minidata --profile smoke
+	workflow/test-slurm.sh
 
 nbval: data
 	$(BIN)/python -m pytest notebooks $(PYTEST_ARGS)
@@ -62,7 +69,7 @@ screenshots:                  # what a reader sees, rendered by a real browser (
 	done
 
 clean:
-	rm -rf reports/*.ipynb reports/html reports/index.html reports/runs.json reports/tables reports/benchmarks reports/screenshots
+	rm -rf reports/*.ipynb reports/html reports/index.html reports/plan.json reports/times reports/failed reports/setup reports/.snakemake reports/tables reports/benchmarks reports/screenshots
 	rm -rf data/runs data/cache data/mini data/smoke
 
 distclean: clean

@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -76,17 +79,44 @@ SMOKE_TESTS = "test_notebooks.py"
 _SMOKE: dict = {}
 
 
+def _executed(out: Path) -> dict[str, int]:
+    """The finished notebooks of a reports folder and their modification times."""
+    return {p.stem: p.stat().st_mtime_ns for p in out.glob("*.ipynb") if not p.name.startswith(".")}
+
+
+def _smoke_report(out: Path, log: Path) -> None:
+    """`make report PROFILE=smoke` (quick plan) through the workflow, killed once: the first start is killed
+    (its whole process group, SIGKILL) while a notebook runs after the first one finished; the second start
+    must redo only the unfinished runs (tests/test_notebooks.py checks it)."""
+    cmd = [sys.executable, "-m", "asc_lib.study.workflow", "--profile", "smoke", "--plan", "quick", "--jobs", "1",
+           "--threads", "1", "--out", str(out)]
+    with log.open("w") as handle:
+        first = _SMOKE["process"] = subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT,
+                                                     start_new_session=True)
+        while first.poll() is None and not (_executed(out) and list(out.glob(".*.tmp.ipynb"))):
+            time.sleep(0.5)  # until one notebook is done and the next one is being written
+        try:
+            os.killpg(first.pid, signal.SIGKILL)
+        except ProcessLookupError:  # it ended by itself (then the second start finds everything done)
+            pass
+        first.wait()
+        _SMOKE["before_kill"] = _executed(out)
+        handle.write(f"\n--- killed after {sorted(_SMOKE['before_kill'])}; started again ---\n")
+        handle.flush()
+        _SMOKE["process"] = subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+        _SMOKE["code"] = _SMOKE["process"].wait()
+
+
 def _start_smoke_report() -> None:
-    """Start `make report PROFILE=smoke` (quick plan) into the session folder as a background process, one
-    notebook at a time with one CPU thread: it runs on one core while the other tests use the other, and
-    the tests of tests/test_notebooks.py (collected last) wait for it."""
+    """Start the smoke report into the session folder in a background thread, one notebook at a time with
+    one CPU thread: it runs on one core while the other tests use the other, and the tests of
+    tests/test_notebooks.py (collected last) wait for it."""
     minidata.ensure("smoke", progress=False)
     out = _SESSION_DIR / "smoke-report"
     log = _SESSION_DIR / "smoke-report.log"
-    cmd = [sys.executable, "-m", "asc_lib.study.report", "--profile", "smoke", "--plan", "quick", "--jobs", "1",
-           "--threads", "1", "--out", str(out)]
-    with log.open("w") as handle:
-        _SMOKE.update(process=subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT), out=out, log=log)
+    thread = threading.Thread(target=_smoke_report, args=(out, log), daemon=True)
+    _SMOKE.update(thread=thread, out=out, log=log)
+    thread.start()
     # the other tests get one thread (and their subprocesses too): two threads here beside the report's
     # one oversubscribe two cores (measured: the suite took 8.3 min instead of 6.7)
     os.environ.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
@@ -94,12 +124,13 @@ def _start_smoke_report() -> None:
 
 
 @pytest.fixture(scope="session")
-def smoke_report_build() -> tuple[Path, int, str]:
-    """Wait for the background smoke report; return its output folder, exit code and log."""
+def smoke_report_build() -> tuple[Path, int, str, dict]:
+    """Wait for the background smoke report; return its output folder, exit code, log and the notebooks that
+    had finished when the first start was killed (with their modification times)."""
     if not _SMOKE:
         _start_smoke_report()
-    code = _SMOKE["process"].wait(timeout=3600)
-    return _SMOKE["out"], code, _SMOKE["log"].read_text()
+    _SMOKE["thread"].join(timeout=3600)
+    return _SMOKE["out"], _SMOKE.get("code", -1), _SMOKE["log"].read_text(), _SMOKE.get("before_kill", {})
 
 
 # --- notebooks: stderr never compared, prerequisites built on demand -------------------------------------
@@ -176,9 +207,8 @@ def pytest_runtest_setup(item):
 
 def pytest_sessionfinish(session, exitstatus):
     """Fail the session if it touched the checkout's runs or reports; remove the session folder."""
-    if _SMOKE and _SMOKE["process"].poll() is None:   # the session ended early (-x, ^C)
-        _SMOKE["process"].kill()
-        _SMOKE["process"].wait()
+    if _SMOKE.get("process") is not None and _SMOKE["process"].poll() is None:  # ended early (-x, ^C)
+        os.killpg(_SMOKE["process"].pid, signal.SIGKILL)
     changed = [p for p in _GUARDED if provenance.tree_signature(p) != _BEFORE[str(p)]]
     if changed:
         print(f"\nERROR: the test session changed {', '.join(map(str, changed))}: tests must write only under "

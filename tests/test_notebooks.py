@@ -3,8 +3,8 @@
 The training notebooks are tested the way recommenders tests its notebooks: run with small parameters,
 then their recorded metrics are asserted. Here the small parameters are one: ``profile=smoke``, a smaller
 generated dataset with the ``smoke:`` recipes of ``params/`` (4 optimizer steps per run). The whole quick plan of
-`make report` runs through :func:`asc_lib.study.report.build` (in dependency order, started by tests/conftest.py
-in the background beside the other tests) into the session's temporary folders; nothing here asserts a learned number (tests/test_baseline.py does, with margins from
+`make report` runs through the workflow (:mod:`asc_lib.study.workflow`, Snakemake; started by tests/conftest.py
+in the background beside the other tests, killed once and started again) into the session's temporary folders; nothing here asserts a learned number (tests/test_baseline.py does, with margins from
 measured seed spread). nbval runs the notebooks that do not train at their committed defaults
 (``testpaths`` in pyproject.toml); ``make nbval`` runs it over every notebook.
 """
@@ -21,7 +21,7 @@ import pytest
 from asc_lib import config
 from asc_lib.config import paths
 from asc_lib.data.dcase import load_split
-from asc_lib.study import report, results
+from asc_lib.study import report, results, workflow
 
 PROFILE = "smoke"
 FULL_PLAN_ONLY = {"02b_mean_teacher_ablations", "04b_cross_selection"}  # full plan's runs; each tested below on its own
@@ -33,13 +33,24 @@ TRAINED = {  # method -> the notebook that trains it in the quick plan
 @pytest.fixture(scope="module")
 def smoke_report(smoke_report_build, smoke_data):
     """The quick plan on the smoke profile, built once by the session (tests/conftest.py starts it in the
-    background); returns (reports folder, runs folder, records)."""
-    out, code, log = smoke_report_build
+    background); returns (reports folder, runs folder, the plan's runs by name)."""
+    out, code, log, _ = smoke_report_build
     assert code == 0, log[-5000:]
-    records = json.loads((out / "runs.json").read_text())
-    failed = {n: r["error"] for n, r in records.items() if not r["ok"]}
-    assert not failed, failed
+    assert not list((out / "failed").glob("*.ipynb")), log[-5000:]
+    records = {run["name"]: run for run in json.loads((out / "plan.json").read_text())["runs"]}
     return out, results.runs_root(PROFILE, None), records
+
+
+def test_a_killed_report_redoes_only_the_unfinished_runs(smoke_report, smoke_report_build):
+    """The session's smoke report was killed (SIGKILL to the workflow and its jobs) while a notebook ran after
+    the first had finished, then started again: the finished notebooks were kept as they were, the others
+    all ran."""
+    out, _, records = smoke_report
+    before = smoke_report_build[3]
+    assert before and set(before) < set(records), before
+    now = {p.stem: p.stat().st_mtime_ns for p in out.glob("*.ipynb") if not p.name.startswith(".")}
+    assert set(now) == set(records)
+    assert {name: now[name] for name in before} == before, "a finished notebook was run again"
 
 
 def test_every_notebook_of_the_quick_plan_ran_on_splits_5_and_100(smoke_report):
@@ -113,11 +124,13 @@ def test_results_notebook_found_every_planned_run(smoke_report):
     assert (tables / "surkov_table3.csv").is_file() and (tables / "werning_table2.csv").is_file()
 
 
-def test_second_build_reuses_every_run(smoke_report, capsys):
+def test_second_build_reuses_every_run(smoke_report, capfd):
     out, _, records = smoke_report
-    assert report.build(PROFILE, out, which="quick")
-    printed = capsys.readouterr().out
-    assert f"ran 0 and reused {len(records)} of {len(records)}" in printed
+    stamps = {p.name: p.stat().st_mtime_ns for p in out.glob("[!.]*.ipynb")}
+    assert workflow.build(PROFILE, out, which="quick", jobs=1, threads=1)
+    printed = "".join(capfd.readouterr())
+    assert "Nothing to be done" in printed and "rule nb_" not in printed
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("[!.]*.ipynb")} == stamps
 
 
 def test_the_ablation_notebook_runs_headless_and_shares_the_mean_teacher_run_of_02(smoke_report, tmp_path):

@@ -1,4 +1,5 @@
-"""The report runner: plan validation, one run per parameter set, resume, index.html."""
+"""The plan and its execution through Snakemake: plan validation, one run per parameter set, reruns for the
+reasons the engine gives, failures kept, concurrency and one GPU per job, the full plan's dry run, index.html."""
 import os
 import re
 
@@ -8,7 +9,7 @@ import pytest
 from asc_lib import config
 from asc_lib.config import paths
 from asc_lib.models import pretrained
-from asc_lib.study import report
+from asc_lib.study import report, workflow
 
 
 def _printed(nb) -> str:
@@ -42,53 +43,6 @@ def test_plan_rejects_unknown_parameter(monkeypatch):
                         lambda p: {"report": [{"notebook": "00_data_exploration", "parameters": {"splt": 5}}]})
     with pytest.raises(ValueError, match="splt"):
         report.plan("mini")
-
-
-def test_build_runs_once_then_resumes(tmp_path, monkeypatch):
-    nb = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell("import matplotlib.pyplot as plt\nplt.plot([0, x]);\nprint('value', x)"),
-    ])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    src = tmp_path / "nb"
-    src.mkdir()
-    nbformat.write(nb, src / "toy.ipynb")
-    runs = [dict(notebook=src / "toy.ipynb", parameters={"x": 3}, name="toy_x3")]
-    monkeypatch.setattr(report, "plan", lambda profile, which=None: runs)
-    monkeypatch.setattr(paths, "NOTEBOOKS_DIR", src)
-    out = tmp_path / "reports"
-    assert report.build("mini", out)
-    executed = nbformat.read(out / "toy_x3.ipynb", as_version=4)
-    assert "value 3" in _printed(executed)
-    page = (out / "html" / "toy_x3.html").read_text()
-    assert "data:image/png;base64" in page, "figures are embedded in the HTML"
-    index = (out / "index.html").read_text()
-    assert "href='html/toy_x3.html'" in index
-    links = re.findall(r"href='([^']+)'", index)
-    assert links and all((out / link).is_file() for link in links), "no broken link in index.html"
-    stamp = (out / "toy_x3.ipynb").stat().st_mtime_ns
-    assert report.build("mini", out)
-    assert (out / "toy_x3.ipynb").stat().st_mtime_ns == stamp, "an unchanged finished run is not redone"
-    runs[0]["parameters"] = {"x": 4}
-    runs.append(dict(notebook=src / "toy.ipynb", parameters={"x": 5}, name="toy_x5"))
-    assert report.build("mini", out)
-    assert "value 4" in _printed(nbformat.read(out / "toy_x3.ipynb", as_version=4))
-    del runs[0]
-    assert report.build("mini", out)
-    index = (out / "index.html").read_text()
-    assert index.index("toy_x5") < index.index("Other runs") < index.index("toy_x3"), \
-        "runs outside the current plan stay listed, below it"
-
-
-def test_failed_run_is_kept_and_reported(tmp_path, monkeypatch):
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("raise RuntimeError('bad data')")])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, tmp_path / "bad.ipynb")
-    monkeypatch.setattr(report, "plan", lambda p, which=None: [dict(notebook=tmp_path / "bad.ipynb", parameters={}, name="bad")])
-    monkeypatch.setattr(paths, "NOTEBOOKS_DIR", tmp_path)
-    assert not report.build("mini", tmp_path / "out")
-    assert "FAILED" in (tmp_path / "out" / "index.html").read_text()
-    assert (tmp_path / "out" / "html" / "bad.html").is_file()
 
 
 def test_quick_plan_runs_every_notebook_and_method_on_splits_5_and_100():
@@ -132,62 +86,146 @@ def test_dependencies_follow_prerequisites_and_barriers():
 
 def _toy_notebook(path, source):
     nb = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_code_cell("name = 'x'\nother = 'y'\nfolder = '.'", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("name = 'x'\nother = 'y'\nfolder = '.'\nx = 1", metadata={"tags": ["parameters"]}),
         nbformat.v4.new_code_cell(source)])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, path)
     return path
 
 
-def test_changed_code_or_data_reruns_and_says_why(tmp_path, monkeypatch, capsys):
-    src = _toy_notebook(tmp_path / "toy.ipynb", "print('ran', name)")
-    runs = [dict(notebook=src, parameters={"name": "a"}, name="toy_a")]
+def _said(capfd) -> str:
+    """What the workflow printed (Snakemake logs to stderr)."""
+    captured = capfd.readouterr()
+    return captured.out + captured.err
+
+
+def _plan(monkeypatch, runs):
+    """The workflow runs ``runs`` (toy notebooks) as the mini profile's plan."""
     monkeypatch.setattr(report, "plan", lambda profile, which=None: runs)
-    monkeypatch.setattr(paths, "NOTEBOOKS_DIR", tmp_path)
+
+
+def test_build_runs_once_then_resumes(tmp_path, monkeypatch):
+    src = _toy_notebook(tmp_path / "toy.ipynb", "import matplotlib.pyplot as plt\nplt.plot([0, x]);\nprint('value', x)")
+    runs = [dict(notebook=src, parameters={"x": 3}, name="toy_x3")]
+    _plan(monkeypatch, runs)
     out = tmp_path / "reports"
-    assert report.build("mini", out, jobs=1)
-    assert "running (not run yet)" in capsys.readouterr().out
-    assert report.build("mini", out, jobs=1)
-    assert "toy_a: reused (same notebook, parameters, code and data)" in capsys.readouterr().out
+    assert workflow.build("mini", out)
+    executed = nbformat.read(out / "toy_x3.ipynb", as_version=4)
+    assert "value 3" in _printed(executed)
+    page = (out / "html" / "toy_x3.html").read_text()
+    assert "data:image/png;base64" in page, "figures are embedded in the HTML"
+    index = (out / "index.html").read_text()
+    assert "href='html/toy_x3.html'" in index
+    links = re.findall(r"href='([^']+)'", index)
+    assert links and all((out / link).is_file() for link in links), "no broken link in index.html"
+    assert set(workflow.times(out)) == {"toy_x3"}
+    stamp = (out / "toy_x3.ipynb").stat().st_mtime_ns
+    assert workflow.build("mini", out)
+    assert (out / "toy_x3.ipynb").stat().st_mtime_ns == stamp, "an unchanged finished run is not redone"
+    runs[0]["parameters"] = {"x": 4}
+    runs.append(dict(notebook=src, parameters={"x": 5}, name="toy_x5"))
+    assert workflow.build("mini", out)
+    assert "value 4" in _printed(nbformat.read(out / "toy_x3.ipynb", as_version=4))
+    assert "value 5" in _printed(nbformat.read(out / "toy_x5.ipynb", as_version=4))
+
+
+def test_failed_run_is_kept_and_reported_while_the_others_run(tmp_path, monkeypatch):
+    bad = _toy_notebook(tmp_path / "bad.ipynb", "raise RuntimeError('bad data')")
+    good = _toy_notebook(tmp_path / "good.ipynb", "print('fine')")
+    _plan(monkeypatch, [dict(notebook=bad, parameters={}, name="bad"), dict(notebook=good, parameters={}, name="good")])
+    out = tmp_path / "out"
+    assert not workflow.build("mini", out, jobs=1)
+    index = (out / "index.html").read_text()
+    assert "<td>FAILED</td>" in index and "<td>ok</td>" in index
+    assert "bad data" in (out / "failed" / "bad.html").read_text() and "href='failed/bad.html'" in index
+    assert (out / "failed" / "bad.ipynb").is_file() and not (out / "bad.ipynb").exists()
+    assert (out / "good.ipynb").is_file()
+
+
+def test_changed_code_or_data_reruns_and_the_engine_says_why(tmp_path, monkeypatch, capfd):
+    src = _toy_notebook(tmp_path / "toy.ipynb", "print('ran', name)")
+    _plan(monkeypatch, [dict(notebook=src, parameters={"name": "a"}, name="toy_a")])
+    out = tmp_path / "reports"
+    assert workflow.build("mini", out, jobs=1)
+    assert "Missing output files: " in _said(capfd)
+    assert workflow.build("mini", out, jobs=1, dry_run=True)  # what would run now, and why (nothing runs)
+    assert "Nothing to be done" in _said(capfd)
     monkeypatch.setattr(report.provenance, "package_digest", lambda: "another-library")
-    assert report.build("mini", out, jobs=1)
-    assert "running (changed: code)" in capsys.readouterr().out
+    assert workflow.build("mini", out, jobs=1, dry_run=True)
+    assert "Params have changed since last execution" in _said(capfd)
+    monkeypatch.undo()
+    _plan(monkeypatch, [dict(notebook=src, parameters={"name": "a"}, name="toy_a")])
     monkeypatch.setattr(report, "data_signature", lambda profile: "other-audio")
-    assert report.build("mini", out, jobs=1)
-    assert "running (changed: data)" in capsys.readouterr().out
-    assert report.build("mini", out, jobs=1, force=True)
-    assert "running (--force)" in capsys.readouterr().out
+    assert workflow.build("mini", out, jobs=1, dry_run=True)
+    assert "Params have changed since last execution" in _said(capfd)
+    assert workflow.build("mini", out, jobs=1, force=True, dry_run=True)
+    printed = _said(capfd)
+    assert "Forced execution" in printed and "rule data" not in printed, "--force never regenerates the data"
 
 
 def test_independent_runs_execute_at_the_same_time_with_their_share_of_threads(tmp_path, monkeypatch):
     # each notebook waits for the other's file: they can only both finish if they run concurrently
-    src = _toy_notebook(tmp_path / "meet.ipynb", "\n".join([
-        "import os, pathlib, time",
-        "pathlib.Path(folder, name).touch()",
-        "deadline = time.time() + 120",
-        "while not pathlib.Path(folder, other).exists():",
-        "    assert time.time() < deadline, 'the other notebook never started'",
-        "    time.sleep(0.2)",
-        "print('threads', os.environ.get('OMP_NUM_THREADS'))"]))
-    meet = str(tmp_path / "meet")
+    src = _toy_notebook(tmp_path / "meet.ipynb", _MEET)
     (tmp_path / "meet").mkdir()
-    runs = [dict(notebook=src, parameters={"name": "a", "other": "b", "folder": meet}, name="meet_a"),
-            dict(notebook=src, parameters={"name": "b", "other": "a", "folder": meet}, name="meet_b")]
-    monkeypatch.setattr(report, "plan", lambda profile, which=None: runs)
-    monkeypatch.setattr(paths, "NOTEBOOKS_DIR", tmp_path)
-    assert report.build("mini", tmp_path / "reports", jobs=2)
+    _plan(monkeypatch, _meeting(src, tmp_path / "meet"))
+    assert workflow.build("mini", tmp_path / "reports", jobs=2)
     printed = _printed(nbformat.read(tmp_path / "reports" / "meet_a.ipynb", as_version=4))
     assert f"threads {max(1, (os.cpu_count() or 1) // 2)}" in printed
 
 
+_MEET = "\n".join([
+    "import os, pathlib, time",
+    "pathlib.Path(folder, name).touch()",
+    "deadline = time.time() + 120",
+    "while not pathlib.Path(folder, other).exists():",
+    "    assert time.time() < deadline, 'the other notebook never started'",
+    "    time.sleep(0.2)",
+    "print('threads', os.environ.get('OMP_NUM_THREADS'))",
+    "print('devices', os.environ.get('CUDA_VISIBLE_DEVICES'))"])
+
+
+def _meeting(src, folder):
+    return [dict(notebook=src, parameters={"name": "a", "other": "b", "folder": str(folder)}, name="meet_a"),
+            dict(notebook=src, parameters={"name": "b", "other": "a", "folder": str(folder)}, name="meet_b")]
+
+
+def test_with_n_gpus_n_training_runs_execute_at_once_each_on_a_device_of_its_own(tmp_path, monkeypatch):
+    """A fake list of two devices (no GPU here): two runs of a notebook that trains (so its rule takes
+    ``gpu=1``) start together, as the engine's ``--resources gpu=2`` allows, and each kernel sees one device,
+    not the same one."""
+    (tmp_path / "nb").mkdir()
+    src = _toy_notebook(tmp_path / "nb" / "00b_baseline.ipynb", _MEET)  # a training notebook's rule
+    (tmp_path / "meet").mkdir()
+    _plan(monkeypatch, _meeting(src, tmp_path / "meet"))
+    out = tmp_path / "reports"
+    assert workflow.build("mini", out, gpus="3,5")
+    seen = [_printed(nbformat.read(out / f"meet_{n}.ipynb", as_version=4)) for n in "ab"]
+    devices = sorted(re.search(r"devices (\S+)", text).group(1) for text in seen)
+    assert devices == ["3", "5"]
+    assert "--resources" in workflow.command(report.table("mini", "quick"), out, 2, 1, ["3", "5"])
+
+
 def test_force_retrains_in_the_kernels_without_touching_this_process(tmp_path, monkeypatch):
     src = _toy_notebook(tmp_path / "env.ipynb", "import os\nprint('retrain', os.environ.get('ASC_RETRAIN'))")
-    runs = [dict(notebook=src, parameters={"name": "a"}, name="env_a")]
-    monkeypatch.setattr(report, "plan", lambda profile, which=None: runs)
-    monkeypatch.setattr(paths, "NOTEBOOKS_DIR", tmp_path)
-    assert report.build("mini", tmp_path / "reports", jobs=1, force=True)
+    _plan(monkeypatch, [dict(notebook=src, parameters={"name": "a"}, name="env_a")])
+    assert workflow.build("mini", tmp_path / "reports", jobs=1, force=True)
     assert "retrain 1" in _printed(nbformat.read(tmp_path / "reports" / "env_a.ipynb", as_version=4))
     assert "ASC_RETRAIN" not in os.environ
+
+
+def test_the_full_plans_dry_run_lists_every_run_with_its_prerequisites(tmp_path, capfd):
+    full = report.plan("mini", "full")
+    assert workflow.build("mini", tmp_path / "reports", "full", dry_run=True)
+    printed = _said(capfd)
+    jobs = re.findall(r"rule (nb_\w+):\n    input: ([^\n]*)\n    output: (\S+)\.ipynb", printed)
+    assert len(jobs) == len(full) == 87
+    inputs = {name: needed for _, needed, name in jobs}
+    assert "02_mean_teacher_split5.ipynb" in inputs["04_kd_split5"]
+    assert "02_mean_teacher_split100.ipynb" not in inputs["04_kd_split5"]
+    assert "03_domain_pruning_split100_threshold-0.1.ipynb" in inputs["03b_pruned_kd_split100_threshold-0.1"]
+    before = [r["name"] for r in full].index("05_results")
+    assert inputs["05_results"].count(".ipynb") == 1 + before  # its notebook and every run before it
+    assert not list((tmp_path / "reports").glob("*.ipynb")), "a dry run runs nothing"
 
 
 def test_the_stand_in_tagger_is_one_shared_set_up_job(tmp_path, monkeypatch):
@@ -196,14 +234,13 @@ def test_the_stand_in_tagger_is_one_shared_set_up_job(tmp_path, monkeypatch):
     monkeypatch.setenv("ASC_SHARED_DATA", str(tmp_path / "no-shared"))
     monkeypatch.setenv("ASC_OFFLINE", "1")
     monkeypatch.setattr(pretrained, "weights_dir", lambda: tmp_path / "no-weights")
-    command = report.shared_setup("mini", quick)
-    assert command[-4:] == ["asc_lib.methods.tagger", "--profile", "mini", "--quiet"]
-    assert report.shared_setup("mini", [r for r in quick if r["notebook"].stem == "00b_baseline"]) is None
+    assert report.uses_standin("mini", quick)
+    assert not report.uses_standin("mini", [r for r in quick if r["notebook"].stem == "00b_baseline"])
     # the real profile uses the official weights: nothing to train first
-    assert report.shared_setup("real", report.plan("real")) is None
+    assert not report.uses_standin("real", report.plan("real"))
 
 
 @pytest.mark.skipif(not (paths.shared_data_dir() / "weights" / "mn04_as_mAP_432.pt").is_file(),
                     reason="needs ../shared/data/weights/mn04_as_mAP_432.pt (the released EfficientAT mn04_as)")
 def test_no_stand_in_is_trained_when_the_real_weights_are_there():
-    assert report.shared_setup("mini", report.plan("mini", "quick")) is None
+    assert not report.uses_standin("mini", report.plan("mini", "quick"))

@@ -5,7 +5,9 @@
 - ``explore``    tables of the data-exploration notebook
 - ``fidelity``   the official checkpoints on a real recording
 - ``benchmark``  throughput, scaling and projections to the real data (``06_benchmarks``)
-- ``report``     runs the notebooks headless and renders ``reports/index.html`` (``python -m asc_lib.study.report``)
+- ``report``     the plan (which notebooks, parameters, order) and ``reports/index.html``
+- ``workflow``   ``make report``'s front door: the plan through Snakemake (``workflow/Snakefile``), locally or on SLURM
+- ``execute``    one notebook run of the plan (a workflow job): papermill, HTML, a GPU of its own
 - ``notebooks``  refreshing committed notebooks (``make notebooks``)
 
 May import: ``methods``, ``training``, ``models``, ``features``, ``data``, ``config``.

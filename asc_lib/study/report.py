@@ -1,40 +1,26 @@
-"""Run the study's notebooks headless with papermill and render ``reports/index.html``.
+"""The study's plan: which notebooks run with which parameters, in which order, and the report's index.
 
-The profile's ``report`` list (``params/<profile>.yaml``) says which notebooks run with which
-parameters. A run is identified by its notebook's source, its parameters, the library's code and
-parameter files and the profile's data (a signature of every file's size and modification time): a
-finished run whose identity has not changed is not redone, and the report says why each run was redone
-or reused. Inside a re-executed notebook, training runs are reused only when their own fingerprint
-(:func:`asc_lib.training.loop.fit`) matches, so a changed loss retrains exactly the runs that use it.
-``--force`` re-executes every notebook and retrains every run (``ASC_RETRAIN=1``). Each executed notebook is written atomically to
-``reports/<name>.ipynb`` and rendered to ``reports/html/<name>.html``.
-
-    python -m asc_lib.study.report --profile mini
+The profile's ``report`` list (``params/<profile>.yaml``) says which notebooks run with which parameters
+(:func:`plan`); :func:`dependencies` says which runs each must wait for. The plan is executed by Snakemake
+(``workflow/Snakefile``, started by :mod:`asc_lib.study.workflow`, the front door of ``make report``): it
+decides which notebooks to run and reruns a notebook when its source, parameters, the library's code or the
+profile's data changed; inside a re-executed notebook, training runs are still reused only when their own
+fingerprint (:func:`asc_lib.training.loop.fit`) matches. :func:`write_index` writes ``reports/index.html``.
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import html
 import itertools
 import json
-import os
-import subprocess
-import sys
-import threading
-import time
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 
-import nbformat
-import torch
 from nbconvert import HTMLExporter
 
 from asc_lib.config import NOTEBOOK_PARAMETERS, load_profile, paths, profile_recipe, provenance
-from asc_lib.config.atomic import atomic_path, write_json, write_text
+from asc_lib.config.atomic import write_text
 from asc_lib.methods.tagger import STANDIN
 from asc_lib.models import pretrained
-from asc_lib.study.notebooks import tidy_progress
 
 FINDINGS = "findings.html"  # the fragment 05_results writes beside its tables (asc_lib.study.results.FINDINGS)
 
@@ -69,36 +55,10 @@ def run_name(notebook: str, parameters: dict, profile: str) -> str:
     return "_".join(str(p) for p in parts)
 
 
-def _digest(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 def data_signature(profile: str) -> str:
     """Signature of every file of the profile's data folders (names, sizes, modification times)."""
     data = load_profile(profile)["data"]
     return provenance.tree_signature(*(paths.resolve(data[k]) for k in ("tau22_dir", "splits_dir", "audioset_dir")))
-
-
-def run_identity(notebook_path: Path, parameters: dict, code: str, data: str) -> dict:
-    """What a report entry was made from: the notebook's source cells, the parameters, the library and
-    ``params/`` (``code``) and the profile's data (``data``)."""
-    nb = nbformat.read(notebook_path, as_version=4)
-    source = "\n".join(c.source for c in nb.cells)
-    return {"notebook": _digest(source), "parameters": _digest(parameters), "code": code, "data": data}
-
-
-def rerun_reason(done: dict, identity: dict, executed: Path, force: bool) -> str | None:
-    """Why a run must execute again (None when its finished result can be reused)."""
-    if force:
-        return "--force"
-    if not done:
-        return "not run yet"
-    if not done.get("ok"):
-        return "failed last time"
-    if not executed.is_file():
-        return f"{executed.name} is missing"
-    changed = [k for k in identity if done.get("identity", {}).get(k) != identity[k]]
-    return "changed: " + ", ".join(changed) if changed else None
 
 
 def expand(parameters: dict) -> list[dict]:
@@ -182,61 +142,23 @@ def render_html(notebook_path: Path, html_path: Path) -> None:
     write_text(html_path, body)
 
 
-def _kernel_env(threads: int | None, retrain: bool = False) -> dict:
-    env = dict(os.environ)
-    if retrain:
-        env["ASC_RETRAIN"] = "1"  # every training run in the kernel starts over (--force)
-    if threads:
-        env.update({k: str(threads) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")})
-    return env
-
-
-def execute(run: dict, out_dir: Path, threads: int | None = None, retrain: bool = False) -> tuple[bool, float, str]:
-    """Execute one run with papermill, in its own process, into ``out_dir/<name>.ipynb`` (atomically);
-    ``threads`` caps the kernel's CPU threads. Returns success, seconds and the error (if any)."""
-    out = out_dir / f"{run['name']}.ipynb"
-    start = time.time()
-    with atomic_path(out, suffix=".ipynb") as tmp:
-        cmd = [sys.executable, "-m", "papermill", str(run["notebook"]), str(tmp), "-y",
-               json.dumps(run["parameters"]), "-k", "python3", "--cwd", str(paths.NOTEBOOKS_DIR),
-               "--no-progress-bar", "--no-log-output"]
-        result = subprocess.run(cmd, capture_output=True, text=True, env=_kernel_env(threads, retrain))
-        ok = result.returncode == 0
-        error = "" if ok else _error_of(result.stderr)
-        if not tmp.is_file() or tmp.stat().st_size == 0:
-            raise RuntimeError(f"papermill wrote no notebook for {run['name']}:\n{result.stderr[-2000:]}")
-        nb = nbformat.read(tmp, as_version=4)
-        nbformat.write(tidy_progress(nb, keep_final=True), tmp)
-    return ok, time.time() - start, error
-
-
-def _error_of(stderr: str) -> str:
-    """The last exception line papermill printed."""
-    lines = [line for line in stderr.strip().splitlines() if line.strip()]
-    for line in reversed(lines):
-        if "Error" in line or "Exception" in line:
-            return line.strip()[:300]
-    return lines[-1][:300] if lines else "unknown error"
-
-
 def _rows(records: dict) -> str:
     rows = []
     for name, rec in records.items():
-        status = "ok" if rec["ok"] else "FAILED"
-        rows.append(
-            f"<tr><td><a href='html/{html.escape(name)}.html'>{html.escape(name)}</a></td>"
-            f"<td>{status}</td><td><code>{html.escape(json.dumps(rec['parameters']))}</code></td>"
-            f"<td><a href='{html.escape(name)}.ipynb'>ipynb</a></td></tr>"
-        )
+        status = rec.get("status") or ("ok" if rec["ok"] else "FAILED")
+        page = {"ok": "html", "FAILED": "failed"}.get(status)  # a failed run's page shows its error
+        link = f"<a href='{page}/{html.escape(name)}.html'>{html.escape(name)}</a>" if page else html.escape(name)
+        source = f"<a href='{html.escape(name)}.ipynb'>ipynb</a>" if status == "ok" else ""
+        rows.append(f"<tr><td>{link}</td><td>{status}</td><td><code>{html.escape(json.dumps(rec['parameters']))}"
+                    f"</code></td><td>{source}</td></tr>")
     header = "<tr><th>notebook</th><th>status</th><th>parameters</th><th>source</th></tr>"
     return f"<table class='runs'>{header}{''.join(rows)}</table>"
 
 
-def write_index(out_dir: Path, profile: str, records: dict, others: dict | None = None) -> Path:
-    """``index.html`` linking every rendered notebook of this profile's plan (and, below, earlier runs
-    of other profiles still in the folder), with status and parameters."""
+def write_index(out_dir: Path, profile: str, records: dict) -> Path:
+    """``index.html`` linking every rendered notebook of this profile's plan, with status (``ok``, ``FAILED``:
+    its executed notebook shows the error; ``not run``) and parameters."""
     cfg = load_profile(profile)
-    extra = ""
     results = [n for n, rec in records.items() if n.startswith("05_results") and rec["ok"]]
     headline = (f"<p class='results'><a href='html/{html.escape(results[0])}.html'>Results: the papers' tables "
                 f"beside this study's</a> (Surkov's Table 3, Werning's Tables 1 and 2, every comparison with its "
@@ -251,8 +173,6 @@ def write_index(out_dir: Path, profile: str, records: dict, others: dict | None 
         headline += (f"<p><a href='html/{html.escape(benchmarks[0])}.html'>Benchmarks</a>: the study's data path "
                      f"against the reference loader, teachers in fp32 and mixed precision, scaling to AudioSet's "
                      f"size, projected cost of the papers' full recipes</p>")
-    if others:
-        extra = f"<h2>Other runs in this folder</h2>{_rows(others)}"
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>DCASE 2024 Task 1 reproduction study</title>
 <style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}td,th{{padding:.3em .8em;text-align:left}}
@@ -264,134 +184,12 @@ table.runs{{width:100%;table-layout:fixed}}.runs td{{overflow-wrap:anywhere;vert
 {headline}
 <h2>Every notebook run, in order</h2>
 {_rows(records)}
-{extra}
 </body></html>
 """
     return write_text(out_dir / "index.html", page)
 
 
-def default_jobs() -> int:
-    """Notebooks run at once: one per two CPU cores' worth of work is not worth it on a GPU (one device),
-    so 1 there; on the CPU, 2 when there are at least 2 cores (measured: two one-thread runs finish
-    sooner than the same two runs one after the other with two threads each)."""
-    if torch.cuda.is_available():
-        return 1
-    return 2 if (os.cpu_count() or 1) >= 2 else 1
-
-
-def build(profile: str = "mini", out_dir: Path | None = None, force: bool = False, which: str | None = None,
-          jobs: int | None = None, threads: int | None = None) -> bool:
-    """Run every notebook of the profile's plan (reusing finished runs whose identity is unchanged) and
-    write the index. Independent runs execute ``jobs`` at a time, each kernel with its share of the CPU
-    threads (``threads`` per kernel when given: the test suite runs the smoke report on one core beside
-    its other tests); prerequisites, the results and the benchmark notebook wait as :func:`dependencies`
-    says. ``force`` re-executes everything and retrains every training run."""
-    out_dir = Path(out_dir or paths.reports_dir())
-    out_dir.mkdir(parents=True, exist_ok=True)
-    state_path = out_dir / "runs.json"
-    state = json.loads(state_path.read_text()) if state_path.is_file() else {}
-    which = which or default_plan(profile)
-    runs = plan(profile, which)
-    jobs = max(1, jobs or default_jobs())
-    cores = os.cpu_count() or 1
-    code, data = provenance.package_digest(), data_signature(profile)
-    print(f"report of profile {profile!r}, {which} plan: {len(runs)} notebook runs, {jobs} at a time; "
-          f"library code {code}, data {data}", flush=True)
-    after = dependencies(runs)
-    todo: dict[int, str] = {}
-    reused = 0
-    for i, run in enumerate(runs):
-        identity = run_identity(run["notebook"], run["parameters"], code, data)
-        run["identity"] = identity
-        reason = rerun_reason(state.get(run["name"], {}), identity, out_dir / f"{run['name']}.ipynb", force)
-        if reason is None:
-            reused += 1
-            print(f"[{i + 1}/{len(runs)}] {run['name']}: reused (same notebook, parameters, code and data)")
-        else:
-            todo[i] = reason
-    # shared set-up (the stand-in tagger) is one more job: the runs that need it wait for it, the others
-    # start beside it
-    setup = shared_setup(profile, [runs[i] for i in todo])
-    if setup:
-        todo[SETUP] = "shared set-up"
-        runs.append({"name": "audioset_tagger (stand-in)", "command": setup, "notebook": Path("setup")})
-        after.append(set())
-        for i in list(todo):
-            if i != SETUP and runs[i]["notebook"].stem in STANDIN_USERS:
-                after[i] = after[i] | {SETUP}
-    # a reused run's dependants may still run; a run waits only for the runs that execute now
-    finished = {i for i in range(len(runs)) if i not in todo}
-    failed: set[int] = set()
-    running: dict = {}
-    lock = threading.Lock()
-
-    n_runs = len(runs) - (1 if setup else 0)
-
-    def start(i: int, threads: int) -> None:
-        run = runs[i]
-        if "command" in run:
-            print(f"[set-up] {run['name']}: running", flush=True)
-            begun = time.time()
-            result = subprocess.run(run["command"], capture_output=True, text=True, env=_kernel_env(threads, force))
-            with lock:
-                ok = result.returncode == 0
-                print(f"[set-up] {run['name']}: {'done' if ok else 'FAILED: ' + _error_of(result.stderr)} in "
-                      f"{time.time() - begun:.0f} s" + (f" ({result.stdout.strip()})" if ok else ""), flush=True)
-                setup_ok[0] = ok
-            return
-        print(f"[{i + 1}/{n_runs}] {run['name']}: running ({todo[i]}) {run['parameters']}", flush=True)
-        ok, seconds, error = execute(run, out_dir, threads, retrain=force)
-        with lock:
-            print(f"[{i + 1}/{n_runs}] {run['name']}: {'done' if ok else 'FAILED: ' + error} in {seconds:.0f} s",
-                  flush=True)
-            state[run["name"]] = {"key": _digest(run["identity"]), "identity": run["identity"], "ok": ok,
-                                  "parameters": run["parameters"], "reason": todo[i], "seconds": round(seconds, 1),
-                                  "error": error}
-            write_json(state_path, state)
-            executed = out_dir / f"{run['name']}.ipynb"
-            if executed.is_file():
-                render_html(executed, out_dir / "html" / f"{run['name']}.html")
-
-    setup_ok = [True]
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        pending = sorted(todo, key=lambda i: -1 if i == SETUP else i)
-        while pending or running:
-            for i in list(pending):
-                exclusive = runs[i]["notebook"].stem in EXCLUSIVE
-                if not after[i] <= finished or (exclusive and running) or (
-                        any(runs[j]["notebook"].stem in EXCLUSIVE for j in running)) or len(running) >= jobs:
-                    continue
-                share = threads or (cores if exclusive or jobs == 1 else max(1, cores // jobs))
-                running[i] = pool.submit(start, i, share)
-                pending.remove(i)
-                if exclusive:
-                    break
-            if not running:
-                raise RuntimeError("report scheduler: runs wait for each other ("
-                                   + ", ".join(runs[i]["name"] for i in pending) + ")")
-            done, _ = wait(running.values(), return_when=FIRST_COMPLETED)
-            for i in [i for i, f in running.items() if f in done]:
-                running.pop(i).result()
-                finished.add(i)
-                if i == SETUP:
-                    if not setup_ok[0]:
-                        raise RuntimeError(f"shared set-up failed: {' '.join(runs[i]['command'])}")
-                elif not state[runs[i]["name"]]["ok"]:
-                    failed.add(i)
-    if setup:
-        runs.pop()
-        todo.pop(SETUP)
-    current = {r["name"]: state[r["name"]] for r in runs}
-    others = {n: rec for n, rec in state.items() if n not in current and (out_dir / "html" / f"{n}.html").is_file()}
-    write_index(out_dir, profile, current, others)
-    spent = sum(state[runs[i]["name"]]["seconds"] for i in todo)
-    print(f"ran {len(todo)} and reused {reused} of {len(runs)} notebook runs ({spent:.0f} s of notebook time"
-          f"{', ' + str(len(failed)) + ' FAILED' if failed else ''}); report: {out_dir / 'index.html'}")
-    return all(state[r["name"]]["ok"] for r in runs)
-
-
 STANDIN_USERS = ("02_mean_teacher", "02b_mean_teacher_ablations", "03_domain_pruning", "03b_pruned_kd")
-SETUP = -1  # index of the shared set-up job in build()'s scheduler
 
 
 def needs_standin(recipe: dict, key: str) -> bool:
@@ -409,32 +207,32 @@ def needs_standin(recipe: dict, key: str) -> bool:
     return False
 
 
-def shared_setup(profile: str, runs: list[dict]) -> list[str] | None:
-    """Work several notebooks share, done once before the first of them runs (they would otherwise train
-    it at the same time): the mini stand-in AudioSet tagger, when a run needs it. Returns the command, or
-    None when nothing is shared."""
+def uses_standin(profile: str, runs: list[dict]) -> bool:
+    """Whether a run of ``runs`` starts from the mini stand-in AudioSet tagger (the released checkpoint cannot be
+    had): then it is trained once, as the workflow's ``standin_tagger`` job, before the runs that need it
+    (they would otherwise train it at the same time)."""
     if not any(r["notebook"].stem in STANDIN_USERS for r in runs):
-        return None
-    uses_standin = any(needs_standin(profile_recipe(profile, name, source=source), key)
-                       for name, source, key in (("mean_teacher", "surkov", "weights"),
-                                                 ("domain_classifier", "werning", "embedding")))
-    return [sys.executable, "-m", "asc_lib.methods.tagger", "--profile", profile, "--quiet"] if uses_standin else None
+        return False
+    return any(needs_standin(profile_recipe(profile, name, source=source), key)
+               for name, source, key in (("mean_teacher", "surkov", "weights"),
+                                         ("domain_classifier", "werning", "embedding")))
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description="Run the study's notebooks and render reports/index.html.")
-    parser.add_argument("--profile", default="mini", help="parameter profile (params/<profile>.yaml)")
-    parser.add_argument("--out", default=None, help="output folder (default: reports/)")
-    parser.add_argument("--force", action="store_true", help="re-execute every notebook and retrain every run")
-    parser.add_argument("--plan", choices=PLANS, default=None,
-                        help="quick (every notebook and method on splits 5 and 100) or full (every split, the "
-                             "seeds, Werning's sweep); default: the profile's default_plan")
-    parser.add_argument("--jobs", type=int, default=None, help="notebooks at once (default: 2 on a CPU, 1 on a GPU)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="CPU threads per notebook (default: the machine's cores shared among the jobs)")
-    args = parser.parse_args(argv)
-    sys.exit(0 if build(args.profile, args.out, args.force, args.plan, args.jobs, args.threads) else 1)
+GPU_NOTEBOOKS = ("00b_baseline", "02_mean_teacher", "02b_mean_teacher_ablations", "03_domain_pruning",
+                 "03b_pruned_kd", "04_kd", "04b_cross_selection", "06_benchmarks")  # train or run a teacher
 
 
-if __name__ == "__main__":
-    main()
+def table(profile: str, which: str | None = None, runs: list[dict] | None = None) -> dict:
+    """The plan as the workflow (``workflow/Snakefile``) reads it: per run its name, notebook, parameters,
+    the names of the runs it waits for, whether it takes a GPU, runs alone (the benchmark) or may start from
+    the stand-in tagger; whether the stand-in is needed; and what the engine's rerun triggers compare besides
+    each notebook's source and parameters: the library's code and the profile's data."""
+    which = which or default_plan(profile)
+    runs = plan(profile, which) if runs is None else runs
+    after = dependencies(runs)
+    return {"profile": profile, "plan": which, "code": provenance.package_digest(), "data": data_signature(profile),
+            "standin": uses_standin(profile, runs),
+            "runs": [{"name": r["name"], "notebook": str(r["notebook"]), "parameters": r["parameters"],
+                      "after": [runs[j]["name"] for j in sorted(after[i])],
+                      "gpu": r["notebook"].stem in GPU_NOTEBOOKS, "exclusive": r["notebook"].stem in EXCLUSIVE,
+                      "standin": r["notebook"].stem in STANDIN_USERS} for i, r in enumerate(runs)]}

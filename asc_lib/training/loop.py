@@ -11,7 +11,7 @@ A run is identified by its *fingerprint*: the recipe, the seed, the training dat
 model's and the objective's configuration and initial weights, and the source of the study's code they
 use (:mod:`asc_lib.config.provenance`). A checkpoint with another fingerprint is stale: the run is retrained,
 and :class:`History` says whether a call trained, resumed or reused a run. ``ASC_RETRAIN=1`` in the
-environment retrains every run (``python -m asc_lib.study.report --force`` sets it).
+environment retrains every run (``python -m asc_lib.study.workflow --force`` sets it).
 """
 from __future__ import annotations
 

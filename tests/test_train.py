@@ -28,7 +28,7 @@ def test_mini_recipe_names_every_deviation():
                                     "feature_cache", "eval_precision"}
     assert r["deviations"]["epochs"] == {"paper": 150, "used": r["epochs"]}
     assert profile_recipe("real", "baseline")["deviations"] == {}
-    with pytest.raises(ValueError, match="no setting"):
+    with pytest.raises(ValueError, match="unknown key 'lr_max'"):
         load_recipe("baseline", lr_max=1.0)
     with pytest.raises(ValueError, match="no recipe"):
         load_recipe("baseline_v2")

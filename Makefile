@@ -12,11 +12,12 @@ PYTEST_ARGS ?=
 CHROMIUM ?= chromium
 SHOTS := index html/05_results html/02_mean_teacher_split5
 
-.PHONY: install data report test test-slurm nbval notebooks findings screenshots clean distclean help
+.PHONY: install data report test test-full test-slurm nbval notebooks findings screenshots clean distclean help
 
 help:
 	@echo "make report     run the profile's plan headless through Snakemake (PROFILE=$(PROFILE); PLAN=quick|full, JOBS=N, DRY=1) into reports/ and render reports/index.html"
-	@echo "make test       the test suite: unit tests, every notebook on the smoke profile, nbval over the notebooks that do not train (temporary folders)"
+	@echo "make test       the test suite: unit tests, every notebook once on the smoke profile, nbval over the notebooks that do not train (temporary folders)"
+	@echo "make test-full  make test and the slow checks: learned properties on the mini data, the smoke profile's full plan"
 	@echo "make test-slurm a one-node SLURM cluster on this machine runs the smoke plan through sbatch (needs root; installs slurm-wlm and munge)"
 	@echo "make nbval      nbval over every notebook at its committed defaults (trains the mini runs: slow)"
 	@echo "make notebooks  re-execute the committed notebooks in place (refresh their outputs)"
@@ -27,7 +28,9 @@ help:
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv   # uv: the same install, 2.5 min -> 20 s
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev]' \
+	  || $(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	$(BIN)/python -m asc_lib.config.kernel >/dev/null   # kernels of this environment: no TCP notice under papermill
 	touch $(STAMP)
 
@@ -45,6 +48,11 @@ test: install               # the tests read the mini data and the smoke data (g
 	$(BIN)/python -m asc_lib.data.minidata --profile mini
 	$(BIN)/python -m asc_lib.data.minidata --profile smoke
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-full: install          # make test's tests, the checks marked 'full' and the smoke profile's full plan (splits 5, 100)
+	$(BIN)/python -m asc_lib.data.minidata --profile mini
+	$(BIN)/python -m asc_lib.data.minidata --profile smoke
+	$(BIN)/python -m pytest --full $(PYTEST_ARGS)
 
 test-slurm: install          # a one-node SLURM cluster on this machine runs the smoke plan (root; installs slurm-wlm)
 	$(BIN)/python -m asc_lib.data.minidata --profile smoke

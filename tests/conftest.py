@@ -5,7 +5,11 @@ folder (``ASC_RUNS_DIR``, ``ASC_CACHE_DIR``, ``ASC_REPORTS_DIR``, inherited by t
 `make test` never reads or writes what `make report` made; at the end the session fails if
 ``data/runs`` or ``reports/`` of the checkout changed.
 
-Notebooks: `make test` runs the training notebooks on the smoke profile (tests/test_notebooks.py) and nbval
+Two tiers: `make test` (10 minutes on a 2-core machine) and `make test-full` (``pytest --full``), which adds the
+checks marked ``full``: learned properties on the mini data and the smoke profile's full plan (splits 5 and 100);
+each has a fast equivalent in `make test`, named in its docstring.
+
+Notebooks: `make test` runs the smoke profile's quick plan (every notebook once; tests/test_notebooks.py) and nbval
 over the notebooks that do not train (``testpaths``); ``make nbval`` runs nbval over every notebook at its
 committed defaults. There a notebook that needs another's output (``04_kd`` needs the teacher of
 ``02_mean_teacher``, ...; :data:`asc_lib.study.report.PREREQUISITES`) gets it from a hook that runs the
@@ -73,7 +77,18 @@ def shared_data() -> config.DataPaths:
     return config.data_paths("shared")
 
 
-# --- the smoke report: the quick plan on the smoke profile, beside the other tests -----------------------
+def pytest_addoption(parser):
+    parser.addoption("--full", action="store_true",
+                     help="also the slow checks marked 'full' and the smoke profile's full plan (make test-full)")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "full: a slow check run by `make test-full` (pytest --full) only; a fast "
+                                       "equivalent stays in `make test`")
+    _SMOKE["plan"] = "full" if config.getoption("--full") else "quick"
+
+
+# --- the smoke report: the smoke profile's plan through the workflow, beside the other tests -------------
 
 SMOKE_TESTS = "test_notebooks.py"
 _SMOKE: dict = {}
@@ -85,10 +100,10 @@ def _executed(out: Path) -> dict[str, int]:
 
 
 def _smoke_report(out: Path, log: Path) -> None:
-    """`make report PROFILE=smoke` (quick plan) through the workflow, killed once: the first start is killed
+    """`make report PROFILE=smoke` (quick plan; full with --full) through the workflow, killed once: the first start is killed
     (its whole process group, SIGKILL) while a notebook runs after the first one finished; the second start
     must redo only the unfinished runs (tests/test_notebooks.py checks it)."""
-    cmd = [sys.executable, "-m", "asc_lib.study.workflow", "--profile", "smoke", "--plan", "quick", "--jobs", "1",
+    cmd = [sys.executable, "-m", "asc_lib.study.workflow", "--profile", "smoke", "--plan", _SMOKE["plan"], "--jobs", "1",
            "--threads", "1", "--out", str(out)]
     with log.open("w") as handle:
         first = _SMOKE["process"] = subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT,
@@ -127,10 +142,16 @@ def _start_smoke_report() -> None:
 def smoke_report_build() -> tuple[Path, int, str, dict]:
     """Wait for the background smoke report; return its output folder, exit code, log and the notebooks that
     had finished when the first start was killed (with their modification times)."""
-    if not _SMOKE:
+    if "thread" not in _SMOKE:
         _start_smoke_report()
     _SMOKE["thread"].join(timeout=3600)
     return _SMOKE["out"], _SMOKE.get("code", -1), _SMOKE["log"].read_text(), _SMOKE.get("before_kill", {})
+
+
+@pytest.fixture(scope="session")
+def smoke_plan() -> str:
+    """The smoke profile's plan this session builds: ``quick`` (make test) or ``full`` (make test-full)."""
+    return _SMOKE["plan"]
 
 
 # --- notebooks: stderr never compared, prerequisites built on demand -------------------------------------
@@ -149,6 +170,11 @@ def pytest_collection_modifyitems(session, config, items):
     """nbval: never compare stderr. Progress bars and library warnings go there, and whether they appear
     depends on what is already cached (a fresh clone trains, a warm checkout reads results back).
     The smoke report's tests go last: their report starts in the background now and runs beside the others."""
+    if not config.getoption("--full"):
+        slow = pytest.mark.skip(reason="a slow check of `make test-full` (pytest --full); its fast equivalent runs here")
+        for item in items:
+            if "full" in item.keywords:
+                item.add_marker(slow)
     smoke = [item for item in items if Path(str(item.fspath)).name == SMOKE_TESTS]
     if smoke:
         items[:] = [item for item in items if item not in smoke] + smoke

@@ -91,6 +91,17 @@ def test_two_ranks_give_the_same_teacher_logits_as_one(tmp_path, monkeypatch):
     assert torch.equal(cached, sharded)
 
 
+def test_two_ranks_train_in_sync(tmp_path, smoke_data):
+    """The fast equivalent of the next test (make test): two ranks of the smoke recipe (4 steps) end with their
+    replicas in sync and write the run's metrics; whether they learn like one process is `make test-full`'s."""
+    two = _torchrun("train", "--profile", "smoke", "--split", "5", "--batch-size", "32", "--final-eval-only",
+                    "--quiet", "--device", "cpu", "--seed", "0", "--run-dir", str(tmp_path / "two"))
+    assert two["world_size"] == 2 and two["replicas_in_sync"]
+    metrics = json.loads((tmp_path / "two" / experiment.METRICS).read_text())
+    assert metrics["fit"]["steps"] == 4 and metrics["test"]["n_clips"] == 300
+
+
+@pytest.mark.full
 def test_two_ranks_train_like_one_process(tmp_path):
     two = _torchrun("train", *BUDGET, "--seed", "0", "--run-dir", str(tmp_path / "two"))
     torchrun.main(["train", *BUDGET, "--seed", "0", "--run-dir", str(tmp_path / "one")])

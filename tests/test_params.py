@@ -91,10 +91,17 @@ def test_every_notebook_is_declared():
 
 def test_smoke_profile_is_a_smaller_mini_with_four_steps():
     smoke, mini = config.load_profile("smoke"), config.load_profile("mini")
-    assert smoke["report"] == mini["report"] and smoke["recipes"] == "smoke"
+    assert smoke["recipes"] == "smoke"
+    # its own plans: every notebook once on split 5 (quick), the mini quick plan's shape and more (full)
+    quick, full = report.plan("smoke", "quick"), report.plan("smoke", "full")
+    assert {r["notebook"].stem for r in quick} == set(config.NOTEBOOK_PARAMETERS)
+    assert {r["parameters"].get("split") for r in quick} == {5, None}
+    mini_quick = {r["name"] for r in report.plan("mini", "quick")}
+    assert {r["name"].removesuffix("_smoke") for r in full if not r["notebook"].stem.startswith("06")} >= \
+        {name for name in mini_quick if not name.startswith("06")}
     # the mini generator with fewer recordings and clips, into its own folder
     assert set(smoke["generator"]) == set(mini["generator"]) and smoke["data"] != mini["data"]
-    for key in ("train_segments_per_scene", "test_locations_per_scene"):
+    for key in ("train_segments_per_scene", "test_locations_per_scene", "test_segments_per_location"):
         assert smoke["generator"][key] < mini["generator"][key]
     assert smoke["generator"]["clips_per_segment"] == mini["generator"]["clips_per_segment"] == 10
     assert set(smoke["report_parameters"]) == {"06_benchmarks"}

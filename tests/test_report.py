@@ -104,42 +104,39 @@ def _plan(monkeypatch, runs):
     monkeypatch.setattr(report, "plan", lambda profile, which=None: runs)
 
 
-def test_build_runs_once_then_resumes(tmp_path, monkeypatch):
-    src = _toy_notebook(tmp_path / "toy.ipynb", "import matplotlib.pyplot as plt\nplt.plot([0, x]);\nprint('value', x)")
-    runs = [dict(notebook=src, parameters={"x": 3}, name="toy_x3")]
+def test_build_runs_once_then_reruns_what_changed(tmp_path, monkeypatch):
+    """A changed parameter reruns that run and a new run is added, the unchanged one is kept. (Figures embedded
+    in the pages, index links and a killed build resumed: the smoke report of tests/test_notebooks.py.)"""
+    src = _toy_notebook(tmp_path / "toy.ipynb", "print('value', x)")
+    runs = [dict(notebook=src, parameters={"x": 3}, name="toy_x3"), dict(notebook=src, parameters={"x": 1}, name="toy_x1")]
     _plan(monkeypatch, runs)
     out = tmp_path / "reports"
-    assert workflow.build("mini", out)
-    executed = nbformat.read(out / "toy_x3.ipynb", as_version=4)
-    assert "value 3" in _printed(executed)
-    page = (out / "html" / "toy_x3.html").read_text()
-    assert "data:image/png;base64" in page, "figures are embedded in the HTML"
-    index = (out / "index.html").read_text()
-    assert "href='html/toy_x3.html'" in index
-    links = re.findall(r"href='([^']+)'", index)
-    assert links and all((out / link).is_file() for link in links), "no broken link in index.html"
-    assert set(workflow.times(out)) == {"toy_x3"}
-    stamp = (out / "toy_x3.ipynb").stat().st_mtime_ns
-    assert workflow.build("mini", out)
-    assert (out / "toy_x3.ipynb").stat().st_mtime_ns == stamp, "an unchanged finished run is not redone"
+    assert workflow.build("mini", out, jobs=2)
+    assert "value 3" in _printed(nbformat.read(out / "toy_x3.ipynb", as_version=4))
+    assert "href='html/toy_x3.html'" in (out / "index.html").read_text()
+    stamp = (out / "toy_x1.ipynb").stat().st_mtime_ns
     runs[0]["parameters"] = {"x": 4}
     runs.append(dict(notebook=src, parameters={"x": 5}, name="toy_x5"))
-    assert workflow.build("mini", out)
+    assert workflow.build("mini", out, jobs=2)
     assert "value 4" in _printed(nbformat.read(out / "toy_x3.ipynb", as_version=4))
     assert "value 5" in _printed(nbformat.read(out / "toy_x5.ipynb", as_version=4))
+    assert (out / "toy_x1.ipynb").stat().st_mtime_ns == stamp, "an unchanged finished run is not redone"
+    assert set(workflow.times(out)) == {"toy_x1", "toy_x3", "toy_x5"}
 
 
-def test_failed_run_is_kept_and_reported_while_the_others_run(tmp_path, monkeypatch):
+def test_a_failed_run_is_kept_and_reported_while_the_others_run_and_force_retrains_in_the_kernels(
+        tmp_path, monkeypatch):
     bad = _toy_notebook(tmp_path / "bad.ipynb", "raise RuntimeError('bad data')")
-    good = _toy_notebook(tmp_path / "good.ipynb", "print('fine')")
+    good = _toy_notebook(tmp_path / "good.ipynb", "import os\nprint('retrain', os.environ.get('ASC_RETRAIN'))")
     _plan(monkeypatch, [dict(notebook=bad, parameters={}, name="bad"), dict(notebook=good, parameters={}, name="good")])
     out = tmp_path / "out"
-    assert not workflow.build("mini", out, jobs=1)
+    assert not workflow.build("mini", out, jobs=2, force=True)
     index = (out / "index.html").read_text()
     assert "<td>FAILED</td>" in index and "<td>ok</td>" in index
     assert "bad data" in (out / "failed" / "bad.html").read_text() and "href='failed/bad.html'" in index
     assert (out / "failed" / "bad.ipynb").is_file() and not (out / "bad.ipynb").exists()
-    assert (out / "good.ipynb").is_file()
+    assert "retrain 1" in _printed(nbformat.read(out / "good.ipynb", as_version=4))  # --force: fit retrains
+    assert "ASC_RETRAIN" not in os.environ  # ... in the kernels, not in this process
 
 
 def test_changed_code_or_data_reruns_and_the_engine_says_why(tmp_path, monkeypatch, capfd):
@@ -163,16 +160,6 @@ def test_changed_code_or_data_reruns_and_the_engine_says_why(tmp_path, monkeypat
     assert "Forced execution" in printed and "rule data" not in printed, "--force never regenerates the data"
 
 
-def test_independent_runs_execute_at_the_same_time_with_their_share_of_threads(tmp_path, monkeypatch):
-    # each notebook waits for the other's file: they can only both finish if they run concurrently
-    src = _toy_notebook(tmp_path / "meet.ipynb", _MEET)
-    (tmp_path / "meet").mkdir()
-    _plan(monkeypatch, _meeting(src, tmp_path / "meet"))
-    assert workflow.build("mini", tmp_path / "reports", jobs=2)
-    printed = _printed(nbformat.read(tmp_path / "reports" / "meet_a.ipynb", as_version=4))
-    assert f"threads {max(1, (os.cpu_count() or 1) // 2)}" in printed
-
-
 _MEET = "\n".join([
     "import os, pathlib, time",
     "pathlib.Path(folder, name).touch()",
@@ -189,10 +176,19 @@ def _meeting(src, folder):
             dict(notebook=src, parameters={"name": "b", "other": "a", "folder": str(folder)}, name="meet_b")]
 
 
+def test_a_cpu_runs_two_notebooks_at_once_with_half_the_cores_each_and_a_gpu_server_one_per_device():
+    assert workflow.jobs_and_threads(2, [], None, None) == (2, 1)
+    assert workflow.jobs_and_threads(8, [], None, None) == (2, 4)
+    assert workflow.jobs_and_threads(1, [], None, None) == (1, 1)
+    assert workflow.jobs_and_threads(16, ["0", "1", "2", "3"], None, None) == (4, 4)
+    assert workflow.jobs_and_threads(2, [], 1, 1) == (1, 1)  # JOBS=1 and --threads as given
+
+
 def test_with_n_gpus_n_training_runs_execute_at_once_each_on_a_device_of_its_own(tmp_path, monkeypatch):
     """A fake list of two devices (no GPU here): two runs of a notebook that trains (so its rule takes
-    ``gpu=1``) start together, as the engine's ``--resources gpu=2`` allows, and each kernel sees one device,
-    not the same one."""
+    ``gpu=1``) start together, as the engine's ``--resources gpu=2`` allows (each waits for the other's file:
+    they can only both finish if they run at the same time), each kernel sees one device, not the same one,
+    and its share of the CPU threads."""
     (tmp_path / "nb").mkdir()
     src = _toy_notebook(tmp_path / "nb" / "00b_baseline.ipynb", _MEET)  # a training notebook's rule
     (tmp_path / "meet").mkdir()
@@ -202,15 +198,8 @@ def test_with_n_gpus_n_training_runs_execute_at_once_each_on_a_device_of_its_own
     seen = [_printed(nbformat.read(out / f"meet_{n}.ipynb", as_version=4)) for n in "ab"]
     devices = sorted(re.search(r"devices (\S+)", text).group(1) for text in seen)
     assert devices == ["3", "5"]
+    assert all(f"threads {max(1, (os.cpu_count() or 1) // 2)}" in text for text in seen)
     assert "--resources" in workflow.command(report.table("mini", "quick"), out, 2, 1, ["3", "5"])
-
-
-def test_force_retrains_in_the_kernels_without_touching_this_process(tmp_path, monkeypatch):
-    src = _toy_notebook(tmp_path / "env.ipynb", "import os\nprint('retrain', os.environ.get('ASC_RETRAIN'))")
-    _plan(monkeypatch, [dict(notebook=src, parameters={"name": "a"}, name="env_a")])
-    assert workflow.build("mini", tmp_path / "reports", jobs=1, force=True)
-    assert "retrain 1" in _printed(nbformat.read(tmp_path / "reports" / "env_a.ipynb", as_version=4))
-    assert "ASC_RETRAIN" not in os.environ
 
 
 def test_the_full_plans_dry_run_lists_every_run_with_its_prerequisites(tmp_path, capfd):

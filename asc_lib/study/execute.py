@@ -20,11 +20,12 @@ from pathlib import Path
 import nbformat
 import papermill
 from filelock import FileLock, Timeout
+from nbconvert import HTMLExporter
 
 from asc_lib.config import paths
-from asc_lib.config.atomic import atomic_path
+from asc_lib.config.atomic import atomic_path, write_text
 from asc_lib.study.notebooks import tidy_progress
-from asc_lib.study.report import render_html
+from asc_lib.study.report import failed_dir
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -58,9 +59,10 @@ class _Failed(Exception):
     """A cell raised (the error line)."""
 
 
-def failed_dir(out: Path) -> Path:
-    """Where a failed run's executed notebook and page go: ``failed/`` of the reports folder."""
-    return out.parent / "failed"
+def render_html(notebook_path: Path, html_path: Path) -> None:
+    """Render an executed notebook to a standalone HTML page (images embedded)."""
+    body, _ = HTMLExporter(template_name="lab").from_filename(str(notebook_path))
+    write_text(html_path, body)
 
 
 def run(notebook: Path, out: Path, page: Path, parameters: dict, threads: int | None = None,

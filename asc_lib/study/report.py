@@ -15,8 +15,6 @@ import itertools
 import json
 from pathlib import Path
 
-from nbconvert import HTMLExporter
-
 from asc_lib.config import NOTEBOOK_PARAMETERS, load_profile, paths, profile_recipe, provenance
 from asc_lib.config.atomic import write_text
 from asc_lib.methods.tagger import STANDIN
@@ -136,10 +134,9 @@ def dependencies(runs: list[dict]) -> list[set[int]]:
     return after
 
 
-def render_html(notebook_path: Path, html_path: Path) -> None:
-    """Render an executed notebook to a standalone HTML page (images embedded)."""
-    body, _ = HTMLExporter(template_name="lab").from_filename(str(notebook_path))
-    write_text(html_path, body)
+def failed_dir(out: Path) -> Path:
+    """Where a failed run's executed notebook and page go: ``failed/`` of the reports folder."""
+    return out.parent / "failed"
 
 
 def _rows(records: dict) -> str:

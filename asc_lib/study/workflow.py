@@ -27,7 +27,7 @@ import torch
 from asc_lib.config import paths
 from asc_lib.config.atomic import exclusive, write_json
 from asc_lib.study import report
-from asc_lib.study.execute import failed_dir
+from asc_lib.study.report import failed_dir
 
 SNAKEFILE = paths.ROOT / "workflow" / "Snakefile"
 CLUSTERS = {"slurm": paths.ROOT / "workflow" / "profiles" / "slurm"}

@@ -13,6 +13,7 @@ margins from measured seed spread). nbval runs the notebooks that do not train a
 from __future__ import annotations
 
 import json
+import math
 import re
 
 import nbformat
@@ -90,7 +91,9 @@ def test_every_method_lands_its_metrics_for_each_split(smoke_report, smoke_data,
             run = runs_root / method / f"split{split}-seed0"
             metrics = json.loads((run / "metrics.json").read_text())
             assert (metrics["method"], metrics["split"], metrics["profile"]) == (method, split, PROFILE), run
-            assert metrics["fit"]["status"] == "trained", (run, metrics["fit"])
+            # 02b, later in the plan, reused the mean teacher of 02 (and wrote its scores again)
+            status = "reused" if method == "efficientat_mt" and split == 5 else "trained"
+            assert metrics["fit"]["status"] == status, (run, metrics["fit"])
             assert metrics["test"]["n_clips"] == len(test) == 300
             assert set(metrics["test"]["per_group"]) == {"real", "seen", "unseen"}
             assert 0.0 <= metrics["test"]["accuracy"] <= 1.0
@@ -115,14 +118,17 @@ def test_every_run_names_the_weights_it_started_from(smoke_report):
         assert student["teacher_weights"]["sha256"] == start["sha256"], method
 
 
-def test_smoke_recipes_are_the_mini_ones_cut_short(smoke_report, smoke_plan):
+def test_smoke_recipes_are_the_mini_ones_cut_short(smoke_report, smoke_plan, smoke_data):
     _, runs_root, _ = smoke_report
-    run = runs_root / "baseline" / f"split{_splits(smoke_plan)[-1]}-seed0"
+    split = _splits(smoke_plan)[-1]
+    run = runs_root / "baseline" / f"split{split}-seed0"
     metrics = json.loads((run / "metrics.json").read_text())
     history = json.loads((run / "history.json").read_text())
     smoke = config.load_yaml(paths.PARAMS_DIR / "training.yaml")["baseline"]["smoke"]
-    assert metrics["epochs_trained"] == smoke["epochs"] == 1
-    assert history[-1]["step"] == smoke["max_steps"] == 4  # exactly 4 (split 100's 1,400 clips: 4 of 22 steps)
+    assert history[-1]["step"] == smoke["min_steps"] == smoke["max_steps"] == 4  # exactly 4 optimizer steps
+    # split 100's 1,400 clips: 4 of 22 steps of one epoch; split 5's 90: 2 steps an epoch, so 2 epochs
+    per_epoch = math.ceil(len(load_split(smoke_data, split)) / metrics["recipe"]["batch_size"])
+    assert metrics["epochs_trained"] == max(smoke["epochs"], math.ceil(4 / per_epoch))
     assert metrics["recipe"]["deviations"]["epochs"] == {"paper": 150, "used": smoke["epochs"]}
     assert metrics["recipe"]["batch_size"] == config.load_recipe("baseline", "mini")["batch_size"]
     assert metrics["complexity"]["params"] == 61148 and metrics["complexity"]["passes"]

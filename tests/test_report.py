@@ -104,9 +104,11 @@ def _plan(monkeypatch, runs):
     monkeypatch.setattr(report, "plan", lambda profile, which=None: runs)
 
 
+@pytest.mark.full
 def test_build_runs_once_then_reruns_what_changed(tmp_path, monkeypatch):
-    """A changed parameter reruns that run and a new run is added, the unchanged one is kept. (Figures embedded
-    in the pages, index links and a killed build resumed: the smoke report of tests/test_notebooks.py.)"""
+    """A changed parameter reruns that run and a new run is added, the unchanged one is kept. (make test-full;
+    fast equivalents in make test: the engine's rerun reason for changed code in the next test, a second build
+    that reuses every run and a killed build resumed in tests/test_notebooks.py.)"""
     src = _toy_notebook(tmp_path / "toy.ipynb", "print('value', x)")
     runs = [dict(notebook=src, parameters={"x": 3}, name="toy_x3"), dict(notebook=src, parameters={"x": 1}, name="toy_x1")]
     _plan(monkeypatch, runs)
@@ -124,22 +126,40 @@ def test_build_runs_once_then_reruns_what_changed(tmp_path, monkeypatch):
     assert set(workflow.times(out)) == {"toy_x1", "toy_x3", "toy_x5"}
 
 
-def test_a_failed_run_is_kept_and_reported_while_the_others_run_and_force_retrains_in_the_kernels(
-        tmp_path, monkeypatch):
+def test_on_two_fake_gpus_runs_share_the_devices_a_failure_is_kept_force_retrains_and_changed_code_reruns(
+        tmp_path, monkeypatch, capfd):
+    """One build on a fake list of two devices (no GPU here), forced: two runs of a notebook that trains (so its
+    rule takes ``gpu=1``) start together, as ``--resources gpu=2`` allows (each waits for the other's file: they
+    can only both finish if they run at the same time), each kernel sees one device of its own and its share of
+    the CPU threads, and ``ASC_RETRAIN`` (fit retrains) in the kernels only; a third run fails: its notebook
+    and page are kept in ``failed/``, the index says FAILED, the others finish. Then a dry run after the
+    library's code changed names the engine's reason."""
+    (tmp_path / "nb").mkdir()
+    src = _toy_notebook(tmp_path / "nb" / "00b_baseline.ipynb", _MEET)  # a training notebook's rule
     bad = _toy_notebook(tmp_path / "bad.ipynb", "raise RuntimeError('bad data')")
-    good = _toy_notebook(tmp_path / "good.ipynb", "import os\nprint('retrain', os.environ.get('ASC_RETRAIN'))")
-    _plan(monkeypatch, [dict(notebook=bad, parameters={}, name="bad"), dict(notebook=good, parameters={}, name="good")])
-    out = tmp_path / "out"
-    assert not workflow.build("mini", out, jobs=2, force=True)
+    (tmp_path / "meet").mkdir()
+    _plan(monkeypatch, _meeting(src, tmp_path / "meet") + [dict(notebook=bad, parameters={}, name="bad")])
+    out = tmp_path / "reports"
+    assert not workflow.build("mini", out, gpus="3,5", force=True)
+    printed = _said(capfd)
+    assert "Forced execution" in printed and "rule data" not in printed, "--force never regenerates the data"
+    seen = [_printed(nbformat.read(out / f"meet_{n}.ipynb", as_version=4)) for n in "ab"]
+    assert sorted(re.search(r"devices (\S+)", text).group(1) for text in seen) == ["3", "5"]
+    assert all(f"threads {max(1, (os.cpu_count() or 1) // 2)}" in text and "retrain 1" in text for text in seen)
+    assert "ASC_RETRAIN" not in os.environ
+    assert "--resources" in workflow.command(report.table("mini", "quick"), out, 2, 1, ["3", "5"])
     index = (out / "index.html").read_text()
     assert "<td>FAILED</td>" in index and "<td>ok</td>" in index
     assert "bad data" in (out / "failed" / "bad.html").read_text() and "href='failed/bad.html'" in index
     assert (out / "failed" / "bad.ipynb").is_file() and not (out / "bad.ipynb").exists()
-    assert "retrain 1" in _printed(nbformat.read(out / "good.ipynb", as_version=4))  # --force: fit retrains
-    assert "ASC_RETRAIN" not in os.environ  # ... in the kernels, not in this process
+    monkeypatch.setattr(report.provenance, "package_digest", lambda: "another-library")
+    workflow.build("mini", out, gpus="3,5", dry_run=True)
+    assert "Params have changed since last execution" in _said(capfd)
 
 
+@pytest.mark.full
 def test_changed_code_or_data_reruns_and_the_engine_says_why(tmp_path, monkeypatch, capfd):
+    """make test-full; its fast equivalent in make test: the changed-code dry run of the previous test."""
     src = _toy_notebook(tmp_path / "toy.ipynb", "print('ran', name)")
     _plan(monkeypatch, [dict(notebook=src, parameters={"name": "a"}, name="toy_a")])
     out = tmp_path / "reports"
@@ -168,7 +188,8 @@ _MEET = "\n".join([
     "    assert time.time() < deadline, 'the other notebook never started'",
     "    time.sleep(0.2)",
     "print('threads', os.environ.get('OMP_NUM_THREADS'))",
-    "print('devices', os.environ.get('CUDA_VISIBLE_DEVICES'))"])
+    "print('devices', os.environ.get('CUDA_VISIBLE_DEVICES'))",
+    "print('retrain', os.environ.get('ASC_RETRAIN'))"])
 
 
 def _meeting(src, folder):
@@ -182,24 +203,6 @@ def test_a_cpu_runs_two_notebooks_at_once_with_half_the_cores_each_and_a_gpu_ser
     assert workflow.jobs_and_threads(1, [], None, None) == (1, 1)
     assert workflow.jobs_and_threads(16, ["0", "1", "2", "3"], None, None) == (4, 4)
     assert workflow.jobs_and_threads(2, [], 1, 1) == (1, 1)  # JOBS=1 and --threads as given
-
-
-def test_with_n_gpus_n_training_runs_execute_at_once_each_on_a_device_of_its_own(tmp_path, monkeypatch):
-    """A fake list of two devices (no GPU here): two runs of a notebook that trains (so its rule takes
-    ``gpu=1``) start together, as the engine's ``--resources gpu=2`` allows (each waits for the other's file:
-    they can only both finish if they run at the same time), each kernel sees one device, not the same one,
-    and its share of the CPU threads."""
-    (tmp_path / "nb").mkdir()
-    src = _toy_notebook(tmp_path / "nb" / "00b_baseline.ipynb", _MEET)  # a training notebook's rule
-    (tmp_path / "meet").mkdir()
-    _plan(monkeypatch, _meeting(src, tmp_path / "meet"))
-    out = tmp_path / "reports"
-    assert workflow.build("mini", out, gpus="3,5")
-    seen = [_printed(nbformat.read(out / f"meet_{n}.ipynb", as_version=4)) for n in "ab"]
-    devices = sorted(re.search(r"devices (\S+)", text).group(1) for text in seen)
-    assert devices == ["3", "5"]
-    assert all(f"threads {max(1, (os.cpu_count() or 1) // 2)}" in text for text in seen)
-    assert "--resources" in workflow.command(report.table("mini", "quick"), out, 2, 1, ["3", "5"])
 
 
 def test_the_full_plans_dry_run_lists_every_run_with_its_prerequisites(tmp_path, capfd):

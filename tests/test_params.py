@@ -92,9 +92,11 @@ def test_every_notebook_is_declared():
 def test_smoke_profile_is_a_smaller_mini_with_four_steps():
     smoke, mini = config.load_profile("smoke"), config.load_profile("mini")
     assert smoke["recipes"] == "smoke"
-    # its own plans: every notebook once on split 5 (quick), the mini quick plan's shape and more (full)
+    # its own plans: every notebook but the benchmark once on split 5 (quick), the mini quick plan's shape and
+    # more (full)
     quick, full = report.plan("smoke", "quick"), report.plan("smoke", "full")
-    assert {r["notebook"].stem for r in quick} == set(config.NOTEBOOK_PARAMETERS)
+    assert {r["notebook"].stem for r in quick} == set(config.NOTEBOOK_PARAMETERS) - {"06_benchmarks"}
+    assert {r["notebook"].stem for r in full} == set(config.NOTEBOOK_PARAMETERS)
     assert {r["parameters"].get("split") for r in quick} == {5, None}
     mini_quick = {r["name"] for r in report.plan("mini", "quick")}
     assert {r["name"].removesuffix("_smoke") for r in full if not r["notebook"].stem.startswith("06")} >= \
@@ -117,7 +119,7 @@ def test_smoke_profile_is_a_smaller_mini_with_four_steps():
 
 
 def test_smoke_benchmark_parameters_replace_the_plans(monkeypatch):
-    runs = [r for r in report.plan("smoke", "quick") if r["notebook"].stem == "06_benchmarks"]
+    runs = [r for r in report.plan("smoke", "full") if r["notebook"].stem == "06_benchmarks"]
     assert [r["parameters"] for r in runs] == [{"profile": "smoke", **config.load_profile("smoke")["report_parameters"]["06_benchmarks"]}]
     real = config.load_profile("mini")
     monkeypatch.setattr(report, "load_profile", lambda name: {**real, "report_parameters": {"07_nothing": {}}})

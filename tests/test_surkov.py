@@ -432,3 +432,22 @@ def test_an_ablation_variant_with_its_own_front_end_gets_the_split_and_pieces_at
         [("efficientat_mt_32k", "efficientat", "pieces@32000", "efficientat")] * 2
     with pytest.raises(ValueError, match="pass the data"):
         mt_ablation.run(base, "mini", chosen, [0], None, "pieces@16000", "small")
+
+
+def test_the_kd_recipes_loss_is_the_one_that_trains_and_an_unknown_one_is_refused():
+    """``loss:`` of Surkov's KD recipe is read: ``mse_probabilities`` (the report's) and ``kl_probabilities``
+    give different objectives and losses on the same batch; another name is refused naming it."""
+    recipe = config.load_recipe("kd", "mini", "surkov")
+    assert recipe["loss"] == "mse_probabilities"
+    augment = torch.nn.Identity()
+    mse = distill.distillation_objective(recipe, augment)
+    kl = distill.distillation_objective({**recipe, "loss": "kl_probabilities"}, augment)
+    assert (type(mse), type(kl)) == (distill.ProbabilityMSE, distill.ProbabilityKL) and mse.name != kl.name
+    torch.manual_seed(0)
+    logits, teacher = torch.randn(4, 10), torch.randn(4, 10).softmax(-1)
+    model, batch = (lambda x: x), {"waves": logits, "teacher_probs": teacher}  # the identity as the "network"
+    assert float(mse.loss(model, batch, 0)[0]) == pytest.approx(float(distill.probability_mse(logits, teacher)))
+    assert float(kl.loss(model, batch, 0)[0]) == pytest.approx(float(distill.probability_kl(logits, teacher)))
+    assert float(mse.loss(model, batch, 0)[0]) != pytest.approx(float(kl.loss(model, batch, 0)[0]))
+    with pytest.raises(ValueError, match="'cross_entropy' is not one of"):
+        distill.distillation_objective({**recipe, "loss": "cross_entropy"}, augment)

@@ -453,3 +453,21 @@ def test_an_invalid_memory_budget_is_refused_naming_the_variable(monkeypatch, va
     monkeypatch.setenv(rows.BUDGET_ENV, value)
     with pytest.raises(ValueError, match=rf"ASC_MEMORY_BUDGET_GB={value!r}"):
         rows.memory_budget()
+
+
+def test_the_recipes_optimizer_is_the_one_that_trains_and_an_unknown_one_is_refused(tmp_path, monkeypatch):
+    """``optimizer:`` is read: ``adam`` (weight decay as an L2 term, Werning's domain classifier) and ``adamw``
+    (decoupled, the baseline's) train different weights from the same start, and a name that is neither is
+    refused naming it."""
+    params = [torch.nn.Parameter(torch.zeros(3))]
+    assert type(loop.build_optimizer(params, {"optimizer": "adam", "lr": 1e-3})) is torch.optim.Adam
+    assert type(loop.build_optimizer(params, {"optimizer": "adamw", "lr": 1e-3, "weight_decay": 0.1})) is torch.optim.AdamW
+    with pytest.raises(ValueError, match="'sgd' is not one of"):
+        loop.build_optimizer(params, {"optimizer": "sgd", "lr": 1e-3})
+    weights = {}
+    for name in ("adamw", "adam"):
+        monkeypatch.setitem(TOY_RECIPE, "optimizer", name)
+        monkeypatch.setitem(TOY_RECIPE, "epochs", 1)
+        model, _ = _fit(tmp_path / name)
+        weights[name] = torch.cat([p.detach().flatten() for p in model.parameters()])
+    assert not torch.allclose(weights["adamw"], weights["adam"])

@@ -293,7 +293,7 @@ def fit_classifier(features: torch.Tensor, labels: torch.Tensor, recipe: dict, s
     sigmoid-inputs one) trained on ``features``/``labels`` (:func:`classifier_data`); with its losses."""
     return train_domain_classifier(features, labels, recipe["lr"], recipe["batch_size"], recipe["epochs"], seed,
                                    progress=progress, variant=recipe["classifier"],
-                                   positive_mixup=recipe["positive_mixup"])
+                                   positive_mixup=recipe["positive_mixup"], optimizer=recipe["optimizer"])
 
 
 def seed_spread(emb: dict, recipe: dict, seeds, truth: pd.Series | None = None,

@@ -14,6 +14,8 @@ from scipy.stats import mannwhitneyu
 from torch import nn
 from tqdm import tqdm
 
+from asc_lib.training.loop import build_optimizer
+
 
 def balanced_batches(labels: torch.Tensor, batch_size: int, generator: torch.Generator,
                      positive_mixup: float = 0.5) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -72,15 +74,15 @@ class DomainClassifier(nn.Module):
 
 def train_domain_classifier(features: torch.Tensor, labels: torch.Tensor, lr: float = 1e-4, batch_size: int = 600,
                             epochs: int = 400, seed: int = 0, progress: bool = True, variant: str = "linear",
-                            positive_mixup: float = 0.5) -> tuple[DomainClassifier, list[float]]:
-    """Fit :class:`DomainClassifier` (``variant``) with Adam on Werning's balanced batches
+                            positive_mixup: float = 0.5, optimizer: str = "adam") -> tuple[DomainClassifier, list[float]]:
+    """Fit :class:`DomainClassifier` (``variant``) with ``optimizer`` (Werning's: Adam) on Werning's balanced batches
     (:func:`balanced_batches`, positive mixup on ``positive_mixup`` of the positives); returns it with the mean
     loss per epoch."""
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     features, labels = features.float(), torch.as_tensor(labels).float()
     model = DomainClassifier(features.shape[1], variant)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = build_optimizer(model.parameters(), {"optimizer": optimizer, "lr": lr})
     losses = []
     for _ in tqdm(range(epochs), desc="domain classifier", unit="epoch", disable=not progress, mininterval=2.0):
         total, count = 0.0, 0

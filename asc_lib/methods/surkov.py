@@ -27,7 +27,7 @@ from asc_lib.models.efficientat import build_efficientat, load_efficientat
 from asc_lib.models.pretrained import Checkpoint, catalogue_entry
 from asc_lib.models.layers import set_bn_momentum
 from asc_lib.training import loop
-from asc_lib.training.distill import ProbabilityMSE, teacher_outputs
+from asc_lib.training.distill import distillation_objective, teacher_outputs
 from asc_lib.training.experiment import METRICS, RunSpec, SceneTask, read_metrics, run_dir, runs_dir, train_and_evaluate
 from asc_lib.training.loop import History, Objective, Supervised, TrainData
 
@@ -361,9 +361,10 @@ def kd_student(recipe: dict, seed: int) -> tuple[torch.nn.Module, complexity.Com
 def train_student(task: SceneTask, spec: RunSpec, student: torch.nn.Module, cost: complexity.Complexity,
                   data: TrainData, teacher_probs: torch.Tensor, recipe: dict, info: dict | None = None,
                   progress: bool = True):
-    """Distil ``teacher_probs`` into ``student`` (MSE on probabilities, the recipe's augmentation and batches)
-    and write the run; returns its metrics and history."""
-    objective = ProbabilityMSE(Augment(task.frontend, AugmentConfig.from_recipe(recipe, output_shape(recipe["frontend"]))))
+    """Distil ``teacher_probs`` into ``student`` (the recipe's ``loss``: Surkov's MSE on probabilities; its
+    augmentation and batches) and write the run; returns its metrics and history."""
+    augment = Augment(task.frontend, AugmentConfig.from_recipe(recipe, output_shape(recipe["frontend"])))
+    objective = distillation_objective(recipe, augment)
     train = TrainData(data.waves, data.labels, {"teacher_probs": teacher_probs.to(task.device)}, data.names)
     return train_and_evaluate(task, spec, student, objective, recipe, data=train, cost=cost, info=info,
                               progress=progress)

@@ -170,6 +170,11 @@ def probability_mse(student_logits: torch.Tensor, teacher_probs: torch.Tensor) -
     return nn.functional.mse_loss(student_logits.float().softmax(-1), teacher_probs.float())
 
 
+def probability_kl(student_logits: torch.Tensor, teacher_probs: torch.Tensor) -> torch.Tensor:
+    """The usual alternative: KL divergence from the teacher's to the student's class probabilities."""
+    return nn.functional.kl_div(student_logits.float().log_softmax(-1), teacher_probs.float(), reduction="batchmean")
+
+
 class ProbabilityMSE(Objective):
     """Distillation on every item (labeled or not) towards cached teacher probabilities
     (``batch["teacher_probs"]``, an extra of :class:`asc_lib.training.loop.TrainData`)."""
@@ -179,3 +184,23 @@ class ProbabilityMSE(Objective):
     def loss(self, model, batch, step):
         logits = logits_of(model(self.inputs(batch["waves"])))
         return probability_mse(logits, batch["teacher_probs"]), {}
+
+
+class ProbabilityKL(Objective):
+    """As :class:`ProbabilityMSE`, with the KL divergence instead of the squared error."""
+
+    name = "kd_kl"
+
+    def loss(self, model, batch, step):
+        logits = logits_of(model(self.inputs(batch["waves"])))
+        return probability_kl(logits, batch["teacher_probs"]), {}
+
+
+DISTILLATION_LOSSES = {"mse_probabilities": ProbabilityMSE, "kl_probabilities": ProbabilityKL}  # a recipe's ``loss:``
+
+
+def distillation_objective(recipe: dict, augment: nn.Module) -> Objective:
+    """The recipe's ``loss`` (Surkov's: ``mse_probabilities``) as an objective over ``augment``'s inputs."""
+    if recipe["loss"] not in DISTILLATION_LOSSES:
+        raise ValueError(f"recipe loss {recipe['loss']!r} is not one of {sorted(DISTILLATION_LOSSES)}")
+    return DISTILLATION_LOSSES[recipe["loss"]](augment)

@@ -447,9 +447,22 @@ class Session:
     fingerprint: str
 
 
+
+OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam}  # a recipe's ``optimizer:``
+
+
+def build_optimizer(params, recipe: dict) -> torch.optim.Optimizer:
+    """The recipe's ``optimizer`` (``adamw``: decoupled weight decay; ``adam``: weight decay as an L2 term)
+    with its ``lr`` and ``weight_decay`` (0 when the recipe has none)."""
+    name = recipe.get("optimizer", "adamw")
+    if name not in OPTIMIZERS:
+        raise ValueError(f"recipe optimizer {name!r} is not one of {sorted(OPTIMIZERS)}")
+    return OPTIMIZERS[name](params, lr=recipe["lr"], weight_decay=recipe.get("weight_decay", 0.0))
+
+
 def setup(model: nn.Module, objective: Objective, data: TrainData, recipe: dict, run_dir: str | Path, seed: int = 0,
           device: str | torch.device | None = None, evaluation: str | None = None) -> Session:
-    """Move model, objective and data to the device; build AdamW and the warm-up-cosine schedule; count
+    """Move model, objective and data to the device; build the recipe's optimizer and the warm-up-cosine schedule; count
     steps and epochs; fingerprint the run."""
     device = resolve_device(device)
     channels_last = bool(recipe.get("channels_last", False))
@@ -463,7 +476,7 @@ def setup(model: nn.Module, objective: Objective, data: TrainData, recipe: dict,
     steps, epochs = total_steps(recipe, n), total_epochs(recipe, n)
     objective.total_steps = steps
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=recipe["lr"], weight_decay=recipe["weight_decay"])
+    optimizer = build_optimizer(params, recipe)
     warmup = warmup_steps(recipe, steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_cosine(
         s, steps, warmup, float(recipe.get("min_lr_fraction", 0.0))))

@@ -26,7 +26,7 @@ from asc_lib.models import build_cp_mobile
 from asc_lib.models.efficientat import build_efficientat
 from asc_lib.models.passt import load_passt
 from asc_lib.training import loop
-from asc_lib.training.loop import Supervised, TrainData
+from asc_lib.training.loop import Supervised, TrainData, build_optimizer
 
 
 def device_name(device: torch.device) -> str:
@@ -70,7 +70,7 @@ def _training_setup(recipe: dict, device: torch.device, seed: int) -> tuple[nn.M
     objective.channels_last = bool(recipe.get("channels_last", False))
     if objective.channels_last:
         model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe["lr"], weight_decay=recipe["weight_decay"])
+    optimizer = build_optimizer(model.parameters(), recipe)
     return model, objective, optimizer
 
 

@@ -94,4 +94,6 @@ def test_the_smoke_plan_through_sbatch_equals_the_local_run():
     assert metrics
     for path in metrics:
         twin = Path(WORK) / "runs-slurm" / path.relative_to(Path(WORK) / "runs-local")
-        assert json.loads(twin.read_text())["test"] == json.loads(path.read_text())["test"], path
+        # a scene classifier's test scores; the stand-in AudioSet tagger (trained when mn04_as is absent) its mAP
+        score = "test" if "test" in json.loads(path.read_text()) else "mAP"
+        assert json.loads(twin.read_text())[score] == json.loads(path.read_text())[score], path

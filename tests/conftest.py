@@ -5,11 +5,12 @@ folder (``ASC_RUNS_DIR``, ``ASC_CACHE_DIR``, ``ASC_REPORTS_DIR``, inherited by t
 `make test` never reads or writes what `make report` made; at the end the session fails if
 ``data/runs`` or ``reports/`` of the checkout changed.
 
-Two tiers: `make test` (10 minutes on a 2-core machine) and `make test-full` (``pytest --full``), which adds the
+Two tiers: `make test` (its target: 10 minutes on a 2-core machine) and `make test-full` (``pytest --full``), which adds the
 checks marked ``full``: learned properties on the mini data and the smoke profile's full plan (splits 5 and 100);
 each has a fast equivalent in `make test`, named in its docstring.
 
-Notebooks: `make test` runs the smoke profile's quick plan (every notebook once; tests/test_notebooks.py) and nbval
+Notebooks: `make test` runs the smoke profile's quick plan (every notebook but the benchmark once;
+tests/test_notebooks.py) and nbval
 over the notebooks that do not train (``testpaths``); ``make nbval`` runs nbval over every notebook at its
 committed defaults. There a notebook that needs another's output (``04_kd`` needs the teacher of
 ``02_mean_teacher``, ...; :data:`asc_lib.study.report.PREREQUISITES`) gets it from a hook that runs the

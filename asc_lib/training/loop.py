@@ -447,7 +447,6 @@ class Session:
     fingerprint: str
 
 
-
 OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam}  # a recipe's ``optimizer:``
 
 

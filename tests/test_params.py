@@ -114,7 +114,7 @@ def test_smoke_profile_is_a_smaller_mini_with_four_steps():
         assert set(cut) == set(full) and cut["min_steps"] == cut["max_steps"] == 4, name
         assert full["max_steps"] in (0, full["min_steps"]), name  # no cap, or an exact budget (Werning's KD)
         # everything but the length is the mini recipe
-        length = {"epochs", "min_steps", "max_steps", "eval_points", "deviations"}
+        length = {"epochs", "min_steps", "max_steps", "eval_points", "deviations", "checkpoint_every"}
         assert {k: v for k, v in cut.items() if k not in length} == {k: v for k, v in full.items() if k not in length}
 
 

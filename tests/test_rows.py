@@ -134,18 +134,18 @@ def test_teacher_outputs_resume_after_an_interruption(tmp_path, monkeypatch):
                                        progress=False)
     real, calls = distill.compute_logits, []
 
-    def dies_on_the_sixth(*args):
+    def dies_on_the_sixth(*args, **kwargs):
         calls.append(args[-2])
         if len(calls) == 6:
             raise _Interrupt
-        return real(*args)
+        return real(*args, **kwargs)
 
     monkeypatch.setattr(distill, "compute_logits", dies_on_the_sixth)
     with pytest.raises(_Interrupt):
         distill.teacher_outputs(teacher, waves, {"t": 1}, batch_size=4, cache_dir=tmp_path / "b", progress=False,
                                 save_every=2)
     calls.clear()
-    monkeypatch.setattr(distill, "compute_logits", lambda *a: calls.append(a[-2]) or real(*a))
+    monkeypatch.setattr(distill, "compute_logits", lambda *a, **k: calls.append(a[-2]) or real(*a, **k))
     resumed = distill.teacher_outputs(teacher, waves, {"t": 1}, batch_size=4, cache_dir=tmp_path / "b",
                                       progress=False, budget=0)
     assert calls[1] == 16  # after the probe row: batches 0-3 were saved (two saves of two), so it restarts at row 16

@@ -118,6 +118,37 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path):
         assert torch.equal(a, b), name
 
 
+LONG_EPOCH = {**TOY_RECIPE, "epochs": 2, "batch_size": 4, "checkpoint_every": 3}  # 12 steps an epoch
+
+
+def test_a_run_killed_mid_epoch_resumes_at_its_step_checkpoint_to_the_same_weights(tmp_path):
+    def fit(run_dir, recipe, **kwargs):
+        torch.manual_seed(0)
+        model = build_cp_mobile(n_classes=2)
+        return model, loop.fit(model, _objective(), _toy(), recipe, run_dir, seed=7, device="cpu",
+                               progress=False, **kwargs)
+
+    straight, history = fit(tmp_path / "straight", LONG_EPOCH)
+
+    def kill_at_step_7(step):  # steps 0-7 of the first epoch done; the last checkpoint is after 6
+        if step == 7:
+            raise _Killed
+
+    with pytest.raises(_Killed):
+        fit(tmp_path / "resumed", LONG_EPOCH, on_step_end=kill_at_step_7)
+    saved = loop.load_checkpoint(tmp_path / "resumed")
+    assert (saved["epoch"], saved["step_in_epoch"]) == (0, 6)
+    resumed, resumed_history = fit(tmp_path / "resumed", LONG_EPOCH)
+    assert resumed_history.status == "resumed" and "after epoch 0 and 6 steps" in resumed_history.summary()
+    assert resumed_history == history  # the first epoch's mean loss too
+    for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(a, b), name
+    # the checkpoint interval does not change what trains, nor the run's fingerprint
+    plain, plain_history = fit(tmp_path / "plain", {**LONG_EPOCH, "checkpoint_every": 0})
+    assert plain_history.fingerprint == history.fingerprint
+    assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), straight.state_dict().values()))
+
+
 def test_finished_run_is_reused_and_a_stale_one_retrained(tmp_path):
     model, history = _fit(tmp_path / "run")
     assert history.status == "trained" and "from scratch" in history.summary()

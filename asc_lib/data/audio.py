@@ -205,9 +205,12 @@ class WaveformCache:
 
     def load(self, device: str | torch.device = "cpu", budget: int | None = None):
         """The whole cache as one tensor on ``device`` when it fits ``budget`` bytes (default
-        :func:`asc_lib.data.rows.memory_budget`), else its rows read from disk batch by batch."""
+        :func:`asc_lib.data.rows.memory_budget` of the device), else in host memory when it fits the host's
+        budget (a GPU's batches are then moved one at a time), else its rows read from disk batch by batch."""
         rows = self.rows()
-        return self.to_tensor(device) if rows.nbytes <= (memory_budget() if budget is None else budget) else rows
+        if rows.nbytes <= (memory_budget(device) if budget is None else budget):
+            return self.to_tensor(device)
+        return self.to_tensor("cpu") if budget is None and rows.nbytes <= memory_budget() else rows
 
 
 def build_waveform_cache(

@@ -8,8 +8,11 @@ DataLoader workers ahead of the training step. Both kinds answer ``rows[index]``
 run draws identical batches, and ends with identical weights, either way.
 
 The budget is a named setting of the machine, not of the data: ``ASC_MEMORY_BUDGET_GB`` in the environment,
-else half of the physical memory (:func:`memory_budget`); ``ASC_LOADER_WORKERS`` sets the reading workers
-(default: the cores but two, at most 8; 0 reads in the training process).
+else half of the physical memory (:func:`memory_budget`); on a GPU, what goes onto the device is bounded as
+well by its free memory (``torch.cuda.mem_get_info``) times ``ASC_DEVICE_MEMORY_SHARE`` (default 0.5: the other
+half stays free for the model, its activations and the optimizer); what does not fit there stays in host
+memory and each batch is moved, and what does not fit the host budget stays on disk. ``ASC_LOADER_WORKERS``
+sets the reading workers (default: the cores but two, at most 8; 0 reads in the training process).
 """
 from __future__ import annotations
 
@@ -23,6 +26,8 @@ import torch
 from asc_lib.config.provenance import tensor_digest
 
 BUDGET_ENV = "ASC_MEMORY_BUDGET_GB"
+DEVICE_SHARE_ENV = "ASC_DEVICE_MEMORY_SHARE"
+DEVICE_SHARE = 0.5
 WORKERS_ENV = "ASC_LOADER_WORKERS"
 
 
@@ -34,8 +39,45 @@ def physical_memory() -> int:
         return 0
 
 
-def memory_budget() -> int:
-    """Bytes of training data that may be held resident: ``ASC_MEMORY_BUDGET_GB``, else half of RAM."""
+def memory_budget(device: str | torch.device | None = None, free: int | None = None) -> int:
+    """Bytes of data that may be held resident on ``device``: on the host (None or the CPU)
+    ``ASC_MEMORY_BUDGET_GB``, else half of RAM; on a GPU the least of that and its free memory (``free``, else
+    ``torch.cuda.mem_get_info``) times :func:`device_share`."""
+    host = _host_budget()
+    if device is None or torch.device(device).type != "cuda":
+        return host
+    if free is None:
+        free = torch.cuda.mem_get_info(torch.device(device))[0]
+    return min(host, int(free * device_share()))
+
+
+def device_share() -> float:
+    """The share of a GPU's free memory that data may take: ``ASC_DEVICE_MEMORY_SHARE``, else 0.5."""
+    value = os.environ.get(DEVICE_SHARE_ENV, "").strip()
+    if not value:
+        return DEVICE_SHARE
+    try:
+        share = float(value)
+    except ValueError:
+        raise ValueError(f"{DEVICE_SHARE_ENV}={value!r} is not a number between 0 and 1") from None
+    if not 0 < share <= 1:
+        raise ValueError(f"{DEVICE_SHARE_ENV}={value!r} must lie in (0, 1]")
+    return share
+
+
+def placement(sizes: dict[str, int], budget: int) -> set[str]:
+    """Which of the named arrays (``sizes``: bytes) go onto the device within ``budget`` bytes: the smallest
+    first, while they fit (labels and targets before waveforms); the rest stay in host memory."""
+    chosen, used = set(), 0
+    for name, size in sorted(sizes.items(), key=lambda item: (item[1], item[0])):
+        if used + size > budget:
+            break
+        chosen.add(name)
+        used += size
+    return chosen
+
+
+def _host_budget() -> int:
     value = os.environ.get(BUDGET_ENV, "").strip()
     if value:
         try:

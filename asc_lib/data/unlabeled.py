@@ -64,7 +64,7 @@ def clip_rows(segments: pd.DataFrame, data: DataPaths, sample_rate: int, device=
     larger sets are decoded on the fly in DataLoader workers, without writing them to disk first (AudioSet's
     1.3 TB)."""
     samples = nominal_samples(data, sample_rate)
-    if len(segments) * samples * 2 > (memory_budget() if budget is None else budget):  # float16, as cached
+    if len(segments) * samples * 2 > (memory_budget(device) if budget is None else budget):  # float16, as cached
         source_ = reader(data)
         return DecodedRows(clip_names(segments, source_.layout), source_, sample_rate, samples)
     return clip_cache(segments, data, sample_rate, progress=progress).to_tensor(device)
@@ -137,6 +137,8 @@ def subset_pieces(subset: pd.DataFrame, data: DataPaths, sample_rate: int, devic
         warnings.warn(f"{reader(data)}: {short}", stacklevel=2)
     counts = pieces_per_segment(segments, nominal, piece_seconds, decoded=cache.seconds)
     rows = cache.rows(piece_layout(counts, int(round(piece_seconds * sample_rate))))
-    budget = memory_budget() if budget is None else budget
+    if budget is None and rows.nbytes <= memory_budget() and rows.nbytes > memory_budget(device):
+        device = "cpu"  # beyond the GPU's share: held in host memory, batches moved one at a time
+    budget = memory_budget(device) if budget is None else budget
     waves = rows.resident(device) if rows.nbytes <= budget else rows
     return Pieces(waves, segments, torch.from_numpy(counts))

@@ -113,11 +113,14 @@ def build_frontend(name: str) -> nn.Module:
 
 @torch.no_grad()
 def evaluate_frontend(frontend: nn.Module, waves: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """The front end's evaluation-mode output for ``waves``, in batches on their device (its mode is restored)."""
+    """The front end's evaluation-mode output for ``waves``, in batches on the front end's device, kept where
+    ``waves`` are (host memory when they did not fit the GPU's budget; its mode is restored)."""
     was = frontend.training
     frontend.eval()
+    device = next(iter(frontend.buffers()), waves).device
     try:
-        return torch.cat([frontend(waves[i:i + batch_size].float()) for i in range(0, len(waves), batch_size)])
+        return torch.cat([frontend(waves[i:i + batch_size].to(device).float()).to(waves.device)
+                          for i in range(0, len(waves), batch_size)])
     finally:
         frontend.train(was)
 

@@ -110,7 +110,7 @@ def kd_runs(profile: str, split: int, seeds, tried=KD_CANDIDATES, progress: bool
             key = {**surkov.teacher_key(path, task.train["filename"], profile, "small", recipe["frontend"]),
                    "validation": list(VALIDATION)}
             probs = teacher_outputs(teacher, items.waves, key, frontend=task.frontend, device=task.device,
-                                    progress=False).softmax(-1)
+                                    progress=False, precision=recipe["teacher_precision"]).softmax(-1)
             student, cost = surkov.kd_student(recipe, seed)
             spec = RunSpec(profile, "kd_small", split, seed,
                            directory=kd_dir(profile, teacher_values, values, split, seed))

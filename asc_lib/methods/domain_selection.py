@@ -33,6 +33,7 @@ from asc_lib.methods.pruning import (
 )
 from asc_lib.methods.tagger import STANDIN, framed_banner, load_released, load_standin, read_lists, starting_weights
 from asc_lib.models.passt import ensemble_spec, load_ensemble
+from asc_lib.training.device import precision as device_precision
 from asc_lib.training.distill import full_key, is_cached, teacher_outputs
 from asc_lib.training.experiment import runs_dir, split_waves
 
@@ -62,10 +63,11 @@ def teacher_sample_rate(teacher: nn.Module) -> int:
 
 
 def embed(teacher: nn.Module, waves: torch.Tensor, key: dict, device="cpu", progress: bool = True,
-          cache_dir=None, data_id: str | None = None) -> torch.Tensor:
-    """Teacher logits of ``waves`` (one row per clip), computed once per key and cached on disk."""
+          cache_dir=None, data_id: str | None = None, precision: str = "auto") -> torch.Tensor:
+    """Teacher logits of ``waves`` (one row per clip), computed once per key and cached on disk, in the
+    recipe's ``teacher_precision``."""
     return teacher_outputs(teacher, waves, key, device=device, batch_size=32, progress=progress, cache_dir=cache_dir,
-                           data_id=data_id)
+                           data_id=data_id, precision=precision)
 
 
 def clip_waves(segments: pd.DataFrame, data: DataPaths, sample_rate: int, device="cpu", progress: bool = True):
@@ -133,7 +135,8 @@ def domain_embeddings(teacher: nn.Module, recipe: dict, profile: str, data: Data
         waves = split_waves(frame, data, rate, progress=progress)
         what = f"split{split}-{recipe['challenge_input']}" + ("" if name == "challenge" else "-validation")
         key = embedding_key(recipe["embedding"], what, frame["filename"], teacher_id)
-        out[name] = embed(challenge_teacher(teacher, recipe, data), waves, key, device, progress)
+        out[name] = embed(challenge_teacher(teacher, recipe, data), waves, key, device, progress,
+                          precision=recipe["teacher_precision"])
     out["validation_clips"] = validation_clips(data, split, held_out, recipe)
     return out
 
@@ -146,9 +149,11 @@ def audioset_embedding(teacher: nn.Module, recipe: dict, lists: list[str], data:
     segments = usable_segments(read_lists(data, lists), reader(data), "+".join(lists) + " clips")
     key = embedding_key(recipe["embedding"], "+".join(lists), segments["YTID"], teacher_id)
     data_id = clips_identity(segments, data, rate)
-    cached = is_cached(full_key(teacher, key, data_id=data_id))
+    autocast = device_precision(recipe["teacher_precision"], torch.device(device))
+    cached = is_cached(full_key(teacher, key, data_id=data_id, autocast=autocast))
     waves = _placeholder(len(segments)) if cached else clip_waves(segments, data, rate, progress=progress)
-    return embed(teacher, waves, key, device, progress, data_id=data_id), segments
+    return embed(teacher, waves, key, device, progress, data_id=data_id,
+                 precision=recipe["teacher_precision"]), segments
 
 
 def negative_holdout(n: int, recipe: dict) -> np.ndarray:

@@ -347,7 +347,8 @@ def kd_teacher_probs(task: SceneTask, data: TrainData, profile: str, teacher: st
     teacher file, the clips and the front end; with the teacher file."""
     model, path = load_teacher(profile, teacher, task.split, seed)
     key = teacher_key(path, task.train["filename"], profile, subset, recipe["frontend"])
-    logits = teacher_outputs(model, data.waves, key, frontend=task.frontend, device=task.device, progress=progress)
+    logits = teacher_outputs(model, data.waves, key, frontend=task.frontend, device=task.device, progress=progress,
+                             precision=recipe["teacher_precision"])
     return logits.softmax(-1), path
 
 

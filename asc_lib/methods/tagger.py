@@ -55,8 +55,9 @@ def read_lists(data: DataPaths, names) -> pd.DataFrame:
 
 def piece_targets(segments: pd.DataFrame, classes: pd.DataFrame, counts) -> torch.Tensor:
     """Multi-hot targets, one row per piece: each 1 s piece carries its segment's labels (``counts``: pieces
-    per segment, one number for all or one per segment)."""
-    targets = torch.from_numpy(audioset.multi_hot(segments["positive_labels"], classes))
+    per segment, one number for all or one per segment). Stored as uint8, a quarter of float32 (AudioSet's
+    527 classes on the device); the losses read them as float."""
+    targets = torch.from_numpy(audioset.multi_hot(segments["positive_labels"], classes).astype(np.uint8))
     return targets.repeat_interleave(torch.as_tensor(counts), dim=0)
 
 

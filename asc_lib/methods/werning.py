@@ -59,7 +59,7 @@ def kd_data(segments: pd.DataFrame, data: DataPaths, recipe: dict, device="cpu",
 
 
 def piece_logits(teacher: nn.Module, data: TrainData, segments: pd.DataFrame, embedding: str, teacher_id: str,
-                 device="cpu", progress: bool = True) -> torch.Tensor:
+                 device="cpu", progress: bool = True, precision: str = "auto") -> torch.Tensor:
     """Teacher logits for every 1 s piece of ``data`` (the ``pieces`` alternative: a second teacher pass,
     over the pieces; computed once, then read from disk)."""
     rate = teacher_sample_rate(teacher)
@@ -67,7 +67,7 @@ def piece_logits(teacher: nn.Module, data: TrainData, segments: pd.DataFrame, em
     if data.waves.shape[1] != rate:
         raise ValueError(f"the teacher takes {rate} Hz but the pieces have {data.waves.shape[1]} samples per second; "
                          "Werning's student and teacher both run at 32 kHz")
-    return embed(teacher, data.waves, key, device, progress)
+    return embed(teacher, data.waves, key, device, progress, precision=precision)
 
 
 def clip_logits(teacher: nn.Module, prune: dict, segments: pd.DataFrame, data: DataPaths, teacher_id: str,
@@ -78,7 +78,7 @@ def clip_logits(teacher: nn.Module, prune: dict, segments: pd.DataFrame, data: D
     selection exceeds ``budget`` bytes (default :func:`asc_lib.data.rows.memory_budget`)."""
     pool, pool_segments = audioset_embedding(teacher, prune, prune["pool"], data, teacher_id, device, progress)
     rows = pool_rows(segments, pool_segments)
-    budget = memory_budget() if budget is None else budget
+    budget = memory_budget(device) if budget is None else budget
     if isinstance(pool, DiskRows) and len(rows) * pool.shape[1] * 4 > budget:
         return DiskRows(pool.path, pool.identity, pieces=(rows, np.zeros(len(rows)), pool.shape[1]))
     return pool[torch.from_numpy(rows)]
@@ -109,7 +109,8 @@ def distillation_data(segments: pd.DataFrame, prune: dict, kd: dict, profile: st
     if kd["input"] == "clips":
         logits = clip_logits(teacher, prune, segments, data, teacher_id, device, progress=progress)
     else:
-        logits = piece_logits(teacher, items, segments, prune["embedding"], teacher_id, device, progress=progress)
+        logits = piece_logits(teacher, items, segments, prune["embedding"], teacher_id, device, progress=progress,
+                              precision=prune["teacher_precision"])
     if isinstance(logits, DiskRows):
         if logits.shape[1] != items.extras["targets"].shape[1]:
             raise ValueError("teacher logits on disk must cover the profile's classes as they are (527 on the real data)")
@@ -152,7 +153,7 @@ def kd_summary(segments: pd.DataFrame, data: TrainData, recipe: dict) -> pd.Data
     return pd.DataFrame([{"AudioSet clips": len(segments), "training items": len(data), "input": recipe["input"],
                           "seconds per item": round(data.waves.shape[1] / frontend(recipe).sample_rate, 2),
                           "classes (student head)": targets.shape[1],
-                          "labels per item (mean)": round(float(targets.sum(1).mean()), 2)}])
+                          "labels per item (mean)": round(float(targets.float().sum(1).mean()), 2)}])
 
 
 class MultiLabelDistillation(Objective):

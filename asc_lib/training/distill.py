@@ -25,6 +25,7 @@ from asc_lib.config import paths, provenance
 from asc_lib.config.atomic import CorruptCache, exclusive, quarantine, seal, verify, write_json
 from asc_lib.data.rows import DiskRows, memory_budget
 from asc_lib.training import distributed
+from asc_lib.training.device import precision as device_precision
 from asc_lib.training.evaluate import compute_logits
 from asc_lib.training.loop import Objective, logits_of
 
@@ -37,10 +38,12 @@ def cache_path(key: dict, cache_dir: str | Path | None = None) -> Path:
 
 
 def full_key(teacher: nn.Module, key: dict, frontend: nn.Module | None = None, waves: torch.Tensor | None = None,
-             data_id: str | None = None) -> dict:
+             data_id: str | None = None, autocast: torch.dtype | None = None) -> dict:
     """The cache key of teacher outputs: the caller's ``key`` plus the teacher's and front end's identity
-    (code, configuration, weights) and the data's (``data_id`` when given, e.g. a waveform cache key,
-    else a digest of ``waves``)."""
+    (code, configuration, weights), the data's (``data_id`` when given, e.g. a waveform cache key,
+    else a digest of ``waves``) and the autocast dtype of the pass when it is not float32."""
+    if autocast is not None:
+        key = {**key, "precision": str(autocast)}
     if data_id is None:
         if waves is None:
             raise ValueError("teacher outputs need the waves or a data_id to be keyed")
@@ -68,17 +71,21 @@ def teacher_outputs(teacher: nn.Module, waves: torch.Tensor, key: dict, frontend
                     batch_size: int = 128, device: str | torch.device | None = None,
                     cache_dir: str | Path | None = None, progress: bool = True,
                     data_id: str | None = None, budget: int | None = None,
-                    save_every: int = 64) -> torch.Tensor:
+                    save_every: int = 64, precision: str = "auto") -> torch.Tensor:
     """Teacher logits ``(n, classes)`` (float32) for ``waves``: read from the cache when the
     :func:`full_key` was computed before, else computed in batches (``frontend`` first, if given) and
     written batch by batch into an on-disk array; an interrupted computation resumes after the last
     ``save_every`` batches it saved. Returned as a CPU tensor when it fits ``budget`` bytes (default
     :func:`asc_lib.data.rows.memory_budget`), else as rows read from disk. ``data_id`` names the data when
-    ``waves`` is only a placeholder of the right length.
+    ``waves`` is only a placeholder of the right length. ``precision`` is the recipe's ``teacher_precision``
+    (:func:`asc_lib.training.device.precision`: ``auto`` is autocast on a GPU, float32 on the CPU); the
+    precision used is part of the key.
 
     Under ``torchrun`` each rank computes a contiguous shard into the same array; rank 0 publishes it once
     every rank has finished (:mod:`asc_lib.training.distributed`)."""
-    key = full_key(teacher, key, frontend, waves, data_id)
+    device = torch.device(device) if device is not None else next(teacher.parameters()).device
+    dtype = device_precision(precision, device)
+    key = full_key(teacher, key, frontend, waves, data_id, dtype)
     path = cache_path(key, cache_dir)
     if path.is_file():
         try:
@@ -92,7 +99,7 @@ def teacher_outputs(teacher: nn.Module, waves: torch.Tensor, key: dict, frontend
         # one process computes them (two notebooks needing the same outputs at once: the second waits, then reads)
         with exclusive(path, "teacher-output cache", wait=True) if distributed.world().main else contextlib.nullcontext():
             if not path.is_file():
-                _compute_to_disk(teacher, waves, key, path, frontend, batch_size, device, progress, save_every)
+                _compute_to_disk(teacher, waves, key, path, frontend, batch_size, device, progress, save_every, dtype)
     return _open_outputs(path, len(waves), memory_budget() if budget is None else budget)
 
 
@@ -111,15 +118,16 @@ def _progress_file(partial: Path, here: distributed.World) -> Path:
     return partial.with_name(f"{partial.stem}.rank{here.rank}-of-{here.size}.json")
 
 
-def _compute_to_disk(teacher, waves, key, path: Path, frontend, batch_size, device, progress, save_every) -> None:
+def _compute_to_disk(teacher, waves, key, path: Path, frontend, batch_size, device, progress, save_every,
+                     dtype=None) -> None:
     """Fill ``path`` with the teacher's logits of every row: each rank its shard, resumable."""
     here = distributed.world()
     if len(waves) < here.size:  # too few rows to shard: rank 0 computes all of them
         here = distributed.World(0, 1) if here.main else None
-    device = torch.device(device) if device is not None else next(teacher.parameters()).device
     partial = path.with_name(f"{path.stem}.partial.npy")
     if here is not None:
-        classes = compute_logits(teacher, waves, frontend, 1, device, False, 0, min(1, len(waves))).shape[-1] \
+        classes = compute_logits(teacher, waves, frontend, 1, device, False, 0, min(1, len(waves)),
+                                 autocast=dtype).shape[-1] \
             if len(waves) else 0
         with distributed.main_first():
             if distributed.world().main:
@@ -132,7 +140,8 @@ def _compute_to_disk(teacher, waves, key, path: Path, frontend, batch_size, devi
                    disable=not (progress and here.main))
         for k, begin in enumerate(range(start + done, stop, batch_size)):
             end = min(begin + batch_size, stop)
-            out[begin:end] = compute_logits(teacher, waves, frontend, batch_size, device, False, begin, end).numpy()
+            out[begin:end] = compute_logits(teacher, waves, frontend, batch_size, device, False, begin, end,
+                                            autocast=dtype).numpy()
             bar.update(end - begin)
             if (k + 1) % save_every == 0 or end == stop:
                 out.flush()

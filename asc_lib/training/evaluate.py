@@ -7,6 +7,7 @@ the baseline's logs (the test split is balanced over classes within each device)
 from __future__ import annotations
 
 import copy
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -24,15 +25,19 @@ from asc_lib.training.loop import logits_of
 @torch.no_grad()
 def compute_logits(model: nn.Module, waves: torch.Tensor, frontend: nn.Module | None, batch_size: int,
                    device: torch.device, progress: bool = True, start: int = 0,
-                   stop: int | None = None, amp: bool = False, half: bool = False) -> torch.Tensor:
+                   stop: int | None = None, amp: bool = False, half: bool = False,
+                   autocast: torch.dtype | None = None) -> torch.Tensor:
     """A model's logits (float32, CPU) of rows ``start:stop`` of ``waves`` (all by default) in batches, in
     evaluation mode, without caching: the one batched inference of the study (test predictions, teacher
     outputs, tagging). Rows on disk (:mod:`asc_lib.data.rows`) are read one batch at a time; ``amp`` runs
-    in bfloat16 on a GPU. ``half`` runs a float16 copy of the model on float16 inputs (the front end in
-    float32), as the DCASE2024 baseline's test step does (``model.half()``, ``x.half()``)."""
+    in bfloat16 on a GPU; ``autocast`` names the dtype of an autocast pass on any device (teacher passes,
+    :func:`asc_lib.training.device.precision`). ``half`` runs a float16 twin of the model on float16 inputs
+    (the front end in float32), as the DCASE2024 baseline's test step does (``model.half()``, ``x.half()``);
+    the twin is made once per model and refreshed from its weights on each call."""
     model = model.eval().to(device)
     if half:
-        model = copy.deepcopy(model).half()
+        model = _half_twin(model)
+    dtype = autocast if autocast is not None else (torch.bfloat16 if amp and device.type == "cuda" else None)
     if frontend is not None:
         frontend = frontend.eval().to(device)
     stop = len(waves) if stop is None else stop
@@ -41,11 +46,25 @@ def compute_logits(model: nn.Module, waves: torch.Tensor, frontend: nn.Module | 
     for x in tqdm(_read_batches(waves, ranges), total=len(ranges), desc="inference", unit="batch",
                   disable=not progress, mininterval=2.0):
         x = x.to(device).float()
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and not half and device.type == "cuda"):
+        with torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None and not half):
             x = frontend(x) if frontend is not None else x
             logits = model(x.half() if half else x)
         out.append(logits_of(logits).float().cpu())
     return torch.cat(out) if out else torch.zeros((0,), dtype=torch.float32)
+
+
+_TWINS: "weakref.WeakKeyDictionary[nn.Module, nn.Module]" = weakref.WeakKeyDictionary()
+
+
+def _half_twin(model: nn.Module) -> nn.Module:
+    """``model`` in float16 for evaluation: one copy per model, its weights refreshed in place on each call
+    (no new module per evaluation)."""
+    twin = _TWINS.get(model)
+    if twin is None or next(twin.parameters()).device != next(model.parameters()).device:
+        twin = _TWINS[model] = copy.deepcopy(model).half().eval()
+    else:
+        twin.load_state_dict(model.state_dict())
+    return twin
 
 
 class _Ranges(torch.utils.data.Dataset):

@@ -3,9 +3,11 @@
 Data live as one waveform tensor on the training device (see :mod:`asc_lib.data.audio`); batches are
 gathered by index there, and roll, front end and augmentation run batched on the same device. What a
 method optimises is an :class:`Objective` (supervised cross-entropy here; mean teacher and distillation
-in their own modules). :func:`fit` checkpoints after every epoch and resumes exactly: each epoch's
-shuffling and augmentation are seeded from ``(seed, epoch)``, so a run killed and restarted from its
-last checkpoint ends with the same weights as an uninterrupted one.
+in their own modules). :func:`fit` checkpoints after every epoch (and every ``checkpoint_every`` optimizer
+steps when the recipe sets it, for runs whose epochs are long) and resumes exactly: each epoch's shuffling
+is seeded from ``(seed, epoch)`` and each step's augmentation from ``(seed, step)``, so a run killed and
+restarted from its last checkpoint ends with the same weights as an uninterrupted one (on the CPU; CUDA's
+scatter and gather backward passes are not bitwise deterministic).
 
 A run is identified by its *fingerprint*: the recipe, the seed, the training data (their bytes), the
 model's and the objective's configuration and initial weights, and the source of the study's code they
@@ -30,15 +32,14 @@ from tqdm import tqdm
 
 from asc_lib.config import paths, provenance
 from asc_lib.config.atomic import atomic_path, exclusive, write_json
-from asc_lib.data.rows import is_resident, loader_workers, moved, read_ahead
+from asc_lib.data.rows import is_resident, loader_workers, memory_budget, moved, placement, read_ahead
 from asc_lib.training import distributed
-from asc_lib.training.device import resolve_device
+from asc_lib.training.device import configure, resolve_device
 
 CHECKPOINT = "checkpoint.pt"
 HISTORY = "history.json"
 STALE_OUTPUTS = ("metrics.json", "output.csv")  # results of a run that no longer matches its checkpoint
 RETRAIN_ENV = "ASC_RETRAIN"
-_RANK_STRIDE = 7919  # each rank draws its own augmentations
 _UNLABELED_STREAM = 104_729  # the unlabeled stream's permutations are seeded apart from the labeled ones
 
 
@@ -141,15 +142,28 @@ class TrainData:
         """True when every field is a tensor (nothing is read from disk)."""
         return all(is_resident(t) for t in (self.waves, self.labels, *self.extras.values()))
 
-    def to(self, device) -> "TrainData":
-        """Tensors moved to ``device``; rows on disk stay there (their batches are moved)."""
-        move = lambda t: moved(t, device) if is_resident(t) else t  # noqa: E731
-        return TrainData(move(self.waves), move(self.labels), {k: move(v) for k, v in self.extras.items()}, self.names)
+    def to(self, device, budget: int | None = None) -> "TrainData":
+        """Tensors moved to ``device`` as far as they fit its ``budget`` (default
+        :func:`asc_lib.data.rows.memory_budget` of the device: on a GPU a share of its free memory), the smallest
+        first; the others stay in host memory and rows on disk stay there (their batches are moved)."""
+        device = torch.device(device)
+        tensors = {k: t for k, t in self.fields().items() if is_resident(t)}
+        if device.type == "cpu":
+            onto = set(tensors)
+        else:
+            budget = memory_budget(device) if budget is None else budget
+            onto = placement({k: t.nelement() * t.element_size() for k, t in tensors.items()
+                              if t.device != device}, budget) | {k for k, t in tensors.items() if t.device == device}
+        move = lambda k, t: moved(t, device) if k in onto else t  # noqa: E731
+        return TrainData(move("waves", self.waves), move("labels", self.labels),
+                         {k: move(k, v) for k, v in self.extras.items()}, self.names)
 
-    def batch(self, index: torch.Tensor) -> dict:
-        """The items ``index`` of every field, each where it lives."""
-        return {"index": index, **{k: t[index.to(t.device)] if is_resident(t) else t[index]
-                                   for k, t in self.fields().items()}}
+    def batch(self, index: torch.Tensor, device: torch.device | None = None) -> dict:
+        """The items ``index`` of every field, gathered where each lives, then moved to ``device`` if given."""
+        out = {k: t[index.to(t.device)] if is_resident(t) else t[index] for k, t in self.fields().items()}
+        if device is not None:
+            out = {k: t.to(device, non_blocking=True) for k, t in out.items()}
+        return {"index": index, **out}
 
 
     def fields(self) -> dict:
@@ -259,7 +273,7 @@ def step_batches(data: TrainData, plan: BatchPlan, first: int, last: int, device
     same tensors, so the same weights."""
     if data.resident:
         for step in range(first, last):
-            yield data.batch(plan.index(step).to(device))
+            yield data.batch(plan.index(step).to(device), device)
         return
     fields = data.fields()
     lazy = {name: rows for name, rows in fields.items() if not is_resident(rows)}
@@ -268,7 +282,7 @@ def step_batches(data: TrainData, plan: BatchPlan, first: int, last: int, device
         index = read["index"]
         batch = {"index": index.to(device)}
         for name, rows in fields.items():
-            batch[name] = read[name].to(device, non_blocking=True) if name in lazy else rows[index.to(rows.device)]
+            batch[name] = (read[name] if name in lazy else rows[index.to(rows.device)]).to(device, non_blocking=True)
         yield batch
 
 
@@ -338,7 +352,7 @@ def fingerprint_parts(recipe: dict, seed: int, data: TrainData, model: nn.Module
     """What identifies a run: recipe (without its reporting-only keys), seed, data, the model's and the
     objective's configuration and initial state, the source of the code they and the loop use, and, when
     the run is scored along the way, what it is scored on (``evaluation``: its curve is part of the run)."""
-    keys = {k: v for k, v in recipe.items() if k not in ("eval_points", "deviations")}
+    keys = {k: v for k, v in recipe.items() if k not in ("eval_points", "deviations", "checkpoint_every")}
     return {
         "recipe": json.loads(json.dumps(keys, sort_keys=True, default=str)),
         "seed": int(seed),
@@ -361,9 +375,11 @@ class History(list):
     fingerprint) or ``retrained`` (the checkpoint was stale; ``reason`` says what differed)."""
 
     def __init__(self, records=(), status: str = "trained", fingerprint: str = "", reason: str = "",
-                 start_epoch: int = 0):
+                 start_epoch: int = 0, start_step: int = 0):
         super().__init__(records)
         self.status, self.fingerprint, self.reason, self.start_epoch = status, fingerprint, reason, start_epoch
+        self.start_step = start_step  # steps of epoch start_epoch + 1 already done (a mid-epoch checkpoint)
+        self.partial_loss = 0.0       # their summed loss (mean over ranks)
 
     def summary(self) -> str:
         """One sentence for the notebook: what was done, how long the run is."""
@@ -372,7 +388,8 @@ class History(list):
         if self.status == "reused":
             return f"reused the finished run ({size}; same code, data, recipe and seed: fingerprint {self.fingerprint})"
         if self.status == "resumed":
-            return f"resumed an interrupted run at epoch {self.start_epoch} and finished it ({size})"
+            where = f"epoch {self.start_epoch}" + (f" and {self.start_step} steps" if self.start_step else "")
+            return f"resumed an interrupted run after {where} and finished it ({size})"
         if self.status == "retrained":
             return f"retrained: the saved run was stale ({self.reason}); {size}"
         return f"trained from scratch ({size})"
@@ -385,6 +402,12 @@ class History(list):
 
 def _epoch_seed(seed: int, epoch: int) -> int:
     return seed * 1_000_003 + epoch
+
+
+def _step_seed(seed: int, step: int, rank: int) -> int:
+    """The global RNG's seed for optimizer step ``step`` (augmentation, MixUp, noise): a run resumed at any
+    step draws what the uninterrupted run drew."""
+    return (seed * 2_000_029 + step) * 64 + rank
 
 
 def load_checkpoint(run_dir: str | Path) -> dict | None:
@@ -464,12 +487,14 @@ def setup(model: nn.Module, objective: Objective, data: TrainData, recipe: dict,
     """Move model, objective and data to the device; build the recipe's optimizer and the warm-up-cosine schedule; count
     steps and epochs; fingerprint the run."""
     device = resolve_device(device)
+    configure(device)  # TF32 matmuls and cuDNN's autotuner on CUDA
     channels_last = bool(recipe.get("channels_last", False))
     objective.channels_last = channels_last
     model.to(device)
     objective.to(device)
-    if channels_last:
+    if channels_last:  # the objective's models too (a mean teacher's EMA copy): one memory format per forward
         model.to(memory_format=torch.channels_last)
+        objective.to(memory_format=torch.channels_last)
     data = data.to(device)
     n = epoch_items(recipe, data.labels)
     steps, epochs = total_steps(recipe, n), total_epochs(recipe, n)
@@ -505,24 +530,29 @@ def resume(session: Session) -> History:
     session.optimizer.load_state_dict(state["optimizer"])
     session.scheduler.load_state_dict(state["scheduler"])
     history[:], history.start_epoch = state["history"], state["epoch"]
+    history.start_step, history.partial_loss = int(state.get("step_in_epoch", 0)), float(state.get("loss_sum", 0.0))
     history.status = "reused" if history.start_epoch >= session.epochs else "resumed"
     return history
 
 
 def run_epoch(session: Session, net: nn.Module, batches, epoch: int,
               evaluate: Callable[[nn.Module], dict] | None = None,
-              on_step_end: Callable[[int], None] | None = None) -> dict:
-    """Train one epoch (its augmentations seeded from ``(seed, epoch)`` and the rank) on the next
-    batches of ``batches``; score the test split when the epoch is an evaluation point; return the
-    epoch's record (mean loss over ranks, learning rate, test metrics)."""
+              on_step_end: Callable[[int], None] | None = None, first: int = 0, partial_loss: float = 0.0,
+              save: Callable[[int, float], None] | None = None) -> dict:
+    """Train one epoch (each step's augmentations seeded from ``(seed, step)`` and the rank) on the next
+    batches of ``batches``, from its step ``first`` (a mid-epoch checkpoint's, whose summed loss is
+    ``partial_loss``); every ``checkpoint_every`` steps within the epoch ``save(steps_done, loss_sum)``;
+    score the test split when the epoch is an evaluation point; return the epoch's record (mean loss over
+    ranks, learning rate, test metrics)."""
     s = session
-    torch.manual_seed(_epoch_seed(s.seed, epoch) + _RANK_STRIDE * s.here.rank)
     s.model.train()
     s.objective.train()
-    loss_sum = torch.zeros((), device=s.device)
+    loss_sum = torch.full((), partial_loss, device=s.device)
+    every = int(s.recipe.get("checkpoint_every", 0) or 0)
     in_epoch = min(s.per_epoch, s.steps - epoch * s.per_epoch)  # the last epoch stops part-way under max_steps
-    for i in range(in_epoch):
+    for i in range(first, in_epoch):
         step = epoch * s.per_epoch + i
+        torch.manual_seed(_step_seed(s.seed, step, s.here.rank))
         batch = next(batches)
         loss = train_step(net, s.model, s.objective, s.optimizer, s.scheduler, batch, step, s.device, s.use_amp)
         if not bool(torch.isfinite(loss)):  # stop at once: a non-finite loss poisons every later step
@@ -530,6 +560,8 @@ def run_epoch(session: Session, net: nn.Module, batches, epoch: int,
                                      f"{epoch + 1}); the run stops unfinished (nothing stored as trained). Items of "
                                      f"that batch: {s.data.describe(batch['index'])}")
         loss_sum += loss
+        if save is not None and every > 0 and (step + 1) % every == 0 and i + 1 < in_epoch:
+            save(i + 1, float(distributed.mean_over_ranks(loss_sum)))
         if on_step_end is not None:
             on_step_end(step)
     record = {"epoch": epoch + 1, "step": epoch * s.per_epoch + in_epoch,
@@ -599,9 +631,15 @@ def _fit(s: "Session", model, objective, recipe, seed, evaluate, progress, on_ep
         bar = tqdm(total=s.epochs, initial=start_epoch, desc=f"{objective.name} {len(s.data)} items", unit="epoch",
                    disable=not (progress and s.here.main), mininterval=2.0)
         batches = step_batches(s.data, batch_plan(recipe, s.data.labels, seed, s.here),
-                               start_epoch * s.per_epoch, s.steps, s.device)
+                               start_epoch * s.per_epoch + history.start_step, s.steps, s.device)
         for epoch in range(start_epoch, s.epochs):
-            record = run_epoch(s, net, batches, epoch, evaluate, on_step_end)
+            def save(done: int, loss_sum: float, epoch=epoch) -> None:  # a mid-epoch checkpoint
+                if s.here.main:
+                    _save(s.run_dir, model, objective, s.optimizer, s.scheduler, epoch, list(history), s.fingerprint,
+                          s.parts, recipe, seed, step_in_epoch=done, loss_sum=loss_sum)
+                distributed.barrier()
+            first, partial = (history.start_step, history.partial_loss) if epoch == start_epoch else (0, 0.0)
+            record = run_epoch(s, net, batches, epoch, evaluate, on_step_end, first, partial, save)
             history.append(record)
             if s.here.main:
                 _save(s.run_dir, model, objective, s.optimizer, s.scheduler, epoch + 1, list(history), s.fingerprint,
@@ -618,11 +656,14 @@ def _fit(s: "Session", model, objective, recipe, seed, evaluate, progress, on_ep
     return history
 
 
-def _save(run_dir, model, objective, optimizer, scheduler, epoch, history, fingerprint, parts, recipe, seed) -> None:
+def _save(run_dir, model, objective, optimizer, scheduler, epoch, history, fingerprint, parts, recipe, seed,
+          step_in_epoch: int = 0, loss_sum: float = 0.0) -> None:
+    """The run's checkpoint after ``epoch`` whole epochs and ``step_in_epoch`` steps of the next one."""
     state = {
         "model": model.state_dict(), "objective": objective.state_dict(),
         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-        "epoch": epoch, "history": history, "fingerprint": fingerprint, "fingerprint_parts": parts,
+        "epoch": epoch, "step_in_epoch": step_in_epoch, "loss_sum": loss_sum,
+        "history": history, "fingerprint": fingerprint, "fingerprint_parts": parts,
         "recipe": json.loads(json.dumps(recipe, default=str)), "seed": int(seed),
     }
     with atomic_path(Path(run_dir) / CHECKPOINT, suffix=".pt") as tmp:

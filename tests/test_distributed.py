@@ -11,9 +11,11 @@ import sys
 import pytest
 import torch
 
-from asc_lib.config import data_paths
+from asc_lib.config import data_paths, profile_recipe
 from asc_lib.models import build_cp_mobile
-from asc_lib.training import distributed, experiment, torchrun
+from asc_lib.methods import surkov, torchrun
+from asc_lib.models.efficientat import build_efficientat
+from asc_lib.training import distributed, experiment
 from asc_lib.training.distill import teacher_outputs
 from asc_lib.training.evaluate import compute_logits
 
@@ -36,7 +38,7 @@ def _torchrun(*args: str, timeout: int = 600) -> dict:
     if TORCHRUN is None:
         pytest.skip("torchrun is not installed next to this Python")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([TORCHRUN, "--standalone", "--nproc_per_node", "2", "-m", "asc_lib.training.torchrun", *args],
+    done = subprocess.run([TORCHRUN, "--standalone", "--nproc_per_node", "2", "-m", "asc_lib.methods.torchrun", *args],
                           capture_output=True, text=True, timeout=timeout, env=env)
     # both ends of the log: a rank's own error comes first, torchrun's summary of the failure last
     assert done.returncode == 0, done.stderr[:3000] + "\n[...]\n" + done.stderr[-2000:]
@@ -89,6 +91,17 @@ def test_two_ranks_give_the_same_teacher_logits_as_one(tmp_path, monkeypatch):
     cached = teacher_outputs(teacher, task.train_waves, key, frontend=task.frontend, cache_dir=tmp_path / "cache",
                              progress=False)
     assert torch.equal(cached, sharded)
+
+
+def test_the_logits_stage_reads_a_mean_teacher_file_and_refuses_other_files(tmp_path):
+    torch.manual_seed(0)
+    path = surkov.save_teacher(tmp_path, build_efficientat("mn04", 10), "mn04")  # 02_mean_teacher's teacher.pt
+    model, frontend = torchrun.load_any_teacher(path, "smoke")
+    assert frontend == profile_recipe("smoke", "mean_teacher", source="surkov")["frontend"]  # what 02 trained on
+    assert model(torch.zeros(1, 1, 128, 101))[0].shape == (1, 10) and not model.training
+    torch.save({"weights": {}}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="other.pt: not a teacher file"):
+        torchrun.load_any_teacher(tmp_path / "other.pt", "smoke")
 
 
 def test_two_ranks_train_in_sync(tmp_path, smoke_data):

@@ -14,16 +14,24 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import subprocess
+import sys
 
 import nbformat
+import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from asc_lib import config
 from asc_lib.config import paths
 from asc_lib.data.dcase import load_split
+from asc_lib.methods import surkov, torchrun
 from asc_lib.study import report, results, workflow
+from asc_lib.training.distill import teacher_outputs
+from asc_lib.training.experiment import SceneTask
 
 PROFILE = "smoke"
 TRAINED = {  # method -> the notebook that trains it in the quick plan
@@ -185,3 +193,47 @@ def test_the_cross_selection_notebook_trains_beside_the_runs_it_compares_with(sm
     for method in ("efficientat_mt_xpruned", "kd_small_xpruned", "werning_xlabelfilter"):
         trained = json.loads((runs_root / method / "split5-seed0" / "metrics.json").read_text())
         assert trained["fit"]["status"] == "trained" and trained["fit"]["steps"] == 4, method
+
+
+def _readme_torchrun_lines() -> list[str]:
+    text = (paths.ROOT / "README.md").read_text()
+    block = text.split("<!-- torchrun:start -->")[1].split("<!-- torchrun:end -->")[0]
+    return [line for line in block.splitlines() if line.startswith(".venv/bin/torchrun ")]
+
+
+def test_the_readme_torchrun_examples_run_as_written(smoke_report, tmp_path, monkeypatch):
+    """The README's torchrun lines, verbatim, with 2 gloo processes on the smoke report's runs; the stages that
+    are exact by construction (teacher passes) equal one process's results, the training stages keep their
+    replicas in sync. Run from a scratch folder (its .venv a link to this environment), into a fresh cache so
+    that the embeddings are computed by the two ranks rather than read back from the report's."""
+    lines = _readme_torchrun_lines()
+    assert [line.split()[6] for line in lines] == ["train", "logits", "embed", "werning-kd"]
+    (tmp_path / ".venv").symlink_to(sys.prefix, target_is_directory=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "ASC_CACHE_DIR": str(tmp_path / "cache")}
+    said = {}
+    for line in lines:
+        done = subprocess.run(line, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, line + "\n" + done.stderr[-4000:]
+        said[line.split()[6]] = json.loads([x for x in done.stdout.splitlines() if x.startswith("{")][-1])
+    assert all(s["world_size"] == 2 for s in said.values())
+    assert said["train"]["replicas_in_sync"] and said["werning-kd"]["status"] in ("reused", "trained")
+    # Werning's KD trained by the two ranks (the line above reuses the report's run): replicas in sync
+    line = lines[3] + f" --run-dir {tmp_path / 'kd'}"
+    done = subprocess.run(line, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-4000:]
+    kd = json.loads([x for x in done.stdout.splitlines() if x.startswith("{")][-1])
+    assert (kd["status"], kd["steps"], kd["replicas_in_sync"]) == ("trained", 4, True)
+    # logits: two ranks' merged rows == one process's (the 02 run's teacher on split 5's clips)
+    teacher, path = surkov.load_teacher(PROFILE, "efficientat_mt", 5, 0)
+    frontend = config.profile_recipe(PROFILE, "mean_teacher", source="surkov")["frontend"]
+    task = SceneTask(config.data_paths(PROFILE), 5, frontend, "cpu", progress=False)
+    one = teacher_outputs(teacher, task.train_waves, torchrun.logits_key(path, PROFILE, 5, frontend),
+                          frontend=task.frontend, device="cpu", cache_dir=tmp_path / "one", progress=False)
+    torch.testing.assert_close(torch.load(tmp_path / "logits.pt", weights_only=True), one, rtol=1e-4, atol=1e-5)
+    # embed: every embedding the two ranks computed equals the one-process embedding 03 computed in the report
+    two_ranks = {p.name: p for p in (tmp_path / "cache" / "teacher_outputs").glob("logits-*.npy")}
+    report = {p.name: p for p in (paths.cache_dir() / "teacher_outputs").glob("logits-*.npy")}
+    common = sorted(set(two_ranks) & set(report))
+    assert len(common) >= 4, (sorted(two_ranks), sorted(report))  # challenge, validation, negatives, pool
+    for name in common:
+        np.testing.assert_allclose(np.load(two_ranks[name]), np.load(report[name]), rtol=1e-4, atol=1e-5)

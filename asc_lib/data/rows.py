@@ -12,7 +12,8 @@ else half of the physical memory (:func:`memory_budget`); on a GPU, what goes on
 well by its free memory (``torch.cuda.mem_get_info``) times ``ASC_DEVICE_MEMORY_SHARE`` (default 0.5: the other
 half stays free for the model, its activations and the optimizer); what does not fit there stays in host
 memory and each batch is moved, and what does not fit the host budget stays on disk. ``ASC_LOADER_WORKERS``
-sets the reading workers (default: the cores but two, at most 8; 0 reads in the training process).
+sets the reading workers (default: the cores but two, at most 8, divided among torchrun's processes on the node; 0 reads in the
+training process).
 """
 from __future__ import annotations
 
@@ -100,7 +101,8 @@ def loader_workers() -> int:
         if not value.isdigit():
             raise ValueError(f"{WORKERS_ENV}={value!r} is not a number of workers")
         return int(value)
-    return max(0, min(8, (os.cpu_count() or 1) - 2))
+    ranks = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))  # torchrun's processes on this node share the cores
+    return max(0, min(8, (os.cpu_count() or 1) // ranks - 2))
 
 
 def _as_index(index) -> np.ndarray:

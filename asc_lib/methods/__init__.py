@@ -12,6 +12,7 @@
 - ``choices``           the mini recipes' settings, chosen on a validation part of the split
 - ``kd_gap``            Surkov 3, a description: the student against its teacher by device group, longer runs
 - ``registry``          every method: run name, label, paper, notebook; comparisons of runs
+- ``torchrun``          the expensive stages under ``torchrun`` (``python -m asc_lib.methods.torchrun``)
 
 May import: ``training``, ``models``, ``features``, ``data``, ``config``.
 """

@@ -29,6 +29,7 @@ from asc_lib.methods.domain_selection import (
 from asc_lib.methods.tagger import class_index, class_logits, tagging_data
 from asc_lib.models import complexity
 from asc_lib.models.cpmobile import CPMobile, build_cp_mobile
+from asc_lib.training import distributed
 from asc_lib.training.experiment import RunSpec, SceneTask, run_dir, train_and_evaluate
 from asc_lib.training.loop import Objective, Supervised, TrainData, fit, logits_of
 
@@ -129,7 +130,8 @@ def distil(pieces: TrainData, kd: dict, directory: Path, seed: int, device="cpu"
     objective = MultiLabelDistillation(Augment(frontend(kd, device), AugmentConfig.from_recipe(kd)),
                                        kd["distillation_weight"], kd["mixup_alpha"], kd["mixup"], kd["mixup_p"])
     history = fit(student, objective, pieces, kd, directory, seed=seed, device=device, progress=progress)
-    save_student(directory, student)
+    if distributed.world().main:  # under torchrun rank 0 writes
+        save_student(directory, student)
     return student, history
 
 

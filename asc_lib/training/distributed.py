@@ -4,7 +4,7 @@
 ``batch_size``, so the optimisation matches one process up to per-rank BatchNorm statistics and
 augmentation draws), keeps the replicas in sync, and only rank 0 evaluates and writes the checkpoint;
 :func:`asc_lib.training.distill.teacher_outputs` fills one shard per rank. The command line that starts
-either under ``torchrun`` is :mod:`asc_lib.training.torchrun`.
+the study's stages under ``torchrun`` is :mod:`asc_lib.methods.torchrun`.
 
 One process (no ``torchrun``) is a world of size 1: every helper here is then a no-op, so the library
 never needs two code paths. Backend: NCCL on GPUs, gloo on CPU (what ``make test`` exercises).
@@ -51,6 +51,8 @@ def init(device: str = "auto") -> tuple[World, torch.device]:
     if not launched_by_torchrun():
         return World(), resolve_device(device)
     use_cuda = torch.cuda.is_available() and device in ("auto", "cuda")
+    if device == "auto" and not use_cuda:
+        resolve_device("auto")  # a driver without usable CUDA stops here, loudly; else it says "cpu" and why
     if use_cuda:
         local = int(os.environ.get("LOCAL_RANK", 0))
         torch.cuda.set_device(local)

@@ -12,13 +12,14 @@ PYTEST_ARGS ?=
 CHROMIUM ?= chromium
 SHOTS := index html/05_results html/02_mean_teacher_split5
 
-.PHONY: install data report test test-full test-slurm nbval notebooks findings screenshots clean distclean help
+.PHONY: install data report test test-full test-slurm gpu-check nbval notebooks findings screenshots clean distclean help
 
 help:
 	@echo "make report     run the profile's plan headless through Snakemake (PROFILE=$(PROFILE); PLAN=quick|full, JOBS=N, DRY=1) into reports/ and render reports/index.html"
 	@echo "make test       the test suite: unit tests, every notebook once on the smoke profile, nbval over the notebooks that do not train (temporary folders)"
 	@echo "make test-full  make test and the slow checks: learned properties on the mini data, the smoke profile's full plan"
 	@echo "make test-slurm a one-node SLURM cluster on this machine runs the smoke plan through sbatch (needs root; installs slurm-wlm and munge)"
+	@echo "make gpu-check  every method's steps and a teacher pass on the GPU: device, driver, precision used, memory peak, samples/s against the CPU (a CPU-only machine: says so, exits 0)"
 	@echo "make nbval      nbval over every notebook at its committed defaults (trains the mini runs: slow)"
 	@echo "make notebooks  re-execute the committed notebooks in place (refresh their outputs)"
 	@echo "make findings   write the findings of the profile's runs (paired intervals) into README.md"
@@ -53,6 +54,9 @@ test-full: install          # make test's tests, the checks marked 'full' and th
 	$(BIN)/python -m asc_lib.data.minidata --profile mini
 	$(BIN)/python -m asc_lib.data.minidata --profile smoke
 	$(BIN)/python -m pytest --full $(PYTEST_ARGS)
+
+gpu-check: install          # the first thing to run on a GPU machine (about five minutes); see README "On a GPU"
+	$(BIN)/python -m asc_lib.study.gpu_check
 
 test-slurm: install          # a one-node SLURM cluster on this machine runs the smoke plan (root; installs slurm-wlm)
 	$(BIN)/python -m asc_lib.data.minidata --profile smoke

@@ -11,6 +11,7 @@ from asc_lib.data.audio import build_waveform_cache
 from asc_lib.data.dcase import load_split
 from asc_lib.methods import labelfilter
 from asc_lib.study import benchmark
+from asc_lib.training import experiment
 
 
 @pytest.fixture(scope="module")
@@ -133,3 +134,11 @@ def test_real_resources_follow_the_data_sizes_and_the_budget():
     assert table.loc[("baseline", "CP-Mobile, split 100"), "data path"] == "resident"
     everything_resident = benchmark.real_resources(rates, gpu, **settings, budget_gb=10_000)
     assert (everything_resident["data path"] == "resident").all()
+
+
+def test_the_autocast_teacher_pass_is_measured_against_float32(smoke_data):
+    task = experiment.SceneTask(smoke_data, 5, "baseline", "cpu", progress=False)
+    table = benchmark.teacher_agreement(task.train_waves, torch.device("cpu"), clips=8, batch_size=4)
+    row = table.iloc[0]
+    assert list(table.columns[:3]) == ["clips", "float32 clips/s", "bfloat16 clips/s"] and row["clips"] == 8
+    assert 0 <= row["top-1 agreement"] <= 1 and 0 <= row["mean |Δ probability|"] <= row["max |Δ probability|"] < 0.5

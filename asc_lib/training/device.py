@@ -93,7 +93,7 @@ def configure(device: torch.device) -> None:
     """TF32 matmuls and cuDNN's autotuner on CUDA (both leave the CPU untouched)."""
     if torch.device(device).type == "cuda":
         torch.set_float32_matmul_precision("high")
-        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.benchmark = not torch.are_deterministic_algorithms_enabled()  # deterministic: no autotuner
 
 
 def precision(setting: str, device: torch.device) -> torch.dtype | None:

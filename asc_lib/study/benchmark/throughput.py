@@ -25,7 +25,11 @@ from asc_lib.features.frontend import build_frontend
 from asc_lib.models import build_cp_mobile
 from asc_lib.models.efficientat import build_efficientat
 from asc_lib.models.passt import load_passt
+from asc_lib.methods.tagger import Tagger, load_released
+from asc_lib.models.pretrained import CheckpointUnavailable, resolve
 from asc_lib.training import loop
+from asc_lib.training.device import precision
+from asc_lib.training.evaluate import compute_logits
 from asc_lib.training.loop import Supervised, TrainData, build_optimizer
 
 
@@ -225,6 +229,36 @@ def teacher_table(device: torch.device, clips: int, passt_clips: int, batch_size
                      "clips/s": inference_throughput(passt, passt_clips, 10.0, 32_000, min(batch_size, passt_clips),
                                                      device, amp)})
     return pd.DataFrame(rows).set_index(["teacher", "precision"])
+
+
+def teacher_agreement(waves: torch.Tensor, device: torch.device, clips: int = 256, batch_size: int = 64) -> pd.DataFrame:
+    """A teacher pass under autocast against float32 on the same clips (the first ``clips`` of ``waves``, 32 kHz):
+    the released mn04_as tagger (random mn04 weights where it cannot be had, said in the table), float32 against
+    the recipes' ``teacher_precision: auto`` on a GPU (bfloat16 where it has it, else float16) or bfloat16 on the
+    CPU: clips/s of each, top-1 agreement of the 527 classes, largest and mean difference of the probabilities
+    (sigmoid, as a tagger's)."""
+    try:
+        teacher, weights = load_released(resolve("mn04_as", download=False), device), "released mn04_as"
+    except CheckpointUnavailable:
+        teacher, weights = Tagger(build_frontend("efficientat"), build_efficientat("mn04", 527)).to(device).eval(), \
+            "random mn04 weights (mn04_as absent)"
+    dtype = precision("auto", device) if device.type == "cuda" else torch.bfloat16
+    x = waves[:clips]
+    out, rates = {}, {}
+    for name, cast in (("float32", None), (str(dtype).split(".")[-1], dtype)):
+        compute_logits(teacher, x, None, batch_size, device, False, 0, min(batch_size, len(x)), autocast=cast)
+        _sync(device)
+        start = time.perf_counter()
+        out[name] = compute_logits(teacher, x, None, batch_size, device, False, autocast=cast)
+        _sync(device)
+        rates[name] = len(x) / (time.perf_counter() - start)
+    (full, f), (low, m) = out.items()
+    delta = (torch.sigmoid(f) - torch.sigmoid(m)).abs()
+    return pd.DataFrame([{"teacher": weights, "clips": len(x), "float32 clips/s": rates[full],
+                          f"{low} clips/s": rates[low], "speed-up": rates[low] / rates[full],
+                          "top-1 agreement": float((f.argmax(1) == m.argmax(1)).float().mean()),
+                          "max |Δ probability|": float(delta.max()), "mean |Δ probability|": float(delta.mean())}]
+                        ).set_index("teacher")
 
 
 def efficientat_training_rate(waves: torch.Tensor, labels: torch.Tensor, steps: int, batch_size: int,

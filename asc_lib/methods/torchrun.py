@@ -128,7 +128,8 @@ def werning_kd(args) -> None:
         items, clips = werning.distillation_data(clips, prune, kd, args.profile, data, device, progress=False)
     directory = Path(args.run_dir) if args.run_dir else \
         werning.kd_run_dir(args.profile, args.split, args.seed, args.selection, prune["threshold"])
-    student, history = werning.distil(items, kd, directory, args.seed, device, progress=here.main and not args.quiet)
+    seed = args.seed if args.kd_seed is None else args.kd_seed
+    student, history = werning.distil(items, kd, directory, seed, device, progress=here.main and not args.quiet)
     in_sync = parameters_in_sync(student)
     _say(here, lambda: {"world_size": here.size, "loss": history[-1]["loss"], "steps": history[-1]["step"],
                 "status": history.status, "run_dir": str(directory), "replicas_in_sync": in_sync,
@@ -178,6 +179,7 @@ def main(argv=None) -> None:
     kd.add_argument("--selection", default="pruned", choices=domain_selection.SELECTIONS)
     kd.add_argument("--steps", type=int, help="distillation iterations, exactly (default: the recipe's)")
     kd.add_argument("--run-dir", help="default: the folder 03b_pruned_kd reads")
+    kd.add_argument("--kd-seed", type=int, help="the student's seed (default: --seed, which also names 03's selection)")
     for p in (tr, lg, em, kd):
         p.add_argument("--profile", default="mini")
         p.add_argument("--split", type=int, default=5)

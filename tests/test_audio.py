@@ -136,10 +136,22 @@ def test_interrupted_cache_build_leaves_nothing(tmp_path, monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(audio.sf, "read", flaky)
+    monkeypatch.setenv("ASC_LOADER_WORKERS", "0")  # the interruption counted in this process
     with pytest.raises(KeyboardInterrupt):
         audio.build_waveform_cache(names, tmp_path, 32000, 32000, cache_dir=tmp_path / "c", batch=1, progress=False)
     # nothing but the empty lock file (kept: deleting a flock file races with a waiting process)
     assert [p.name for p in (tmp_path / "c").iterdir() if not p.name.endswith(".lock")] == []
+
+
+def test_a_cache_built_by_decoding_workers_has_the_same_bytes(tmp_path, monkeypatch):
+    names = _files(tmp_path, 5)
+    monkeypatch.setenv("ASC_LOADER_WORKERS", "0")
+    alone = audio.build_waveform_cache(names, tmp_path, 32000, 32000, cache_dir=tmp_path / "a", batch=2, progress=False)
+    monkeypatch.setenv("ASC_LOADER_WORKERS", "2")
+    workers = audio.build_waveform_cache(names, tmp_path, 32000, 32000, cache_dir=tmp_path / "b", batch=2,
+                                         progress=False)
+    assert torch.equal(alone.to_tensor(), workers.to_tensor()) and alone.meta["seconds"] == workers.meta["seconds"]
+    assert alone.conversions == workers.conversions
 
 
 def test_corrupt_file_in_cache_build_is_named(tmp_path):

@@ -39,7 +39,7 @@ from asc_lib.config.atomic import (
     verify,
     write_json,
 )
-from asc_lib.data.rows import DiskRows, identified, memory_budget
+from asc_lib.data.rows import DiskRows, identified, loader_workers, memory_budget, read_ahead
 
 CACHE_VERSION = 2
 _DTYPES = {"float16": np.float16, "float32": np.float32, "int16": np.int16}
@@ -263,8 +263,33 @@ def _verified_cache(path: Path) -> "WaveformCache | None":
         return None
 
 
+class _DecodedChunks(torch.utils.data.Dataset):
+    """Chunk ``i`` of a cache build: its clips decoded, resampled and padded or cut, in the cache's dtype, with
+    what each needed (name, channels, rate, decoded samples). Read by DataLoader workers ahead of the writer."""
+
+    def __init__(self, filenames: list[str], source, sample_rate: int, num_samples: int, dtype: str, batch: int):
+        self.filenames, self.source, self.batch = filenames, source, batch
+        self.sample_rate, self.num_samples, self.dtype = sample_rate, num_samples, dtype
+
+    def __len__(self) -> int:
+        return -(-len(self.filenames) // self.batch)
+
+    def __getitem__(self, i: int):
+        decoded, facts = [], []
+        for name in self.filenames[i * self.batch:(i + 1) * self.batch]:
+            wave, sr, channels = self.source.read(name)
+            decoded.append((wave, sr))
+            facts.append((name, channels, sr, len(wave)))
+        waves = fit_clips(decoded, self.sample_rate, self.num_samples)
+        if self.dtype == "int16":
+            waves = np.clip(np.round(waves * 32768.0), -32768, 32767)
+        return waves.astype(_DTYPES[self.dtype]), facts
+
+
 def _build(filenames: list[str], source, path: Path, key: str, sample_rate: int, num_samples: int, dtype: str,
            batch: int, progress: bool, expected: Sequence[str]) -> WaveformCache:
+    """Write the cache: chunks decoded by DataLoader workers (:func:`asc_lib.data.rows.loader_workers`; none on
+    two cores) ahead of this process, which writes them in order, so the bytes do not depend on the workers."""
     conversions: dict[str, dict] = {}
     seconds: list[float] = []
 
@@ -272,30 +297,27 @@ def _build(filenames: list[str], source, path: Path, key: str, sample_rate: int,
         entry = conversions.setdefault(kind, {"clips": 0, "example": f"{name} ({detail})"})
         entry["clips"] += 1
 
+    chunks = _DecodedChunks(filenames, source, sample_rate, num_samples, dtype, batch)
     with atomic_path(path, suffix=".npy") as tmp:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=_DTYPES[dtype], shape=(len(filenames), num_samples))
         reserve(tmp, tmp.stat().st_size)  # the disk space now, or an error naming it (not a SIGBUS mid-write)
-        for start in tqdm(range(0, len(filenames), batch), desc=f"caching {len(filenames)} clips",
-                          disable=not progress, unit="batch"):
-            chunk = filenames[start:start + batch]
-            decoded = []
-            for name in chunk:
-                wave, sr, channels = source.read(name)
+        workers = min(loader_workers(), len(chunks)) if len(chunks) > 1 else 0
+        for i, (waves, facts) in enumerate(tqdm(read_ahead(chunks, workers) if workers else map(chunks.__getitem__,
+                                                                                              range(len(chunks))),
+                                                total=len(chunks), desc=f"caching {len(filenames)} clips",
+                                                disable=not progress, unit="batch")):
+            for name, channels, sr, samples in facts:
                 if channels > 1:
                     note("down-mixed", name, f"{channels} channels")
                 if sr != sample_rate:
                     note(f"resampled {sr} -> {sample_rate} Hz", name, f"{sr} Hz")
-                length = len(wave) * sample_rate / sr
-                seconds.append(round(len(wave) / sr, 3))
+                length = samples * sample_rate / sr
+                seconds.append(round(samples / sr, 3))
                 if length < num_samples - 0.5:
-                    note("zero-padded", name, f"{len(wave) / sr:.3f} s")
+                    note("zero-padded", name, f"{samples / sr:.3f} s")
                 elif length > num_samples + 0.5:
-                    note("cut", name, f"{len(wave) / sr:.3f} s")
-                decoded.append((wave, sr))
-            waves = fit_clips(decoded, sample_rate, num_samples)
-            if dtype == "int16":
-                waves = np.clip(np.round(waves * 32768.0), -32768, 32767)
-            out[start:start + len(chunk)] = waves.astype(_DTYPES[dtype])
+                    note("cut", name, f"{samples / sr:.3f} s")
+            out[i * batch:i * batch + len(facts)] = np.asarray(waves)
         out.flush()
         del out
     write_json(path.with_suffix(".json"), {

@@ -5,7 +5,7 @@
 - ``train``    the DCASE2024 baseline with DistributedDataParallel, as ``00b_baseline`` trains it (rank 0
                evaluates and writes the run);
 - ``logits``   a teacher's logits on a split, sharded across the ranks and merged in order: a ``02_mean_teacher``
-               run's fine-tuned EfficientAT (``--run efficientat_mt``, or its ``teacher.pt`` as ``--teacher``),
+               run's fine-tuned EfficientAT (``--teacher-run efficientat_mt``, or its ``teacher.pt`` as ``--teacher``),
                or a CP-Mobile teacher file (:func:`save_teacher_file`);
 - ``embed``    the domain classifier's embeddings (``03_domain_pruning``): the recipe's teacher (the PaSST
                ensemble on the real data) over the challenge split, AudioSet eval and the pool, each sharded;
@@ -80,7 +80,7 @@ def logits(args) -> None:
     """A teacher's logits on one split, sharded across the ranks and merged (cached like one process)."""
     here, device = init(args.device)
     path = Path(args.teacher) if args.teacher else \
-        experiment.run_dir(args.profile, args.run, args.split, args.seed) / surkov.TEACHER_FILE
+        experiment.run_dir(args.profile, args.teacher_run, args.split, args.seed) / surkov.TEACHER_FILE
     teacher, frontend = load_any_teacher(path, args.profile)
     with main_first():
         task = experiment.SceneTask(data_paths(args.profile), args.split, frontend, "cpu", progress=False)
@@ -167,7 +167,8 @@ def main(argv=None) -> None:
     tr.add_argument("--run-dir", help=f"default: data/runs/<profile>/{METHOD}/split<N>-seed<S>")
     lg = sub.add_parser("logits", help="a teacher's logits on one split, sharded across the ranks")
     which = lg.add_mutually_exclusive_group(required=True)
-    which.add_argument("--run", help="a 02_mean_teacher run (efficientat_mt, efficientat_ft) of this profile, split, seed")
+    which.add_argument("--teacher-run", help="a 02_mean_teacher run (efficientat_mt, efficientat_ft) of this profile, "
+                                             "split and seed (not --run: torchrun would take it for its --run-path)")
     which.add_argument("--teacher", help="02_mean_teacher's teacher.pt, or a CP-Mobile file of save_teacher_file")
     lg.add_argument("--out", required=True, help="where to write the merged logits (.pt)")
     lg.add_argument("--cache-dir", help="teacher-output cache (default data/cache/teacher_outputs)")

@@ -406,8 +406,8 @@ def _epoch_seed(seed: int, epoch: int) -> int:
 
 def _step_seed(seed: int, step: int, rank: int) -> int:
     """The global RNG's seed for optimizer step ``step`` (augmentation, MixUp, noise): a run resumed at any
-    step draws what the uninterrupted run drew."""
-    return (seed * 2_000_029 + step) * 64 + rank
+    step draws what the uninterrupted run drew; each of up to 64 ranks draws its own."""
+    return (seed * 2_000_029 + step) * 64 + rank % 64
 
 
 def load_checkpoint(run_dir: str | Path) -> dict | None:

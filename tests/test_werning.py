@@ -160,7 +160,7 @@ def test_distillation_loss_and_its_weight():
     for weight in (0.0, 0.9, 1.0):
         loss, terms = werning.distillation_loss(logits, soft, hard, weight)
         assert torch.allclose(loss, weight * bce(logits, soft) + (1 - weight) * bce(logits, hard))
-    assert terms["kd"] == pytest.approx(float(bce(logits, soft)))
+    assert float(terms["kd"]) == pytest.approx(float(bce(logits, soft)))
     with pytest.raises(ValueError, match="distillation_weight"):
         werning.MultiLabelDistillation(torch.nn.Identity(), 1.5)
 

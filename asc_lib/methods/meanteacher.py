@@ -72,9 +72,9 @@ class MeanTeacher(Objective):
     def loss(self, model, batch, step):
         waves, labels = batch["waves"], batch["labels"]
         student = logits_of(model(self.inputs(waves)))
-        labeled = labels >= 0
-        sup = (nn.functional.cross_entropy(student[labeled].float(), labels[labeled])
-               if labeled.any() else student.sum() * 0.0)
+        labeled = (labels >= 0).float()  # the mean over the labeled items, 0 without any: no host synchronisation
+        per_item = nn.functional.cross_entropy(student.float(), labels.clamp(min=0), reduction="none")
+        sup = (per_item * labeled).sum() / labeled.sum().clamp(min=1.0)
         weight = consistency_weight(step, self.total_steps, self.max_weight, self.rampup, self.constant)
         if self.max_weight == 0:
             return sup, {"alpha": 0.0}

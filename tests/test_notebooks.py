@@ -216,8 +216,9 @@ def test_the_readme_torchrun_examples_run_as_written(smoke_report, tmp_path, mon
         assert done.returncode == 0, line + "\n" + done.stderr[-4000:]
         said[line.split()[6]] = json.loads([x for x in done.stdout.splitlines() if x.startswith("{")][-1])
     assert all(s["world_size"] == 2 for s in said.values())
-    assert said["train"]["replicas_in_sync"] and said["werning-kd"]["status"] in ("reused", "trained")
-    # Werning's KD trained by the two ranks (the line above reuses the report's run): replicas in sync
+    assert said["train"]["replicas_in_sync"] and said["werning-kd"]["replicas_in_sync"]
+    # (the line above retrains 03b's KD run: the two ranks' embeddings equal the report's to float rounding, not
+    # bitwise, so the run's data differ; a run in a folder of its own, trained by the two ranks:)
     line = lines[3] + f" --run-dir {tmp_path / 'kd'}"
     done = subprocess.run(line, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-4000:]

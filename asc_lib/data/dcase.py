@@ -114,11 +114,6 @@ def read_split(splits_dir: str | Path, split: int | str) -> pd.DataFrame:
     return annotate(read_table(path, SPLIT_COLUMNS), path)
 
 
-def read_all_splits(splits_dir: str | Path) -> dict:
-    """All five training splits and the test split, keyed 5, 10, 25, 50, 100, 'test'."""
-    return {s: read_split(splits_dir, s) for s in (*SPLITS, "test")}
-
-
 def missing_audio(frame: pd.DataFrame, tau22_dir: str | Path) -> list[str]:
     """File names of ``frame`` with no file under ``tau22_dir``."""
     root = Path(tau22_dir)

@@ -412,10 +412,3 @@ def paper_threshold() -> float:
 
 def pruning_report_path(profile: str, split: int, threshold: float, seed: int) -> Path:
     return subsets_dir(profile) / f"split{split}-t{threshold:g}-seed{seed}-pruning.json"
-
-
-def pruning_report(profile: str, split: int, threshold: float | None = None, seed: int = 0) -> dict | None:
-    """The pruning summary ``03_domain_pruning`` wrote for ``split``, ``threshold`` (default: the paper's) and
-    ``seed``, or None when absent."""
-    path = pruning_report_path(profile, split, paper_threshold() if threshold is None else threshold, seed)
-    return json.loads(path.read_text()) if path.is_file() else None

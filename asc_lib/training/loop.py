@@ -669,12 +669,3 @@ def _save(run_dir, model, objective, optimizer, scheduler, epoch, history, finge
     with atomic_path(Path(run_dir) / CHECKPOINT, suffix=".pt") as tmp:
         torch.save(state, tmp)
     write_json(Path(run_dir) / HISTORY, history)
-
-
-def trained_model(run_dir: str | Path, model: nn.Module) -> nn.Module:
-    """Load the final weights of a finished run into ``model``."""
-    state = load_checkpoint(run_dir)
-    if state is None:
-        raise FileNotFoundError(f"no checkpoint in {run_dir}")
-    model.load_state_dict(state["model"])
-    return model.eval()

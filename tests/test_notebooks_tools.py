@@ -1,7 +1,10 @@
 """Tidying executed notebooks: progress bars collapse to their final state or disappear."""
+import ast
+
 import nbformat
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
+from asc_lib.config import paths
 from asc_lib.study.notebooks import tidy_progress
 
 
@@ -28,3 +31,22 @@ def test_bars_removed_for_committed_notebooks_but_real_messages_kept():
     outputs = tidy_progress(nb, keep_final=False).cells[0].outputs
     assert [(o.name, o.text) for o in outputs] == [("stderr", "warning: something real\n"), ("stdout", "2 epochs\n")]
     nbformat.validate(nb)
+
+
+METHOD_NOTEBOOKS = ("02_mean_teacher", "03_domain_pruning", "03b_pruned_kd", "04_kd")
+
+
+def test_each_method_notebook_shows_the_librarys_current_lines_of_its_method():
+    """The method's cell (show.source of its loss and batches) is in each method notebook, and its committed
+    output is the library's source as it is now (a changed loss without a refreshed notebook fails here)."""
+    for name in METHOD_NOTEBOOKS:
+        nb = nbformat.read(paths.ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
+        cells = [c for c in nb.cells if c.cell_type == "code" and "show.source(" in c.source]
+        assert len(cells) == 1, name
+        tree = ast.parse(cells[0].source)
+        namespace: dict = {}
+        exec(compile(ast.Module(tree.body[:-1], []), name, "exec"), namespace)
+        now = eval(compile(ast.Expression(tree.body[-1].value), name, "eval"), namespace)
+        committed = next(o for o in cells[0].outputs if o.output_type == "execute_result").data["text/markdown"]
+        assert committed == now.data, f"notebooks/{name}.ipynb: the method's lines changed; refresh the notebook"
+        assert "def loss" in committed or "def balanced_batches" in committed

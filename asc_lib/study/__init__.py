@@ -9,6 +9,7 @@
 - ``workflow``   ``make report``'s front door: the plan through Snakemake (``workflow/Snakefile``), locally or on SLURM
 - ``execute``    one notebook run of the plan (a workflow job): papermill, HTML, a GPU of its own
 - ``notebooks``  refreshing committed notebooks (``make notebooks``)
+- ``show``       the few lines that are a method, shown in its notebook from the library's source
 - ``gpu_check``  ``make gpu-check``: every method's steps and a teacher pass on the GPU, against the CPU
 
 May import: ``methods``, ``training``, ``models``, ``features``, ``data``, ``config``.

@@ -337,7 +337,7 @@ def test_ablation_table_and_its_plain_words_on_constructed_runs():
     assert "Above it (Holm-adjusted within the ablation): mean teacher, consistency weight 0 (+6.0)" in words
     assert "Below it (Holm-adjusted within the ablation): mean teacher without Freq-MixStyle (-5.0)" in words
     assert "mean teacher without Freq-MixStyle: 46.0 ± 1.0 %, below the mean teacher (02) (-5.0 points" \
-        in mt_ablation.findings(table)[2]
+        in mt_ablation.ablation_findings(table)[2]
     # the same means with wide intervals: nothing distinguishable
     wide = {name: _comparison(100 * c.difference, 20.0) for name, c in compared.items()}
     words = mt_ablation.conclusion(mt_ablation.summary(runs, variants, wide))
@@ -380,11 +380,11 @@ def test_seed_comparison_uses_the_seeds_both_methods_have(monkeypatch, tmp_path)
     with pytest.warns(UserWarning, match=r"seed\(s\) \[3\] left out, scored on other test clips"):
         correct, labels, names, found = registry.correctness("mini", "baseline", 5, [0, 1, 2, 3])
     assert correct.shape == (3, len(files)) and found == [0, 1, 2] and names == sorted(files)
-    words = registry.seed_verdict("mini", 5, [0, 1, 2], "kd_small", "baseline")
+    words = registry.comparison_sentence("mini", 5, [0, 1, 2], "kd_small", "baseline")
     assert f"{registry.label('kd_small')} (seed 0, 1) vs {registry.label('baseline')} (seed 0, 1, 2)" in words
     assert "100.0 % vs" in words and words.endswith("95 % interval from Student's t).")
     assert ": no verdict: these runs only (2 vs 3 seeds) (paired: a bootstrap" in words  # 2 seeds: about these runs
-    assert registry.verdict("mini", 5, 0, "kd_large", "baseline").startswith("Not compared yet")
+    assert registry.comparison_sentence("mini", 5, 0, "kd_large", "baseline").startswith("Not compared yet")
     table = registry.compare_seeds("mini", 5, [0, 1, 2], ["baseline", "kd_small"])
     assert np.isnan(table.loc[registry.label("kd_small"), "seed 2"])
 

@@ -25,7 +25,7 @@ from asc_lib.config import data_paths, profile_recipe
 from asc_lib.config.atomic import write_csv
 from asc_lib.methods import surkov
 from asc_lib.training.distill import teacher_outputs
-from asc_lib.training.experiment import METRICS, RunSpec, SceneTask, read_metrics, runs_dir
+from asc_lib.training.experiment import METRICS, RunSpec, SceneTask, read_metrics, profile_runs_dir
 
 VALIDATION = (0.2, 0)  # (fraction of each scene's clips, at least; seed of the locations drawn)
 # the values tried per setting, one setting at a time around the start (the profile's recipe, or --start):
@@ -44,12 +44,12 @@ def values_name(values: dict) -> str:
 
 
 def teacher_dir(profile: str, values: dict, split: int, seed: int) -> Path:
-    return runs_dir(profile) / "choices" / f"teacher-{values_name(values)}" / f"split{split}-seed{seed}"
+    return profile_runs_dir(profile) / "choices" / f"teacher-{values_name(values)}" / f"split{split}-seed{seed}"
 
 
 def kd_dir(profile: str, teacher_values: dict, values: dict, split: int, seed: int) -> Path:
     """A distillation candidate's run, beside the validation teachers it distils."""
-    return (runs_dir(profile) / "choices" / f"teacher-{values_name(teacher_values)}" / f"kd-{values_name(values)}"
+    return (profile_runs_dir(profile) / "choices" / f"teacher-{values_name(teacher_values)}" / f"kd-{values_name(values)}"
             / f"split{split}-seed{seed}")
 
 
@@ -170,7 +170,7 @@ def chosen(runs: pd.DataFrame) -> dict[str, float]:
 
 def saved(profile: str, stage: str, split: int = 5) -> pd.DataFrame | None:
     """The runs a stage's choice was made on (the CSV :func:`main` writes), or None before it ran."""
-    path = runs_dir(profile) / "choices" / f"{stage}-split{split}.csv"
+    path = profile_runs_dir(profile) / "choices" / f"{stage}-split{split}.csv"
     return pd.read_csv(path, index_col=0) if path.is_file() else None
 
 
@@ -229,7 +229,7 @@ def main(argv=None) -> None:
         if setting not in TEACHER_CANDIDATES or not value:
             parser.error(f"--start {item!r}: expected SETTING=VALUE with SETTING one of {sorted(TEACHER_CANDIDATES)}")
         start[setting] = float(value)
-    out = runs_dir(args.profile) / "choices"
+    out = profile_runs_dir(args.profile) / "choices"
     frames = []
     if args.stage in ("teacher", "both"):
         frames.append(teacher_runs(args.profile, args.split, args.seeds, start=start))

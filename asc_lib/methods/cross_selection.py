@@ -10,7 +10,7 @@ logits (``03``). Here
 - **Werning's pipeline** (distillation, then fine-tuning) is fed by Surkov's label-filtered pool, a seeded
   draw of as many clips as Werning's pruned selection holds: run :data:`WERNING`, compared with ``werning``.
 
-When a pool holds fewer clips than asked, all of it is used and :func:`selection_table` says so. Each run is
+When a pool holds fewer clips than asked, all of it is used and :func:`cross_selection_table` says so. Each run is
 compared with its reference on the same test clips by the paired comparison over test recordings and seeds (:mod:`asc_lib.training.uncertainty`).
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ from asc_lib.config import DataPaths, load_profile, load_recipe, table1_labels
 from asc_lib.data import audioset
 from asc_lib.data.unlabeled import subset_pieces
 from asc_lib.methods import domain_selection, labelfilter, surkov, werning
-from asc_lib.training.experiment import RunSpec, SceneTask, run_dir, runs_dir
+from asc_lib.training.experiment import RunSpec, SceneTask, run_dir, profile_runs_dir
 
 SURKOV_TEACHER = "efficientat_mt_xpruned"   # mean teacher fed by the pruned clips
 SURKOV_STUDENT = "kd_small_xpruned"         # its distilled CP-Mobile (same clips)
@@ -47,7 +47,7 @@ def label_filtered_pool(profile: str, data: DataPaths) -> pd.DataFrame:
 
 def selection_path(profile: str, split: int, name: str, seed: int) -> Path:
     """Where a cross selection is written (official segment-list format, with its ``list`` column)."""
-    return runs_dir(profile) / "cross_selections" / f"split{split}-{name}-seed{seed}_segments.csv"
+    return profile_runs_dir(profile) / "cross_selections" / f"split{split}-{name}-seed{seed}_segments.csv"
 
 
 def selections(profile: str, data: DataPaths, split: int, threshold: float, seed: int) -> dict[str, pd.DataFrame]:
@@ -67,7 +67,7 @@ def selections(profile: str, data: DataPaths, split: int, threshold: float, seed
     return {**own, **cross}
 
 
-def selection_table(chosen: dict[str, pd.DataFrame], truth: pd.Series | None = None) -> pd.DataFrame:
+def cross_selection_table(chosen: dict[str, pd.DataFrame], truth: pd.Series | None = None) -> pd.DataFrame:
     """Clips per selection, the size each cross selection was asked for, overlap with the other method's own
     selection and, on the mini data, the share of in-domain clips."""
     asked = {"pruned_for_surkov": len(chosen["labelfilter"]), "labelfilter_for_werning": len(chosen["pruned"])}

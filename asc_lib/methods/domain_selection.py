@@ -35,14 +35,14 @@ from asc_lib.methods.tagger import STANDIN, framed_banner, load_released, load_s
 from asc_lib.models.passt import ensemble_spec, load_ensemble
 from asc_lib.training.device import precision as device_precision
 from asc_lib.training.distill import full_key, is_cached, teacher_outputs
-from asc_lib.training.experiment import runs_dir, split_waves
+from asc_lib.training.experiment import profile_runs_dir, split_waves
 
 SELECTIONS = ("pruned", "random")
 
 
 # --- the teacher and its embeddings -----------------------------------------------------------------------
 
-def load_teacher(embedding: str, profile: str, data: DataPaths, device="cpu", progress: bool = True,
+def load_embedding_teacher(embedding: str, profile: str, data: DataPaths, device="cpu", progress: bool = True,
                  fallback: str | None = None) -> nn.Module:
     """Raw waveforms -> 527 logits: the PaSST ensemble of ``params/models.yaml`` (``passt_ensemble``), a
     released EfficientAT AudioSet tagger (``mn04_as``, ``mn10_as``: the mini profile's, a named deviation), or
@@ -194,7 +194,7 @@ def _placeholder(n: int) -> torch.Tensor:
 
 def teacher_for(recipe: dict, profile: str, data: DataPaths, device="cpu", progress: bool = True):
     """The recipe's embedding teacher and an identifier of its weights (for cache keys)."""
-    teacher = load_teacher(recipe["embedding"], profile, data, device, progress, recipe.get("fallback"))
+    teacher = load_embedding_teacher(recipe["embedding"], profile, data, device, progress, recipe.get("fallback"))
     checkpoint = getattr(teacher, "checkpoint", None)
     if checkpoint is not None:
         return teacher, checkpoint.sha256
@@ -211,7 +211,7 @@ def start_text(teacher: nn.Module) -> str:
 
 
 def embedding_start(recipe: dict, profile: str, data: DataPaths) -> dict:
-    """Which weights the recipe's embedding teacher starts from (resolved as :func:`load_teacher` does), for
+    """Which weights the recipe's embedding teacher starts from (resolved as :func:`load_embedding_teacher` does), for
     ``metrics.json``."""
     if recipe["embedding"] == "passt_ensemble":
         return {"name": "passt_ensemble", "spec": ensemble_spec(), "pretrained": True, "origin": "release"}
@@ -381,7 +381,7 @@ def save_pruning_report(profile: str, split: int, seed: int, recipe: dict, pool_
 # --- subsets ------------------------------------------------------------------------------------------------
 
 def subsets_dir(profile: str) -> Path:
-    return runs_dir(profile) / "pruned_subsets"
+    return profile_runs_dir(profile) / "pruned_subsets"
 
 
 def subset_file(profile: str, split: int, selection: str, threshold: float, seed: int) -> Path:

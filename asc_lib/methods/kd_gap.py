@@ -17,7 +17,7 @@ import pandas as pd
 from asc_lib.config import data_paths, profile_recipe
 from asc_lib.config.atomic import write_csv
 from asc_lib.methods import surkov
-from asc_lib.training.experiment import METRICS, RunSpec, SceneTask, read_metrics, run_dir, runs_dir
+from asc_lib.training.experiment import METRICS, RunSpec, SceneTask, read_metrics, run_dir, profile_runs_dir
 from asc_lib.training.uncertainty import compare_directories, holm
 
 STEPS = 900  # the longer run: three times the mini recipe's 300 steps
@@ -25,7 +25,7 @@ UNSEEN = ("s4", "s5", "s6")  # TAU22's devices found only in the test split
 
 
 def longer_dir(profile: str, steps: int, split: int, seed: int):
-    return runs_dir(profile) / "diagnostics" / f"kd_small-steps{steps}" / f"split{split}-seed{seed}"
+    return profile_runs_dir(profile) / "diagnostics" / f"kd_small-steps{steps}" / f"split{split}-seed{seed}"
 
 
 def train_longer(profile: str, split: int, seed: int, steps: int = STEPS, progress: bool = False):
@@ -112,7 +112,7 @@ def main(argv=None) -> None:
     for seed in args.seeds:
         train_longer(args.profile, args.split, seed, args.steps)
     runs = table(args.profile, args.split, args.seeds, args.steps)
-    write_csv(runs_dir(args.profile) / "diagnostics" / f"kd_gap-split{args.split}.csv", runs)
+    write_csv(profile_runs_dir(args.profile) / "diagnostics" / f"kd_gap-split{args.split}.csv", runs)
     print(summary(runs).T.to_string())
     print(paired_gaps(args.profile, args.split, args.seeds, args.steps).to_string())
 

@@ -131,7 +131,7 @@ def run(task: SceneTask, profile: str, chosen: list[Variant], seeds, weights: st
 
 def accuracies(profile: str, split: int, chosen: list[Variant], seeds) -> pd.DataFrame:
     """Test accuracy (%) of every finished run on the current test split (:func:`finished_runs`, as
-    :func:`comparisons` reads): the evaluated model (the EMA teacher for mean teacher) and, where there is one,
+    :func:`ablation_comparisons` reads): the evaluated model (the EMA teacher for mean teacher) and, where there is one,
     the student; one row per variant and seed."""
     rows = []
     for variant in chosen:
@@ -142,7 +142,7 @@ def accuracies(profile: str, split: int, chosen: list[Variant], seeds) -> pd.Dat
     return pd.DataFrame(rows, columns=["variant", "seed", "model", "student"])
 
 
-def comparisons(profile: str, split: int, chosen: list[Variant], seeds, family: str = "ablation") -> dict[str, Comparison]:
+def ablation_comparisons(profile: str, split: int, chosen: list[Variant], seeds, family: str = "ablation") -> dict[str, Comparison]:
     """Each variant minus the first (the mean teacher, or the recipe's weight in the sweep) on the same test
     clips, over the seeds each has: test recordings and seeds (:func:`asc_lib.training.uncertainty.compare_directories`),
     by variant label, Holm-adjusted as one ``family`` (:func:`asc_lib.training.uncertainty.holm`); variants without
@@ -159,7 +159,7 @@ def comparisons(profile: str, split: int, chosen: list[Variant], seeds, family: 
 
 def summary(runs: pd.DataFrame, chosen: list[Variant], compared: dict[str, Comparison] | None = None) -> pd.DataFrame:
     """Mean ± std over seeds per variant, the difference of its mean to the first variant's (the mean
-    teacher) and, from ``compared`` (:func:`comparisons`), that difference's 95 % interval and verdict."""
+    teacher) and, from ``compared`` (:func:`ablation_comparisons`), that difference's 95 % interval and verdict."""
     order = [v.label for v in chosen]
     g = runs.groupby("variant", sort=False)
     table = pd.DataFrame({"seeds": g.size(), "model mean": g["model"].mean(), "model std": g["model"].std(),
@@ -196,9 +196,9 @@ def readable(table: pd.DataFrame) -> pd.DataFrame:
 WORDS = {"better": "above", "worse": "below", "not distinguishable at this budget": "not distinguishable from"}  # other verdicts: runs only
 
 
-def findings(table: pd.DataFrame) -> list[str]:
+def ablation_findings(table: pd.DataFrame) -> list[str]:
     """Plain sentences from :func:`summary`: each variant above, below or not distinguishable from the first
-    row (the mean teacher), by the verdict of the paired comparison, Holm-adjusted within the table (:func:`comparisons`)."""
+    row (the mean teacher), by the verdict of the paired comparison, Holm-adjusted within the table (:func:`ablation_comparisons`)."""
     reference = table.index[0]
     out = []
     for name, row in table.drop(index=reference).iterrows():
@@ -215,7 +215,7 @@ def findings(table: pd.DataFrame) -> list[str]:
 def weight_reading(runs: pd.DataFrame, swept: list[Variant], used: float,
                    compared: dict[str, Comparison] | None = None) -> str:
     """The sweep read on the test split, as a description only: which weight did best (mean over seeds) and,
-    by the paired comparison of each weight against the recipe's ``used`` (``swept[0]``, :func:`comparisons`),
+    by the paired comparison of each weight against the recipe's ``used`` (``swept[0]``, :func:`ablation_comparisons`),
     whether any is distinguishable from it. The recipe's weight is chosen on a validation part of the
     training split (:mod:`asc_lib.methods.choices`), never from this."""
     table = summary(runs, swept, compared)

@@ -101,7 +101,7 @@ def correctness(profile: str, method: str, split: int, seeds) -> tuple[np.ndarra
     return (*uncertainty.run_correctness(list(found.values())), list(found))
 
 
-def verdict(profile: str, split: int, seeds, method: str, reference: str) -> str:
+def comparison_sentence(profile: str, split: int, seeds, method: str, reference: str) -> str:
     """One sentence comparing two methods on one split (:func:`asc_lib.training.uncertainty.paired_comparison`):
     both accuracies, the difference with its 95 % interval over test recordings and seeds, the p-value and the
     verdict: better, worse or not distinguishable at this budget, or none with fewer than 3 seeds a side."""
@@ -128,7 +128,3 @@ def compare_seeds(profile: str, split: int, seeds, methods) -> pd.DataFrame:
     table["mean"], table["std"] = table.mean(axis=1), table.std(axis=1)
     return table.round(2)
 
-
-def seed_verdict(profile: str, split: int, seeds, method: str, reference: str) -> str:
-    """:func:`verdict` over several seeds (kept under this name for the notebooks that compare seeds)."""
-    return verdict(profile, split, seeds, method, reference)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from asc_lib.config import DataPaths, paths, profile_recipe
+from asc_lib.config import DataPaths, paths, profile_recipe, provenance
 from asc_lib.config.provenance import load_state, load_torch, save_torch
 from asc_lib.data import audioset
 from asc_lib.data.rows import concat
@@ -28,7 +28,7 @@ from asc_lib.models.pretrained import Checkpoint, catalogue_entry
 from asc_lib.models.layers import set_bn_momentum
 from asc_lib.training import loop
 from asc_lib.training.distill import distillation_objective, teacher_outputs
-from asc_lib.training.experiment import METRICS, RunSpec, SceneTask, read_metrics, run_dir, runs_dir, train_and_evaluate
+from asc_lib.training.experiment import METRICS, RunSpec, SceneTask, read_metrics, run_dir, profile_runs_dir, train_and_evaluate
 from asc_lib.training.loop import History, Objective, Supervised, TrainData
 
 SUBSETS = ("none", "small", "large")
@@ -36,7 +36,7 @@ SUBSETS = ("none", "small", "large")
 
 def subset_path(profile: str, name: str) -> Path:
     """The segment list of subset ``name`` (small / large) written by ``01_audioset_label_filtering``."""
-    return runs_dir(profile) / "audioset_subsets" / f"{name}_segments.csv"
+    return profile_runs_dir(profile) / "audioset_subsets" / f"{name}_segments.csv"
 
 
 def load_subset(profile: str, name: str) -> pd.DataFrame:
@@ -103,11 +103,6 @@ def unlabeled_waves(profile: str, data: DataPaths, subset: str, sample_rate: int
     if subset == "none":
         return None
     return subset_pieces(load_subset(profile, subset), data, sample_rate, device, progress=progress).waves
-
-
-def file_digest(path: str | Path) -> str:
-    """Content hash of a file (identifies a teacher checkpoint in cache keys)."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:20]
 
 
 def subset_sizes(settings: dict, small: int | None = None, large: int | None = None) -> dict[str, int]:
@@ -256,7 +251,7 @@ def teacher_key(teacher_path: Path, train_files, profile: str, subset: str | pd.
         unlabeled = digest_strings(subset["YTID"])
     else:
         unlabeled = "none" if subset == "none" else digest_strings(load_subset(profile, subset)["YTID"])
-    return {"teacher": file_digest(teacher_path), "labeled": digest_strings(train_files),
+    return {"teacher": provenance.file_digest(teacher_path), "labeled": digest_strings(train_files),
             "unlabeled": unlabeled, "frontend": frontend, "pieces_seconds": 1.0}
 
 

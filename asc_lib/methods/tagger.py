@@ -31,7 +31,7 @@ from asc_lib.models.layers import set_bn_momentum
 from asc_lib.models.pretrained import Checkpoint, CheckpointUnavailable, catalogue_entry, resolve
 from asc_lib.training.device import resolve_device
 from asc_lib.training.evaluate import compute_logits
-from asc_lib.training.experiment import runs_dir
+from asc_lib.training.experiment import profile_runs_dir
 from asc_lib.training.loop import Objective, TrainData, fit, logits_of
 
 TRAIN_LISTS = ("balanced_train_segments", "unbalanced_train_segments")
@@ -119,7 +119,7 @@ class Tagger(nn.Module):
 
 @torch.no_grad()
 def standin_dir(profile: str, seed: int = 0) -> Path:
-    return runs_dir(profile) / "audioset_tagger" / f"seed{seed}"
+    return profile_runs_dir(profile) / "audioset_tagger" / f"seed{seed}"
 
 
 def standin_path(profile: str, seed: int = 0) -> Path:

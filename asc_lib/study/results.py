@@ -29,7 +29,7 @@ from asc_lib.methods.registry import METHODS, label, methods_for
 from asc_lib.study.report import FINDINGS, plan
 from asc_lib.training import uncertainty
 from asc_lib.training.experiment import METRICS, OUTPUT, current_test_names, read_metrics, scored_on
-from asc_lib.training.experiment import runs_dir as profile_runs
+from asc_lib.training.experiment import profile_runs_dir as profile_runs
 from asc_lib.training.uncertainty import compare_directories, run_correctness
 
 GROUPS = ("real", "seen", "unseen")
@@ -678,14 +678,14 @@ def ablation_markdown(profile: str) -> str:
         runs = mt_ablation.accuracies(profile, split, chosen, seeds)
         if runs["variant"].nunique() < 2:
             continue
-        table = mt_ablation.summary(runs, chosen, mt_ablation.comparisons(profile, split, chosen, seeds))
+        table = mt_ablation.summary(runs, chosen, mt_ablation.ablation_comparisons(profile, split, chosen, seeds))
         parts += [f"**Split {split}** (accuracy of the EMA teacher and of its student, mean ± std over seeds; "
                   f"Δ: the variant minus the mean teacher, paired 95 % interval)\n",
                   register.markdown_table(mt_ablation.readable(table[table["seeds"].notna()]).reset_index(names="variant")),
                   mt_ablation.conclusion(table) + "\n"]
         sweep_runs = mt_ablation.accuracies(profile, split, swept, seeds)
         if sweep_runs["variant"].nunique() > 1:
-            compared = mt_ablation.comparisons(profile, split, swept, seeds, family="sweep")
+            compared = mt_ablation.ablation_comparisons(profile, split, swept, seeds, family="sweep")
             parts += [register.markdown_table(mt_ablation.readable(mt_ablation.summary(sweep_runs, swept, compared))
                                               .reset_index(names="consistency weight")),
                       mt_ablation.weight_reading(sweep_runs, swept, used, compared) + "\n"]

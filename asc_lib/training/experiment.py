@@ -36,14 +36,14 @@ METRICS = "metrics.json"
 OUTPUT = "output.csv"
 
 
-def runs_dir(profile: str) -> Path:
+def profile_runs_dir(profile: str) -> Path:
     """Root of one profile's runs."""
     return paths.runs_dir() / profile
 
 
 def run_dir(profile: str, method: str, split: int, seed: int) -> Path:
     """The directory of one run."""
-    return runs_dir(profile) / method / f"split{split}-seed{seed}"
+    return profile_runs_dir(profile) / method / f"split{split}-seed{seed}"
 
 
 def current_test_names(profile: str) -> list[str]:

@@ -196,13 +196,13 @@ def test_the_cross_selection_notebook_trains_beside_the_runs_it_compares_with(sm
 
 
 def _readme_torchrun_lines() -> list[str]:
-    text = (paths.ROOT / "README.md").read_text()
+    text = (paths.ROOT / "docs" / "gpu.md").read_text()
     block = text.split("<!-- torchrun:start -->")[1].split("<!-- torchrun:end -->")[0]
     return [line for line in block.splitlines() if line.startswith(".venv/bin/torchrun ")]
 
 
-def test_the_readme_torchrun_examples_run_as_written(smoke_report, tmp_path, monkeypatch):
-    """The README's torchrun lines, verbatim, with 2 gloo processes on the smoke report's runs; the stages that
+def test_the_documented_torchrun_examples_run_as_written(smoke_report, tmp_path, monkeypatch):
+    """The torchrun lines of docs/gpu.md, verbatim, with 2 gloo processes on the smoke report's runs; the stages that
     are exact by construction (teacher passes) equal one process's results, the training stages keep their
     replicas in sync. Run from a scratch folder (its .venv a link to this environment), into a fresh cache so
     that the embeddings are computed by the two ranks rather than read back from the report's."""

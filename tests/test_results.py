@@ -322,24 +322,28 @@ def test_every_methods_accuracy_with_its_interval_for_the_readme(runs_root):
     assert lines.index(base) < next(i for i, line in enumerate(lines) if "Werning" in line)  # registry order
 
 
-def test_make_findings_writes_each_generated_block_of_the_readme(monkeypatch, tmp_path, capsys):
-    text = "".join(f"{name} {results.markers(name)[0]}\nold\n{results.markers(name)[1]}\n"
-                   for name in results.README_BLOCKS)
-    (tmp_path / "README.md").write_text("# study\n" + text)
+def test_make_findings_writes_each_generated_block_into_its_page(monkeypatch, tmp_path, capsys):
+    (tmp_path / "docs").mkdir()
+    for page in set(results.BLOCK_PAGES.values()):
+        text = "".join(f"{name} {results.markers(name)[0]}\nold\n{results.markers(name)[1]}\n"
+                       for name, where in results.BLOCK_PAGES.items() if where == page)
+        (tmp_path / page).write_text("# page\n" + text)
     monkeypatch.setattr(results.paths, "ROOT", tmp_path)
     monkeypatch.setattr(results, "readme_blocks", lambda profile: {n: f"new {n}\n" for n in results.README_BLOCKS})
     results.main(["--readme"])
-    written = (tmp_path / "README.md").read_text()
-    assert "old" not in written and written.count("new ") == len(results.README_BLOCKS) == 4
-    assert f"accuracies {results.markers('accuracies')[0]}\nnew accuracies\n" in written
+    written = {page: (tmp_path / page).read_text() for page in set(results.BLOCK_PAGES.values())}
+    assert not any("old" in text for text in written.values())
+    assert sum(text.count("new ") for text in written.values()) == len(results.README_BLOCKS) == 4
+    assert f"findings {results.markers('findings')[0]}\nnew findings\n" in written["README.md"]
+    assert f"accuracies {results.markers('accuracies')[0]}\nnew accuracies\n" in written["docs/findings.md"]
     assert "wrote findings, accuracies, ablation, pruning" in capsys.readouterr().out
 
 
-def test_the_readme_holds_every_generated_block():
-    text = (results.paths.ROOT / "README.md").read_text(encoding="utf-8")
-    for name in results.README_BLOCKS:
+def test_each_page_holds_its_generated_blocks():
+    for name, page in results.BLOCK_PAGES.items():
+        text = (results.paths.ROOT / page).read_text(encoding="utf-8")
         start, end = results.markers(name)
-        assert text.count(start) == text.count(end) == 1 and text.index(start) < text.index(end), name
+        assert text.count(start) == text.count(end) == 1 and text.index(start) < text.index(end), (name, page)
 
 
 def test_werning_pruning_for_the_readme(runs_root):

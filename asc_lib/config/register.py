@@ -9,7 +9,7 @@ no report: its ``paper:`` values are its official code's, and the mini stand-in 
 The study's own settings (evaluation points, step floors, caches) say where their paper value comes from
 once, in ``implementation:`` of ``params/training.yaml``.
 
-``python -m asc_lib.config.register`` prints the register as Markdown (the README's copy is checked
+``python -m asc_lib.config.register`` prints the register as Markdown (docs/deviations.md's copy is checked
 against it by ``tests/test_register.py``).
 """
 from __future__ import annotations
@@ -146,7 +146,7 @@ def markdown_table(frame: pd.DataFrame) -> str:
 
 
 def markdown(profile: str = "mini") -> str:
-    """The register as a Markdown table (the README's copy)."""
+    """The register as a Markdown table (docs/deviations.md's copy)."""
     return markdown_table(register(profile))
 
 

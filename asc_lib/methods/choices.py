@@ -188,7 +188,7 @@ def seed_table(runs: pd.DataFrame, columns=("validation accuracy (%)", "its teac
 
 
 def markdown(profile: str, split: int = 5) -> str:
-    """The choices as a Markdown table (the README's copy): per stage and candidate, the validation accuracy
+    """The choices as a Markdown table (docs/findings.md's copy): per stage and candidate, the validation accuracy
     of each seed and their mean (the chosen values in bold), the teachers' mean and the student's agreement
     with its teacher."""
     lines = ["| stage | candidate | validation accuracy per seed (%) | mean (%) | its teacher, mean (%) | agrees with its teacher, mean (%) |",

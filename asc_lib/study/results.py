@@ -7,7 +7,7 @@ deviation, sample std, where more than one seed ran) and lays the numbers out li
 with the papers' own numbers (``params/paper_results.yaml``) in the neighbouring column. Each comparison the
 papers make is a paired test over test recordings and seeds, Holm-adjusted within its family
 (:func:`comparisons`), summed up as findings (:func:`findings`): at the top of ``05_results`` and
-``reports/index.html``, and in the README (``python -m asc_lib.study.results --readme``).
+``reports/index.html``, and in the README and ``docs/findings.md`` (``python -m asc_lib.study.results --readme``).
 """
 from __future__ import annotations
 
@@ -429,14 +429,16 @@ def findings_markdown(frame: pd.DataFrame, compared: pd.DataFrame, paper: dict, 
 
 
 def markers(block: str) -> tuple[str, str]:
-    """The README's start and end markers of a generated block (``findings``, ``accuracies``, ``ablation``,
+    """The start and end markers of a generated block (``findings``, ``accuracies``, ``ablation``,
     ``pruning``)."""
     return f"<!-- {block}:start -->", f"<!-- {block}:end -->"
 
 
 README_START, README_END = markers("findings")
-#: The README's blocks that ``make findings`` writes (:func:`readme_blocks`), in the README's order.
-README_BLOCKS = ("findings", "accuracies", "ablation", "pruning")
+#: The generated blocks ``make findings`` writes (:func:`readme_blocks`) and the page each lives in.
+BLOCK_PAGES = {"findings": "README.md", "accuracies": "docs/findings.md", "ablation": "docs/findings.md",
+               "pruning": "docs/findings.md"}
+README_BLOCKS = tuple(BLOCK_PAGES)
 
 
 def replace_block(text: str, block: str, start: str = README_START, end: str = README_END) -> str:
@@ -650,7 +652,7 @@ def provenance(profile: str, description: str, runs: pd.DataFrame, missing: pd.D
 
 def accuracy_markdown(runs: pd.DataFrame, unit: str = "recording") -> str:
     """Every method's macro accuracy per split with its 95 % bootstrap interval (:func:`intervals`) as a Markdown
-    table, methods in the registry's order, one column per split (the README's copy)."""
+    table, methods in the registry's order, one column per split (docs/findings.md's copy)."""
     frame = intervals(runs, unit=unit)
     if frame.empty:
         return "*No finished run yet.*\n"
@@ -668,7 +670,7 @@ def accuracy_markdown(runs: pd.DataFrame, unit: str = "recording") -> str:
 def ablation_markdown(profile: str) -> str:
     """``02b``'s answer on every split where its variants ran: the table of variants against the mean teacher
     (paired intervals over test recordings and seeds), the conclusion in words and the consistency-weight sweep's
-    choice, all from :mod:`asc_lib.methods.mt_ablation` (the README's copy)."""
+    choice, all from :mod:`asc_lib.methods.mt_ablation` (docs/findings.md's copy)."""
     settings = mt_ablation.settings()
     chosen, seeds = mt_ablation.variants(), settings["seeds"]
     used = config.profile_recipe(profile, "mean_teacher", source="surkov")["consistency_weight"]
@@ -693,7 +695,7 @@ def ablation_markdown(profile: str) -> str:
 
 
 def pruning_markdown(runs: pd.DataFrame, reports: list[dict], paper: dict) -> str:
-    """Werning's pruning as Markdown (the README's copy): per split and threshold the kept share of the pool and,
+    """Werning's pruning as Markdown (docs/findings.md's copy): per split and threshold the kept share of the pool and,
     where the data know which clips are in-domain (the mini data), the precision and recall of the pruned
     selection against the random one of the same size; then Table 1 (threshold against kept share and accuracy),
     the paper's numbers beside the study's."""
@@ -710,7 +712,7 @@ def pruning_markdown(runs: pd.DataFrame, reports: list[dict], paper: dict) -> st
 
 
 def readme_blocks(profile: str) -> dict[str, str]:
-    """The README's generated blocks from the runs of ``profile``: the findings, every method's accuracy with
+    """The generated blocks of the README and docs/findings.md (:data:`BLOCK_PAGES`) from the runs of ``profile``: the findings, every method's accuracy with
     its interval, the mean-teacher ablation and Werning's pruning."""
     root = runs_root(profile)
     runs = runs_table(root, current_test_names(profile))
@@ -736,17 +738,20 @@ def main(argv=None) -> None:
                                                  "comparisons of 05_results with their paired intervals, every "
                                                  "method's accuracy with its interval, the mean-teacher ablation, Werning's pruning).")
     parser.add_argument("--profile", default="mini")
-    parser.add_argument("--readme", action="store_true", help="write them into README.md between their markers "
-                        "(<!-- findings:start --> ... <!-- findings:end -->, accuracies, ablation, pruning) instead of printing them")
+    parser.add_argument("--readme", action="store_true", help="write them between their markers (<!-- findings:start "
+                        "--> ... <!-- findings:end -->, accuracies, ablation, pruning) into the pages they live in "
+                        "(README.md, docs/findings.md) instead of printing them")
     args = parser.parse_args(argv)
     blocks = readme_blocks(args.profile)
     if args.readme:
-        readme = paths.ROOT / "README.md"
-        text = readme.read_text(encoding="utf-8")
-        for name, block in blocks.items():
-            text = replace_block(text, block, *markers(name))
-        write_text(readme, text)
-        print(f"wrote {', '.join(blocks)} of profile {args.profile!r} into {paths.shown(readme)}")
+        for page in dict.fromkeys(BLOCK_PAGES.values()):
+            path = paths.ROOT / page
+            text = path.read_text(encoding="utf-8")
+            for name in (n for n, where in BLOCK_PAGES.items() if where == page):
+                text = replace_block(text, blocks[name], *markers(name))
+            write_text(path, text)
+        print(f"wrote {', '.join(blocks)} of profile {args.profile!r} into "
+              f"{', '.join(dict.fromkeys(BLOCK_PAGES.values()))}")
     else:
         print("\n".join(blocks.values()), end="")
 

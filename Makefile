@@ -22,7 +22,7 @@ help:
 	@echo "make gpu-check  every method's steps and a teacher pass on the GPU: device, driver, precision used, memory peak, samples/s against the CPU (a CPU-only machine: says so, exits 0)"
 	@echo "make nbval      nbval over every notebook at its committed defaults (trains the mini runs: slow)"
 	@echo "make notebooks  re-execute the committed notebooks in place (refresh their outputs)"
-	@echo "make findings   write the findings of the profile's runs (paired intervals) into README.md"
+	@echo "make findings   write the findings of the profile's runs (paired intervals) into README.md and docs/findings.md"
 	@echo "make screenshots  headless-browser views of index.html, 05_results and 02_mean_teacher into reports/screenshots (needs chromium)"
 	@echo "make clean      remove what make report made: runs, caches, the generated data, executed notebooks and HTML"
 	@echo "make distclean  also remove the virtual environment"
@@ -55,7 +55,7 @@ test-full: install          # make test's tests, the checks marked 'full' and th
 	$(BIN)/python -m asc_lib.data.minidata --profile smoke
 	$(BIN)/python -m pytest --full $(PYTEST_ARGS)
 
-gpu-check: install          # the first thing to run on a GPU machine (about five minutes); see README "On a GPU"
+gpu-check: install          # the first thing to run on a GPU machine (about five minutes); see docs/gpu.md
 	$(BIN)/python -m asc_lib.study.gpu_check
 
 test-slurm: install          # a one-node SLURM cluster on this machine runs the smoke plan (root; installs slurm-wlm)
@@ -68,7 +68,7 @@ nbval: data
 notebooks: data
 	$(BIN)/python -m asc_lib.study.notebooks notebooks/*.ipynb
 
-findings: install             # the README's findings block, from the runs of `make report PLAN=full`
+findings: install             # the generated blocks of README.md and docs/findings.md, from the runs of `make report PLAN=full`
 	$(BIN)/python -m asc_lib.study.results --profile $(PROFILE) --readme
 
 screenshots:                  # what a reader sees, rendered by a real browser (apt install chromium)

@@ -71,7 +71,10 @@ def test_single_process_helpers_are_no_ops():
     assert distributed.parameters_in_sync(torch.nn.Linear(2, 2))
 
 
+@pytest.mark.full
 def test_two_ranks_give_the_same_teacher_logits_as_one(tmp_path, monkeypatch):
+    """A CP-Mobile teacher file on the mini split (make test-full); the fast equivalent in make test: the
+    documented logits line (02's teacher on the smoke split) equals one process, tests/test_notebooks.py."""
     torch.manual_seed(3)
     teacher = build_cp_mobile().eval()
     path = torchrun.save_teacher_file(tmp_path / "teacher.pt", teacher, "baseline")
@@ -104,9 +107,11 @@ def test_the_logits_stage_reads_a_mean_teacher_file_and_refuses_other_files(tmp_
         torchrun.load_any_teacher(tmp_path / "other.pt", "smoke")
 
 
+@pytest.mark.full
 def test_two_ranks_train_in_sync(tmp_path, smoke_data):
-    """The fast equivalent of the next test (make test): two ranks of the smoke recipe (4 steps) end with their
-    replicas in sync and write the run's metrics; whether they learn like one process is `make test-full`'s."""
+    """Two ranks of the smoke recipe (4 steps) end with their replicas in sync and write the run's metrics (make
+    test-full; in make test the documented train line checks the same, tests/test_notebooks.py); whether they
+    learn like one process is the next test's."""
     two = _torchrun("train", "--profile", "smoke", "--split", "5", "--batch-size", "32", "--final-eval-only",
                     "--quiet", "--device", "cpu", "--seed", "0", "--run-dir", str(tmp_path / "two"))
     assert two["world_size"] == 2 and two["replicas_in_sync"]

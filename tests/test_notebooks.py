@@ -216,14 +216,14 @@ def test_the_documented_torchrun_examples_run_as_written(smoke_report, tmp_path,
         assert done.returncode == 0, line + "\n" + done.stderr[-4000:]
         said[line.split()[6]] = json.loads([x for x in done.stdout.splitlines() if x.startswith("{")][-1])
     assert all(s["world_size"] == 2 for s in said.values())
-    assert said["train"]["replicas_in_sync"] and said["werning-kd"]["replicas_in_sync"]
-    # (the line above retrains 03b's KD run: the two ranks' embeddings equal the report's to float rounding, not
-    # bitwise, so the run's data differ; a run in a folder of its own, trained by the two ranks:)
-    line = lines[3] + f" --run-dir {tmp_path / 'kd'}"
-    done = subprocess.run(line, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-4000:]
-    kd = json.loads([x for x in done.stdout.splitlines() if x.startswith("{")][-1])
-    assert (kd["status"], kd["steps"], kd["replicas_in_sync"]) == ("trained", 4, True)
+    # the baseline on two ranks: replicas in sync, the run's metrics written (4 steps, the 300 smoke test clips)
+    assert said["train"]["replicas_in_sync"]
+    metrics = json.loads((tmp_path / said["train"]["run_dir"] / "metrics.json").read_text())
+    assert metrics["fit"]["steps"] == 4 and metrics["test"]["n_clips"] == 300
+    # Werning's KD: retrained by the two ranks where their embeddings equal the report's to float rounding but not
+    # bitwise (measured here), else reused: 4 steps, replicas in sync
+    kd = said["werning-kd"]
+    assert kd["status"] in ("retrained", "reused") and (kd["steps"], kd["replicas_in_sync"]) == (4, True)
     # logits: two ranks' merged rows == one process's (the 02 run's teacher on split 5's clips)
     teacher, path = surkov.load_teacher(PROFILE, "efficientat_mt", 5, 0)
     frontend = config.profile_recipe(PROFILE, "mean_teacher", source="surkov")["frontend"]

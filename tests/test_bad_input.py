@@ -120,18 +120,22 @@ def test_recipe_mistakes_are_named_with_the_key(tmp_path, monkeypatch):
 
     monkeypatch.setattr(paths, "PARAMS_DIR", tmp_path)
     good = "paper: {epochs: 150, lr: 0.005, mixup: werning, shift: true}\n"
-    for mini, error in (("{epoch: 3}", r"custom\.yaml: r\.mini \(settings are those of r\.paper\): "
-                                       r"unknown key 'epoch'; did you mean 'epochs'\?"),
-                        ("{epochs: '3'}", r"custom\.yaml: r\.mini: epochs = '3' is text, but the paper's value 150 "
-                                          "is number"),
-                        ("{lr: .nan}", r"custom\.yaml: r\.mini: lr = nan is not a finite number"),
-                        ("{shift: 'no'}", r"r\.mini: shift = 'no' is text, but the paper's value True is true/false")):
+    for mini, error in (("{why: short, epoch: 3}", r"custom\.yaml: recipe r: .*mini: 'epoch' is not a setting of "
+                                                   r"paper: \(did you mean 'epochs'\?\)"),
+                        ("{epochs: 3}", r"custom\.yaml: recipe r: .*epochs changes the paper's value without a reason"),
+                        ("{epochs: {value: 3, why: ''}}", r"custom\.yaml: recipe r: .*at least 1 character"),
+                        ("{why: short, epochs: '3'}", r"custom\.yaml: recipe r \(mini\): epochs: Input should be a valid integer"),
+                        ("{why: short, lr: .nan}", r"recipe r \(mini\): lr: Input should be a finite number"),
+                        ("{why: short, shift: 'no'}", r"recipe r \(mini\): shift: Input should be a valid boolean")):
         (tmp_path / "custom.yaml").write_text("r:\n  " + good + f"  mini: {mini}\n")
         with pytest.raises(ValueError, match=error):
             recipes.load_recipe("r", "mini", "custom")
-    (tmp_path / "custom.yaml").write_text("r:\n  " + good)
-    assert recipes.load_recipe("r", "mini", "custom", epochs=3, lr=1)["lr"] == 1  # ints and floats are numbers
-    with pytest.raises(ValueError, match=r"recipe 'r' of custom\.yaml: unknown key 'mixpu'; did you mean 'mixup'\?"):
+    (tmp_path / "custom.yaml").write_text("r:\n  " + good + "  mini: {lr: {value: 0.01, why: measured}}\n")
+    recipe = recipes.load_recipe("r", "mini", "custom", epochs=3)
+    assert recipe["deviations"] == {"epochs": {"paper": 150, "used": 3, "why": ""},
+                                    "lr": {"paper": 0.005, "used": 0.01, "why": "measured"}}
+    assert recipes.load_recipe("r", "paper", "custom", epochs=3, lr=1)["lr"] == 1  # ints and floats are numbers
+    with pytest.raises(ValueError, match=r"recipe r \(paper\): override 'mixpu' is not a setting \(did you mean 'mixup'\?\)"):
         recipes.load_recipe("r", "paper", "custom", mixpu="none")
 
 

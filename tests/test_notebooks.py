@@ -135,12 +135,13 @@ def test_smoke_recipes_are_the_mini_ones_cut_short(smoke_report, smoke_plan, smo
     run = runs_root / "baseline" / f"split{split}-seed0"
     metrics = json.loads((run / "metrics.json").read_text())
     history = json.loads((run / "history.json").read_text())
-    smoke = config.load_yaml(paths.PARAMS_DIR / "training.yaml")["baseline"]["smoke"]
+    smoke = config.load_recipe("baseline", "smoke")
     assert history[-1]["step"] == smoke["min_steps"] == smoke["max_steps"] == 4  # exactly 4 optimizer steps
     # split 100's 1,400 clips: 4 of 22 steps of one epoch; split 5's 90: 2 steps an epoch, so 2 epochs
     per_epoch = math.ceil(len(load_split(smoke_data, split)) / metrics["recipe"]["batch_size"])
     assert metrics["epochs_trained"] == max(smoke["epochs"], math.ceil(4 / per_epoch))
-    assert metrics["recipe"]["deviations"]["epochs"] == {"paper": 150, "used": smoke["epochs"]}
+    assert metrics["recipe"]["deviations"]["epochs"] == {"paper": 150, "used": smoke["epochs"],
+                                                         "why": smoke["deviations"]["epochs"]["why"]}
     assert metrics["recipe"]["batch_size"] == config.load_recipe("baseline", "mini")["batch_size"]
     assert metrics["complexity"]["params"] == 61148 and metrics["complexity"]["passes"]
 

@@ -7,23 +7,19 @@ import pytest
 from asc_lib.config import RECIPE_SETS, load_recipe, load_yaml, paths, register
 
 
-def test_comments_are_read_with_their_continuation_lines(tmp_path):
-    path = tmp_path / "r.yaml"
-    path.write_text("kd:                  # stage 2\n"
-                    "  paper:\n"
-                    "    lr: 1.0e-3       # the report's\n"
-                    "    url: \"https://x/#a\"   # not a comment inside quotes\n"
-                    "  mini:\n"
-                    "    lr: 5.0e-3       # 300 steps: a larger rate\n"
-                    "                     # (measured on split 5)\n"
-                    "    epochs: 3\n"
-                    "# a loose comment\n")
-    comments = register.yaml_comments(path)
-    assert comments[("kd",)] == "stage 2"
-    assert comments[("kd", "paper", "lr")] == "the report's"
-    assert comments[("kd", "paper", "url")] == "not a comment inside quotes"
-    assert comments[("kd", "mini", "lr")] == "300 steps: a larger rate (measured on split 5)"
-    assert ("kd", "mini", "epochs") not in comments
+def test_reasons_are_data_and_a_deviation_without_one_is_refused(tmp_path, monkeypatch):
+    """A deviation's reason is its own ``why:`` or its level's; none at all is an error naming the file."""
+    from asc_lib.config import recipes
+
+    monkeypatch.setattr(paths, "PARAMS_DIR", tmp_path)
+    (tmp_path / "r.yaml").write_text("kd:\n  paper: {lr: 1.0e-3, epochs: 750}\n"
+                                     "  mini:\n    lr: {value: 5.0e-3, why: '300 steps: a larger rate'}\n"
+                                     "  smoke: {why: a few steps, epochs: 1}\n")
+    deviations = recipes.load_recipe("kd", "smoke", "r")["deviations"]
+    assert deviations["lr"]["why"] == "300 steps: a larger rate" and deviations["epochs"]["why"] == "a few steps"
+    (tmp_path / "r.yaml").write_text("kd:\n  paper: {lr: 1.0e-3}\n  mini: {lr: 5.0e-3}\n")
+    with pytest.raises(ValueError, match=r"r\.yaml: recipe kd: .*lr changes the paper's value without a reason"):
+        recipes.load_recipe("kd", "mini", "r")
 
 
 @pytest.mark.parametrize("profile", ["mini", "smoke", "real"])
@@ -44,11 +40,13 @@ def test_every_setting_that_differs_from_the_paper_is_listed_with_a_reason(profi
 
 
 def test_every_named_source_is_a_setting_and_the_silent_choices_are_listed():
+    from asc_lib.config import recipes
+
     for source, name in register.recipes():
-        section = load_yaml(paths.PARAMS_DIR / f"{source}.yaml")[name]
-        assert set(section.get("sources") or {}) <= set(section["paper"]), (source, name)
+        entry = recipes.entries(source)[name]
+        assert set(entry.sources) <= set(entry.paper), (source, name)
         for level in RECIPE_SETS[1:]:
-            assert set(section.get(level) or {}) <= set(section["paper"]), (source, name, level)
+            assert set(getattr(entry, level).changes) <= set(entry.paper), (source, name, level)
     table = register.register("real").set_index(["paper", "recipe", "setting"])
     for paper, recipe, key in [("Surkov", "mean_teacher", "consistency_weight"),
                                ("Surkov", "mean_teacher", "labeled_per_batch"),

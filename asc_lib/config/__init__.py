@@ -2,9 +2,10 @@
 
 - ``paths``       where everything lives, resolved from the package (never the working directory)
 - ``profiles``    data profiles (``params/<profile>.yaml``), the YAML reader, front-end presets, paper numbers
-- ``recipes``     training recipes: the papers' settings and the named mini / smoke deviations
+- ``recipes``     training recipes as typed data: the papers' settings, sources, the mini / smoke deviations and why
 - ``register``    the deviation register: every difference from the papers, generated from ``params/``
-- ``parameters``  the notebooks' papermill parameters, declared and validated by a table of rules
+- ``parameters``  the notebooks' papermill parameters: one typed schema (pydantic) per notebook
+- ``progress``    tqdm progress bars with one switch per process (shown when someone watches)
 - ``atomic``      atomic writes of files, JSON, CSV and arrays
 - ``provenance``  digests of code, data and tensors (run fingerprints, cache keys) and safe loading
 - ``allocator``   glibc's allocator tuned for large tensors
@@ -13,8 +14,8 @@
 May import: nothing else of ``asc_lib`` (it is the bottom layer).
 The names below are the layer's public interface (``from asc_lib.config import profile_recipe``).
 """
-from asc_lib.config import allocator, atomic, paths, provenance, register
-from asc_lib.config.parameters import NOTEBOOK_PARAMETERS, RULES, check_device, notebook_params
+from asc_lib.config import allocator, atomic, paths, progress, provenance, register
+from asc_lib.config.parameters import NOTEBOOK_PARAMETERS, SCHEMAS, check_device, notebook_params
 from asc_lib.config.profiles import (
                                      SPLITS,
                                      DataPaths,
@@ -28,7 +29,7 @@ from asc_lib.config.profiles import (
 )
 from asc_lib.config.recipes import RECIPE_SETS, load_recipe, profile_recipe, recipe_names, recipe_table, table1_labels
 
-__all__ = ["allocator", "atomic", "paths", "provenance", "register", "NOTEBOOK_PARAMETERS", "RULES", "check_device",
+__all__ = ["allocator", "atomic", "paths", "progress", "provenance", "register", "NOTEBOOK_PARAMETERS", "SCHEMAS", "check_device",
            "notebook_params", "SPLITS", "DataPaths", "available_profiles", "check_split", "data_paths",
            "frontend_presets", "load_profile", "load_yaml", "paper_results", "RECIPE_SETS", "load_recipe",
            "profile_recipe", "recipe_names", "recipe_table", "table1_labels"]

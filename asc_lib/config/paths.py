@@ -6,6 +6,7 @@ Environment overrides:
     ``ASC_RUNS_DIR``     training runs (default ``<data>/runs``)
     ``ASC_CACHE_DIR``    caches: waveforms, teacher outputs, embeddings (default ``<data>/cache``)
     ``ASC_SHARED_DATA``  the real reference files (default ``<root>/../shared/data``)
+    ``ASC_PARAMS_DIR``   the parameter files (default ``<root>/params``; read once, at import)
 """
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]   # asc_lib/
 ROOT = PACKAGE_DIR.parent
-PARAMS_DIR = ROOT / "params"
 NOTEBOOKS_DIR = ROOT / "notebooks"
 RESOURCES_DIR = PACKAGE_DIR / "resources"
 
@@ -22,6 +22,9 @@ RESOURCES_DIR = PACKAGE_DIR / "resources"
 def _env_path(name: str, default: Path) -> Path:
     value = os.environ.get(name)
     return Path(value).expanduser().resolve() if value else default
+
+
+PARAMS_DIR = _env_path("ASC_PARAMS_DIR", ROOT / "params")
 
 
 def data_dir() -> Path:

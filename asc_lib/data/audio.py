@@ -39,7 +39,7 @@ from asc_lib.config.atomic import (
     verify,
     write_json,
 )
-from asc_lib.data.rows import DiskRows, identified, loader_workers, memory_budget, read_ahead
+from asc_lib.data.rows import DiskRows, hold, identified, loader_workers, read_ahead
 
 CACHE_VERSION = 2
 _DTYPES = {"float16": np.float16, "float32": np.float32, "int16": np.int16}
@@ -204,13 +204,9 @@ class WaveformCache:
         return DiskRows(self.path, self.meta.get("key", self.path.stem), pieces)
 
     def load(self, device: str | torch.device = "cpu", budget: int | None = None):
-        """The whole cache as one tensor on ``device`` when it fits ``budget`` bytes (default
-        :func:`asc_lib.data.rows.memory_budget` of the device), else in host memory when it fits the host's
-        budget (a GPU's batches are then moved one at a time), else its rows read from disk batch by batch."""
-        rows = self.rows()
-        if rows.nbytes <= (memory_budget(device) if budget is None else budget):
-            return self.to_tensor(device)
-        return self.to_tensor("cpu") if budget is None and rows.nbytes <= memory_budget() else rows
+        """The whole cache where it fits: on ``device``, in host memory or read from disk
+        (:func:`asc_lib.data.rows.hold`)."""
+        return hold(self.rows(), device, budget)
 
 
 def build_waveform_cache(

@@ -78,6 +78,17 @@ def placement(sizes: dict[str, int], budget: int) -> set[str]:
     return chosen
 
 
+def hold(rows: "DiskRows", device: str | torch.device = "cpu", budget: int | None = None, disk: bool = True):
+    """Where ``rows`` live: one tensor on ``device`` when they fit ``budget`` bytes (default
+    :func:`memory_budget` of the device), else in host memory when they fit the host's budget (a GPU's
+    batches are then moved one at a time), else on disk, read batch by batch (``disk=False``: host memory)."""
+    if rows.nbytes <= (memory_budget(device) if budget is None else budget):
+        return rows.resident(device)
+    if not disk or (budget is None and rows.nbytes <= memory_budget()):
+        return rows.resident("cpu")
+    return rows
+
+
 def _host_budget() -> int:
     value = os.environ.get(BUDGET_ENV, "").strip()
     if value:

@@ -23,7 +23,7 @@ from asc_lib.config import DataPaths
 from asc_lib.data.audio import DecodedRows, WaveformCache, build_waveform_cache, cache_key
 from asc_lib.data.audioset_clips import clip_names, source, spans, usable_segments
 from asc_lib.data.audioset_clips import list_audit as audit
-from asc_lib.data.rows import DiskRows, memory_budget
+from asc_lib.data.rows import DiskRows, hold, memory_budget
 
 
 def reader(data: DataPaths):
@@ -126,8 +126,7 @@ def subset_pieces(subset: pd.DataFrame, data: DataPaths, sample_rate: int, devic
                   piece_seconds: float | None = 1.0, progress: bool = True, budget: int | None = None) -> Pieces:
     """The ``piece_seconds`` pieces of every present segment of ``subset`` (which needs a ``list`` column),
     the pieces of one segment consecutive. ``piece_seconds=None`` gives whole clips (one item each).
-    Held on ``device`` when they fit ``budget`` bytes (default :func:`asc_lib.data.rows.memory_budget`), else
-    left in the on-disk cache and read batch by batch (:class:`asc_lib.data.rows.DiskRows`)."""
+    Held where they fit: on ``device``, in host memory or in the on-disk cache (:func:`asc_lib.data.rows.hold`)."""
     segments = usable_segments(subset, reader(data))
     nominal = data.audioset_clip_seconds
     piece_seconds = nominal if piece_seconds is None else piece_seconds
@@ -137,8 +136,4 @@ def subset_pieces(subset: pd.DataFrame, data: DataPaths, sample_rate: int, devic
         warnings.warn(f"{reader(data)}: {short}", stacklevel=2)
     counts = pieces_per_segment(segments, nominal, piece_seconds, decoded=cache.seconds)
     rows = cache.rows(piece_layout(counts, int(round(piece_seconds * sample_rate))))
-    if budget is None and rows.nbytes <= memory_budget() and rows.nbytes > memory_budget(device):
-        device = "cpu"  # beyond the GPU's share: held in host memory, batches moved one at a time
-    budget = memory_budget(device) if budget is None else budget
-    waves = rows.resident(device) if rows.nbytes <= budget else rows
-    return Pieces(waves, segments, torch.from_numpy(counts))
+    return Pieces(hold(rows, device, budget), segments, torch.from_numpy(counts))

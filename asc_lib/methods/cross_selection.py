@@ -29,11 +29,6 @@ SURKOV_TEACHER = "efficientat_mt_xpruned"   # mean teacher fed by the pruned cli
 SURKOV_STUDENT = "kd_small_xpruned"         # its distilled CP-Mobile (same clips)
 WERNING = "werning_xlabelfilter"            # Werning's distillation + fine-tuning fed by label-filtered clips
 WERNING_KD = "werning_kd_xlabelfilter"      # ... its distillation stage
-PAIRS = [  # (what, cross run, its reference with the method's own selection)
-    ("Surkov's mean teacher: pruned vs label-filtered clips", SURKOV_TEACHER, "efficientat_mt"),
-    ("Surkov's distilled CP-Mobile: pruned vs label-filtered clips", SURKOV_STUDENT, "kd_small"),
-    ("Werning's pipeline: label-filtered vs pruned clips", WERNING, "werning"),
-]
 
 
 def label_filtered_pool(profile: str, data: DataPaths) -> pd.DataFrame:

@@ -1,47 +1,71 @@
-"""Every method the study trains, in one table: its run name, label, paper and notebook, the rule that
-names a notebook's run, and the comparisons the notebooks print.
+"""Every method the study trains and every comparison its findings make (``params/methods.yaml``), the rule
+that names a notebook's run, and the comparisons the notebooks print.
 
 The run name is the ``<method>`` folder of ``data/runs/<profile>/<method>/split<N>-seed<S>/``. Labels
-are what tables, plots and comparisons show; ``paper`` is the report the method reproduces.
+are what tables, plots and comparisons show; ``paper`` is the report the method reproduces. A comparison is
+method A against reference B, in a family (Holm's adjustment runs within it) with the question it answers.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, ValidationError
 
-from asc_lib.methods import cross_selection, mt_ablation, surkov, werning
+from asc_lib.config import load_yaml, paths
+from asc_lib.config.recipes import problems
+from asc_lib.methods import mt_ablation, surkov, werning
 from asc_lib.training import uncertainty
 from asc_lib.training.experiment import METRICS, finished_runs, read_metrics, run_dir
 
 
-@dataclass(frozen=True)
-class Method:
+class Method(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
     name: str        # run folder
     label: str       # display name in tables, plots and comparisons
-    paper: str       # "DCASE2024 baseline", "Surkov" or "Werning"
+    paper: str       # "DCASE2024 baseline", "Surkov", "Werning" or the study's own
     notebook: str    # the notebook that trains it
 
 
-METHODS: dict[str, Method] = {m.name: m for m in (
-    Method("baseline", "DCASE2024 baseline (CP-Mobile)", "DCASE2024 baseline", "00b_baseline"),
-    Method("efficientat_mt", "EfficientAT, mean teacher", "Surkov", "02_mean_teacher"),
-    Method("efficientat_ft", "EfficientAT, plain fine-tuning", "Surkov", "02_mean_teacher"),
-    *(Method(name, text, "Surkov", "02b_mean_teacher_ablations") for name, text in mt_ablation.labels().items()),
-    Method("kd_none", "CP-Mobile KD, labeled clips only", "Surkov", "04_kd"),
-    Method("kd_small", "CP-Mobile KD + small AudioSet subset", "Surkov", "04_kd"),
-    Method("kd_large", "CP-Mobile KD + large AudioSet subset", "Surkov", "04_kd"),
-    Method("kd_small_from_ft", "CP-Mobile KD (fine-tuned teacher) + small subset", "Surkov", "04_kd"),
-    Method("werning", "Pruned-AudioSet KD + fine-tuning (Werning)", "Werning", "03b_pruned_kd"),
-    Method("werning_random", "Random-AudioSet KD + fine-tuning (control)", "Werning", "03b_pruned_kd"),
-    Method("werning_pieces", "Pruned-AudioSet KD on 1 s pieces + fine-tuning (alternative)", "Werning", "03b_pruned_kd"),
-    Method("werning_random_pieces", "Random-AudioSet KD on 1 s pieces + fine-tuning", "Werning", "03b_pruned_kd"),
-    Method(cross_selection.SURKOV_TEACHER, "EfficientAT, mean teacher on pruned clips (cross)", "Surkov",
-           "04b_cross_selection"),
-    Method(cross_selection.SURKOV_STUDENT, "CP-Mobile KD on pruned clips (cross)", "Surkov", "04b_cross_selection"),
-    Method(cross_selection.WERNING, "Label-filtered AudioSet KD + fine-tuning (cross)", "Werning", "04b_cross_selection"),
-)}
+class Comparison(NamedTuple):
+    what: str        # its name in the findings
+    method: str      # A
+    reference: str   # B
+    family: str = "exploratory"
+    claim: str = ""  # the question it answers ("claim: ..." for a paper's, "control: ..." for the study's)
+
+
+class _Declared(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    methods: dict[str, dict]
+    comparisons: list[Comparison]
+
+
+def _declared() -> tuple[dict[str, Method], list[Comparison]]:
+    path = paths.PARAMS_DIR / "methods.yaml"
+    try:
+        declared = _Declared.model_validate(load_yaml(path))
+        methods = {name: Method(name=name, **row) for name, row in declared.methods.items()}
+    except ValidationError as err:
+        raise ValueError(f"{path}: {problems(err)}") from None
+    unknown = {m for c in declared.comparisons for m in c[1:3]} - set(methods) - set(mt_ablation.labels())
+    if unknown:
+        raise ValueError(f"{path}: comparisons name methods it does not declare: {sorted(unknown)}")
+    # 02b's ablation variants, generated from their settings, right after plain fine-tuning
+    ablations = {name: Method(name=name, label=text, paper="Surkov", notebook="02b_mean_teacher_ablations")
+                 for name, text in mt_ablation.labels().items()}
+    order = list(methods)
+    order[order.index("efficientat_ft") + 1:order.index("efficientat_ft") + 1] = list(ablations)
+    return {name: {**methods, **ablations}[name] for name in order}, declared.comparisons
+
+
+METHODS, COMPARISONS = _declared()
+
+
+def comparisons_of(family: str) -> list[Comparison]:
+    """The comparisons of one family, in the findings' order."""
+    return [c for c in COMPARISONS if c.family == family]
 
 
 def label(method: str) -> str:
@@ -57,9 +81,8 @@ def label(method: str) -> str:
 
 
 def method_for(notebook: str, parameters: dict) -> str | None:
-    """The run (method name) a notebook produces with ``parameters``, or None for notebooks without one."""
-    if notebook == "00b_baseline":
-        return "baseline"
+    """The run (method name) a notebook produces with ``parameters``, or None for notebooks without one: the
+    rules of the notebooks that train several methods, else the one method it trains."""
     if notebook == "02_mean_teacher":
         return "efficientat_mt" if parameters.get("mode", "mean_teacher") == "mean_teacher" else "efficientat_ft"
     if notebook == "04_kd":
@@ -67,14 +90,15 @@ def method_for(notebook: str, parameters: dict) -> str | None:
     if notebook == "03b_pruned_kd":
         return werning.finetune_method(parameters.get("selection", "pruned"), parameters.get("threshold"),
                                        parameters.get("kd_input"))
-    return None
+    mine = [m.name for m in METHODS.values() if m.notebook == notebook]
+    return mine[0] if len(mine) == 1 else None
 
 
 def methods_for(notebook: str, parameters: dict) -> list[str]:
     """Every run (method name) a notebook produces with ``parameters``: :func:`method_for`'s, or the three of
     the cross-selection experiment."""
     if notebook == "04b_cross_selection":
-        return [cross_selection.SURKOV_TEACHER, cross_selection.SURKOV_STUDENT, cross_selection.WERNING]
+        return [m.name for m in METHODS.values() if m.notebook == notebook]
     method = method_for(notebook, parameters)
     return [method] if method else []
 

@@ -24,7 +24,7 @@ from asc_lib import config
 from asc_lib.config import load_profile, paths, register
 from asc_lib.config.atomic import write_csv, write_text
 from asc_lib.data import dcase
-from asc_lib.methods import cross_selection, mt_ablation
+from asc_lib.methods import mt_ablation, registry
 from asc_lib.methods.registry import METHODS, label, methods_for
 from asc_lib.study.report import FINDINGS, plan
 from asc_lib.training import uncertainty
@@ -142,17 +142,8 @@ def _complexity(runs: pd.DataFrame, method: str) -> tuple:
 
 # --- uncertainty -------------------------------------------------------------------------------------------
 
-#: The comparisons the papers make, and the study's controls: (what, method, reference).
-COMPARISONS = [
-    ("Surkov: distilled CP-Mobile (small subset) vs baseline", "kd_small", "baseline"),
-    ("Surkov: distilled CP-Mobile (large subset) vs baseline", "kd_large", "baseline"),
-    ("Surkov: large vs small AudioSet subset", "kd_large", "kd_small"),
-    ("Surkov: mean-teacher EfficientAT (teacher) vs baseline", "efficientat_mt", "baseline"),
-    ("Surkov: mean teacher vs plain fine-tuning (EfficientAT)", "efficientat_mt", "efficientat_ft"),
-    ("Werning: pruned-AudioSet KD vs baseline", "werning", "baseline"),
-    ("Werning: pruned vs random AudioSet selection", "werning", "werning_random"),
-    *cross_selection.PAIRS,  # the study's cross-selection experiment (04b)
-]
+#: The comparisons the papers make, and the study's controls: (what, method, reference), from params/methods.yaml.
+COMPARISONS = [c[:3] for c in registry.COMPARISONS]
 
 
 def run_directories(runs: pd.DataFrame, method: str, split: int) -> list[Path]:
@@ -199,11 +190,8 @@ def interval_table(runs: pd.DataFrame, methods=None, unit: str = "recording") ->
 
 #: The family each comparison belongs to: Holm's adjustment runs within a family (each paper's claims, the
 #: study's controls); the cross-selection experiment is exploratory (neither paper ran it).
-FAMILIES = {("kd_small", "baseline"): "Surkov's claims", ("kd_large", "baseline"): "Surkov's claims",
-            ("kd_large", "kd_small"): "Surkov's claims", ("efficientat_mt", "baseline"): "Surkov's claims",
-            ("werning", "baseline"): "Werning's claims",
-            ("efficientat_mt", "efficientat_ft"): "controls", ("werning", "werning_random"): "controls"}
-EXPLORATORY = "exploratory (04b)"
+FAMILIES = {(c.method, c.reference): c.family for c in registry.COMPARISONS}
+EXPLORATORY = "exploratory"
 COMPARED_COLUMNS = ["comparison", "family", "method", "reference", "split", "seeds", "a", "b", "difference", "low",
                     "high", "p", "p_holm", "raw_verdict", "verdict"]
 
@@ -262,18 +250,7 @@ _p_text = uncertainty.p_text
 # --- the findings summary -------------------------------------------------------------------------------------
 
 #: What each comparison asks: the papers' claims, and the questions of the study's controls.
-CLAIMS = {
-    ("kd_small", "baseline"): "claim: CP-Mobile distilled from the mean-teacher EfficientAT (10K AudioSet clips) beats the "
-                              "baseline on the small splits",
-    ("kd_large", "baseline"): "claim: the same with the 20K subset",
-    ("kd_large", "kd_small"): "claim: twice the AudioSet clips helps a little",
-    ("efficientat_mt", "baseline"): "claim: the mean-teacher EfficientAT (the teacher) beats the baseline",
-    ("werning", "baseline"): "claim: distillation on domain-pruned AudioSet, then fine-tuning, beats the baseline on every split",
-    ("efficientat_mt", "efficientat_ft"): "control: does the consistency on unlabeled clips add anything to "
-                                          "plain fine-tuning?",
-    ("werning", "werning_random"): "control: does the domain classifier pick better clips than chance?",
-}
-CROSS_CLAIM = "experiment (04b, neither paper ran it): does the other paper's selection serve this method better?"
+CLAIMS = {(c.method, c.reference): c.claim for c in registry.COMPARISONS}
 
 
 def paper_difference(paper: dict, method: str, reference: str) -> dict[int, float]:
@@ -353,7 +330,7 @@ def findings(compared: pd.DataFrame, paper: dict, profile: str | None = None) ->
             counts[agreement(reported.get(r.split), r, testable)] += 1
         paper_text = ", ".join(f"split {s} {d:+.1f}" for s, d in sorted(reported.items())) if reported else "not reported"
         rows.append({"comparison": what, "family": family_of(method, reference),
-                     "claim": CLAIMS.get((method, reference), CROSS_CLAIM),
+                     "claim": CLAIMS.get((method, reference), ""),
                      "paper A − B (points)": paper_text, "study A − B (points) [95 % interval]": "; ".join(study),
                      "reading": _reading(counts, bool(reported)), "here": mechanism(profile, method, reference),
                      "order": order.get((method, reference), len(order))})
@@ -402,7 +379,7 @@ def findings_html(frame: pd.DataFrame, compared: pd.DataFrame, paper: dict, prof
             for split, claimed, s, how in _per_split(compared, r.comparison, paper, profile))
         items.append(
             f"<li><b>{html.escape(r.comparison)}</b> <small>({html.escape(r.family)})</small>: <i>{html.escape(r.reading)}</i>"
-            f"<br>{html.escape(r.claim[0].upper() + r.claim[1:])}"
+            f"<br>{html.escape(r.claim[:1].upper() + r.claim[1:])}"
             + (f"<br><small>Here: {html.escape(r.here)}</small>" if r.here else "") +
             "<table><tr><th>split</th><th>seeds</th><th>paper A − B</th><th>study A − B</th><th>95 % interval</th>"
             "<th>p / Holm</th><th style='text-align:left'>verdict</th><th style='text-align:left'>against the paper</th></tr>"

@@ -23,7 +23,7 @@ from asc_lib.config import DataPaths, data_paths, paths, provenance
 from asc_lib.config.atomic import write_json
 from asc_lib.data.audio import build_waveform_cache, describe_conversions
 from asc_lib.data.dcase import load_split, validation_mask
-from asc_lib.data.rows import memory_budget
+from asc_lib.data.rows import hold
 from asc_lib.features.augment import Augment, AugmentConfig
 from asc_lib.features.frontend import build_frontend, evaluate_frontend, output_shape
 from asc_lib.models import build_cp_mobile, complexity
@@ -164,8 +164,7 @@ class SceneTask:
                   for name, frame in (("train", self.train), ("test", self.test))}
         self.conversions = {name: cache.conversions for name, cache in caches.items()}
         self.train_waves = caches["train"].load(self.device)  # resident within the memory budget, else streamed
-        fits = caches["test"].rows().nbytes <= memory_budget(self.device)  # else held in host memory
-        self.test_waves = caches["test"].to_tensor(self.device if fits else "cpu")
+        self.test_waves = hold(caches["test"].rows(), self.device, disk=False)
         self._test_features: torch.Tensor | None = None
 
     @property

@@ -164,3 +164,18 @@ def test_progress_bars_only_when_someone_watches(monkeypatch):
     monkeypatch.setitem(sys.modules, "IPython", kernel(False))
     assert config.notebook_params("00b_baseline", ns).progress is False
     assert config.notebook_params("00b_baseline", dict(ns, progress=True)).progress is True
+
+
+def test_a_notebooks_progress_parameter_switches_every_bar_of_the_library(monkeypatch):
+    """One switch per process (asc_lib.config.progress): progress=False hides the bars of every library call,
+    True shows them, TQDM_DISABLE=1 hides them whatever the switch."""
+    from asc_lib.config import progress
+
+    monkeypatch.setattr(progress, "_shown", None)
+    config.notebook_params("00b_baseline", {"progress": False})
+    assert not progress.shown() and progress.bar(range(3)).disable
+    config.notebook_params("00b_baseline", {"progress": True})
+    assert progress.shown() and not progress.bar(range(3), file=sys.stderr).disable
+    assert progress.bar(range(3), disable=True).disable  # a caller may still hide its own
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    assert not progress.shown()

@@ -25,7 +25,7 @@ import numpy as np
 import soundfile as sf
 import torch
 import torchaudio.functional as AF
-from tqdm.auto import tqdm
+from asc_lib.config.progress import bar as progress_bar
 
 from asc_lib.config import paths, provenance
 from asc_lib.config.atomic import (
@@ -298,10 +298,9 @@ def _build(filenames: list[str], source, path: Path, key: str, sample_rate: int,
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=_DTYPES[dtype], shape=(len(filenames), num_samples))
         reserve(tmp, tmp.stat().st_size)  # the disk space now, or an error naming it (not a SIGBUS mid-write)
         workers = min(loader_workers(), len(chunks)) if len(chunks) > 1 else 0
-        for i, (waves, facts) in enumerate(tqdm(read_ahead(chunks, workers) if workers else map(chunks.__getitem__,
-                                                                                              range(len(chunks))),
-                                                total=len(chunks), desc=f"caching {len(filenames)} clips",
-                                                disable=not progress, unit="batch")):
+        decoded = read_ahead(chunks, workers) if workers else map(chunks.__getitem__, range(len(chunks)))
+        for i, (waves, facts) in enumerate(progress_bar(decoded, total=len(chunks), desc=f"caching {len(filenames)} clips",
+                                                        disable=not progress, unit="batch")):
             for name, channels, sr, samples in facts:
                 if channels > 1:
                     note("down-mixed", name, f"{channels} channels")

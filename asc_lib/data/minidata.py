@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import soundfile as sf
-from tqdm.auto import tqdm
+from asc_lib.config.progress import bar as progress_bar
 
 from asc_lib.config import SPLITS, data_paths, load_profile, paths, table1_labels
 from asc_lib.config.atomic import write_json
@@ -220,9 +220,9 @@ def _render_pool_clip(args) -> bytes | None:
 
 def _run_parallel(fn, jobs, desc, workers, progress):
     if workers <= 1:
-        return [fn(j) for j in tqdm(jobs, desc=desc, disable=None if progress else True)]
+        return [fn(j) for j in progress_bar(jobs, desc=desc, disable=not progress)]
     with ProcessPoolExecutor(workers) as ex:
-        return list(tqdm(ex.map(fn, jobs, chunksize=4), total=len(jobs), desc=desc, disable=None if progress else True))
+        return list(progress_bar(ex.map(fn, jobs, chunksize=4), total=len(jobs), desc=desc, disable=not progress))
 
 
 # --- AudioSet pool ------------------------------------------------------------------------------------

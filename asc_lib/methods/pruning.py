@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 from scipy.stats import mannwhitneyu
 from torch import nn
-from tqdm import tqdm
+from asc_lib.config.progress import bar as progress_bar
 
 from asc_lib.training.loop import build_optimizer
 
@@ -84,7 +84,7 @@ def train_domain_classifier(features: torch.Tensor, labels: torch.Tensor, lr: fl
     model = DomainClassifier(features.shape[1], variant)
     optimizer = build_optimizer(model.parameters(), {"optimizer": optimizer, "lr": lr})
     losses = []
-    for _ in tqdm(range(epochs), desc="domain classifier", unit="epoch", disable=not progress, mininterval=2.0):
+    for _ in progress_bar(range(epochs), desc="domain classifier", unit="epoch", disable=not progress, mininterval=2.0):
         total, count = 0.0, 0
         for index, partner in balanced_batches(labels, batch_size, generator, positive_mixup):
             loss = nn.functional.binary_cross_entropy_with_logits(model(mixed_features(features, index, partner)),

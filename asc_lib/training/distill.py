@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
+from asc_lib.config.progress import bar as progress_bar
 
 from asc_lib.config import paths, provenance
 from asc_lib.config.atomic import CorruptCache, exclusive, quarantine, seal, verify, write_json
@@ -136,8 +136,8 @@ def _compute_to_disk(teacher, waves, key, path: Path, frontend, batch_size, devi
         marker = _progress_file(partial, here)
         done = json.loads(marker.read_text()).get("done", 0) if marker.is_file() else 0
         out = np.load(partial, mmap_mode="r+")
-        bar = tqdm(total=stop - start, initial=done, desc="teacher outputs", unit="row", mininterval=2.0,
-                   disable=not (progress and here.main))
+        bar = progress_bar(total=stop - start, initial=done, desc="teacher outputs", unit="row", mininterval=2.0,
+                           disable=not (progress and here.main))
         for k, begin in enumerate(range(start + done, stop, batch_size)):
             end = min(begin + batch_size, stop)
             out[begin:end] = compute_logits(teacher, waves, frontend, batch_size, device, False, begin, end,

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from tqdm import tqdm
+from asc_lib.config.progress import bar as progress_bar
 
 from asc_lib.config.atomic import atomic_path
 from asc_lib.data.dcase import DEVICE_GROUPS, DEVICES, SCENES
@@ -43,8 +43,8 @@ def compute_logits(model: nn.Module, waves: torch.Tensor, frontend: nn.Module | 
     stop = len(waves) if stop is None else stop
     ranges = [(begin, min(begin + batch_size, stop)) for begin in range(start, stop, batch_size)]
     out = []
-    for x in tqdm(_read_batches(waves, ranges), total=len(ranges), desc="inference", unit="batch",
-                  disable=not progress, mininterval=2.0):
+    for x in progress_bar(_read_batches(waves, ranges), total=len(ranges), desc="inference", unit="batch",
+                          disable=not progress, mininterval=2.0):
         x = x.to(device).float()
         with torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None and not half):
             x = frontend(x) if frontend is not None else x

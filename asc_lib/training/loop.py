@@ -28,7 +28,7 @@ from typing import Callable
 
 import torch
 from torch import nn
-from tqdm import tqdm
+from asc_lib.config.progress import bar as progress_bar
 
 from asc_lib.config import paths, provenance
 from asc_lib.config.atomic import atomic_path, exclusive, write_json
@@ -628,8 +628,8 @@ def _fit(s: "Session", model, objective, recipe, seed, evaluate, progress, on_ep
         # Under torchrun every rank takes an equal share of each global batch; DDP averages the gradients.
         net = model if s.here.size == 1 else nn.parallel.DistributedDataParallel(
             model, device_ids=[s.device.index] if s.device.type == "cuda" else None)
-        bar = tqdm(total=s.epochs, initial=start_epoch, desc=f"{objective.name} {len(s.data)} items", unit="epoch",
-                   disable=not (progress and s.here.main), mininterval=2.0)
+        bar = progress_bar(total=s.epochs, initial=start_epoch, desc=f"{objective.name} {len(s.data)} items", unit="epoch",
+                           disable=not (progress and s.here.main), mininterval=2.0)
         batches = step_batches(s.data, batch_plan(recipe, s.data.labels, seed, s.here),
                                start_epoch * s.per_epoch + history.start_step, s.steps, s.device)
         for epoch in range(start_epoch, s.epochs):

@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 import torch
-from tqdm import tqdm
+from asc_lib.config.progress import bar as progress_bar
 
 from asc_lib.config import load_recipe, paths
 from asc_lib.data import audioset, audioset_clips, unlabeled
@@ -196,7 +196,7 @@ def scaling(task: str, sizes, extra: dict | None = None, progress: bool = True) 
     with tempfile.TemporaryDirectory() as workdir:
         extras = Path(workdir) / "extra.json"
         extras.write_text(json.dumps(extra or {}))
-        for size in tqdm(list(sizes), desc=task, disable=not progress):
+        for size in progress_bar(list(sizes), desc=task, disable=not progress):
             if task == "label filtering":  # inputs are prepared here, outside the measured process
                 write_generated_segments(Path(workdir) / f"segments-{size}.csv", size)
             if task == "streamed training":

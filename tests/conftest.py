@@ -59,14 +59,14 @@ def shared_file(*parts: str) -> Path:
 @pytest.fixture(scope="session")
 def mini_data() -> config.DataPaths:
     """The embedded mini dataset (generated on first use, as `make data` does)."""
-    minidata.ensure("mini", progress=False)
+    minidata.ensure("mini")
     return config.data_paths("mini")
 
 
 @pytest.fixture(scope="session")
 def smoke_data() -> config.DataPaths:
     """The smoke profile's smaller generated dataset (`make test` generates it first)."""
-    minidata.ensure("smoke", progress=False)
+    minidata.ensure("smoke")
     return config.data_paths("smoke")
 
 
@@ -129,7 +129,7 @@ def _start_smoke_report() -> None:
     tests/test_notebooks.py (collected last) wait for it. (Two at a time were tried: then the kill can land
     after a notebook's file is written but before Snakemake recorded the job as finished, and the engine
     rightly redoes it, so the kill-and-resume test could not tell a finished run from an unfinished one.)"""
-    minidata.ensure("smoke", progress=False)
+    minidata.ensure("smoke")
     out = _SESSION_DIR / "smoke-report"
     log = _SESSION_DIR / "smoke-report.log"
     thread = threading.Thread(target=_smoke_report, args=(out, log), daemon=True)

@@ -38,11 +38,11 @@ class Smoothed(loop.Objective):
 def train(profile, split, seed, data, method="toy_smoothed"):
     """One run of the method (or of the baseline it is compared with), on the shared loop and evaluation."""
     recipe = profile_recipe(profile, "baseline")
-    task = experiment.SceneTask(data, split, recipe["frontend"], "cpu", progress=False)
+    task = experiment.SceneTask(data, split, recipe["frontend"], "cpu")
     model, baseline, cost = experiment.baseline_setup(task, recipe, seed)
     objective = baseline if method == "baseline" else Smoothed(baseline.augment)
     spec = experiment.RunSpec(profile, method, split, seed)
-    return experiment.train_and_evaluate(task, spec, model, objective, recipe, cost=cost, progress=False)[0]
+    return experiment.train_and_evaluate(task, spec, model, objective, recipe, cost=cost)[0]
 '''
 
 METHODS_LINES = '''

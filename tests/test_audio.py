@@ -56,13 +56,13 @@ def _files(tmp_path, n=5):
 
 def test_cache_matches_direct_decoding_and_is_reused(tmp_path, monkeypatch):
     names = _files(tmp_path)
-    cache = audio.build_waveform_cache(names, tmp_path, 32000, 32000, cache_dir=tmp_path / "c", progress=False)
+    cache = audio.build_waveform_cache(names, tmp_path, 32000, 32000, cache_dir=tmp_path / "c")
     assert len(cache) == 5 and cache.num_samples == 32000
     direct = audio.load_clip(tmp_path / names[3], 32000, 32000)
     assert torch.allclose(cache[3], direct, atol=1e-3)  # float16 storage
     assert cache.to_tensor().shape == (5, 32000) and cache.to_tensor().dtype == torch.float16
     monkeypatch.setattr(audio.sf, "read", lambda *a, **k: pytest.fail("a cache hit must not decode"))
-    again = audio.build_waveform_cache(names, tmp_path, 32000, 32000, cache_dir=tmp_path / "c", progress=False)
+    again = audio.build_waveform_cache(names, tmp_path, 32000, 32000, cache_dir=tmp_path / "c")
     assert again.path == cache.path
 
 
@@ -85,13 +85,13 @@ def test_other_audio_under_the_same_names_rebuilds_the_cache(tmp_path):
     for i, name in enumerate(names):
         (second / "audio").mkdir(parents=True, exist_ok=True)
         sf.write(second / name, _tone(freq=3000.0 + 100 * i), 44100, subtype="PCM_24")
-    one = audio.build_waveform_cache(names, first, 32000, 32000, cache_dir=tmp_path / "c", progress=False)
-    two = audio.build_waveform_cache(names, second, 32000, 32000, cache_dir=tmp_path / "c", progress=False)
+    one = audio.build_waveform_cache(names, first, 32000, 32000, cache_dir=tmp_path / "c")
+    two = audio.build_waveform_cache(names, second, 32000, 32000, cache_dir=tmp_path / "c")
     assert one.path != two.path
     assert torch.allclose(two[0], audio.load_clip(second / names[0], 32000, 32000), atol=1e-3)
     sf.write(first / names[0], _tone(freq=5000.0, seconds=0.5), 44100, subtype="PCM_16")  # rewritten in place
     with pytest.warns(UserWarning, match="zero-padded"):
-        three = audio.build_waveform_cache(names, first, 32000, 32000, cache_dir=tmp_path / "c", progress=False)
+        three = audio.build_waveform_cache(names, first, 32000, 32000, cache_dir=tmp_path / "c")
     assert three.path != one.path
     # (the cache resamples a batch padded to its longest clip: only the samples at the 0.5 s edge differ)
     assert torch.allclose(three[0][:15000], audio.load_clip(first / names[0], 32000, 32000)[:15000], atol=1e-3)
@@ -105,7 +105,7 @@ def test_conversions_are_counted_and_unusual_ones_warned(tmp_path):
     sf.write(tmp_path / "audio/long.wav", _tone(sr=32000, seconds=1.5), 32000, subtype="PCM_16")
     names = ["audio/short.wav", "audio/stereo.wav", "audio/slow.wav", "audio/long.wav"]
     with pytest.warns(UserWarning, match=r"1 of 4 clips down-mixed, e\.g\. audio/stereo\.wav"):
-        cache = audio.build_waveform_cache(names, tmp_path, 32000, 32000, cache_dir=tmp_path / "c", progress=False)
+        cache = audio.build_waveform_cache(names, tmp_path, 32000, 32000, cache_dir=tmp_path / "c")
     conv = cache.conversions
     assert conv["zero-padded"]["clips"] == 1 and "short.wav" in conv["zero-padded"]["example"]
     assert conv["down-mixed"]["clips"] == 1
@@ -118,8 +118,7 @@ def test_conversions_are_counted_and_unusual_ones_warned(tmp_path):
 
 def test_int16_cache_scales_back(tmp_path):
     names = _files(tmp_path, 2)
-    cache = audio.build_waveform_cache(names, tmp_path, 16000, 16000, dtype="int16", cache_dir=tmp_path / "c",
-                                       progress=False)
+    cache = audio.build_waveform_cache(names, tmp_path, 16000, 16000, dtype="int16", cache_dir=tmp_path / "c")
     assert cache.to_tensor().dtype == torch.int16
     assert torch.allclose(cache[0], audio.load_clip(tmp_path / names[0], 16000, 16000), atol=1e-3)
 
@@ -138,7 +137,7 @@ def test_interrupted_cache_build_leaves_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(audio.sf, "read", flaky)
     monkeypatch.setenv("ASC_LOADER_WORKERS", "0")  # the interruption counted in this process
     with pytest.raises(KeyboardInterrupt):
-        audio.build_waveform_cache(names, tmp_path, 32000, 32000, cache_dir=tmp_path / "c", batch=1, progress=False)
+        audio.build_waveform_cache(names, tmp_path, 32000, 32000, cache_dir=tmp_path / "c", batch=1)
     # nothing but the empty lock file (kept: deleting a flock file races with a waiting process)
     assert [p.name for p in (tmp_path / "c").iterdir() if not p.name.endswith(".lock")] == []
 
@@ -146,10 +145,9 @@ def test_interrupted_cache_build_leaves_nothing(tmp_path, monkeypatch):
 def test_a_cache_built_by_decoding_workers_has_the_same_bytes(tmp_path, monkeypatch):
     names = _files(tmp_path, 5)
     monkeypatch.setenv("ASC_LOADER_WORKERS", "0")
-    alone = audio.build_waveform_cache(names, tmp_path, 32000, 32000, cache_dir=tmp_path / "a", batch=2, progress=False)
+    alone = audio.build_waveform_cache(names, tmp_path, 32000, 32000, cache_dir=tmp_path / "a", batch=2)
     monkeypatch.setenv("ASC_LOADER_WORKERS", "2")
-    workers = audio.build_waveform_cache(names, tmp_path, 32000, 32000, cache_dir=tmp_path / "b", batch=2,
-                                         progress=False)
+    workers = audio.build_waveform_cache(names, tmp_path, 32000, 32000, cache_dir=tmp_path / "b", batch=2)
     assert torch.equal(alone.to_tensor(), workers.to_tensor()) and alone.meta["seconds"] == workers.meta["seconds"]
     assert alone.conversions == workers.conversions
 
@@ -158,7 +156,7 @@ def test_corrupt_file_in_cache_build_is_named(tmp_path):
     names = _files(tmp_path, 2)
     (tmp_path / names[1]).write_bytes(b"not a wav")
     with pytest.raises(ValueError, match="clip1.wav"):
-        audio.build_waveform_cache(names, tmp_path, 32000, 32000, cache_dir=tmp_path / "c", progress=False)
+        audio.build_waveform_cache(names, tmp_path, 32000, 32000, cache_dir=tmp_path / "c")
 
 
 def _two_clips(folder):
@@ -179,8 +177,7 @@ def test_a_killed_cache_build_leaves_a_temporary_file_that_the_next_build_remove
     leftover = tmp_path / "cache" / f".waveforms-{key}.npy.abc123.tmp.npy"  # as atomic_path names it
     leftover.parent.mkdir()
     leftover.write_bytes(b"\0" * 4096)
-    cache = audio.build_waveform_cache(names, tmp_path / "clips", 16000, 8000, cache_dir=tmp_path / "cache",
-                                       progress=False)
+    cache = audio.build_waveform_cache(names, tmp_path / "clips", 16000, 8000, cache_dir=tmp_path / "cache")
     assert len(cache) == 2 and not leftover.exists()
     assert sorted(p.name for p in (tmp_path / "cache").iterdir() if p.name.endswith(".tmp.npy")) == []
 
@@ -207,7 +204,7 @@ def test_a_cache_build_killed_for_real_is_cleaned_up_by_the_next_build(tmp_path)
         "    return real(*a, **k)\n"
         "audio.sf.read = slow\n"
         f"audio.build_waveform_cache({names!r}, {str(tmp_path / 'clips')!r}, 16000, 8000,"
-        f" cache_dir={str(tmp_path / 'cache')!r}, batch=1, progress=False)\n")
+        f" cache_dir={str(tmp_path / 'cache')!r}, batch=1)\n")
     proc = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not list((tmp_path / "cache").glob(".waveforms-*.tmp.npy")):
@@ -219,8 +216,7 @@ def test_a_cache_build_killed_for_real_is_cleaned_up_by_the_next_build(tmp_path)
     proc.wait()
     leftover = list((tmp_path / "cache").glob(".waveforms-*.tmp.npy"))
     assert proc.returncode == -signal.SIGKILL and len(leftover) == 1
-    cache = audio.build_waveform_cache(names, tmp_path / "clips", 16000, 8000, cache_dir=tmp_path / "cache",
-                                       progress=False)
+    cache = audio.build_waveform_cache(names, tmp_path / "clips", 16000, 8000, cache_dir=tmp_path / "cache")
     assert len(cache) == 40 and not leftover[0].exists()
     assert torch.equal(cache[1], audio.load_clip(tmp_path / "clips" / names[1], 16000, 8000).half().float())
 
@@ -239,8 +235,7 @@ def test_a_full_disk_is_an_error_naming_the_cache_and_the_bytes_with_nothing_lef
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(atomic.shutil, "disk_usage", lambda path: usage(10**6, 10**6 - 1000, 1000))
     with pytest.raises(OSError, match=r"waveforms-\w+\.npy\.\w+\.tmp\.npy: needs 0\.0 MB but the disk holds") as err:
-        audio.build_waveform_cache(names, tmp_path / "clips", 16000, 8000, cache_dir=tmp_path / "cache",
-                                   progress=False)
+        audio.build_waveform_cache(names, tmp_path / "clips", 16000, 8000, cache_dir=tmp_path / "cache")
     assert err.value.errno == errno.ENOSPC
     assert [p.name for p in (tmp_path / "cache").iterdir() if not p.name.startswith(".waveforms")] == []
     assert not list((tmp_path / "cache").glob("*.tmp*")) and not list((tmp_path / "cache").glob(".*.tmp*"))
@@ -263,7 +258,7 @@ def test_a_real_full_filesystem_fails_cleanly(tmp_path):
     try:
         names = _two_clips(tmp_path / "clips") * 128  # 256 clips of 8000 float16 samples: 4 MB
         with pytest.raises(OSError, match=r"small/.*waveforms-.*: needs .* MB"):
-            audio.build_waveform_cache(names, tmp_path / "clips", 16000, 8000, cache_dir=mount, progress=False)
+            audio.build_waveform_cache(names, tmp_path / "clips", 16000, 8000, cache_dir=mount)
         assert not list(mount.glob(".*.tmp*")) and not list(mount.glob("*.npy"))
     finally:
         subprocess.run(["umount", str(mount)], capture_output=True)
@@ -277,7 +272,7 @@ def test_a_damaged_waveform_cache_is_named_moved_aside_and_rebuilt(tmp_path, dam
 
     names = _two_clips(tmp_path / "clips")
     build = lambda: audio.build_waveform_cache(names, tmp_path / "clips", 16000, 8000,  # noqa: E731
-                                               cache_dir=tmp_path / "cache", progress=False)
+                                               cache_dir=tmp_path / "cache")
     good = build().to_tensor().clone()
     path = next((tmp_path / "cache").glob("waveforms-*.npy"))
     raw = bytearray(path.read_bytes())
@@ -303,19 +298,19 @@ def test_damaged_teacher_outputs_are_named_and_computed_again(tmp_path):
     teacher = torch.nn.Sequential(torch.nn.Linear(16, 3))
     waves = torch.randn(10, 16)
     key = {"kind": "test"}
-    first = distill.teacher_outputs(teacher, waves, key, cache_dir=tmp_path, progress=False)
+    first = distill.teacher_outputs(teacher, waves, key, cache_dir=tmp_path)
     path = next(tmp_path.glob("logits-*.npy"))
     raw = bytearray(path.read_bytes())
     raw[-5] ^= 0x55
     path.write_bytes(bytes(raw))
     atomic._VERIFIED.clear()
     with pytest.warns(UserWarning, match=r"logits-\w+\.npy: its bytes changed since it was written"):
-        again = distill.teacher_outputs(teacher, waves, key, cache_dir=tmp_path, progress=False)
+        again = distill.teacher_outputs(teacher, waves, key, cache_dir=tmp_path)
     assert torch.equal(first, again)
     path.write_bytes(path.read_bytes()[:64])
     atomic._VERIFIED.clear()
     with pytest.warns(UserWarning, match=r"truncated"):
-        assert torch.equal(distill.teacher_outputs(teacher, waves, key, cache_dir=tmp_path, progress=False), first)
+        assert torch.equal(distill.teacher_outputs(teacher, waves, key, cache_dir=tmp_path), first)
 
 
 def test_two_processes_needing_the_same_teacher_outputs_compute_them_once(tmp_path):
@@ -331,7 +326,7 @@ def test_two_processes_needing_the_same_teacher_outputs_compute_them_once(tmp_pa
         "teacher = torch.nn.Linear(4000, 3)\n"
         "waves = torch.randn(400, 4000, generator=torch.Generator().manual_seed(1))\n"
         f"out = distill.teacher_outputs(teacher, waves, {{'kind': 'race'}}, cache_dir={str(tmp_path)!r}, batch_size=2,"
-        " progress=False)\n"
+        ")\n"
         "print(float(out.sum()))\n")
     procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for _ in range(2)]

@@ -75,8 +75,8 @@ def test_bad_mp3_names_the_clip():
 def test_hdf5_and_file_readers_give_the_same_waveforms(tmp_path):
     segments = _segments([2.0, 2.0, 0.6, 2.0])
     _both_layouts(tmp_path, segments)
-    files = unlabeled.subset_pieces(segments, _data(tmp_path, "files"), SR, piece_seconds=None, progress=False)
-    hdf5 = unlabeled.subset_pieces(segments, _data(tmp_path, "hdf5"), SR, piece_seconds=None, progress=False)
+    files = unlabeled.subset_pieces(segments, _data(tmp_path, "files"), SR, piece_seconds=None)
+    hdf5 = unlabeled.subset_pieces(segments, _data(tmp_path, "hdf5"), SR, piece_seconds=None)
     assert files.waves.shape == hdf5.waves.shape == (4, 2 * SR)
     a, b = files.waves.float(), hdf5.waves.float()
     snr = 10 * torch.log10((a ** 2).sum() / ((a - b) ** 2).sum())
@@ -88,7 +88,7 @@ def test_hdf5_and_file_readers_give_the_same_waveforms(tmp_path):
 def test_short_segments_give_only_the_pieces_their_audio_covers(tmp_path):
     segments = _segments([2.0, 0.6, 1.5, 2.0])
     _both_layouts(tmp_path, segments)
-    pieces = unlabeled.subset_pieces(segments, _data(tmp_path, "files"), SR, progress=False)
+    pieces = unlabeled.subset_pieces(segments, _data(tmp_path, "files"), SR)
     assert pieces.counts.tolist() == [2, 1, 1, 2]
     assert pieces.waves.shape == (6, SR)
     targets = pieces.per_piece(torch.arange(4).unsqueeze(1))
@@ -104,7 +104,7 @@ def test_absent_clips_are_counted_and_dropped(tmp_path, layout):
     _both_layouts(tmp_path, segments, absent={1, 3})
     data = _data(tmp_path, layout)
     with pytest.warns(UserWarning, match=r"2 of 4 AudioSet clips are absent \(e.g. balanced_train_segments/Yclip0000001"):
-        pieces = unlabeled.subset_pieces(segments, data, SR, progress=False)
+        pieces = unlabeled.subset_pieces(segments, data, SR)
     assert pieces.segments["YTID"].tolist() == ["clip0000000", "clip0000002"]
     assert len(pieces.waves) == 4
     assert audioset_clips.absent_count(segments, unlabeled.reader(data)) == 2
@@ -125,7 +125,7 @@ def test_a_clip_cut_short_is_named_and_gives_no_piece_of_padding(tmp_path, layou
                               np.zeros((2, 527)))
     with pytest.warns(UserWarning, match=r"1 of 2 AudioSet clips decode to less audio than their list says "
                                          r"\(e\.g\. balanced_train_segments/Yclip0000001\.\w+: 1\.\d+ s of 3\.00 s"):
-        pieces = unlabeled.subset_pieces(segments, _data(tmp_path, layout, seconds=3.0), SR, progress=False)
+        pieces = unlabeled.subset_pieces(segments, _data(tmp_path, layout, seconds=3.0), SR)
     assert pieces.counts.tolist() == [3, 1]
     assert all(torch.count_nonzero(piece) > 0.9 * SR for piece in pieces.waves)
 
@@ -133,7 +133,7 @@ def test_a_clip_cut_short_is_named_and_gives_no_piece_of_padding(tmp_path, layou
 def test_nothing_present_is_a_clear_error(tmp_path):
     data = _data(tmp_path, "hdf5")
     with pytest.raises(audioset_clips.NoAudioError, match="none of the 3 AudioSet clips.*audioset_audio_dir"):
-        unlabeled.subset_pieces(_segments([2.0] * 3), data, SR, progress=False)
+        unlabeled.subset_pieces(_segments([2.0] * 3), data, SR)
 
 
 def test_hdf5_cache_key_follows_the_file(tmp_path):
@@ -157,7 +157,7 @@ def test_hdf5_without_its_datasets_is_named(tmp_path):
     with h5py.File(tmp_path / "hdf5" / "balanced_train_segments_mp3.hdf", "w") as f:
         f.create_dataset("waveform", data=np.zeros(3))
     with pytest.raises(ValueError, match=r"balanced_train_segments_mp3.hdf: lacks dataset\(s\) \['audio_name', 'mp3'\]"):
-        unlabeled.subset_pieces(_segments([2.0]), _data(tmp_path, "hdf5"), SR, progress=False)
+        unlabeled.subset_pieces(_segments([2.0]), _data(tmp_path, "hdf5"), SR)
 
 
 def test_profile_layout_is_validated():
@@ -207,7 +207,7 @@ def test_real_lists_pass_every_list_level_stage(tmp_path):
     assert counts.min() >= 1 and counts.max() == 10 and (counts < 10).any() == (audioset_clips.spans(back) < 10).any()
     real = DataPaths(tmp_path, tmp_path / "m.csv", tmp_path, tmp_path, True, "hdf5", tmp_path / "nothing", 10.0)
     with pytest.raises(audioset_clips.NoAudioError, match="none of the 1000"):
-        unlabeled.subset_pieces(back, real, SR, progress=False)
+        unlabeled.subset_pieces(back, real, SR)
 
 
 def test_length_only_accuracy():
@@ -238,7 +238,7 @@ def test_no_warning_for_padding_audioset_by_design(tmp_path):
     _both_layouts(tmp_path, segments)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        unlabeled.subset_pieces(segments, _data(tmp_path, "files"), SR, progress=False)
+        unlabeled.subset_pieces(segments, _data(tmp_path, "files"), SR)
 
 
 def test_both_layouts_holding_the_same_audio_read_identically(tmp_path):
@@ -255,6 +255,6 @@ def test_both_layouts_holding_the_same_audio_read_identically(tmp_path):
         folder.mkdir(parents=True, exist_ok=True)
         sf.write(folder / f"Y{row.YTID}.wav", decoded, rate, subtype="FLOAT")
     audioset_clips.write_hdf5(tmp_path / "hdf5" / "balanced_train_segments_mp3.hdf", names, mp3s, np.zeros((3, 527)))
-    files = unlabeled.subset_pieces(segments, _data(tmp_path, "files"), SR, piece_seconds=None, progress=False)
-    hdf5 = unlabeled.subset_pieces(segments, _data(tmp_path, "hdf5"), SR, piece_seconds=None, progress=False)
+    files = unlabeled.subset_pieces(segments, _data(tmp_path, "files"), SR, piece_seconds=None)
+    hdf5 = unlabeled.subset_pieces(segments, _data(tmp_path, "hdf5"), SR, piece_seconds=None)
     assert torch.equal(files.waves, hdf5.waves)

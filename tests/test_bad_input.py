@@ -169,9 +169,9 @@ def test_the_scene_task_obeys_the_memory_budget(smoke_data, monkeypatch):
 
     monkeypatch.setenv(BUDGET_ENV, "abc")
     with pytest.raises(ValueError, match="ASC_MEMORY_BUDGET_GB='abc'"):
-        SceneTask(smoke_data, 5, "baseline", "cpu", progress=False)
+        SceneTask(smoke_data, 5, "baseline", "cpu")
     monkeypatch.setenv(BUDGET_ENV, "0.000001")
-    assert isinstance(SceneTask(smoke_data, 5, "baseline", "cpu", progress=False).train_waves, DiskRows)
+    assert isinstance(SceneTask(smoke_data, 5, "baseline", "cpu").train_waves, DiskRows)
 
 
 def test_weights_of_another_architecture_or_not_a_state_dict_are_named(tmp_path):

@@ -19,11 +19,10 @@ def test_papermill_typo_is_refused(tmp_path):
 
 def _train(data, split, tmp_path, steps=0, epochs=1):
     recipe = profile_recipe("mini", "baseline", epochs=epochs, min_steps=steps, eval_points=1)
-    task = experiment.SceneTask(data, split, recipe["frontend"], "cpu", progress=False)
+    task = experiment.SceneTask(data, split, recipe["frontend"], "cpu")
     model, objective, cost = experiment.baseline_setup(task, recipe, seed=0)
     spec = experiment.RunSpec("mini", "baseline", split, 0, directory=tmp_path / f"split{split}")
-    metrics, _ = experiment.train_and_evaluate(task, spec, model, objective, recipe, cost=cost, evaluate_during=False,
-                                               progress=False)
+    metrics, _ = experiment.train_and_evaluate(task, spec, model, objective, recipe, cost=cost, evaluate_during=False)
     return {"accuracy": metrics["test"]["accuracy"], **{f"acc_{g}": v for g, v in metrics["test"]["per_group"].items()}}
 
 

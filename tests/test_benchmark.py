@@ -24,7 +24,7 @@ def test_reference_loader_reads_the_same_audio_as_the_cache(split5, tmp_path):
     data, frame = split5
     reference = benchmark.WavDataset(frame["filename"][:4], frame["label"][:4], data.tau22_dir, 32_000, 32_000)
     cache = build_waveform_cache(list(frame["filename"][:4]), data.tau22_dir, 32_000, 32_000,
-                                 cache_dir=tmp_path, progress=False)
+                                 cache_dir=tmp_path)
     for i in range(4):
         wave, label = reference[i]
         assert wave.shape == (32_000,) and label == frame["label"].iloc[i]
@@ -37,7 +37,7 @@ def test_both_data_paths_train_and_report_a_rate(split5):
     from asc_lib.training.experiment import split_waves
 
     recipe = profile_recipe("mini", "baseline", batch_size=16)
-    waves = split_waves(frame, data, 32_000, progress=False)
+    waves = split_waves(frame, data, 32_000)
     table = benchmark.training_comparison(frame, data.tau22_dir, waves, recipe, steps=1,
                                           device=torch.device("cpu"), workers=0, rounds=1)
     assert list(table["relative"].round(6))[0] == 1.0
@@ -66,7 +66,7 @@ def test_the_benchmark_trains_through_fit_and_its_step(split5, monkeypatch):
     monkeypatch.setattr(loop, "train_step", counting_step)
     monkeypatch.setattr(loop, "fit", counting_fit)
     recipe = profile_recipe("mini", "baseline", batch_size=16)
-    waves = split_waves(frame, data, 32_000, progress=False)
+    waves = split_waves(frame, data, 32_000)
     benchmark.training_comparison(frame, data.tau22_dir, waves, recipe, steps=1, device=torch.device("cpu"),
                                   workers=0, rounds=1)
     per_epoch = -(-len(frame) // 16)
@@ -84,7 +84,7 @@ def test_generated_segment_lists_are_official_and_filterable(tmp_path):
 
 
 def test_scaling_measures_each_size_in_a_fresh_process():
-    table = benchmark.scaling("domain scoring", [1000, 20_000], progress=False)
+    table = benchmark.scaling("domain scoring", [1000, 20_000])
     assert list(table["items"]) == [1000, 20_000]
     assert (table["seconds"] > 0).all() and (table["peak MB"] >= 0).all()
     assert benchmark.extrapolate(table, 40_000) == pytest.approx(2 * table["seconds"].iloc[-1])
@@ -137,7 +137,7 @@ def test_real_resources_follow_the_data_sizes_and_the_budget():
 
 
 def test_the_autocast_teacher_pass_is_measured_against_float32(smoke_data):
-    task = experiment.SceneTask(smoke_data, 5, "baseline", "cpu", progress=False)
+    task = experiment.SceneTask(smoke_data, 5, "baseline", "cpu")
     table = benchmark.teacher_agreement(task.train_waves, torch.device("cpu"), clips=8, batch_size=4)
     row = table.iloc[0]
     assert list(table.columns[:3]) == ["clips", "float32 clips/s", "bfloat16 clips/s"] and row["clips"] == 8

@@ -85,10 +85,10 @@ class _Probe(nn.Module):
 def test_teacher_passes_run_under_autocast_when_the_recipe_says_so(tmp_path):
     waves = torch.randn(10, 8)
     probe = _Probe()
-    plain = distill.teacher_outputs(probe, waves, {"t": 1}, device="cpu", cache_dir=tmp_path, progress=False)
+    plain = distill.teacher_outputs(probe, waves, {"t": 1}, device="cpu", cache_dir=tmp_path)
     assert set(probe.seen) == {torch.float32}  # auto on the CPU: float32 (EfficientAT's inference.py)
     probe.seen.clear()
-    mixed = distill.teacher_outputs(probe, waves, {"t": 1}, device="cpu", cache_dir=tmp_path, progress=False,
+    mixed = distill.teacher_outputs(probe, waves, {"t": 1}, device="cpu", cache_dir=tmp_path,
                                     precision="bfloat16")
     assert set(probe.seen) == {torch.bfloat16} and mixed.dtype == torch.float32  # cached as float32
     assert len(list(tmp_path.glob("logits-*.npy"))) == 2  # the precision is part of the cache key

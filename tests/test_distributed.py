@@ -82,17 +82,16 @@ def test_two_ranks_give_the_same_teacher_logits_as_one(tmp_path, monkeypatch):
     report = _torchrun("logits", "--teacher", str(path), "--split", "5", "--out", str(out),
                        "--cache-dir", str(tmp_path / "cache"), "--batch-size", "16", "--quiet", "--device", "cpu")
     assert report["world_size"] == 2
-    task = experiment.SceneTask(data_paths("mini"), 5, "baseline", "cpu", progress=False)
+    task = experiment.SceneTask(data_paths("mini"), 5, "baseline", "cpu")
     sharded = torch.load(out, weights_only=True)
-    one = compute_logits(teacher, task.train_waves, task.frontend, 64, torch.device("cpu"), progress=False)
+    one = compute_logits(teacher, task.train_waves, task.frontend, 64, torch.device("cpu"))
     assert sharded.shape == one.shape == (len(task.train), 10)
     torch.testing.assert_close(sharded, one, rtol=1e-4, atol=1e-5)
     # rank 0 cached the merged logits: one process now reads them back instead of recomputing
     key = {"teacher": str(path.resolve()), "profile": "mini", "split": 5, "frontend": "baseline",
            "purpose": "torchrun logits"}
     monkeypatch.setattr(teacher, "forward", lambda *a, **k: pytest.fail("a cache hit runs no teacher"))
-    cached = teacher_outputs(teacher, task.train_waves, key, frontend=task.frontend, cache_dir=tmp_path / "cache",
-                             progress=False)
+    cached = teacher_outputs(teacher, task.train_waves, key, frontend=task.frontend, cache_dir=tmp_path / "cache")
     assert torch.equal(cached, sharded)
 
 

@@ -81,7 +81,7 @@ def test_float16_evaluation_as_the_baselines_test_step():
     torch.manual_seed(0)
     model = build_cp_mobile().eval()
     x = torch.randn(8, 1, 256, 65)
-    full = evaluate.compute_logits(model, x, None, 4, torch.device("cpu"), progress=False)
-    half = evaluate.compute_logits(model, x, None, 4, torch.device("cpu"), progress=False, half=True)
+    full = evaluate.compute_logits(model, x, None, 4, torch.device("cpu"))
+    half = evaluate.compute_logits(model, x, None, 4, torch.device("cpu"), half=True)
     assert half.dtype == torch.float32 and next(model.parameters()).dtype == torch.float32
     assert not torch.equal(half, full) and torch.allclose(half, full, atol=1e-2, rtol=1e-2)

@@ -11,7 +11,7 @@ from asc_lib.study import explore
 TINY = dict(cities=["lisbon", "paris", "vienna"], train_locations_per_scene=2, train_segments_per_scene=3,
             parallel_segments_per_device=1, test_locations_per_scene=1, test_segments_per_location=2,
             test_devices_per_segment=1, clips_per_segment=2,
-            audioset=dict(clip_seconds=0.5, n_unbalanced=6, n_balanced=4, n_eval=4), workers=1, progress=False)
+            audioset=dict(clip_seconds=0.5, n_unbalanced=6, n_balanced=4, n_eval=4), workers=1)
 
 
 def _digest(root):

@@ -228,9 +228,9 @@ def test_the_documented_torchrun_examples_run_as_written(smoke_report, tmp_path,
     # logits: two ranks' merged rows == one process's (the 02 run's teacher on split 5's clips)
     teacher, path = surkov.load_teacher(PROFILE, "efficientat_mt", 5, 0)
     frontend = config.profile_recipe(PROFILE, "mean_teacher", source="surkov")["frontend"]
-    task = SceneTask(config.data_paths(PROFILE), 5, frontend, "cpu", progress=False)
+    task = SceneTask(config.data_paths(PROFILE), 5, frontend, "cpu")
     one = teacher_outputs(teacher, task.train_waves, torchrun.logits_key(path, PROFILE, 5, frontend),
-                          frontend=task.frontend, device="cpu", cache_dir=tmp_path / "one", progress=False)
+                          frontend=task.frontend, device="cpu", cache_dir=tmp_path / "one")
     torch.testing.assert_close(torch.load(tmp_path / "logits.pt", weights_only=True), one, rtol=1e-4, atol=1e-5)
     # embed: every embedding the two ranks computed equals the one-process embedding 03 computed in the report
     two_ranks = {p.name: p for p in (tmp_path / "cache" / "teacher_outputs").glob("logits-*.npy")}

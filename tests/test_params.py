@@ -157,6 +157,7 @@ def test_progress_bars_only_when_someone_watches(monkeypatch):
     def kernel(allow):
         return types.SimpleNamespace(get_ipython=lambda: types.SimpleNamespace(kernel=types.SimpleNamespace(_allow_stdin=allow)))
 
+    monkeypatch.setattr(config.progress, "_shown", None)  # the switch this test sets is undone after it
     monkeypatch.setitem(sys.modules, "IPython", kernel(True))
     assert config.progress.watched()
     ns = dict(config.NOTEBOOK_PARAMETERS["00b_baseline"])

@@ -85,7 +85,7 @@ def test_the_stand_in_only_when_nothing_else_can_be_had_with_its_banner(folders,
     _catalogue(monkeypatch, "0" * 64)
     standin = tmp_path / "standin.pt"
     standin.write_bytes(b"x")
-    monkeypatch.setattr(tagger, "standin_checkpoint", lambda profile, data, progress=True: pretrained.Checkpoint(
+    monkeypatch.setattr(tagger, "standin_checkpoint", lambda profile, data: pretrained.Checkpoint(
         "standin", str(standin), file_digest(standin), "standin"))
     recipe = {"weights": "tiny_as", "fallback": "standin", "model": "mn04"}
     with pytest.raises(pretrained.CheckpointUnavailable):  # the paper's recipes have no fallback

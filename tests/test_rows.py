@@ -54,8 +54,8 @@ def test_the_budget_decides_resident_or_streamed(tmp_path):
     segments = _segments([2.0, 2.0, 0.6, 2.0, 1.5])
     _both_layouts(tmp_path, segments)
     data = _data(tmp_path, "files")
-    resident = unlabeled.subset_pieces(segments, data, SR, progress=False)
-    streamed = unlabeled.subset_pieces(segments, data, SR, progress=False, budget=resident.waves.numel() // 10)
+    resident = unlabeled.subset_pieces(segments, data, SR)
+    streamed = unlabeled.subset_pieces(segments, data, SR, budget=resident.waves.numel() // 10)
     assert isinstance(resident.waves, torch.Tensor) and isinstance(streamed.waves, rows.DiskRows)
     assert torch.equal(streamed.waves.resident(), resident.waves)
     assert streamed.waves.nbytes == resident.waves.numel() * resident.waves.element_size()
@@ -86,7 +86,7 @@ def test_a_streamed_run_ends_with_the_resident_weights(tmp_path, workers):
         torch.manual_seed(0)
         model = build_cp_mobile(n_classes=2)
         history = loop.fit(model, _objective(), data, {**TOY_RECIPE, "epochs": 2}, tmp_path / name, seed=3,
-                            device="cpu", progress=False)
+                            device="cpu")
         return model, history, torch.rand(1)
 
     import os
@@ -108,7 +108,7 @@ def test_feature_cache_refuses_streamed_data(tmp_path):
     data = loop.TrainData(rows.DiskRows(tmp_path / "w.npy", "toy"), toy.labels)
     with pytest.raises(ValueError, match="feature_cache needs the training data resident"):
         loop.fit(build_cp_mobile(n_classes=2), _objective(), data, {**TOY_RECIPE, "feature_cache": True},
-                  tmp_path / "r", seed=0, device="cpu", progress=False)
+                  tmp_path / "r", seed=0, device="cpu")
 
 
 def test_fingerprint_of_streamed_data_follows_its_identity(tmp_path):
@@ -130,8 +130,7 @@ def test_teacher_outputs_resume_after_an_interruption(tmp_path, monkeypatch):
 
     torch.manual_seed(0)
     teacher, waves = torch.nn.Linear(6, 3), torch.randn(40, 6)
-    straight = distill.teacher_outputs(teacher, waves, {"t": 1}, batch_size=4, cache_dir=tmp_path / "a",
-                                       progress=False)
+    straight = distill.teacher_outputs(teacher, waves, {"t": 1}, batch_size=4, cache_dir=tmp_path / "a")
     real, calls = distill.compute_logits, []
 
     def dies_on_the_sixth(*args, **kwargs):
@@ -142,12 +141,11 @@ def test_teacher_outputs_resume_after_an_interruption(tmp_path, monkeypatch):
 
     monkeypatch.setattr(distill, "compute_logits", dies_on_the_sixth)
     with pytest.raises(_Interrupt):
-        distill.teacher_outputs(teacher, waves, {"t": 1}, batch_size=4, cache_dir=tmp_path / "b", progress=False,
+        distill.teacher_outputs(teacher, waves, {"t": 1}, batch_size=4, cache_dir=tmp_path / "b",
                                 save_every=2)
     calls.clear()
     monkeypatch.setattr(distill, "compute_logits", lambda *a, **k: calls.append(a[-2]) or real(*a, **k))
-    resumed = distill.teacher_outputs(teacher, waves, {"t": 1}, batch_size=4, cache_dir=tmp_path / "b",
-                                      progress=False, budget=0)
+    resumed = distill.teacher_outputs(teacher, waves, {"t": 1}, batch_size=4, cache_dir=tmp_path / "b", budget=0)
     assert calls[1] == 16  # after the probe row: batches 0-3 were saved (two saves of two), so it restarts at row 16
     assert isinstance(resumed, rows.DiskRows) and torch.equal(resumed.resident(), straight)
     assert not list((tmp_path / "b").glob("*.partial*"))
@@ -163,15 +161,15 @@ def test_clips_over_the_budget_are_decoded_on_the_fly_like_the_cache(tmp_path, l
     segments = _segments([2.0, 0.6, 2.0, 1.5, 2.0])
     _both_layouts(tmp_path, segments)
     data = _data(tmp_path, layout)
-    cached = unlabeled.clip_rows(segments, data, SR, progress=False)
-    decoded = unlabeled.clip_rows(segments, data, SR, progress=False, budget=0)
+    cached = unlabeled.clip_rows(segments, data, SR)
+    decoded = unlabeled.clip_rows(segments, data, SR, budget=0)
     assert isinstance(cached, torch.Tensor) and isinstance(decoded, audio.DecodedRows)
     assert torch.equal(decoded[torch.tensor([4, 1])], cached[torch.tensor([4, 1])])
     assert decoded.identity == unlabeled.clips_identity(segments, data, SR)
     monkeypatch.setenv(rows.WORKERS_ENV, "1")
     teacher = torch.nn.Linear(2 * SR, 3)
-    one = distill.compute_logits(teacher, cached, None, 2, torch.device("cpu"), progress=False)
-    two = distill.compute_logits(teacher, decoded, None, 2, torch.device("cpu"), progress=False)
+    one = distill.compute_logits(teacher, cached, None, 2, torch.device("cpu"))
+    two = distill.compute_logits(teacher, decoded, None, 2, torch.device("cpu"))
     torch.testing.assert_close(one, two, rtol=0, atol=0)
 
 

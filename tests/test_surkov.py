@@ -161,18 +161,18 @@ class _Counting(nn.Module):
 def test_teacher_outputs_are_cached_and_keyed(tmp_path):
     teacher, waves = _Counting(), torch.randn(10, 4)
     key = {"teacher": "t1", "data": "d1", "frontend": "surkov16k"}
-    first = distill.teacher_outputs(teacher, waves, key, batch_size=4, cache_dir=tmp_path, progress=False)
+    first = distill.teacher_outputs(teacher, waves, key, batch_size=4, cache_dir=tmp_path)
     calls = teacher.calls
     assert calls == 1 + 3 and first.shape == (10, 3)  # one row to size the on-disk array, then 3 batches of 4
-    again = distill.teacher_outputs(teacher, waves, key, batch_size=4, cache_dir=tmp_path, progress=False)
+    again = distill.teacher_outputs(teacher, waves, key, batch_size=4, cache_dir=tmp_path)
     assert teacher.calls == calls and torch.equal(first, again)  # hit: no forward pass
-    distill.teacher_outputs(teacher, waves, {**key, "teacher": "t2"}, batch_size=4, cache_dir=tmp_path, progress=False)
+    distill.teacher_outputs(teacher, waves, {**key, "teacher": "t2"}, batch_size=4, cache_dir=tmp_path)
     assert teacher.calls == 2 * calls  # changed key: recomputed
-    other = distill.teacher_outputs(teacher, waves + 1, key, batch_size=4, cache_dir=tmp_path, progress=False)
+    other = distill.teacher_outputs(teacher, waves + 1, key, batch_size=4, cache_dir=tmp_path)
     assert teacher.calls == 3 * calls and not torch.equal(other, first)  # other data under the same key: recomputed
-    distill.teacher_outputs(teacher, waves, key, cache_dir=tmp_path, progress=False, data_id="named")
+    distill.teacher_outputs(teacher, waves, key, cache_dir=tmp_path, data_id="named")
     with pytest.raises(ValueError, match="rows"):  # a data identity that does not fit the waves is caught
-        distill.teacher_outputs(teacher, waves[:5], key, cache_dir=tmp_path, progress=False, data_id="named")
+        distill.teacher_outputs(teacher, waves[:5], key, cache_dir=tmp_path, data_id="named")
 
 
 def test_mean_teacher_objective_trains_and_checkpoints_its_teacher(tmp_path):
@@ -192,7 +192,7 @@ def test_mean_teacher_objective_trains_and_checkpoints_its_teacher(tmp_path):
         labels = toy.labels.clone()
         labels[::2] = -1  # half unlabeled
         fit(student, objective, TrainData(toy.waves, labels), {**TOY_RECIPE, "epochs": 2}, directory, seed=1,
-            device="cpu", progress=False)
+            device="cpu")
         return student, objective
 
     student, objective = run(tmp_path / "mt")
@@ -239,12 +239,11 @@ def test_input_norm_is_the_pretraining_normalisation_on_every_path(tmp_path, mon
     assert loaded.input_norm == (4.5, 5.0)
     frontend = build_frontend("surkov16k")
     waves = 0.1 * torch.randn(4, 16000)
-    cached = distill.teacher_outputs(loaded, waves, {"k": 1}, frontend=frontend, cache_dir=tmp_path / "cache",
-                                     progress=False)
+    cached = distill.teacher_outputs(loaded, waves, {"k": 1}, frontend=frontend, cache_dir=tmp_path / "cache")
     with torch.no_grad():
         by_hand = plain((frontend.eval()(waves) + 4.5) / 5.0)[0]
     assert torch.allclose(cached, by_hand, atol=1e-5)
-    batched = evaluate.compute_logits(loaded, waves, frontend, 2, torch.device("cpu"), progress=False)
+    batched = evaluate.compute_logits(loaded, waves, frontend, 2, torch.device("cpu"))
     assert torch.allclose(batched, by_hand, atol=1e-5)  # test predictions: the same path
 
 
@@ -292,7 +291,7 @@ def test_mean_teacher_at_weight_zero_without_unlabeled_clips_is_plain_fine_tunin
         torch.manual_seed(0)
         student = build_cp_mobile(n_classes=2)
         objective = make_objective(Augment(build_frontend("baseline"), AugmentConfig.from_recipe(recipe)), student)
-        fit(student, objective, _toy(), recipe, tmp_path / directory, seed=1, device="cpu", progress=False)
+        fit(student, objective, _toy(), recipe, tmp_path / directory, seed=1, device="cpu")
         return student, objective
 
     plain, _ = train(lambda augment, student: Supervised(augment), "ft")
@@ -414,14 +413,14 @@ def test_an_ablation_variant_with_its_own_front_end_gets_the_split_and_pieces_at
     built, trained = [], []
 
     class FakeTask:
-        def __init__(self, data, split, frontend, device, progress=True):
+        def __init__(self, data, split, frontend, device):
             built.append(frontend)
             self.split, self.device, self.name = split, device, frontend
             self.frontend = SimpleNamespace(sample_rate=32000 if frontend == "efficientat" else 16000)
 
     monkeypatch.setattr(mt_ablation, "SceneTask", FakeTask)
-    monkeypatch.setattr(surkov, "unlabeled_waves", lambda profile, data, subset, rate, device, progress: f"pieces@{rate}")
-    monkeypatch.setattr(surkov, "train_teacher", lambda task, spec, mode, recipe, weights, pieces, info, progress:
+    monkeypatch.setattr(surkov, "unlabeled_waves", lambda profile, data, subset, rate, device: f"pieces@{rate}")
+    monkeypatch.setattr(surkov, "train_teacher", lambda task, spec, mode, recipe, weights, pieces, info:
                         trained.append((spec.method, task.name, pieces, recipe["frontend"]))
                         or SimpleNamespace(history=SimpleNamespace(status="trained")))
     base = SimpleNamespace(split=5, device="cpu", name="surkov16k")

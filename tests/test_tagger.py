@@ -40,7 +40,7 @@ def test_standin_format_loads_like_an_official_checkpoint(tmp_path):
 
 def test_tagger_takes_raw_waveforms():
     t = tagger.Tagger(build_frontend("efficientat"), build_efficientat("mn04", 54)).eval()
-    logits = compute_logits(t, torch.randn(3, 32000), None, 2, torch.device("cpu"), progress=False)
+    logits = compute_logits(t, torch.randn(3, 32000), None, 2, torch.device("cpu"))
     assert logits.shape == (3, 54) and t.sample_rate == 32000
 
 

@@ -81,8 +81,7 @@ def _objective():
 def _fit(run_dir, **kwargs):
     torch.manual_seed(0)
     model = build_cp_mobile(n_classes=2)
-    history = loop.fit(model, _objective(), _toy(), TOY_RECIPE, run_dir, seed=7, device="cpu",
-                        progress=False, **kwargs)
+    history = loop.fit(model, _objective(), _toy(), TOY_RECIPE, run_dir, seed=7, device="cpu", **kwargs)
     return model, history
 
 
@@ -126,8 +125,7 @@ def test_a_run_killed_mid_epoch_resumes_at_its_step_checkpoint_to_the_same_weigh
     def fit(run_dir, recipe, **kwargs):
         torch.manual_seed(0)
         model = build_cp_mobile(n_classes=2)
-        return model, loop.fit(model, _objective(), _toy(), recipe, run_dir, seed=7, device="cpu",
-                               progress=False, **kwargs)
+        return model, loop.fit(model, _objective(), _toy(), recipe, run_dir, seed=7, device="cpu", **kwargs)
 
     straight, history = fit(tmp_path / "straight", LONG_EPOCH)
 
@@ -161,13 +159,13 @@ def test_finished_run_is_reused_and_a_stale_one_retrained(tmp_path):
     # another recipe: the saved run is stale; it is retrained and its old results are gone
     torch.manual_seed(0)
     other = loop.fit(build_cp_mobile(n_classes=2), _objective(), _toy(), {**TOY_RECIPE, "lr": 1e-3},
-                      tmp_path / "run", seed=7, device="cpu", progress=False)
+                      tmp_path / "run", seed=7, device="cpu")
     assert other.status == "retrained" and "recipe" in other.reason and other.fingerprint != history.fingerprint
     assert not (tmp_path / "run" / "metrics.json").exists()
     # other data of the same size: retrained too (the old fingerprint held only the clip count)
     torch.manual_seed(0)
     moved = loop.fit(build_cp_mobile(n_classes=2), _objective(), _toy(seed=1), {**TOY_RECIPE, "lr": 1e-3},
-                      tmp_path / "run", seed=7, device="cpu", progress=False)
+                      tmp_path / "run", seed=7, device="cpu")
     assert moved.status == "retrained" and moved.reason == "changed: data"
     # another front end hop: retrained (the front end is part of the objective's configuration)
     frontend = build_frontend("baseline")
@@ -175,7 +173,7 @@ def test_finished_run_is_reused_and_a_stale_one_retrained(tmp_path):
     objective = loop.Supervised(Augment(frontend, AugmentConfig.from_recipe(TOY_RECIPE)))
     torch.manual_seed(0)
     hop = loop.fit(build_cp_mobile(n_classes=2), objective, _toy(seed=1), {**TOY_RECIPE, "lr": 1e-3},
-                    tmp_path / "run", seed=7, device="cpu", progress=False)
+                    tmp_path / "run", seed=7, device="cpu")
     assert hop.status == "retrained" and hop.reason == "changed: objective"
 
 
@@ -193,7 +191,7 @@ def test_a_run_scored_along_the_way_is_keyed_by_what_it_is_scored_on(tmp_path):
     def run(identity, rec=recipe):
         torch.manual_seed(0)
         return loop.fit(build_cp_mobile(n_classes=2), _objective(), _toy(), rec, tmp_path / "run", seed=7,
-                        device="cpu", progress=False, evaluate=scorer(identity))
+                        device="cpu", evaluate=scorer(identity))
 
     first = run("test A")
     assert [r["accuracy"] for r in first if "accuracy" in r] == [0.5, 0.5]
@@ -254,7 +252,7 @@ def test_a_changed_loss_line_retrains_exactly_the_runs_that_use_it(tmp_path):
     def run(obj, name):
         torch.manual_seed(0)
         return loop.fit(build_cp_mobile(n_classes=2), obj, _toy(), TOY_RECIPE, tmp_path / name, seed=7,
-                         device="cpu", progress=False)
+                         device="cpu")
 
     assert run(objective, "probe").status == "trained" and run(_objective(), "plain").status == "trained"
     assert run(objective, "probe").status == "reused"
@@ -357,7 +355,7 @@ def test_a_non_finite_loss_stops_the_run_naming_the_step_and_the_clips(tmp_path)
     torch.manual_seed(0)
     with pytest.raises(FloatingPointError, match=r"run: the loss is nan at step \d+ .*audio/clip\d+\.wav") as err:
         loop.fit(build_cp_mobile(n_classes=2), _objective(), bad, TOY_RECIPE, tmp_path / "run", seed=7,
-                 device="cpu", progress=False)
+                 device="cpu")
     assert "audio/clip5.wav" in str(err.value) or "more" in str(err.value)
     assert not (tmp_path / "run" / loop.CHECKPOINT).exists()
     assert not list((tmp_path / "run").glob("history*"))
@@ -391,7 +389,7 @@ def test_a_second_process_on_a_run_folder_stops_naming_the_owner_and_leaves_its_
         assert ready.exists(), "the holder process did not start"
         with pytest.raises(RuntimeError, match=rf"run: this run folder is in use by process {holder.pid} on "):
             loop.fit(build_cp_mobile(n_classes=2), _objective(), _toy(), {**TOY_RECIPE, "lr": 1e-3}, run, seed=7,
-                     device="cpu", progress=False)
+                     device="cpu")
         assert (run / loop.CHECKPOINT).read_bytes() == before
     finally:
         holder.kill()
@@ -415,7 +413,7 @@ def test_the_memory_budget_does_not_change_a_runs_identity(tmp_path):
     for i, wave in enumerate(toy.waves.float().numpy()):
         sf.write(tmp_path / f"c{i}.wav", wave, 32000, subtype="FLOAT")
         names.append(f"c{i}.wav")
-    cache = audio.build_waveform_cache(names, tmp_path, 32000, 8000, cache_dir=tmp_path / "cache", progress=False)
+    cache = audio.build_waveform_cache(names, tmp_path, 32000, 8000, cache_dir=tmp_path / "cache")
     resident, streamed = cache.load(budget=2**30), cache.load(budget=1)
     assert isinstance(resident, torch.Tensor) and isinstance(streamed, DiskRows)
     recipe = {**TOY_RECIPE, "epochs": 1}
@@ -424,10 +422,10 @@ def test_the_memory_budget_does_not_change_a_runs_identity(tmp_path):
     assert loop.data_digest(data["resident"]) == loop.data_digest(data["resident"].to("cpu"))
     torch.manual_seed(0)
     first = loop.fit(build_cp_mobile(n_classes=2), _objective(), data["resident"], recipe, tmp_path / "run", seed=7,
-                     device="cpu", progress=False)
+                     device="cpu")
     torch.manual_seed(0)
     again = loop.fit(build_cp_mobile(n_classes=2), _objective(), data["streamed"], recipe, tmp_path / "run", seed=7,
-                     device="cpu", progress=False)
+                     device="cpu")
     assert first.status == "trained" and again.status == "reused" and again.fingerprint == first.fingerprint
     changed = resident.clone()  # other bytes (no identity): another run
     changed[0] += 0.01
@@ -452,13 +450,13 @@ def test_a_damaged_cache_under_streamed_rows_is_rebuilt_and_the_finished_run_reu
         sf.write(tmp_path / f"c{i}.wav", wave, 32000, subtype="FLOAT")
         names.append(f"c{i}.wav")
     build = lambda: audio.build_waveform_cache(names, tmp_path, 32000, 8000,  # noqa: E731
-                                               cache_dir=tmp_path / "cache", progress=False)
+                                               cache_dir=tmp_path / "cache")
     streamed = build().load(budget=1)
     good = streamed.read(0, len(streamed)).clone()
     recipe = {**TOY_RECIPE, "epochs": 1}
     torch.manual_seed(0)
     first = loop.fit(build_cp_mobile(n_classes=2), _objective(), loop.TrainData(streamed, toy.labels), recipe,
-                     tmp_path / "run", seed=7, device="cpu", progress=False)
+                     tmp_path / "run", seed=7, device="cpu")
     checkpoint = (tmp_path / "run" / "checkpoint.pt").read_bytes()
     path = streamed.path
     raw = bytearray(path.read_bytes())
@@ -473,7 +471,7 @@ def test_a_damaged_cache_under_streamed_rows_is_rebuilt_and_the_finished_run_reu
     assert torch.equal(again_rows.read(0, len(again_rows)), good)
     torch.manual_seed(0)
     again = loop.fit(build_cp_mobile(n_classes=2), _objective(), loop.TrainData(again_rows, toy.labels), recipe,
-                     tmp_path / "run", seed=7, device="cpu", progress=False)
+                     tmp_path / "run", seed=7, device="cpu")
     assert first.status == "trained" and again.status == "reused" and again.fingerprint == first.fingerprint
     assert (tmp_path / "run" / "checkpoint.pt").read_bytes() == checkpoint
 

@@ -75,7 +75,7 @@ def test_validation_auc_is_one_on_separable_logits_and_precision_recall_per_thre
     gen = torch.Generator().manual_seed(0)
     pos, neg = torch.randn(80, 527, generator=gen) + 2.0, torch.randn(400, 527, generator=gen) - 2.0
     x, y = torch.cat([pos, neg]), torch.cat([torch.ones(80), torch.zeros(400)])
-    model, _ = pruning.train_domain_classifier(x, y, lr=1e-3, batch_size=40, epochs=5, seed=0, progress=False)
+    model, _ = pruning.train_domain_classifier(x, y, lr=1e-3, batch_size=40, epochs=5, seed=0)
     val_pos, val_neg = torch.randn(30, 527, generator=gen) + 2.0, torch.randn(30, 527, generator=gen) - 2.0
     scores = pruning.domain_scores(model, torch.cat([val_pos, val_neg]))
     auc, table = pruning.validation_quality(scores, np.r_[np.ones(30), np.zeros(30)], [0.1, 0.3, 0.5])
@@ -106,7 +106,7 @@ def test_domain_classifier_separates_a_separable_toy_set():
     pos = torch.randn(60, 527, generator=gen) + 1.0
     neg = torch.randn(300, 527, generator=gen) - 1.0
     x, y = torch.cat([pos, neg]), torch.cat([torch.ones(60), torch.zeros(300)])
-    model, losses = pruning.train_domain_classifier(x, y, lr=1e-3, batch_size=40, epochs=20, seed=0, progress=False)
+    model, losses = pruning.train_domain_classifier(x, y, lr=1e-3, batch_size=40, epochs=20, seed=0)
     scores = pruning.domain_scores(model, x)
     assert losses[-1] < losses[0] / 5
     assert ((scores >= 0.5) == y.numpy().astype(bool)).mean() > 0.98
@@ -125,7 +125,7 @@ def test_the_code_variant_of_the_domain_classifier_is_sigmoid_linear_sigmoid():
     gen = torch.Generator().manual_seed(0)
     pos, neg = torch.randn(60, 527, generator=gen) + 1.0, torch.randn(300, 527, generator=gen) - 1.0
     x, y = torch.cat([pos, neg]), torch.cat([torch.ones(60), torch.zeros(300)])
-    model, _ = pruning.train_domain_classifier(x, y, lr=1e-2, batch_size=40, epochs=20, seed=0, progress=False,
+    model, _ = pruning.train_domain_classifier(x, y, lr=1e-2, batch_size=40, epochs=20, seed=0,
                                                variant="sigmoid_inputs")
     assert ((pruning.domain_scores(model, x) >= 0.5) == y.numpy().astype(bool)).mean() > 0.98
     with pytest.raises(ValueError, match="unknown domain classifier 'mlp'"):
@@ -236,20 +236,18 @@ def test_whole_clip_kd_reads_the_pools_clip_logits_without_a_second_teacher_pass
     prune = profile_recipe("smoke", "domain_classifier", source="werning")
     kd = profile_recipe("smoke", "kd", source="werning")
     assert kd["input"] == "clips" and kd["mixup"] == "werning"
-    emb = domain_selection.domain_embeddings(teacher, prune, "smoke", smoke_data, 5, "counting-teacher",
-                                             progress=False)
+    emb = domain_selection.domain_embeddings(teacher, prune, "smoke", smoke_data, 5, "counting-teacher")
     pool = emb["pool_segments"]
     chosen = pool.iloc[::3].reset_index(drop=True)
     before = sum(seen)
-    items, segments = werning.distillation_data(chosen, prune, kd, "smoke", smoke_data, progress=False)
+    items, segments = werning.distillation_data(chosen, prune, kd, "smoke", smoke_data)
     assert sum(seen) == before  # no second teacher pass
     assert len(items) == len(segments) == len(chosen)
     assert items.waves.shape[1] == int(smoke_data.audioset_clip_seconds * 32000)  # whole clips
     assert items.extras["teacher_logits"].shape == (len(chosen), n_classes)
     assert torch.equal(items.extras["teacher_logits"], emb["pool"][torch.arange(0, len(pool), 3)])
     assert items.extras["targets"].shape[0] == len(chosen)
-    pieces, _ = werning.distillation_data(chosen, prune, {**kd, "input": "pieces"}, "smoke", smoke_data,
-                                          progress=False)
+    pieces, _ = werning.distillation_data(chosen, prune, {**kd, "input": "pieces"}, "smoke", smoke_data)
     assert pieces.waves.shape[1] == 32000 and len(pieces) > len(items)
     assert sum(seen) - before >= len(pieces)  # the alternative: a teacher pass over the pieces
 

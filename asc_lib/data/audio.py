@@ -217,7 +217,6 @@ def build_waveform_cache(
     dtype: str = "float16",
     cache_dir: str | Path | None = None,
     batch: int = 64,
-    progress: bool = True,
     expected: Sequence[str] = (),
 ) -> WaveformCache:
     """Decode and resample ``filenames`` of ``audio_root`` (a folder, or a source such as
@@ -244,7 +243,7 @@ def build_waveform_cache(
             return cache
         remove_leftovers(path)  # a killed build's temporary file
         return _build(filenames, as_source(audio_root), path, key, sample_rate, num_samples, dtype, batch,
-                      progress, expected)
+                      expected)
 
 
 def _verified_cache(path: Path) -> "WaveformCache | None":
@@ -283,7 +282,7 @@ class _DecodedChunks(torch.utils.data.Dataset):
 
 
 def _build(filenames: list[str], source, path: Path, key: str, sample_rate: int, num_samples: int, dtype: str,
-           batch: int, progress: bool, expected: Sequence[str]) -> WaveformCache:
+           batch: int, expected: Sequence[str]) -> WaveformCache:
     """Write the cache: chunks decoded by DataLoader workers (:func:`asc_lib.data.rows.loader_workers`; none on
     two cores) ahead of this process, which writes them in order, so the bytes do not depend on the workers."""
     conversions: dict[str, dict] = {}
@@ -299,8 +298,7 @@ def _build(filenames: list[str], source, path: Path, key: str, sample_rate: int,
         reserve(tmp, tmp.stat().st_size)  # the disk space now, or an error naming it (not a SIGBUS mid-write)
         workers = min(loader_workers(), len(chunks)) if len(chunks) > 1 else 0
         decoded = read_ahead(chunks, workers) if workers else map(chunks.__getitem__, range(len(chunks)))
-        for i, (waves, facts) in enumerate(progress_bar(decoded, total=len(chunks), desc=f"caching {len(filenames)} clips",
-                                                        disable=not progress, unit="batch")):
+        for i, (waves, facts) in enumerate(progress_bar(decoded, total=len(chunks), desc=f"caching {len(filenames)} clips", unit="batch")):
             for name, channels, sr, samples in facts:
                 if channels > 1:
                     note("down-mixed", name, f"{channels} channels")

@@ -218,11 +218,11 @@ def _render_pool_clip(args) -> bytes | None:
     return None
 
 
-def _run_parallel(fn, jobs, desc, workers, progress):
+def _run_parallel(fn, jobs, desc, workers):
     if workers <= 1:
-        return [fn(j) for j in progress_bar(jobs, desc=desc, disable=not progress)]
+        return [fn(j) for j in progress_bar(jobs, desc=desc)]
     with ProcessPoolExecutor(workers) as ex:
-        return list(progress_bar(ex.map(fn, jobs, chunksize=4), total=len(jobs), desc=desc, disable=not progress))
+        return list(progress_bar(ex.map(fn, jobs, chunksize=4), total=len(jobs), desc=desc))
 
 
 # --- AudioSet pool ------------------------------------------------------------------------------------
@@ -265,7 +265,7 @@ def plan_pool(seed: int, counts: dict[str, int], in_domain_fraction: float, seco
     return pd.DataFrame(rows)
 
 
-def write_pool_audio(pool: pd.DataFrame, pool_dir: Path, seed: int, cfg: dict, workers: int, progress: bool) -> None:
+def write_pool_audio(pool: pd.DataFrame, pool_dir: Path, seed: int, cfg: dict, workers: int) -> None:
     """The present pool clips in the configured layout: ``audio/<list>/Y<YTID>.wav`` (16-bit PCM) or
     ``audio/<list>_mp3.hdf`` (the anchors' HDF5 of mp3 bytes, with packed targets over the class index)."""
     layout = cfg["layout"]
@@ -274,7 +274,7 @@ def write_pool_audio(pool: pd.DataFrame, pool_dir: Path, seed: int, cfg: dict, w
     audio = pool_dir / "audio"
     jobs = [(seed, item, None if layout == "hdf5" else str(audio / item["list"] / f"Y{item['YTID']}.wav"),
              cfg["clip_seconds"], cfg["sample_rate"]) for item in pool.to_dict("records")]
-    encoded = _run_parallel(_render_pool_clip, jobs, f"mini AudioSet clips ({layout})", workers, progress)
+    encoded = _run_parallel(_render_pool_clip, jobs, f"mini AudioSet clips ({layout})", workers)
     if layout == "files":
         return
     classes = read_class_index(pool_dir / "class_labels_indices.csv")
@@ -298,8 +298,7 @@ def write_class_files(out: Path) -> None:
 def generate(out_dir: str | Path | None = None, seed: int = 2024, cities=("barcelona", "paris"),
              train_locations_per_scene: int = 9, train_segments_per_scene: int = 27,
              parallel_segments_per_device: int = 2, test_locations_per_scene: int = 2,
-             test_segments_per_location: int = 9, test_devices_per_segment: int = 1, clips_per_segment: int = 10, audioset: dict | None = None, workers: int | None = None,
-             progress: bool = True) -> Path:
+             test_segments_per_location: int = 9, test_devices_per_segment: int = 1, clips_per_segment: int = 10, audioset: dict | None = None, workers: int | None = None) -> Path:
     """Generate the mini dataset into ``out_dir`` (replacing it) and return its path."""
     out_dir = Path(out_dir) if out_dir else default_root()
     pool_cfg = pool_settings(audioset)
@@ -321,7 +320,7 @@ def generate(out_dir: str | Path | None = None, seed: int = 2024, cities=("barce
                                      parallel_segments_per_device, test_locations_per_scene,
                                      test_segments_per_location, test_devices_per_segment)
         jobs = [(seed, rec, str(tau), clips_per_segment) for rec in recordings]
-        rows = [r for rs in _run_parallel(_render_recording, jobs, "mini TAU22 recordings", workers, progress)
+        rows = [r for rs in _run_parallel(_render_recording, jobs, "mini TAU22 recordings", workers)
                 for r in rs]
         clips = pd.DataFrame(rows, columns=["filename", "scene_label", "identifier", "source_label", "test"])
         clips = clips.sort_values("filename").reset_index(drop=True)
@@ -341,7 +340,7 @@ def generate(out_dir: str | Path | None = None, seed: int = 2024, cities=("barce
         for list_name in SEGMENT_LISTS:
             write_segments(pool_dir / f"{list_name}.csv", pool[pool["list"] == list_name], created)
         pool[["list", "YTID", "in_domain", "kind", "absent"]].to_csv(pool_dir / "mini_truth.csv", index=False)
-        write_pool_audio(pool[~pool["absent"]], pool_dir, seed, pool_cfg, workers, progress)
+        write_pool_audio(pool[~pool["absent"]], pool_dir, seed, pool_cfg, workers)
 
         manifest = dict(
             generator_version=GENERATOR_VERSION, settings=settings,
@@ -367,7 +366,7 @@ def read_manifest(root: str | Path | None = None) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def ensure(profile: str = "mini", root: str | Path | None = None, progress: bool = True) -> Path:
+def ensure(profile: str = "mini", root: str | Path | None = None) -> Path:
     """Generate the mini dataset unless a complete one with the profile's settings is already there."""
     settings = default_settings(profile)
     root = Path(root or default_root(profile))
@@ -375,7 +374,7 @@ def ensure(profile: str = "mini", root: str | Path | None = None, progress: bool
     wanted = {**settings, "audioset": pool_settings(settings.get("audioset"))}
     if manifest and manifest.get("generator_version") == GENERATOR_VERSION and manifest.get("settings") == wanted:
         return root
-    return generate(root, progress=progress, **settings)
+    return generate(root, **settings)
 
 
 def main(argv=None) -> None:

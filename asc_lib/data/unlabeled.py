@@ -49,15 +49,15 @@ def clips_identity(segments: pd.DataFrame, data: DataPaths, sample_rate: int) ->
                      "float16")
 
 
-def clip_cache(segments: pd.DataFrame, data: DataPaths, sample_rate: int, progress: bool = True) -> WaveformCache:
+def clip_cache(segments: pd.DataFrame, data: DataPaths, sample_rate: int) -> WaveformCache:
     """The whole clips of (usable) ``segments``, decoded once at ``sample_rate`` and padded or cut to the
     nominal length (the anchors' rule), in a keyed on-disk cache."""
     source_ = reader(data)
     return build_waveform_cache(clip_names(segments, source_.layout), source_, sample_rate,
-                                nominal_samples(data, sample_rate), progress=progress, expected=("zero-padded",))
+                                nominal_samples(data, sample_rate), expected=("zero-padded",))
 
 
-def clip_rows(segments: pd.DataFrame, data: DataPaths, sample_rate: int, device="cpu", progress: bool = True,
+def clip_rows(segments: pd.DataFrame, data: DataPaths, sample_rate: int, device="cpu",
               budget: int | None = None):
     """Whole clips of (usable) ``segments`` for a single pass (teacher logits): decoded once into the cache
     and held on ``device`` when they fit ``budget`` bytes (default :func:`asc_lib.data.rows.memory_budget`);
@@ -67,7 +67,7 @@ def clip_rows(segments: pd.DataFrame, data: DataPaths, sample_rate: int, device=
     if len(segments) * samples * 2 > (memory_budget(device) if budget is None else budget):  # float16, as cached
         source_ = reader(data)
         return DecodedRows(clip_names(segments, source_.layout), source_, sample_rate, samples)
-    return clip_cache(segments, data, sample_rate, progress=progress).to_tensor(device)
+    return clip_cache(segments, data, sample_rate).to_tensor(device)
 
 
 SHORT_TOLERANCE = 0.5  # seconds a clip may decode short of its listed span without a warning (mp3 framing)
@@ -123,14 +123,14 @@ def piece_layout(counts: np.ndarray, piece: int) -> tuple[np.ndarray, np.ndarray
 
 
 def subset_pieces(subset: pd.DataFrame, data: DataPaths, sample_rate: int, device="cpu",
-                  piece_seconds: float | None = 1.0, progress: bool = True, budget: int | None = None) -> Pieces:
+                  piece_seconds: float | None = 1.0, budget: int | None = None) -> Pieces:
     """The ``piece_seconds`` pieces of every present segment of ``subset`` (which needs a ``list`` column),
     the pieces of one segment consecutive. ``piece_seconds=None`` gives whole clips (one item each).
     Held where they fit: on ``device``, in host memory or in the on-disk cache (:func:`asc_lib.data.rows.hold`)."""
     segments = usable_segments(subset, reader(data))
     nominal = data.audioset_clip_seconds
     piece_seconds = nominal if piece_seconds is None else piece_seconds
-    cache = clip_cache(segments, data, sample_rate, progress=progress)
+    cache = clip_cache(segments, data, sample_rate)
     short = short_clips(segments, cache.seconds, cache.meta.get("filenames", []))
     if short:
         warnings.warn(f"{reader(data)}: {short}", stacklevel=2)

@@ -59,8 +59,7 @@ def candidates(start: dict, tried: dict) -> list[tuple[str, float | None]]:
     return [(START, None)] + [(s, v) for s, values in tried.items() for v in values if v != start[s]]
 
 
-def teacher_runs(profile: str, split: int, seeds, tried=TEACHER_CANDIDATES, start: dict | None = None,
-                 progress: bool = False) -> pd.DataFrame:
+def teacher_runs(profile: str, split: int, seeds, tried=TEACHER_CANDIDATES, start: dict | None = None) -> pd.DataFrame:
     """Mean-teacher fine-tuning of every candidate (:func:`candidates` around the profile's recipe changed by
     ``start``): the EMA teacher's and its student's accuracy on the validation part, per seed."""
     data = data_paths(profile)
@@ -70,13 +69,12 @@ def teacher_runs(profile: str, split: int, seeds, tried=TEACHER_CANDIDATES, star
         recipe = base if setting == START else profile_recipe(profile, "mean_teacher", source="surkov",
                                                               **{**(start or {}), setting: value})
         values = {s: recipe[s] for s in tried}
-        task = SceneTask(data, split, recipe["frontend"], progress=False, validation=VALIDATION)
-        extra = surkov.unlabeled_waves(profile, data, recipe["unlabeled"], task.frontend.sample_rate, task.device,
-                                       progress=False)
-        weights = surkov.resolve_weights(None, recipe, profile, data, progress=False)
+        task = SceneTask(data, split, recipe["frontend"], validation=VALIDATION)
+        extra = surkov.unlabeled_waves(profile, data, recipe["unlabeled"], task.frontend.sample_rate, task.device)
+        weights = surkov.resolve_weights(None, recipe, profile, data)
         for seed in seeds:
             spec = RunSpec(profile, "efficientat_mt", split, seed, directory=teacher_dir(profile, values, split, seed))
-            run = surkov.train_teacher(task, spec, "mean_teacher", recipe, weights, extra, progress=progress)
+            run = surkov.train_teacher(task, spec, "mean_teacher", recipe, weights, extra)
             rows.append({"stage": "mean teacher", "setting": setting, "value": value, **values, "seed": seed,
                          "weights": weights.name, "scored on": task.scored_on,
                          "validation accuracy (%)": 100 * run.metrics["test"]["accuracy"],
@@ -85,7 +83,7 @@ def teacher_runs(profile: str, split: int, seeds, tried=TEACHER_CANDIDATES, star
     return pd.DataFrame(rows)
 
 
-def kd_runs(profile: str, split: int, seeds, tried=KD_CANDIDATES, progress: bool = False) -> pd.DataFrame:
+def kd_runs(profile: str, split: int, seeds, tried=KD_CANDIDATES) -> pd.DataFrame:
     """Distillation of the validation teachers of the profile's mean-teacher recipe (its values of
     :data:`TEACHER_CANDIDATES`' settings, run by :func:`teacher_runs`) into CP-Mobile, every candidate
     around the profile's KD recipe: the student's validation accuracy beside its teacher's, per seed."""
@@ -97,8 +95,8 @@ def kd_runs(profile: str, split: int, seeds, tried=KD_CANDIDATES, progress: bool
     for setting, value in candidates(base, tried):
         recipe = base if setting == START else profile_recipe(profile, "kd", source="surkov", **{setting: value})
         values = {s: recipe[s] for s in tried}
-        task = SceneTask(data, split, recipe["frontend"], progress=False, validation=VALIDATION)
-        extra = surkov.unlabeled_waves(profile, data, "small", task.frontend.sample_rate, task.device, progress=False)
+        task = SceneTask(data, split, recipe["frontend"], validation=VALIDATION)
+        extra = surkov.unlabeled_waves(profile, data, "small", task.frontend.sample_rate, task.device)
         items = surkov.with_unlabeled(task.train_data(), extra)
         for seed in seeds:
             teacher_run = teacher_dir(profile, teacher_values, split, seed)
@@ -109,12 +107,11 @@ def kd_runs(profile: str, split: int, seeds, tried=KD_CANDIDATES, progress: bool
             teacher, path = surkov.load_teacher_file(teacher_run / surkov.TEACHER_FILE)
             key = {**surkov.teacher_key(path, task.train["filename"], profile, "small", recipe["frontend"]),
                    "validation": list(VALIDATION)}
-            probs = teacher_outputs(teacher, items.waves, key, frontend=task.frontend, device=task.device,
-                                    progress=False, precision=recipe["teacher_precision"]).softmax(-1)
+            probs = teacher_outputs(teacher, items.waves, key, frontend=task.frontend, device=task.device, precision=recipe["teacher_precision"]).softmax(-1)
             student, cost = surkov.kd_student(recipe, seed)
             spec = RunSpec(profile, "kd_small", split, seed,
                            directory=kd_dir(profile, teacher_values, values, split, seed))
-            metrics, _ = surkov.train_student(task, spec, student, cost, items, probs, recipe, progress=progress)
+            metrics, _ = surkov.train_student(task, spec, student, cost, items, probs, recipe)
             rows.append({"stage": "distillation", "setting": setting, "value": value, **values, "seed": seed,
                          "teacher": values_name(teacher_values), "scored on": task.scored_on,
                          "validation accuracy (%)": 100 * metrics["test"]["accuracy"],

@@ -82,34 +82,33 @@ def cross_selection_table(chosen: dict[str, pd.DataFrame], truth: pd.Series | No
 
 
 def train_surkov(profile: str, data: DataPaths, split: int, seed: int, clips: pd.DataFrame, mt: dict, kd: dict,
-                 weights: str | None, device="auto", progress: bool = True) -> dict:
+                 weights: str | None, device="auto") -> dict:
     """Surkov's two stages on ``clips`` instead of his label-filtered subset: mean teacher (run
     :data:`SURKOV_TEACHER`), then its distillation into CP-Mobile on the same clips (:data:`SURKOV_STUDENT`).
     Returns both runs' metrics (``teacher``, ``student``)."""
     info = {"unlabeled": "pruned_for_surkov", "unlabeled_clips": len(clips)}
-    task = SceneTask(data, split, mt["frontend"], device, progress=False)
-    pieces = subset_pieces(clips, data, task.frontend.sample_rate, task.device, progress=False).waves
+    task = SceneTask(data, split, mt["frontend"], device)
+    pieces = subset_pieces(clips, data, task.frontend.sample_rate, task.device).waves
     teacher = surkov.train_teacher(task, RunSpec(profile, SURKOV_TEACHER, split, seed), "mean_teacher", mt, weights,
-                                   pieces, info=info, progress=progress)
-    task = SceneTask(data, split, kd["frontend"], device, progress=False)
-    pieces = subset_pieces(clips, data, task.frontend.sample_rate, task.device, progress=False).waves
+                                   pieces, info=info)
+    task = SceneTask(data, split, kd["frontend"], device)
+    pieces = subset_pieces(clips, data, task.frontend.sample_rate, task.device).waves
     train = surkov.with_unlabeled(task.train_data(), pieces)
-    probs, _ = surkov.kd_teacher_probs(task, train, profile, SURKOV_TEACHER, seed, clips, kd, progress=progress)
+    probs, _ = surkov.kd_teacher_probs(task, train, profile, SURKOV_TEACHER, seed, clips, kd)
     student, cost = surkov.kd_student(kd, seed)
     metrics, _ = surkov.train_student(task, RunSpec(profile, SURKOV_STUDENT, split, seed), student, cost, train, probs,
-                                      kd, info={"teacher": SURKOV_TEACHER, **info}, progress=progress)
+                                      kd, info={"teacher": SURKOV_TEACHER, **info})
     return {"teacher": teacher.metrics, "student": metrics}
 
 
 def train_werning(profile: str, data: DataPaths, split: int, seed: int, clips: pd.DataFrame, prune: dict, kd: dict,
-                  finetune: dict, device="auto", progress: bool = True) -> dict:
+                  finetune: dict, device="auto") -> dict:
     """Werning's stages 2 and 3 on ``clips`` instead of his pruned selection: distillation of the embedding
     teacher (run :data:`WERNING_KD`), then fine-tuning on the split (:data:`WERNING`); returns its metrics."""
-    task = SceneTask(data, split, finetune["frontend"], device, progress=False)
-    pieces, found = werning.distillation_data(clips, prune, kd, profile, data, task.device, progress=progress)
-    student, history = werning.distil(pieces, kd, run_dir(profile, WERNING_KD, split, seed), seed, task.device,
-                                      progress=progress)
-    metrics, _, _ = werning.finetune(task, RunSpec(profile, WERNING, split, seed), student, finetune, progress=progress,
+    task = SceneTask(data, split, finetune["frontend"], device)
+    pieces, found = werning.distillation_data(clips, prune, kd, profile, data, task.device)
+    student, history = werning.distil(pieces, kd, run_dir(profile, WERNING_KD, split, seed), seed, task.device)
+    metrics, _, _ = werning.finetune(task, RunSpec(profile, WERNING, split, seed), student, finetune,
                                      info={"kd_recipe": kd, "selection": "labelfilter_for_werning",
                                            "kd_clips": len(found), "kd_fit": history.info()})
     return metrics

@@ -42,7 +42,7 @@ SELECTIONS = ("pruned", "random")
 
 # --- the teacher and its embeddings -----------------------------------------------------------------------
 
-def load_embedding_teacher(embedding: str, profile: str, data: DataPaths, device="cpu", progress: bool = True,
+def load_embedding_teacher(embedding: str, profile: str, data: DataPaths, device="cpu",
                  fallback: str | None = None) -> nn.Module:
     """Raw waveforms -> 527 logits: the PaSST ensemble of ``params/models.yaml`` (``passt_ensemble``), a
     released EfficientAT AudioSet tagger (``mn04_as``, ``mn10_as``: the mini profile's, a named deviation), or
@@ -50,9 +50,9 @@ def load_embedding_teacher(embedding: str, profile: str, data: DataPaths, device
     cannot be had). The teacher carries its ``checkpoint`` (which weights, their hash and origin)."""
     if embedding == "passt_ensemble":
         return load_ensemble().to(device).eval()
-    checkpoint = starting_weights(embedding, profile, data, fallback, progress)
+    checkpoint = starting_weights(embedding, profile, data, fallback)
     if checkpoint.origin == STANDIN:
-        return load_standin(profile, data, device=device, progress=progress)
+        return load_standin(profile, data, device=device)
     if checkpoint.origin == "random":
         raise ValueError("the domain classifier's embedding needs a pretrained tagger, not 'none'")
     return load_released(checkpoint, device)
@@ -62,18 +62,18 @@ def teacher_sample_rate(teacher: nn.Module) -> int:
     return int(getattr(teacher, "sample_rate", 32000))
 
 
-def embed(teacher: nn.Module, waves: torch.Tensor, key: dict, device="cpu", progress: bool = True,
+def embed(teacher: nn.Module, waves: torch.Tensor, key: dict, device="cpu",
           cache_dir=None, data_id: str | None = None, precision: str = "auto") -> torch.Tensor:
     """Teacher logits of ``waves`` (one row per clip), computed once per key and cached on disk, in the
     recipe's ``teacher_precision``."""
-    return teacher_outputs(teacher, waves, key, device=device, batch_size=32, progress=progress, cache_dir=cache_dir,
+    return teacher_outputs(teacher, waves, key, device=device, batch_size=32, cache_dir=cache_dir,
                            data_id=data_id, precision=precision)
 
 
-def clip_waves(segments: pd.DataFrame, data: DataPaths, sample_rate: int, device="cpu", progress: bool = True):
+def clip_waves(segments: pd.DataFrame, data: DataPaths, sample_rate: int, device="cpu"):
     """Whole AudioSet clips of (present) ``segments``, padded or cut to the nominal length, at ``sample_rate``:
     a tensor, or decoded on the fly when they exceed the memory budget (one pass: the teacher's logits)."""
-    return clip_rows(segments, data, sample_rate, device, progress=progress)
+    return clip_rows(segments, data, sample_rate, device)
 
 
 def embedding_key(embedding: str, what: str, items, teacher_id: str) -> dict:
@@ -118,7 +118,7 @@ def challenge_teacher(teacher: nn.Module, recipe: dict, data: DataPaths) -> nn.M
 
 
 def domain_embeddings(teacher: nn.Module, recipe: dict, profile: str, data: DataPaths, split: int,
-                      teacher_id: str, device="cpu", progress: bool = True) -> dict:
+                      teacher_id: str, device="cpu") -> dict:
     """Teacher logits of the sets the pruning needs, each cached on disk: the challenge training split
     (positives, fed as ``recipe["challenge_input"]`` says), the held-out challenge clips of the validation set
     (:func:`validation_clips`, fed alike), AudioSet's eval list (negatives) and the pool to prune (AudioSet
@@ -128,21 +128,20 @@ def domain_embeddings(teacher: nn.Module, recipe: dict, profile: str, data: Data
     train = load_split(data, split)
     out = {}
     for name, lists in (("negatives", [recipe["negatives"]]), ("pool", recipe["pool"])):
-        out[name], out[f"{name}_segments"] = audioset_embedding(teacher, recipe, lists, data, teacher_id, device,
-                                                                progress)
+        out[name], out[f"{name}_segments"] = audioset_embedding(teacher, recipe, lists, data, teacher_id, device)
     held_out = int(negative_holdout(len(out["negatives"]), recipe).sum())
     for name, frame in (("challenge", train), ("validation", validation_clips(data, split, held_out, recipe))):
-        waves = split_waves(frame, data, rate, progress=progress)
+        waves = split_waves(frame, data, rate)
         what = f"split{split}-{recipe['challenge_input']}" + ("" if name == "challenge" else "-validation")
         key = embedding_key(recipe["embedding"], what, frame["filename"], teacher_id)
-        out[name] = embed(challenge_teacher(teacher, recipe, data), waves, key, device, progress,
+        out[name] = embed(challenge_teacher(teacher, recipe, data), waves, key, device,
                           precision=recipe["teacher_precision"])
     out["validation_clips"] = validation_clips(data, split, held_out, recipe)
     return out
 
 
 def audioset_embedding(teacher: nn.Module, recipe: dict, lists: list[str], data: DataPaths, teacher_id: str,
-                       device="cpu", progress: bool = True) -> tuple[torch.Tensor, pd.DataFrame]:
+                       device="cpu") -> tuple[torch.Tensor, pd.DataFrame]:
     """The teacher's logits of every whole clip (padded or cut to the nominal length) of the usable segments
     of ``lists``, one row per clip, computed once and then read from the cache; with the segments."""
     rate = teacher_sample_rate(teacher)
@@ -151,8 +150,8 @@ def audioset_embedding(teacher: nn.Module, recipe: dict, lists: list[str], data:
     data_id = clips_identity(segments, data, rate)
     autocast = device_precision(recipe["teacher_precision"], torch.device(device))
     cached = is_cached(full_key(teacher, key, data_id=data_id, autocast=autocast))
-    waves = _placeholder(len(segments)) if cached else clip_waves(segments, data, rate, progress=progress)
-    return embed(teacher, waves, key, device, progress, data_id=data_id,
+    waves = _placeholder(len(segments)) if cached else clip_waves(segments, data, rate)
+    return embed(teacher, waves, key, device, data_id=data_id,
                  precision=recipe["teacher_precision"]), segments
 
 
@@ -192,9 +191,9 @@ def _placeholder(n: int) -> torch.Tensor:
     return torch.empty(n, 0)
 
 
-def teacher_for(recipe: dict, profile: str, data: DataPaths, device="cpu", progress: bool = True):
+def teacher_for(recipe: dict, profile: str, data: DataPaths, device="cpu"):
     """The recipe's embedding teacher and an identifier of its weights (for cache keys)."""
-    teacher = load_embedding_teacher(recipe["embedding"], profile, data, device, progress, recipe.get("fallback"))
+    teacher = load_embedding_teacher(recipe["embedding"], profile, data, device, fallback=recipe.get("fallback"))
     checkpoint = getattr(teacher, "checkpoint", None)
     if checkpoint is not None:
         return teacher, checkpoint.sha256
@@ -215,7 +214,7 @@ def embedding_start(recipe: dict, profile: str, data: DataPaths) -> dict:
     ``metrics.json``."""
     if recipe["embedding"] == "passt_ensemble":
         return {"name": "passt_ensemble", "spec": ensemble_spec(), "pretrained": True, "origin": "release"}
-    return starting_weights(recipe["embedding"], profile, data, recipe.get("fallback"), progress=False).info()
+    return starting_weights(recipe["embedding"], profile, data, recipe.get("fallback")).info()
 
 
 def embedding_summary(emb: dict) -> pd.DataFrame:
@@ -292,12 +291,10 @@ def threshold_comparison(pool_scores, thresholds) -> pd.DataFrame:
     return table.join(ref)
 
 
-def fit_classifier(features: torch.Tensor, labels: torch.Tensor, recipe: dict, seed: int,
-                   progress: bool = True) -> tuple:
+def fit_classifier(features: torch.Tensor, labels: torch.Tensor, recipe: dict, seed: int) -> tuple:
     """The recipe's domain classifier (``classifier``: the report's linear one or Werning's code's
     sigmoid-inputs one) trained on ``features``/``labels`` (:func:`classifier_data`); with its losses."""
-    return train_domain_classifier(features, labels, recipe["lr"], recipe["batch_size"], recipe["epochs"], seed,
-                                   progress=progress, variant=recipe["classifier"],
+    return train_domain_classifier(features, labels, recipe["lr"], recipe["batch_size"], recipe["epochs"], seed, variant=recipe["classifier"],
                                    positive_mixup=recipe["positive_mixup"], optimizer=recipe["optimizer"])
 
 
@@ -309,7 +306,7 @@ def seed_spread(emb: dict, recipe: dict, seeds, truth: pd.Series | None = None,
     features, labels = classifier_data(emb, recipe)
     rows = []
     for seed in seeds:
-        classifier, _ = fit_classifier(features, labels, recipe, seed, progress=False)
+        classifier, _ = fit_classifier(features, labels, recipe, seed)
         scores = score_sets(classifier, emb)["pool"]
         for t in recipe["thresholds"]:
             kept = scores >= t

@@ -28,18 +28,18 @@ def longer_dir(profile: str, steps: int, split: int, seed: int):
     return profile_runs_dir(profile) / "diagnostics" / f"kd_small-steps{steps}" / f"split{split}-seed{seed}"
 
 
-def train_longer(profile: str, split: int, seed: int, steps: int = STEPS, progress: bool = False):
+def train_longer(profile: str, split: int, seed: int, steps: int = STEPS):
     """``04_kd``'s run (small subset, the ``efficientat_mt`` teacher of the same split and seed) with exactly
     ``steps`` optimizer steps, in its own folder; returns the run's folder."""
     data = data_paths(profile)
     recipe = profile_recipe(profile, "kd", source="surkov", min_steps=steps, max_steps=steps)
-    task = SceneTask(data, split, recipe["frontend"], progress=False)
-    extra = surkov.unlabeled_waves(profile, data, "small", task.frontend.sample_rate, task.device, progress=False)
+    task = SceneTask(data, split, recipe["frontend"])
+    extra = surkov.unlabeled_waves(profile, data, "small", task.frontend.sample_rate, task.device)
     items = surkov.with_unlabeled(task.train_data(), extra)
-    probs, _ = surkov.kd_teacher_probs(task, items, profile, "efficientat_mt", seed, "small", recipe, progress=False)
+    probs, _ = surkov.kd_teacher_probs(task, items, profile, "efficientat_mt", seed, "small", recipe)
     student, cost = surkov.kd_student(recipe, seed)
     spec = RunSpec(profile, "kd_small", split, seed, directory=longer_dir(profile, steps, split, seed))
-    surkov.train_student(task, spec, student, cost, items, probs, recipe, progress=progress)
+    surkov.train_student(task, spec, student, cost, items, probs, recipe)
     return spec.path
 
 

@@ -105,7 +105,7 @@ def changes_table(chosen: list[Variant]) -> pd.DataFrame:
 
 
 def run(task: SceneTask, profile: str, chosen: list[Variant], seeds, weights: str | None,
-        unlabeled: torch.Tensor | None, subset: str, progress: bool = True, data: DataPaths | None = None,
+        unlabeled: torch.Tensor | None, subset: str, data: DataPaths | None = None,
         **overrides) -> pd.DataFrame:
     """Train (or reuse) every variant on every seed; one row per run: how it was obtained. ``task`` and
     ``unlabeled`` are at ``02``'s front end; a variant with another front end (the pretraining one) gets the
@@ -116,15 +116,15 @@ def run(task: SceneTask, profile: str, chosen: list[Variant], seeds, weights: st
         if settings["frontend"] not in inputs:
             if data is None:
                 raise ValueError(f"variant {variant.name} uses the {settings['frontend']} front end: pass the data")
-            own = SceneTask(data, task.split, settings["frontend"], task.device, progress=False)
+            own = SceneTask(data, task.split, settings["frontend"], task.device)
             inputs[settings["frontend"]] = (own, surkov.unlabeled_waves(profile, data, subset, own.frontend.sample_rate,
-                                                                        own.device, progress=False))
+                                                                        own.device))
         here, pieces = inputs[settings["frontend"]]
         for seed in seeds:
             spec = RunSpec(profile, variant.name, task.split, seed)
             result = surkov.train_teacher(here, spec, variant.mode, settings, weights, pieces,
                                           info={"unlabeled": subset if variant.mode == "mean_teacher" else "none",
-                                                "ablation": variant.label}, progress=progress)
+                                                "ablation": variant.label})
             rows.append({"variant": variant.label, "seed": seed, "status": result.history.status})
     return pd.DataFrame(rows)
 

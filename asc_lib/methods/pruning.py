@@ -73,7 +73,7 @@ class DomainClassifier(nn.Module):
 
 
 def train_domain_classifier(features: torch.Tensor, labels: torch.Tensor, lr: float = 1e-4, batch_size: int = 600,
-                            epochs: int = 400, seed: int = 0, progress: bool = True, variant: str = "linear",
+                            epochs: int = 400, seed: int = 0, variant: str = "linear",
                             positive_mixup: float = 0.5, optimizer: str = "adam") -> tuple[DomainClassifier, list[float]]:
     """Fit :class:`DomainClassifier` (``variant``) with ``optimizer`` (Werning's: Adam) on Werning's balanced batches
     (:func:`balanced_batches`, positive mixup on ``positive_mixup`` of the positives); returns it with the mean
@@ -84,7 +84,7 @@ def train_domain_classifier(features: torch.Tensor, labels: torch.Tensor, lr: fl
     model = DomainClassifier(features.shape[1], variant)
     optimizer = build_optimizer(model.parameters(), {"optimizer": optimizer, "lr": lr})
     losses = []
-    for _ in progress_bar(range(epochs), desc="domain classifier", unit="epoch", disable=not progress, mininterval=2.0):
+    for _ in progress_bar(range(epochs), desc="domain classifier", unit="epoch", mininterval=2.0):
         total, count = 0.0, 0
         for index, partner in balanced_batches(labels, batch_size, generator, positive_mixup):
             loss = nn.functional.binary_cross_entropy_with_logits(model(mixed_features(features, index, partner)),

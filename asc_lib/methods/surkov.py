@@ -97,12 +97,11 @@ def with_unlabeled(labeled: TrainData, unlabeled_waves: torch.Tensor | None) -> 
     return TrainData(waves, labels, names=names)
 
 
-def unlabeled_waves(profile: str, data: DataPaths, subset: str, sample_rate: int, device="cpu",
-                    progress: bool = True) -> torch.Tensor | None:
+def unlabeled_waves(profile: str, data: DataPaths, subset: str, sample_rate: int, device="cpu") -> torch.Tensor | None:
     """The 1 s pieces of a label-filtered subset (None for ``"none"``)."""
     if subset == "none":
         return None
-    return subset_pieces(load_subset(profile, subset), data, sample_rate, device, progress=progress).waves
+    return subset_pieces(load_subset(profile, subset), data, sample_rate, device).waves
 
 
 def subset_sizes(settings: dict, small: int | None = None, large: int | None = None) -> dict[str, int]:
@@ -128,15 +127,14 @@ def write_subsets(profile: str, pool: pd.DataFrame, sizes: dict[str, int], seed:
 TEACHER_FILE = "teacher.pt"
 
 
-def resolve_weights(choice: str | None, recipe: dict, profile: str, data: DataPaths,
-                    progress: bool = True) -> Checkpoint:
+def resolve_weights(choice: str | None, recipe: dict, profile: str, data: DataPaths) -> Checkpoint:
     """What the teacher starts from (the notebook's ``weights`` parameter, else the recipe's): a released
     checkpoint (``mn04_as``, ``mn10_as``, a file name or a path), ``"standin"`` (the mini stand-in AudioSet
     tagger, trained on first use) or ``"none"`` (random initialisation); the recipe's ``fallback: standin``
     lets the stand-in replace a checkpoint that cannot be had, with a warning
     (:func:`asc_lib.methods.tagger.starting_weights`)."""
     name = recipe.get("weights") if choice is None else choice
-    return starting_weights(name, profile, data, recipe.get("fallback"), progress)
+    return starting_weights(name, profile, data, recipe.get("fallback"))
 
 
 def network(recipe: dict, checkpoint: Checkpoint, profile: str) -> str:
@@ -311,7 +309,7 @@ class TeacherRun:
 
 
 def train_teacher(task: SceneTask, spec: RunSpec, mode: str, recipe: dict, weights: Checkpoint,
-                  unlabeled: torch.Tensor | None, info: dict | None = None, progress: bool = True) -> TeacherRun:
+                  unlabeled: torch.Tensor | None, info: dict | None = None) -> TeacherRun:
     """Fine-tune EfficientAT on the task's labeled split (plus ``unlabeled`` pieces for mean teacher) by the
     recipe: the network from ``weights`` with its head initialised from the seed, the recipe's input
     normalisation and augmentation, :func:`training_objective` of ``mode``. Writes the run (reused when
@@ -328,21 +326,20 @@ def train_teacher(task: SceneTask, spec: RunSpec, mode: str, recipe: dict, weigh
     companions = {"student": lambda m: m} if mode == "mean_teacher" else None
     metrics, history = train_and_evaluate(task, spec, model, objective, recipe, data=data, cost=cost,
                                           final_model=objective.eval_model, companions=companions,
-                                          info={"weights": weights.info(), "network": name, "mode": mode, **(info or {})},
-                                          progress=progress)
+                                          info={"weights": weights.info(), "network": name, "mode": mode, **(info or {})})
     run = TeacherRun(metrics, history, model, objective, cost)
     save_teacher(spec.path, run.teacher, name)
     return run
 
 
 def kd_teacher_probs(task: SceneTask, data: TrainData, profile: str, teacher: str, seed: int,
-                     subset: str | pd.DataFrame, recipe: dict, progress: bool = True) -> tuple[torch.Tensor, Path]:
+                     subset: str | pd.DataFrame, recipe: dict) -> tuple[torch.Tensor, Path]:
     """The fine-tuned ``teacher`` run's (same split and seed) class probabilities for every item of ``data``
     (labeled clips, then the unlabeled pieces of ``subset``), computed once and cached under a key of the
     teacher file, the clips and the front end; with the teacher file."""
     model, path = load_teacher(profile, teacher, task.split, seed)
     key = teacher_key(path, task.train["filename"], profile, subset, recipe["frontend"])
-    logits = teacher_outputs(model, data.waves, key, frontend=task.frontend, device=task.device, progress=progress,
+    logits = teacher_outputs(model, data.waves, key, frontend=task.frontend, device=task.device,
                              precision=recipe["teacher_precision"])
     return logits.softmax(-1), path
 
@@ -355,15 +352,13 @@ def kd_student(recipe: dict, seed: int) -> tuple[torch.nn.Module, complexity.Com
 
 
 def train_student(task: SceneTask, spec: RunSpec, student: torch.nn.Module, cost: complexity.Complexity,
-                  data: TrainData, teacher_probs: torch.Tensor, recipe: dict, info: dict | None = None,
-                  progress: bool = True):
+                  data: TrainData, teacher_probs: torch.Tensor, recipe: dict, info: dict | None = None):
     """Distil ``teacher_probs`` into ``student`` (the recipe's ``loss``: Surkov's MSE on probabilities; its
     augmentation and batches) and write the run; returns its metrics and history."""
     augment = Augment(task.frontend, AugmentConfig.from_recipe(recipe, output_shape(recipe["frontend"])))
     objective = distillation_objective(recipe, augment)
     train = TrainData(data.waves, data.labels, {"teacher_probs": teacher_probs.to(task.device)}, data.names)
-    return train_and_evaluate(task, spec, student, objective, recipe, data=train, cost=cost, info=info,
-                              progress=progress)
+    return train_and_evaluate(task, spec, student, objective, recipe, data=train, cost=cost, info=info)
 
 
 def teacher_and_student(metrics: dict) -> pd.DataFrame:

@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from asc_lib.config import DataPaths, data_paths, paths, profile_recipe
+from asc_lib.config import DataPaths, data_paths, paths, profile_recipe, progress
 from asc_lib.config.atomic import write_json
 from asc_lib.config.provenance import file_digest, save_torch
 from asc_lib.data import audioset
@@ -62,11 +62,11 @@ def piece_targets(segments: pd.DataFrame, classes: pd.DataFrame, counts) -> torc
 
 
 def tagging_data(segments: pd.DataFrame, data: DataPaths, classes: pd.DataFrame, sample_rate: int,
-                 device="cpu", progress: bool = True,
+                 device="cpu",
                  piece_seconds: float | None = 1.0) -> tuple[TrainData, pd.DataFrame]:
     """``piece_seconds`` pieces (None: whole clips) of the present ``segments`` (no scene label: -1) with their
     AudioSet targets as ``extras["targets"]``, and the segments they come from (absent clips dropped)."""
-    pieces = subset_pieces(segments, data, sample_rate, device, piece_seconds=piece_seconds, progress=progress)
+    pieces = subset_pieces(segments, data, sample_rate, device, piece_seconds=piece_seconds)
     targets = piece_targets(pieces.segments, classes, pieces.counts).to(device)
     labels = torch.full((len(pieces.waves),), -1, dtype=torch.long, device=device)
     return TrainData(pieces.waves, labels, {"targets": targets}), pieces.segments
@@ -127,8 +127,7 @@ def standin_path(profile: str, seed: int = 0) -> Path:
     return standin_dir(profile, seed) / STANDIN_FILE
 
 
-def train_standin(profile: str, data: DataPaths, seed: int = 0, device: str = "auto",
-                  progress: bool = True) -> tuple[Tagger, dict]:
+def train_standin(profile: str, data: DataPaths, seed: int = 0, device: str = "auto") -> tuple[Tagger, dict]:
     """Train (or reuse) the stand-in AudioSet tagger of ``profile``; returns it with its metrics
     (mAP on the eval list). It is an ordinary :func:`asc_lib.training.loop.fit` run: resumable, and retrained
     when its code, data or recipe changed (its weights file and metrics are then rewritten)."""
@@ -136,13 +135,13 @@ def train_standin(profile: str, data: DataPaths, seed: int = 0, device: str = "a
     device = resolve_device(device)
     frontend = build_frontend(recipe["frontend"]).to(device)
     classes = class_index(data)
-    train, _ = tagging_data(read_lists(data, TRAIN_LISTS), data, classes, frontend.sample_rate, device, progress)
+    train, _ = tagging_data(read_lists(data, TRAIN_LISTS), data, classes, frontend.sample_rate, device)
     torch.manual_seed(seed)
     model = set_bn_momentum(build_efficientat(recipe["model"], len(classes)), recipe["bn_momentum"])
     directory = standin_dir(profile, seed)
 
     objective = MultiLabel(Augment(frontend, AugmentConfig.from_recipe(recipe)))
-    history = fit(model, objective, train, recipe, directory, seed=seed, device=device, progress=progress)
+    history = fit(model, objective, train, recipe, directory, seed=seed, device=device)
     tagger = Tagger(frontend, model.to(memory_format=torch.contiguous_format)).eval()
     path, metrics_path = standin_path(profile, seed), directory / "metrics.json"
     if history.status == "reused" and path.is_file() and metrics_path.is_file():
@@ -150,8 +149,8 @@ def train_standin(profile: str, data: DataPaths, seed: int = 0, device: str = "a
         if saved.get("fit", {}).get("fingerprint") == history.fingerprint:
             return tagger, saved
     evaluation = read_lists(data, [EVAL_LIST])
-    test, _ = tagging_data(evaluation, data, classes, frontend.sample_rate, device, progress=False)
-    scores = compute_logits(tagger, test.waves, None, 128, device, progress=False)
+    test, _ = tagging_data(evaluation, data, classes, frontend.sample_rate, device)
+    scores = compute_logits(tagger, test.waves, None, 128, device)
     metrics = {"mAP": mean_average_precision(scores, test.extras["targets"].cpu().numpy()),
                "n_classes": len(classes), "train_pieces": len(train), "eval_pieces": len(test),
                "clip_seconds": data.audioset_clip_seconds, "recipe": recipe, "fit": history.info()}
@@ -160,27 +159,24 @@ def train_standin(profile: str, data: DataPaths, seed: int = 0, device: str = "a
     return tagger, metrics
 
 
-def standin_weights(profile: str, data: DataPaths, seed: int = 0, device: str = "auto",
-                    progress: bool = True) -> Path:
+def standin_weights(profile: str, data: DataPaths, seed: int = 0, device: str = "auto") -> Path:
     """The stand-in's weights file, trained first when it does not exist or is stale."""
-    train_standin(profile, data, seed, device, progress)
+    train_standin(profile, data, seed, device)
     return standin_path(profile, seed)
 
 
-def standin_checkpoint(profile: str, data: DataPaths, seed: int = 0, device: str = "auto",
-                       progress: bool = True) -> Checkpoint:
+def standin_checkpoint(profile: str, data: DataPaths, seed: int = 0, device: str = "auto") -> Checkpoint:
     """The stand-in's weights as a :class:`~asc_lib.models.pretrained.Checkpoint` (origin ``standin``),
     trained first when needed."""
-    path = standin_weights(profile, data, seed, device, progress)
+    path = standin_weights(profile, data, seed, device)
     return Checkpoint("standin", str(path), file_digest(path), "standin")
 
 
-def load_standin(profile: str, data: DataPaths, seed: int = 0, device: str = "auto",
-                 progress: bool = True) -> Tagger:
+def load_standin(profile: str, data: DataPaths, seed: int = 0, device: str = "auto") -> Tagger:
     """The stand-in as a :class:`Tagger` (raw waves -> logits in the profile's class order), trained first
     when needed."""
     recipe = profile_recipe(profile, "audioset_tagger")
-    checkpoint = standin_checkpoint(profile, data, seed, device, progress)
+    checkpoint = standin_checkpoint(profile, data, seed, device)
     model = load_efficientat(checkpoint.path, recipe["model"], len(class_index(data)))
     tagger = Tagger(build_frontend(recipe["frontend"]), model).to(resolve_device(device)).eval()
     tagger.checkpoint = checkpoint
@@ -203,8 +199,7 @@ STANDIN_BANNER = ("STARTS FROM THE STAND-IN, NOT FROM REAL AUDIOSET PRETRAINING:
                   "meaningful in this run; put {file} into data/weights/ (or ../shared/data/weights/) to start from it.")
 
 
-def starting_weights(name: str | None, profile: str, data: DataPaths, fallback: str | None = None,
-                     progress: bool = True) -> Checkpoint:
+def starting_weights(name: str | None, profile: str, data: DataPaths, fallback: str | None = None) -> Checkpoint:
     """What a network starts from: ``None``/``"none"`` random initialisation, ``"standin"`` the mini stand-in
     tagger, otherwise a released checkpoint (a name of ``params/models.yaml`` ``pretrained:``, its file name,
     or a path) resolved by :func:`asc_lib.models.pretrained.resolve`. When it cannot be had and ``fallback`` is
@@ -213,14 +208,14 @@ def starting_weights(name: str | None, profile: str, data: DataPaths, fallback: 
     if not name or str(name).lower() == "none":
         return Checkpoint("random", None, None, "random")
     if name == STANDIN:
-        return standin_checkpoint(profile, data, progress=progress)
+        return standin_checkpoint(profile, data)
     try:
         return resolve(str(name))
     except CheckpointUnavailable as err:
         if fallback != STANDIN:
             raise
         warnings.warn(STANDIN_BANNER.format(reason=str(err), file=name), stacklevel=2)
-        return standin_checkpoint(profile, data, progress=progress)
+        return standin_checkpoint(profile, data)
 
 
 def banner(checkpoint: Checkpoint) -> str | None:
@@ -272,7 +267,8 @@ def main(argv=None) -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
-    _, metrics = train_standin(args.profile, data_paths(args.profile), args.seed, args.device, not args.quiet)
+    progress.show(False if args.quiet else None)
+    _, metrics = train_standin(args.profile, data_paths(args.profile), args.seed, args.device)
     print(f"stand-in tagger of profile {args.profile!r}: {metrics['fit']['status']}, eval mAP {metrics['mAP']:.3f}, "
           f"weights {standin_path(args.profile, args.seed)}")
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from asc_lib.config import data_paths, profile_recipe
-from asc_lib.config import provenance
+from asc_lib.config import progress, provenance
 from asc_lib.config.provenance import load_torch, save_torch
 from asc_lib.methods import domain_selection, surkov, werning
 from asc_lib.models import build_cp_mobile
@@ -51,13 +51,11 @@ def train(args) -> None:
     if recipe["batch_size"] % here.size:
         raise ValueError(f"batch size {recipe['batch_size']} is not divisible by {here.size} ranks")
     with main_first():
-        task = experiment.SceneTask(data_paths(args.profile), args.split, recipe["frontend"], str(device),
-                                    progress=False)
+        task = experiment.SceneTask(data_paths(args.profile), args.split, recipe["frontend"], str(device))
     spec = experiment.RunSpec(args.profile, METHOD, args.split, args.seed, args.run_dir)
     model, objective, cost = experiment.baseline_setup(task, recipe, args.seed)
     metrics, history = experiment.train_and_evaluate(task, spec, model, objective, recipe, cost=cost,
-                                                     evaluate_during=not args.final_eval_only,
-                                                     progress=here.main and not args.quiet)
+                                                     evaluate_during=not args.final_eval_only)
     _say(here, lambda: {"accuracy": metrics["test"]["accuracy"], "loss": history[-1]["loss"], "world_size": here.size,
                 "replicas_in_sync": metrics.get("replicas_in_sync", True), "run_dir": str(spec.path)})
     shutdown()
@@ -83,10 +81,9 @@ def logits(args) -> None:
         experiment.run_dir(args.profile, args.teacher_run, args.split, args.seed) / surkov.TEACHER_FILE
     teacher, frontend = load_any_teacher(path, args.profile)
     with main_first():
-        task = experiment.SceneTask(data_paths(args.profile), args.split, frontend, "cpu", progress=False)
+        task = experiment.SceneTask(data_paths(args.profile), args.split, frontend, "cpu")
     out = teacher_outputs(teacher, task.train_waves, logits_key(path, args.profile, args.split, frontend),
-                          frontend=task.frontend, device=device, cache_dir=args.cache_dir,
-                          progress=here.main and not args.quiet, batch_size=args.batch_size, precision=args.precision)
+                          frontend=task.frontend, device=device, cache_dir=args.cache_dir, batch_size=args.batch_size, precision=args.precision)
     if here.main:
         if not isinstance(out, torch.Tensor):
             raise SystemExit(f"the logits exceed the memory budget; they are on disk in {out.path} "
@@ -107,9 +104,8 @@ def embed(args) -> None:
     here, device = init(args.device)
     data = data_paths(args.profile)
     recipe = profile_recipe(args.profile, "domain_classifier", source="werning")
-    teacher, teacher_id = domain_selection.teacher_for(recipe, args.profile, data, device, progress=False)
-    out = domain_selection.domain_embeddings(teacher, recipe, args.profile, data, args.split, teacher_id, device,
-                                             progress=here.main and not args.quiet)
+    teacher, teacher_id = domain_selection.teacher_for(recipe, args.profile, data, device)
+    out = domain_selection.domain_embeddings(teacher, recipe, args.profile, data, args.split, teacher_id, device)
     _say(here, lambda: {"world_size": here.size, **{k: len(v) for k, v in out.items() if isinstance(v, torch.Tensor)}})
     shutdown()
 
@@ -125,11 +121,11 @@ def werning_kd(args) -> None:
     clips = domain_selection.read_selection(domain_selection.subset_file(args.profile, args.split, args.selection,
                                                                          prune["threshold"], args.seed))
     with main_first():
-        items, clips = werning.distillation_data(clips, prune, kd, args.profile, data, device, progress=False)
+        items, clips = werning.distillation_data(clips, prune, kd, args.profile, data, device)
     directory = Path(args.run_dir) if args.run_dir else \
         werning.kd_run_dir(args.profile, args.split, args.seed, args.selection, prune["threshold"])
     seed = args.seed if args.kd_seed is None else args.kd_seed
-    student, history = werning.distil(items, kd, directory, seed, device, progress=here.main and not args.quiet)
+    student, history = werning.distil(items, kd, directory, seed, device)
     in_sync = parameters_in_sync(student)
     _say(here, lambda: {"world_size": here.size, "loss": history[-1]["loss"], "steps": history[-1]["step"],
                 "status": history.status, "run_dir": str(directory), "replicas_in_sync": in_sync,
@@ -188,6 +184,7 @@ def main(argv=None) -> None:
         p.add_argument("--device", default="auto", help="auto (one GPU per rank when there are GPUs), cpu or cuda")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
+    progress.show(False if args.quiet else None)
     {"train": train, "logits": logits, "embed": embed, "werning-kd": werning_kd}[args.command](args)
 
 

@@ -47,20 +47,19 @@ KD_INPUTS = ("clips", "pieces")
 MIXUPS = ("werning", "efficientat")
 
 
-def kd_data(segments: pd.DataFrame, data: DataPaths, recipe: dict, device="cpu",
-            progress: bool = True) -> tuple[TrainData, pd.DataFrame]:
+def kd_data(segments: pd.DataFrame, data: DataPaths, recipe: dict, device="cpu") -> tuple[TrainData, pd.DataFrame]:
     """The selected clips at the recipe's sample rate as its ``input`` says (``clips``: each whole clip padded
     or cut to the nominal length, one item; ``pieces``: consecutive 1 s pieces), with their AudioSet targets
     (``extras["targets"]``), and the clips they come from (absent ones dropped)."""
     if recipe["input"] not in KD_INPUTS:
         raise ValueError(f"unknown kd input {recipe['input']!r}; choose from {KD_INPUTS}")
     rate = frontend(recipe).sample_rate
-    return tagging_data(segments, data, class_index(data), rate, device, progress,
+    return tagging_data(segments, data, class_index(data), rate, device,
                         piece_seconds=None if recipe["input"] == "clips" else 1.0)
 
 
 def piece_logits(teacher: nn.Module, data: TrainData, segments: pd.DataFrame, embedding: str, teacher_id: str,
-                 device="cpu", progress: bool = True, precision: str = "auto") -> torch.Tensor:
+                 device="cpu", precision: str = "auto") -> torch.Tensor:
     """Teacher logits for every 1 s piece of ``data`` (the ``pieces`` alternative: a second teacher pass,
     over the pieces; computed once, then read from disk)."""
     rate = teacher_sample_rate(teacher)
@@ -68,16 +67,16 @@ def piece_logits(teacher: nn.Module, data: TrainData, segments: pd.DataFrame, em
     if data.waves.shape[1] != rate:
         raise ValueError(f"the teacher takes {rate} Hz but the pieces have {data.waves.shape[1]} samples per second; "
                          "Werning's student and teacher both run at 32 kHz")
-    return embed(teacher, data.waves, key, device, progress, precision=precision)
+    return embed(teacher, data.waves, key, device, precision=precision)
 
 
 def clip_logits(teacher: nn.Module, prune: dict, segments: pd.DataFrame, data: DataPaths, teacher_id: str,
-                device="cpu", progress: bool = True, budget: int | None = None):
+                device="cpu", budget: int | None = None):
     """The clip-level teacher logits of the selected ``segments``: their rows of the pool's embedding, the one
     teacher pass over the whole clips that ``03_domain_pruning`` scores (read from its cache, as Werning's
     ``apply_filter.py`` copies them into the pruned set). A tensor, or a view of the rows on disk when the
     selection exceeds ``budget`` bytes (default :func:`asc_lib.data.rows.memory_budget`)."""
-    pool, pool_segments = audioset_embedding(teacher, prune, prune["pool"], data, teacher_id, device, progress)
+    pool, pool_segments = audioset_embedding(teacher, prune, prune["pool"], data, teacher_id, device)
     rows = pool_rows(segments, pool_segments)
     budget = memory_budget(device) if budget is None else budget
     if isinstance(pool, DiskRows) and len(rows) * pool.shape[1] * 4 > budget:
@@ -99,18 +98,17 @@ def pool_rows(segments: pd.DataFrame, pool_segments: pd.DataFrame) -> np.ndarray
     return found.to_numpy().astype(np.int64)
 
 
-def distillation_data(segments: pd.DataFrame, prune: dict, kd: dict, profile: str, data: DataPaths, device="cpu",
-                      progress: bool = True) -> tuple[TrainData, pd.DataFrame]:
+def distillation_data(segments: pd.DataFrame, prune: dict, kd: dict, profile: str, data: DataPaths, device="cpu") -> tuple[TrainData, pd.DataFrame]:
     """Werning's distillation set: the selected ``segments`` as ``kd["input"]`` says, with their AudioSet targets
     and the embedding teacher's logits of the profile's classes (``extras["teacher_logits"]``; a released
     527-class tagger's columns of the mini classes on the mini data), and the clips found. Whole clips take
     the clip-level logits the pruning already computed (no second teacher pass); pieces take their own."""
-    teacher, teacher_id = teacher_for(prune, profile, data, device, progress=False)
-    items, segments = kd_data(segments, data, kd, device, progress=False)
+    teacher, teacher_id = teacher_for(prune, profile, data, device)
+    items, segments = kd_data(segments, data, kd, device)
     if kd["input"] == "clips":
-        logits = clip_logits(teacher, prune, segments, data, teacher_id, device, progress=progress)
+        logits = clip_logits(teacher, prune, segments, data, teacher_id, device)
     else:
-        logits = piece_logits(teacher, items, segments, prune["embedding"], teacher_id, device, progress=progress,
+        logits = piece_logits(teacher, items, segments, prune["embedding"], teacher_id, device,
                               precision=prune["teacher_precision"])
     if isinstance(logits, DiskRows):
         if logits.shape[1] != items.extras["targets"].shape[1]:
@@ -121,7 +119,7 @@ def distillation_data(segments: pd.DataFrame, prune: dict, kd: dict, profile: st
     return items, segments
 
 
-def distil(pieces: TrainData, kd: dict, directory: Path, seed: int, device="cpu", progress: bool = True):
+def distil(pieces: TrainData, kd: dict, directory: Path, seed: int, device="cpu"):
     """Distil the teacher's logits into a CP-Mobile with one output per AudioSet class of ``pieces`` (initialised
     from ``seed``), by the recipe, into ``directory`` (resumed or reused); saves the student. Returns the
     student and the history."""
@@ -129,14 +127,13 @@ def distil(pieces: TrainData, kd: dict, directory: Path, seed: int, device="cpu"
     student = build_cp_mobile(n_classes=pieces.extras["targets"].shape[1])
     objective = MultiLabelDistillation(Augment(frontend(kd, device), AugmentConfig.from_recipe(kd)),
                                        kd["distillation_weight"], kd["mixup_alpha"], kd["mixup"], kd["mixup_p"])
-    history = fit(student, objective, pieces, kd, directory, seed=seed, device=device, progress=progress)
+    history = fit(student, objective, pieces, kd, directory, seed=seed, device=device)
     if distributed.world().main:  # under torchrun rank 0 writes
         save_student(directory, student)
     return student, history
 
 
-def finetune(task: SceneTask, spec: RunSpec, student: CPMobile, recipe: dict, info: dict | None = None,
-             progress: bool = True):
+def finetune(task: SceneTask, spec: RunSpec, student: CPMobile, recipe: dict, info: dict | None = None):
     """Werning's stage 3: the distilled student with a new 10-class head (drawn from the run's seed), trained on
     the task's split by the fine-tuning recipe (the baseline's settings); returns metrics, history and cost."""
     model = finetune_student(student.cpu(), 10, seed=spec.seed)
@@ -145,7 +142,7 @@ def finetune(task: SceneTask, spec: RunSpec, student: CPMobile, recipe: dict, in
         raise ValueError(f"the fine-tuned student breaks the DCASE limits: {cost}")
     metrics, history = train_and_evaluate(task, spec, model, Supervised(Augment(task.frontend,
                                                                                 AugmentConfig.from_recipe(recipe))),
-                                          recipe, cost=cost, info=info, progress=progress)
+                                          recipe, cost=cost, info=info)
     return metrics, history, cost
 
 

@@ -142,7 +142,7 @@ def resolve_file(file: str, url: str | None = None, sha256: str | None = None, n
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
             with atomic_path(target, suffix=".pt") as tmp:
-                torch.hub.download_url_to_file(url, str(tmp), progress=False)
+                torch.hub.download_url_to_file(url, str(tmp))
                 if sha256:
                     verify_sha256(tmp, sha256)
         except (OSError, ValueError) as err:

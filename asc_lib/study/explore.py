@@ -92,8 +92,7 @@ def frontend_views(path: Path, presets=("baseline", "surkov16k", "efficientat"),
 def clip_statistics(frame: pd.DataFrame, data: DataPaths, feature: str = "baseline") -> torch.Tensor:
     """Per-clip mean and standard deviation of each mel band (a cheap, fixed embedding)."""
     fe = build_frontend(feature).eval()
-    cache = audio.build_waveform_cache(frame["filename"], data.tau22_dir, fe.sample_rate, fe.sample_rate,
-                                       progress=False)
+    cache = audio.build_waveform_cache(frame["filename"], data.tau22_dir, fe.sample_rate, fe.sample_rate)
     waves, feats = cache.to_tensor(), []
     with torch.no_grad():
         for start in range(0, len(waves), 512):

@@ -133,10 +133,10 @@ def teacher_stage(device: torch.device, clips: int, setting: str = "auto") -> di
     seen, hook = _dtype_probe(model)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    compute_logits(model, waves, frontend, 64, device, False, 0, min(64, clips), autocast=dtype)
+    compute_logits(model, waves, frontend, 64, device, 0, min(64, clips), autocast=dtype)
     _sync(device)
     start = time.perf_counter()
-    out = compute_logits(model, waves, frontend, 64, device, False, autocast=dtype)
+    out = compute_logits(model, waves, frontend, 64, device, autocast=dtype)
     _sync(device)
     rate = clips / (time.perf_counter() - start)
     hook.remove()

@@ -69,7 +69,7 @@ def is_cached(key: dict, cache_dir: str | Path | None = None) -> bool:
 
 def teacher_outputs(teacher: nn.Module, waves: torch.Tensor, key: dict, frontend: nn.Module | None = None,
                     batch_size: int = 128, device: str | torch.device | None = None,
-                    cache_dir: str | Path | None = None, progress: bool = True,
+                    cache_dir: str | Path | None = None,
                     data_id: str | None = None, budget: int | None = None,
                     save_every: int = 64, precision: str = "auto") -> torch.Tensor:
     """Teacher logits ``(n, classes)`` (float32) for ``waves``: read from the cache when the
@@ -99,7 +99,7 @@ def teacher_outputs(teacher: nn.Module, waves: torch.Tensor, key: dict, frontend
         # one process computes them (two notebooks needing the same outputs at once: the second waits, then reads)
         with exclusive(path, "teacher-output cache", wait=True) if distributed.world().main else contextlib.nullcontext():
             if not path.is_file():
-                _compute_to_disk(teacher, waves, key, path, frontend, batch_size, device, progress, save_every, dtype)
+                _compute_to_disk(teacher, waves, key, path, frontend, batch_size, device, save_every, dtype)
     return _open_outputs(path, len(waves), memory_budget() if budget is None else budget)
 
 
@@ -118,7 +118,7 @@ def _progress_file(partial: Path, here: distributed.World) -> Path:
     return partial.with_name(f"{partial.stem}.rank{here.rank}-of-{here.size}.json")
 
 
-def _compute_to_disk(teacher, waves, key, path: Path, frontend, batch_size, device, progress, save_every,
+def _compute_to_disk(teacher, waves, key, path: Path, frontend, batch_size, device, save_every,
                      dtype=None) -> None:
     """Fill ``path`` with the teacher's logits of every row: each rank its shard, resumable."""
     here = distributed.world()
@@ -126,7 +126,7 @@ def _compute_to_disk(teacher, waves, key, path: Path, frontend, batch_size, devi
         here = distributed.World(0, 1) if here.main else None
     partial = path.with_name(f"{path.stem}.partial.npy")
     if here is not None:
-        classes = compute_logits(teacher, waves, frontend, 1, device, False, 0, min(1, len(waves)),
+        classes = compute_logits(teacher, waves, frontend, 1, device, 0, min(1, len(waves)),
                                  autocast=dtype).shape[-1] \
             if len(waves) else 0
         with distributed.main_first():
@@ -137,10 +137,10 @@ def _compute_to_disk(teacher, waves, key, path: Path, frontend, batch_size, devi
         done = json.loads(marker.read_text()).get("done", 0) if marker.is_file() else 0
         out = np.load(partial, mmap_mode="r+")
         bar = progress_bar(total=stop - start, initial=done, desc="teacher outputs", unit="row", mininterval=2.0,
-                           disable=not (progress and here.main))
+                           disable=not here.main)
         for k, begin in enumerate(range(start + done, stop, batch_size)):
             end = min(begin + batch_size, stop)
-            out[begin:end] = compute_logits(teacher, waves, frontend, batch_size, device, False, begin, end,
+            out[begin:end] = compute_logits(teacher, waves, frontend, batch_size, device, begin, end,
                                             autocast=dtype).numpy()
             bar.update(end - begin)
             if (k + 1) % save_every == 0 or end == stop:

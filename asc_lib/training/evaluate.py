@@ -24,7 +24,7 @@ from asc_lib.training.loop import logits_of
 
 @torch.no_grad()
 def compute_logits(model: nn.Module, waves: torch.Tensor, frontend: nn.Module | None, batch_size: int,
-                   device: torch.device, progress: bool = True, start: int = 0,
+                   device: torch.device, start: int = 0,
                    stop: int | None = None, amp: bool = False, half: bool = False,
                    autocast: torch.dtype | None = None) -> torch.Tensor:
     """A model's logits (float32, CPU) of rows ``start:stop`` of ``waves`` (all by default) in batches, in
@@ -43,8 +43,7 @@ def compute_logits(model: nn.Module, waves: torch.Tensor, frontend: nn.Module | 
     stop = len(waves) if stop is None else stop
     ranges = [(begin, min(begin + batch_size, stop)) for begin in range(start, stop, batch_size)]
     out = []
-    for x in progress_bar(_read_batches(waves, ranges), total=len(ranges), desc="inference", unit="batch",
-                          disable=not progress, mininterval=2.0):
+    for x in progress_bar(_read_batches(waves, ranges), total=len(ranges), desc="inference", unit="batch", mininterval=2.0):
         x = x.to(device).float()
         with torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None and not half):
             x = frontend(x) if frontend is not None else x
@@ -94,7 +93,7 @@ def predict(model: nn.Module, frontend: nn.Module, waves: torch.Tensor, batch_si
     (the modes of model and front end are restored)."""
     device = torch.device(device) if device is not None else next(model.parameters()).device
     was_training = model.training, frontend.training
-    logits = compute_logits(model, waves, frontend, batch_size, device, progress=False, amp=amp, half=half)
+    logits = compute_logits(model, waves, frontend, batch_size, device, amp=amp, half=half)
     model.train(was_training[0])
     frontend.train(was_training[1])
     return torch.softmax(logits, dim=1)

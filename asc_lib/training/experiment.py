@@ -73,20 +73,18 @@ def finished_runs(profile: str, method: str, split: int, seeds) -> dict[int, Pat
     return {s: d for s, d in found.items() if s not in stale}
 
 
-def split_cache(frame: pd.DataFrame, data: DataPaths, sample_rate: int, seconds: float = 1.0,
-                progress: bool = True):
+def split_cache(frame: pd.DataFrame, data: DataPaths, sample_rate: int, seconds: float = 1.0):
     """The waveform cache of the clips of ``frame`` (decoded once, on disk)."""
     if not data.audio_available:
         raise RuntimeError(f"profile data at {data.tau22_dir} has no audio (audio_available: false)")
     return build_waveform_cache(frame["filename"].tolist(), data.tau22_dir, sample_rate,
-                                int(round(sample_rate * seconds)), progress=progress)
+                                int(round(sample_rate * seconds)))
 
 
-def split_waves(frame: pd.DataFrame, data: DataPaths, sample_rate: int, device="cpu", seconds: float = 1.0,
-                progress: bool = True) -> torch.Tensor:
+def split_waves(frame: pd.DataFrame, data: DataPaths, sample_rate: int, device="cpu", seconds: float = 1.0) -> torch.Tensor:
     """The clips of ``frame`` decoded once (cached on disk) and returned as one tensor on ``device``, or as
     rows read from disk when they exceed the memory budget (:mod:`asc_lib.data.rows`)."""
-    return split_cache(frame, data, sample_rate, seconds, progress).load(device)
+    return split_cache(frame, data, sample_rate, seconds).load(device)
 
 
 def scene_train_data(frame: pd.DataFrame, waves: torch.Tensor) -> TrainData:
@@ -146,7 +144,7 @@ class SceneTask:
     ``frontend`` is the recipe's front end; waveforms are stored at its sample rate.
     """
 
-    def __init__(self, data: DataPaths, split: int, frontend: str, device: str = "auto", progress: bool = True,
+    def __init__(self, data: DataPaths, split: int, frontend: str, device: str = "auto",
                  validation: tuple[float, int] | None = None):
         self.split = split
         self.device = resolve_device(device)
@@ -160,7 +158,7 @@ class SceneTask:
             self.train, self.test = (self.train[~held].reset_index(drop=True),
                                      self.train[held].reset_index(drop=True))
         rate = self.frontend.sample_rate
-        caches = {name: split_cache(frame, data, rate, progress=progress)
+        caches = {name: split_cache(frame, data, rate)
                   for name, frame in (("train", self.train), ("test", self.test))}
         self.conversions = {name: cache.conversions for name, cache in caches.items()}
         self.train_waves = caches["train"].load(self.device)  # resident within the memory budget, else streamed
@@ -232,7 +230,7 @@ class RunSpec:
 def train_and_evaluate(task: SceneTask, spec: RunSpec, model: nn.Module, objective: Objective, recipe: dict, *,
                        data: TrainData | None = None, cost: complexity.Complexity | None = None,
                        info: dict | None = None, final_model=None, evaluate_during: bool = True,
-                       companions: dict | None = None, progress: bool = True) -> tuple[dict | None, History]:
+                       companions: dict | None = None) -> tuple[dict | None, History]:
     """Train ``model`` with ``objective`` on ``data`` (default: the task's labeled split) by the recipe,
     scoring the test split along the way (``evaluate_during``); then evaluate the final model
     (``final_model(model)`` when given, e.g. a mean teacher's EMA model) on the test split and write
@@ -245,8 +243,7 @@ def train_and_evaluate(task: SceneTask, spec: RunSpec, model: nn.Module, objecti
     """
     history = fit(model, objective, data if data is not None else task.train_data(), recipe, spec.path,
                   seed=spec.seed, device=task.device,
-                  evaluate=task.evaluator(recipe["amp"], half_eval(recipe)) if evaluate_during else None,
-                  progress=progress)
+                  evaluate=task.evaluator(recipe["amp"], half_eval(recipe)) if evaluate_during else None)
     here = world()
     extra = {"world_size": here.size, "replicas_in_sync": parameters_in_sync(model)} if here.size > 1 else {}
     if not here.main:

@@ -591,7 +591,6 @@ def fit(
     seed: int = 0,
     device: str | torch.device | None = None,
     evaluate: Callable[[nn.Module], dict] | None = None,
-    progress: bool = True,
     on_epoch_end: Callable[[int, dict], None] | None = None,
     on_step_end: Callable[[int], None] | None = None,
 ) -> History:
@@ -610,10 +609,10 @@ def fit(
     s = setup(model, objective, data, recipe, run_dir, seed, device, evaluation_identity(evaluate, recipe))
     # one process per run folder (rank 0 holds it under torchrun): a second would delete this one's checkpoint
     with exclusive(s.run_dir, "run folder") if s.here.main else contextlib.nullcontext():
-        return _fit(s, model, objective, recipe, seed, evaluate, progress, on_epoch_end, on_step_end)
+        return _fit(s, model, objective, recipe, seed, evaluate, on_epoch_end, on_step_end)
 
 
-def _fit(s: "Session", model, objective, recipe, seed, evaluate, progress, on_epoch_end, on_step_end) -> History:
+def _fit(s: "Session", model, objective, recipe, seed, evaluate, on_epoch_end, on_step_end) -> History:
     """:func:`fit` once the run folder is held."""
     history = resume(s)
     start_epoch = history.start_epoch
@@ -629,7 +628,7 @@ def _fit(s: "Session", model, objective, recipe, seed, evaluate, progress, on_ep
         net = model if s.here.size == 1 else nn.parallel.DistributedDataParallel(
             model, device_ids=[s.device.index] if s.device.type == "cuda" else None)
         bar = progress_bar(total=s.epochs, initial=start_epoch, desc=f"{objective.name} {len(s.data)} items", unit="epoch",
-                           disable=not (progress and s.here.main), mininterval=2.0)
+                           disable=not s.here.main, mininterval=2.0)
         batches = step_batches(s.data, batch_plan(recipe, s.data.labels, seed, s.here),
                                start_epoch * s.per_epoch + history.start_step, s.steps, s.device)
         for epoch in range(start_epoch, s.epochs):

@@ -112,7 +112,7 @@ def fit_rate(model: nn.Module, objective, data: TrainData, recipe: dict, steps: 
 
     run = {**recipe, "epochs": 1, "min_steps": warmup + steps, "eval_points": 0}
     with tempfile.TemporaryDirectory() as directory:
-        loop.fit(model, objective, data, run, directory, seed=seed, device=device, progress=False, on_step_end=mark)
+        loop.fit(model, objective, data, run, directory, seed=seed, device=device, on_step_end=mark)
     return steps * recipe["batch_size"] / (marks["end"] - marks["start"])
 
 
@@ -246,10 +246,10 @@ def teacher_agreement(waves: torch.Tensor, device: torch.device, clips: int = 25
     x = waves[:clips]
     out, rates = {}, {}
     for name, cast in (("float32", None), (str(dtype).split(".")[-1], dtype)):
-        compute_logits(teacher, x, None, batch_size, device, False, 0, min(batch_size, len(x)), autocast=cast)
+        compute_logits(teacher, x, None, batch_size, device, 0, min(batch_size, len(x)), autocast=cast)
         _sync(device)
         start = time.perf_counter()
-        out[name] = compute_logits(teacher, x, None, batch_size, device, False, autocast=cast)
+        out[name] = compute_logits(teacher, x, None, batch_size, device, autocast=cast)
         _sync(device)
         rates[name] = len(x) / (time.perf_counter() - start)
     (full, f), (low, m) = out.items()

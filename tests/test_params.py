@@ -180,3 +180,17 @@ def test_a_notebooks_progress_parameter_switches_every_bar_of_the_library(monkey
     assert progress.bar(range(3), disable=True).disable  # a caller may still hide its own
     monkeypatch.setenv("TQDM_DISABLE", "1")
     assert not progress.shown()
+
+
+def test_in_a_notebook_a_warning_reads_as_a_note_in_the_output(monkeypatch, capsys):
+    """In a kernel, notebook_params shows warnings as one line of the cell's output (not a stderr box with the
+    library's source line); outside a kernel (tests, command lines) Python's own display stays."""
+    import warnings
+
+    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)  # undone after the test
+    monkeypatch.setattr(config.progress, "_shown", None)
+    monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(
+        get_ipython=lambda: types.SimpleNamespace(kernel=types.SimpleNamespace(_allow_stdin=False))))
+    config.notebook_params("00b_baseline", {})
+    warnings.showwarning(UserWarning("7 of 200 AudioSet clips are absent"), UserWarning, "asc_lib/x.py", 3)
+    assert capsys.readouterr().out == "Note (UserWarning): 7 of 200 AudioSet clips are absent\n"

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import difflib
 import re
+import sys
 import types
+import warnings
 import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping
@@ -263,9 +265,19 @@ def _message(notebook: str, err: ValidationError, given: Mapping[str, Any]) -> s
                                        for name, m in said.items())
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"Note ({category.__name__}): {message}")
+
+
+def _in_a_kernel() -> bool:
+    ipython = sys.modules.get("IPython")
+    return getattr(ipython.get_ipython() if ipython is not None else None, "kernel", None) is not None
+
+
 def notebook_params(notebook: str, namespace: Mapping[str, Any]) -> types.SimpleNamespace:
     """Validate a notebook's parameters (taken from its global namespace) against its schema, switch progress
-    bars on or off (:mod:`asc_lib.config.progress`) and resolve its data paths.
+    bars on or off (:mod:`asc_lib.config.progress`), show warnings as notes in the cells' output (in a kernel)
+    and resolve its data paths.
 
     Any public, non-module, non-callable global that is not a declared parameter is reported as an
     unknown parameter, with the closest declared name: this catches a misspelled ``papermill -p``.
@@ -287,6 +299,8 @@ def notebook_params(notebook: str, namespace: Mapping[str, Any]) -> types.Simple
         raise ValueError(_message(notebook, err, candidates)) from None
     if "progress" in values:
         values["progress"] = progress.show(values["progress"])
+    if _in_a_kernel():  # a warning reads as a note in the cell's output, not as a stderr box with a source line
+        warnings.showwarning = _show_warning
     cfg = types.SimpleNamespace(**values)
     cfg.data = data_paths(values["profile"], **{k: values[k] for k in DATA_OVERRIDES if k in values})
     return cfg

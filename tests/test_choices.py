@@ -28,7 +28,7 @@ def test_candidates_vary_one_setting_at_a_time_around_the_start():
 
 
 def test_choices_are_read_back_and_tabled(tmp_path, monkeypatch):
-    monkeypatch.setattr(choices, "profile_runs_dir", lambda profile: tmp_path / profile)
+    monkeypatch.setattr(choices, "choices_dir", lambda profile: tmp_path / profile / "choices")
     assert choices.saved("mini", "kd") is None
     runs = _runs("distillation", [("start", None, 0, 50.0), ("start", None, 1, 60.0), ("lr", 1e-2, 0, 70.0),
                                   ("lr", 1e-2, 1, 80.0)], start={"lr": 1e-3})

@@ -1,6 +1,7 @@
 """Layer 1, ``config``: everything a run is configured by, and the plumbing every layer shares.
 
-- ``paths``       where everything lives, resolved from the package (never the working directory)
+- ``paths``       where everything lives, resolved from the package (never the working directory), and the name
+                  of every file and folder the study writes (runs, teachers, subsets, caches, weights)
 - ``profiles``    data profiles (``params/<profile>.yaml``), the YAML reader, front-end presets, paper numbers
 - ``recipes``     training recipes as typed data: the papers' settings, sources, the mini / smoke deviations and why
 - ``register``    the deviation register: every difference from the papers, generated from ``params/``

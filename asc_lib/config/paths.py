@@ -1,4 +1,5 @@
-"""Every path of the study, resolved from the package location (never the working directory).
+"""Every path of the study, resolved from the package location (never the working directory), and the name of
+every file and folder it writes (runs, teachers, subsets, caches, weights).
 
 Environment overrides:
     ``ASC_DATA_DIR``     generated data and caches (default ``<root>/data``)
@@ -72,3 +73,72 @@ def shown(path: str | os.PathLike) -> str:
         return str(p.resolve().relative_to(ROOT))
     except ValueError:
         return str(p)
+
+
+# --- the on-disk names ------------------------------------------------------------------------------------
+CHECKPOINT, HISTORY = "checkpoint.pt", "history.json"   # a run's resumable state, its record per epoch
+METRICS, OUTPUT = "metrics.json", "output.csv"          # a run's results: the record, the test split's predictions
+TEACHER_FILE = "teacher.pt"                             # a fine-tuned teacher, beside its run's files
+STANDIN_FILE = "mn10_standin.pt"                        # the mini stand-in tagger (official EfficientAT format)
+
+
+def profile_runs_dir(profile: str) -> Path:
+    """Root of one profile's runs (``<runs>/<profile>``)."""
+    return runs_dir() / profile
+
+
+def run_dir(profile: str, method: str, split: int, seed: int) -> Path:
+    """The folder of one run: ``<runs>/<profile>/<method>/split<N>-seed<S>``."""
+    return profile_runs_dir(profile) / method / f"split{split}-seed{seed}"
+
+
+def subset_path(profile: str, name: str) -> Path:
+    """The segment list of Surkov's subset ``name`` (small / large) that ``01_audioset_label_filtering`` writes."""
+    return profile_runs_dir(profile) / "audioset_subsets" / f"{name}_segments.csv"
+
+
+def pruned_subsets_dir(profile: str) -> Path:
+    """Werning's selections and their pruning summaries (``03_domain_pruning``)."""
+    return profile_runs_dir(profile) / "pruned_subsets"
+
+
+def pruned_subset_path(profile: str, split: int, selection: str, threshold: float, seed: int) -> Path:
+    """One pruning (or its random control), in the official segment-list format."""
+    return pruned_subsets_dir(profile) / f"split{split}-{selection}-t{threshold:g}-seed{seed}_segments.csv"
+
+
+def pruning_report_path(profile: str, split: int, threshold: float, seed: int) -> Path:
+    return pruned_subsets_dir(profile) / f"split{split}-t{threshold:g}-seed{seed}-pruning.json"
+
+
+def selection_path(profile: str, split: int, name: str, seed: int) -> Path:
+    """A cross selection of ``04b_cross_selection`` (official segment-list format, with its ``list`` column)."""
+    return profile_runs_dir(profile) / "cross_selections" / f"split{split}-{name}-seed{seed}_segments.csv"
+
+
+def standin_dir(profile: str, seed: int = 0) -> Path:
+    """The mini stand-in tagger's run (weights, metrics)."""
+    return profile_runs_dir(profile) / "audioset_tagger" / f"seed{seed}"
+
+
+def choices_dir(profile: str) -> Path:
+    """The runs and tables of the mini recipe choices on a validation part (``asc_lib.methods.choices``)."""
+    return profile_runs_dir(profile) / "choices"
+
+
+def diagnostics_dir(profile: str) -> Path:
+    """Diagnostic runs (``asc_lib.methods.kd_gap``)."""
+    return profile_runs_dir(profile) / "diagnostics"
+
+
+def teacher_outputs_dir() -> Path:
+    return cache_dir() / "teacher_outputs"
+
+
+def waveforms_dir() -> Path:
+    return cache_dir() / "waveforms"
+
+
+def weights_dir() -> Path:
+    """Released checkpoints found or downloaded here (``data/weights``)."""
+    return data_dir() / "weights"

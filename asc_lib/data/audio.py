@@ -231,7 +231,7 @@ def build_waveform_cache(
     if dtype not in _DTYPES:
         raise ValueError(f"unknown cache dtype {dtype!r}; choose from {sorted(_DTYPES)}")
     filenames = list(filenames)
-    cache_dir = Path(cache_dir) if cache_dir else paths.cache_dir() / "waveforms"
+    cache_dir = Path(cache_dir) if cache_dir else paths.waveforms_dir()
     key = cache_key(filenames, audio_root, sample_rate, num_samples, dtype)
     path = cache_dir / f"waveforms-{key}.npy"
     cache = _verified_cache(path)

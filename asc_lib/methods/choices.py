@@ -25,7 +25,8 @@ from asc_lib.config import data_paths, profile_recipe
 from asc_lib.config.atomic import write_csv
 from asc_lib.methods import surkov
 from asc_lib.training.distill import teacher_outputs
-from asc_lib.training.experiment import METRICS, RunSpec, SceneTask, read_metrics, profile_runs_dir
+from asc_lib.config.paths import METRICS, OUTPUT, TEACHER_FILE, choices_dir
+from asc_lib.training.experiment import RunSpec, SceneTask, read_metrics
 
 VALIDATION = (0.2, 0)  # (fraction of each scene's clips, at least; seed of the locations drawn)
 # the values tried per setting, one setting at a time around the start (the profile's recipe, or --start):
@@ -44,12 +45,12 @@ def values_name(values: dict) -> str:
 
 
 def teacher_dir(profile: str, values: dict, split: int, seed: int) -> Path:
-    return profile_runs_dir(profile) / "choices" / f"teacher-{values_name(values)}" / f"split{split}-seed{seed}"
+    return choices_dir(profile) / f"teacher-{values_name(values)}" / f"split{split}-seed{seed}"
 
 
 def kd_dir(profile: str, teacher_values: dict, values: dict, split: int, seed: int) -> Path:
     """A distillation candidate's run, beside the validation teachers it distils."""
-    return (profile_runs_dir(profile) / "choices" / f"teacher-{values_name(teacher_values)}" / f"kd-{values_name(values)}"
+    return (choices_dir(profile) / f"teacher-{values_name(teacher_values)}" / f"kd-{values_name(values)}"
             / f"split{split}-seed{seed}")
 
 
@@ -100,11 +101,11 @@ def kd_runs(profile: str, split: int, seeds, tried=KD_CANDIDATES) -> pd.DataFram
         items = surkov.with_unlabeled(task.train_data(), extra)
         for seed in seeds:
             teacher_run = teacher_dir(profile, teacher_values, split, seed)
-            if not (teacher_run / surkov.TEACHER_FILE).is_file():
-                raise FileNotFoundError(f"{teacher_run / surkov.TEACHER_FILE}: no validation teacher of the recipe "
+            if not (teacher_run / TEACHER_FILE).is_file():
+                raise FileNotFoundError(f"{teacher_run / TEACHER_FILE}: no validation teacher of the recipe "
                                         f"({values_name(teacher_values)}) yet: run the teacher stage first "
                                         f"(python -m asc_lib.methods.choices --stage teacher)")
-            teacher, path = surkov.load_teacher_file(teacher_run / surkov.TEACHER_FILE)
+            teacher, path = surkov.load_teacher_file(teacher_run / TEACHER_FILE)
             key = {**surkov.teacher_key(path, task.train["filename"], profile, "small", recipe["frontend"]),
                    "validation": list(VALIDATION)}
             probs = teacher_outputs(teacher, items.waves, key, frontend=task.frontend, device=task.device, precision=recipe["teacher_precision"]).softmax(-1)
@@ -123,7 +124,7 @@ def kd_runs(profile: str, split: int, seeds, tried=KD_CANDIDATES) -> pd.DataFram
 
 def agreement(teacher_dir: Path, student_dir: Path) -> float:
     """Share of the validation clips on which the student predicts its teacher's scene (their ``output.csv``)."""
-    teacher, student = (pd.read_csv(d / "output.csv", sep="\t").set_index("filename")["scene_label"]
+    teacher, student = (pd.read_csv(d / OUTPUT, sep="\t").set_index("filename")["scene_label"]
                         for d in (teacher_dir, student_dir))
     return float(100 * (student.loc[teacher.index] == teacher).mean())
 
@@ -167,7 +168,7 @@ def chosen(runs: pd.DataFrame) -> dict[str, float]:
 
 def saved(profile: str, stage: str, split: int = 5) -> pd.DataFrame | None:
     """The runs a stage's choice was made on (the CSV :func:`main` writes), or None before it ran."""
-    path = profile_runs_dir(profile) / "choices" / f"{stage}-split{split}.csv"
+    path = choices_dir(profile) / f"{stage}-split{split}.csv"
     return pd.read_csv(path, index_col=0) if path.is_file() else None
 
 
@@ -226,7 +227,7 @@ def main(argv=None) -> None:
         if setting not in TEACHER_CANDIDATES or not value:
             parser.error(f"--start {item!r}: expected SETTING=VALUE with SETTING one of {sorted(TEACHER_CANDIDATES)}")
         start[setting] = float(value)
-    out = profile_runs_dir(args.profile) / "choices"
+    out = choices_dir(args.profile)
     frames = []
     if args.stage in ("teacher", "both"):
         frames.append(teacher_runs(args.profile, args.split, args.seeds, start=start))

@@ -15,7 +15,6 @@ compared with its reference on the same test clips by the paired comparison over
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import pandas as pd
 
@@ -23,7 +22,8 @@ from asc_lib.config import DataPaths, load_profile, load_recipe, table1_labels
 from asc_lib.data import audioset
 from asc_lib.data.unlabeled import subset_pieces
 from asc_lib.methods import domain_selection, labelfilter, surkov, werning
-from asc_lib.training.experiment import RunSpec, SceneTask, run_dir, profile_runs_dir
+from asc_lib.config.paths import run_dir, selection_path
+from asc_lib.training.experiment import RunSpec, SceneTask
 
 SURKOV_TEACHER = "efficientat_mt_xpruned"   # mean teacher fed by the pruned clips
 SURKOV_STUDENT = "kd_small_xpruned"         # its distilled CP-Mobile (same clips)
@@ -38,11 +38,6 @@ def label_filtered_pool(profile: str, data: DataPaths) -> pd.DataFrame:
     ontology = audioset.read_ontology(data.audioset_dir / "ontology.json")
     labels = labelfilter.expand_labels(table1_labels(), ontology, settings["include_descendants"])
     return labelfilter.filtered_pool(surkov.source_lists(data, settings["source_lists"]), labels)
-
-
-def selection_path(profile: str, split: int, name: str, seed: int) -> Path:
-    """Where a cross selection is written (official segment-list format, with its ``list`` column)."""
-    return profile_runs_dir(profile) / "cross_selections" / f"split{split}-{name}-seed{seed}_segments.csv"
 
 
 def selections(profile: str, data: DataPaths, split: int, threshold: float, seed: int) -> dict[str, pd.DataFrame]:

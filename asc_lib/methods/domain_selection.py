@@ -35,7 +35,8 @@ from asc_lib.methods.tagger import STANDIN, framed_banner, load_released, load_s
 from asc_lib.models.passt import ensemble_spec, load_ensemble
 from asc_lib.training.device import precision as device_precision
 from asc_lib.training.distill import full_key, is_cached, teacher_outputs
-from asc_lib.training.experiment import profile_runs_dir, split_waves
+from asc_lib.config.paths import pruned_subset_path, pruning_report_path
+from asc_lib.training.experiment import split_waves
 
 SELECTIONS = ("pruned", "random")
 
@@ -377,15 +378,11 @@ def save_pruning_report(profile: str, split: int, seed: int, recipe: dict, pool_
 
 # --- subsets ------------------------------------------------------------------------------------------------
 
-def subsets_dir(profile: str) -> Path:
-    return profile_runs_dir(profile) / "pruned_subsets"
-
-
 def subset_file(profile: str, split: int, selection: str, threshold: float, seed: int) -> Path:
     """Manifest of one pruning (or its random control), in the official segment-list format."""
     if selection not in SELECTIONS:
         raise ValueError(f"unknown selection {selection!r}; choose from {SELECTIONS}")
-    return subsets_dir(profile) / f"split{split}-{selection}-t{threshold:g}-seed{seed}_segments.csv"
+    return pruned_subset_path(profile, split, selection, threshold, seed)
 
 
 def read_selection(path: Path) -> pd.DataFrame:
@@ -407,5 +404,3 @@ def paper_threshold() -> float:
     return float(load_recipe("domain_classifier", "paper", source="werning")["threshold"])
 
 
-def pruning_report_path(profile: str, split: int, threshold: float, seed: int) -> Path:
-    return subsets_dir(profile) / f"split{split}-t{threshold:g}-seed{seed}-pruning.json"

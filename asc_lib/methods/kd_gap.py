@@ -17,7 +17,8 @@ import pandas as pd
 from asc_lib.config import data_paths, profile_recipe
 from asc_lib.config.atomic import write_csv
 from asc_lib.methods import surkov
-from asc_lib.training.experiment import METRICS, RunSpec, SceneTask, read_metrics, run_dir, profile_runs_dir
+from asc_lib.config.paths import METRICS, OUTPUT, diagnostics_dir, run_dir
+from asc_lib.training.experiment import RunSpec, SceneTask, read_metrics
 from asc_lib.training.uncertainty import compare_directories, holm
 
 STEPS = 900  # the longer run: three times the mini recipe's 300 steps
@@ -25,7 +26,7 @@ UNSEEN = ("s4", "s5", "s6")  # TAU22's devices found only in the test split
 
 
 def longer_dir(profile: str, steps: int, split: int, seed: int):
-    return profile_runs_dir(profile) / "diagnostics" / f"kd_small-steps{steps}" / f"split{split}-seed{seed}"
+    return diagnostics_dir(profile) / f"kd_small-steps{steps}" / f"split{split}-seed{seed}"
 
 
 def train_longer(profile: str, split: int, seed: int, steps: int = STEPS):
@@ -45,7 +46,7 @@ def train_longer(profile: str, split: int, seed: int, steps: int = STEPS):
 
 def gap_row(student_dir, teacher_dir, meta: pd.DataFrame) -> dict:
     """Student against teacher on the test split: macro accuracies (all devices, seen, unseen) and agreement."""
-    student, teacher = (pd.read_csv(d / "output.csv", sep="\t").set_index("filename")["scene_label"]
+    student, teacher = (pd.read_csv(d / OUTPUT, sep="\t").set_index("filename")["scene_label"]
                         for d in (student_dir, teacher_dir))
     truth = meta.loc[student.index]
     unseen = truth["source_label"].isin(UNSEEN)
@@ -75,7 +76,7 @@ def table(profile: str, split: int, seeds, steps: int = STEPS) -> pd.DataFrame:
     for seed in seeds:
         teacher = run_dir(profile, "efficientat_mt", split, seed)
         for name, student in students(profile, split, seed, steps).items():
-            if (student / "output.csv").is_file() and (teacher / "output.csv").is_file():
+            if (student / OUTPUT).is_file() and (teacher / OUTPUT).is_file():
                 rows.append({"student": name, "seed": seed, **gap_row(student, teacher, meta)})
     return pd.DataFrame(rows)
 
@@ -95,7 +96,7 @@ def paired_gaps(profile: str, split: int, seeds, steps: int = STEPS) -> pd.Serie
     found = {}
     for name in students(profile, split, seeds[0], steps):
         pairs = [(students(profile, split, s, steps)[name], run_dir(profile, "efficientat_mt", split, s)) for s in seeds]
-        pairs = [(a, b) for a, b in pairs if (a / "output.csv").is_file() and (b / "output.csv").is_file()]
+        pairs = [(a, b) for a, b in pairs if (a / OUTPUT).is_file() and (b / OUTPUT).is_file()]
         if pairs:
             found[name] = compare_directories([a for a, _ in pairs], [b for _, b in pairs])
     out = {name: f"{c.text()} ({c.seeds[0]} vs {c.seeds[1]} seeds)" for name, c in holm(found, "diagnostic").items()}
@@ -112,7 +113,7 @@ def main(argv=None) -> None:
     for seed in args.seeds:
         train_longer(args.profile, args.split, seed, args.steps)
     runs = table(args.profile, args.split, args.seeds, args.steps)
-    write_csv(profile_runs_dir(args.profile) / "diagnostics" / f"kd_gap-split{args.split}.csv", runs)
+    write_csv(diagnostics_dir(args.profile) / f"kd_gap-split{args.split}.csv", runs)
     print(summary(runs).T.to_string())
     print(paired_gaps(args.profile, args.split, args.seeds, args.steps).to_string())
 

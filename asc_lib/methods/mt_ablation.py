@@ -15,7 +15,8 @@ import torch
 
 from asc_lib.config import DataPaths, load_yaml, paths, profile_recipe
 from asc_lib.methods import surkov
-from asc_lib.training.experiment import METRICS, RunSpec, SceneTask, finished_runs, read_metrics
+from asc_lib.config.paths import METRICS
+from asc_lib.training.experiment import RunSpec, SceneTask, finished_runs, read_metrics
 from asc_lib.training.uncertainty import Comparison, compare_directories, holm, p_text
 
 

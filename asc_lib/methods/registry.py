@@ -17,7 +17,8 @@ from asc_lib.config import load_yaml, paths
 from asc_lib.config.recipes import problems
 from asc_lib.methods import mt_ablation, surkov, werning
 from asc_lib.training import uncertainty
-from asc_lib.training.experiment import METRICS, finished_runs, read_metrics, run_dir
+from asc_lib.config.paths import METRICS, run_dir
+from asc_lib.training.experiment import finished_runs, read_metrics
 
 
 class Method(BaseModel):

@@ -28,15 +28,11 @@ from asc_lib.models.pretrained import Checkpoint, catalogue_entry
 from asc_lib.models.layers import set_bn_momentum
 from asc_lib.training import loop
 from asc_lib.training.distill import distillation_objective, teacher_outputs
-from asc_lib.training.experiment import METRICS, RunSpec, SceneTask, read_metrics, run_dir, profile_runs_dir, train_and_evaluate
+from asc_lib.config.paths import METRICS, TEACHER_FILE, run_dir, subset_path
+from asc_lib.training.experiment import RunSpec, SceneTask, read_metrics, train_and_evaluate
 from asc_lib.training.loop import History, Objective, Supervised, TrainData
 
 SUBSETS = ("none", "small", "large")
-
-
-def subset_path(profile: str, name: str) -> Path:
-    """The segment list of subset ``name`` (small / large) written by ``01_audioset_label_filtering``."""
-    return profile_runs_dir(profile) / "audioset_subsets" / f"{name}_segments.csv"
 
 
 def load_subset(profile: str, name: str) -> pd.DataFrame:
@@ -124,7 +120,6 @@ def write_subsets(profile: str, pool: pd.DataFrame, sizes: dict[str, int], seed:
     return pd.DataFrame(rows).set_index("subset").fillna(0)
 
 
-TEACHER_FILE = "teacher.pt"
 
 
 def resolve_weights(choice: str | None, recipe: dict, profile: str, data: DataPaths) -> Checkpoint:
@@ -156,7 +151,7 @@ def weights_summary(checkpoint: Checkpoint) -> pd.DataFrame:
     row = {"starts from": checkpoint.name, "origin": checkpoint.origin,
            "file": paths.shown(checkpoint.path) if checkpoint.path else "",
            "sha256": (checkpoint.sha256 or "")[:16], "real AudioSet pretraining": "yes" if checkpoint.pretrained else "NO"}
-    metrics_file = Path(checkpoint.path).parent / "metrics.json" if checkpoint.origin == "standin" else None
+    metrics_file = Path(checkpoint.path).parent / METRICS if checkpoint.origin == "standin" else None
     if metrics_file is not None and metrics_file.is_file():
         m = json.loads(metrics_file.read_text())
         row.update({"AudioSet classes": m["n_classes"], "training pieces (1 s)": m["train_pieces"],

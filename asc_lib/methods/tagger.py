@@ -31,12 +31,10 @@ from asc_lib.models.layers import set_bn_momentum
 from asc_lib.models.pretrained import Checkpoint, CheckpointUnavailable, catalogue_entry, resolve
 from asc_lib.training.device import resolve_device
 from asc_lib.training.evaluate import compute_logits
-from asc_lib.training.experiment import profile_runs_dir
 from asc_lib.training.loop import Objective, TrainData, fit, logits_of
 
 TRAIN_LISTS = ("balanced_train_segments", "unbalanced_train_segments")
 EVAL_LIST = "eval_segments"
-STANDIN_FILE = "mn10_standin.pt"
 
 
 def class_index(data: DataPaths) -> pd.DataFrame:
@@ -118,13 +116,9 @@ class Tagger(nn.Module):
 
 
 @torch.no_grad()
-def standin_dir(profile: str, seed: int = 0) -> Path:
-    return profile_runs_dir(profile) / "audioset_tagger" / f"seed{seed}"
-
-
 def standin_path(profile: str, seed: int = 0) -> Path:
     """Where the stand-in's weights (official EfficientAT state-dict format) are saved."""
-    return standin_dir(profile, seed) / STANDIN_FILE
+    return paths.standin_dir(profile, seed) / paths.STANDIN_FILE
 
 
 def train_standin(profile: str, data: DataPaths, seed: int = 0, device: str = "auto") -> tuple[Tagger, dict]:
@@ -138,12 +132,12 @@ def train_standin(profile: str, data: DataPaths, seed: int = 0, device: str = "a
     train, _ = tagging_data(read_lists(data, TRAIN_LISTS), data, classes, frontend.sample_rate, device)
     torch.manual_seed(seed)
     model = set_bn_momentum(build_efficientat(recipe["model"], len(classes)), recipe["bn_momentum"])
-    directory = standin_dir(profile, seed)
+    directory = paths.standin_dir(profile, seed)
 
     objective = MultiLabel(Augment(frontend, AugmentConfig.from_recipe(recipe)))
     history = fit(model, objective, train, recipe, directory, seed=seed, device=device)
     tagger = Tagger(frontend, model.to(memory_format=torch.contiguous_format)).eval()
-    path, metrics_path = standin_path(profile, seed), directory / "metrics.json"
+    path, metrics_path = standin_path(profile, seed), directory / paths.METRICS
     if history.status == "reused" and path.is_file() and metrics_path.is_file():
         saved = json.loads(metrics_path.read_text())
         if saved.get("fit", {}).get("fingerprint") == history.fingerprint:

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from asc_lib.config import data_paths, profile_recipe
-from asc_lib.config import progress, provenance
+from asc_lib.config import paths, progress, provenance
 from asc_lib.config.provenance import load_torch, save_torch
 from asc_lib.methods import domain_selection, surkov, werning
 from asc_lib.models import build_cp_mobile
@@ -78,7 +78,7 @@ def logits(args) -> None:
     """A teacher's logits on one split, sharded across the ranks and merged (cached like one process)."""
     here, device = init(args.device)
     path = Path(args.teacher) if args.teacher else \
-        experiment.run_dir(args.profile, args.teacher_run, args.split, args.seed) / surkov.TEACHER_FILE
+        paths.run_dir(args.profile, args.teacher_run, args.split, args.seed) / paths.TEACHER_FILE
     teacher, frontend = load_any_teacher(path, args.profile)
     with main_first():
         task = experiment.SceneTask(data_paths(args.profile), args.split, frontend, "cpu")

@@ -30,7 +30,8 @@ from asc_lib.methods.tagger import class_index, class_logits, tagging_data
 from asc_lib.models import complexity
 from asc_lib.models.cpmobile import CPMobile, build_cp_mobile
 from asc_lib.training import distributed
-from asc_lib.training.experiment import RunSpec, SceneTask, run_dir, train_and_evaluate
+from asc_lib.config.paths import run_dir
+from asc_lib.training.experiment import RunSpec, SceneTask, train_and_evaluate
 from asc_lib.training.loop import Objective, Supervised, TrainData, fit, logits_of
 
 STUDENT_FILE = "student527.pt"

@@ -28,7 +28,7 @@ import torch
 
 from asc_lib.config import load_yaml
 from asc_lib.config.atomic import atomic_path, write_json
-from asc_lib.config.paths import PARAMS_DIR, data_dir, shared_data_dir
+from asc_lib.config.paths import PARAMS_DIR, shared_data_dir, weights_dir
 from asc_lib.config.provenance import file_digest
 
 ORIGINS = ("local", "shared", "download", "path", "standin", "random")
@@ -75,10 +75,6 @@ def catalogue() -> dict[str, dict]:
     """Every released checkpoint the study knows: ``{name: {file, url, sha256, model, n_classes}}`` from
     ``params/models.yaml`` (``pretrained:``)."""
     return dict(load_yaml(PARAMS_DIR / "models.yaml")["pretrained"])
-
-
-def weights_dir() -> Path:
-    return data_dir() / "weights"
 
 
 def _known_hashes_path() -> Path:
@@ -178,4 +174,4 @@ def catalogue_entry(name: str) -> dict:
 
 
 __all__ = ["Checkpoint", "CheckpointUnavailable", "catalogue", "catalogue_entry", "offline", "resolve",
-           "record_hash", "resolve_file", "verify_sha256", "weights_dir"]
+           "record_hash", "resolve_file", "verify_sha256"]

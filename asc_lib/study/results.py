@@ -28,8 +28,9 @@ from asc_lib.methods import mt_ablation, registry
 from asc_lib.methods.registry import METHODS, label, methods_for
 from asc_lib.study.report import FINDINGS, plan
 from asc_lib.training import uncertainty
-from asc_lib.training.experiment import METRICS, OUTPUT, current_test_names, read_metrics, scored_on
-from asc_lib.training.experiment import profile_runs_dir as profile_runs
+from asc_lib.config.paths import METRICS, OUTPUT
+from asc_lib.config.paths import profile_runs_dir as profile_runs
+from asc_lib.training.experiment import current_test_names, read_metrics, scored_on
 from asc_lib.training.uncertainty import compare_directories, run_correctness
 
 GROUPS = ("real", "seen", "unseen")

@@ -33,7 +33,7 @@ from asc_lib.training.loop import Objective, logits_of
 def cache_path(key: dict, cache_dir: str | Path | None = None) -> Path:
     """Where the outputs of ``key`` (a JSON-able dict naming teacher, data and front end) are cached."""
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:20]
-    root = Path(cache_dir) if cache_dir else paths.cache_dir() / "teacher_outputs"
+    root = Path(cache_dir) if cache_dir else paths.teacher_outputs_dir()
     return root / f"logits-{digest}.npy"
 
 

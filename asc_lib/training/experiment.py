@@ -21,6 +21,7 @@ from torch import nn
 
 from asc_lib.config import DataPaths, data_paths, paths, provenance
 from asc_lib.config.atomic import write_json
+from asc_lib.config.paths import METRICS, OUTPUT, run_dir
 from asc_lib.data.audio import build_waveform_cache, describe_conversions
 from asc_lib.data.dcase import load_split, validation_mask
 from asc_lib.data.rows import hold
@@ -31,20 +32,6 @@ from asc_lib.training.device import resolve_device
 from asc_lib.training.distributed import parameters_in_sync, world
 from asc_lib.training.evaluate import predict, scene_scores, write_output_csv
 from asc_lib.training.loop import History, Objective, Supervised, TrainData, fit
-
-METRICS = "metrics.json"
-OUTPUT = "output.csv"
-
-
-def profile_runs_dir(profile: str) -> Path:
-    """Root of one profile's runs."""
-    return paths.runs_dir() / profile
-
-
-def run_dir(profile: str, method: str, split: int, seed: int) -> Path:
-    """The directory of one run."""
-    return profile_runs_dir(profile) / method / f"split{split}-seed{seed}"
-
 
 def current_test_names(profile: str) -> list[str]:
     """The file names of the profile's current test split, sorted (what a run's ``output.csv`` must hold)."""

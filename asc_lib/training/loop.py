@@ -29,6 +29,7 @@ from typing import Callable
 import torch
 from torch import nn
 from asc_lib.config.progress import bar as progress_bar
+from asc_lib.config.paths import CHECKPOINT, HISTORY, METRICS, OUTPUT
 
 from asc_lib.config import paths, provenance
 from asc_lib.config.atomic import atomic_path, exclusive, write_json
@@ -36,9 +37,7 @@ from asc_lib.data.rows import is_resident, loader_workers, memory_budget, moved,
 from asc_lib.training import distributed
 from asc_lib.training.device import configure, resolve_device
 
-CHECKPOINT = "checkpoint.pt"
-HISTORY = "history.json"
-STALE_OUTPUTS = ("metrics.json", "output.csv")  # results of a run that no longer matches its checkpoint
+STALE_OUTPUTS = (METRICS, OUTPUT)  # results of a run that no longer matches its checkpoint
 RETRAIN_ENV = "ASC_RETRAIN"
 _UNLABELED_STREAM = 104_729  # the unlabeled stream's permutations are seeded apart from the labeled ones
 

@@ -28,7 +28,7 @@ from statsmodels.stats.multitest import multipletests
 
 from asc_lib.data.dcase import SCENES, encode_labels, parse_filename
 from asc_lib.training.evaluate import read_output_csv
-from asc_lib.training.experiment import OUTPUT
+from asc_lib.config.paths import OUTPUT
 
 UNITS = ("recording", "location", "clip")
 VERDICTS = ("better", "worse", "not distinguishable at this budget")

@@ -122,3 +122,19 @@ def test_the_toy_methods_notebook_runs_and_05_results_lists_it(tmp_path, smoke_d
                                cwd=str(paths.NOTEBOOKS_DIR), progress_bar=False)
     shown = json.dumps(nbformat.read(tmp_path / "05.ipynb", as_version=4).cells, default=str)
     assert "Toy: label smoothing vs baseline" in shown and "CP-Mobile, label smoothing (toy)" in shown
+
+
+def test_a_mistake_in_the_methods_file_is_named(tmp_path, monkeypatch):
+    from asc_lib.methods import registry
+
+    monkeypatch.setattr(paths, "PARAMS_DIR", tmp_path)
+    (tmp_path / "methods.yaml").write_text("methods:\n  toy: {label: Toy, paper: the study's}\ncomparisons: []\n")
+    with pytest.raises(ValueError, match=r"methods\.yaml: method toy: notebook: Field required"):
+        registry._declared()
+    (tmp_path / "methods.yaml").write_text("methods:\n  toy: {label: Toy, paper: x, notebook: toy}\ncomparisons:\n"
+                                           "  - {what: t, method: toy, reference: baselin}\n")
+    with pytest.raises(ValueError, match=r"comparisons name methods it does not declare: \['baselin'\]"):
+        registry._declared()
+    (tmp_path / "methods.yaml").write_text("methods:\n  toy: {label: Toy, paper: x, notebook: toy}\ncomparisons: []\n")
+    methods, comparisons = registry._declared()  # a file of its own methods only: the ablation variants follow them
+    assert list(methods)[0] == "toy" and comparisons == []

@@ -14,10 +14,10 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from asc_lib.config import load_yaml, paths
+from asc_lib.config.paths import METRICS, run_dir
 from asc_lib.config.recipes import problems
 from asc_lib.methods import mt_ablation, surkov, werning
 from asc_lib.training import uncertainty
-from asc_lib.config.paths import METRICS, run_dir
 from asc_lib.training.experiment import finished_runs, read_metrics
 
 
@@ -47,9 +47,14 @@ def _declared() -> tuple[dict[str, Method], list[Comparison]]:
     path = paths.PARAMS_DIR / "methods.yaml"
     try:
         declared = _Declared.model_validate(load_yaml(path))
-        methods = {name: Method(name=name, **row) for name, row in declared.methods.items()}
     except ValidationError as err:
         raise ValueError(f"{path}: {problems(err)}") from None
+    methods = {}
+    for name, row in declared.methods.items():
+        try:
+            methods[name] = Method(name=name, **row)
+        except ValidationError as err:
+            raise ValueError(f"{path}: method {name}: {problems(err)}") from None
     unknown = {m for c in declared.comparisons for m in c[1:3]} - set(methods) - set(mt_ablation.labels())
     if unknown:
         raise ValueError(f"{path}: comparisons name methods it does not declare: {sorted(unknown)}")
@@ -57,7 +62,8 @@ def _declared() -> tuple[dict[str, Method], list[Comparison]]:
     ablations = {name: Method(name=name, label=text, paper="Surkov", notebook="02b_mean_teacher_ablations")
                  for name, text in mt_ablation.labels().items()}
     order = list(methods)
-    order[order.index("efficientat_ft") + 1:order.index("efficientat_ft") + 1] = list(ablations)
+    at = order.index("efficientat_ft") + 1 if "efficientat_ft" in order else len(order)
+    order[at:at] = list(ablations)
     return {name: {**methods, **ablations}[name] for name in order}, declared.comparisons
 
 

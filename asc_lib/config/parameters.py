@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import difflib
 import re
-import sys
 import types
 import warnings
 import typing
@@ -269,11 +268,6 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     print(f"Note ({category.__name__}): {message}")
 
 
-def _in_a_kernel() -> bool:
-    ipython = sys.modules.get("IPython")
-    return getattr(ipython.get_ipython() if ipython is not None else None, "kernel", None) is not None
-
-
 def notebook_params(notebook: str, namespace: Mapping[str, Any]) -> types.SimpleNamespace:
     """Validate a notebook's parameters (taken from its global namespace) against its schema, switch progress
     bars on or off (:mod:`asc_lib.config.progress`), show warnings as notes in the cells' output (in a kernel)
@@ -299,7 +293,7 @@ def notebook_params(notebook: str, namespace: Mapping[str, Any]) -> types.Simple
         raise ValueError(_message(notebook, err, candidates)) from None
     if "progress" in values:
         values["progress"] = progress.show(values["progress"])
-    if _in_a_kernel():  # a warning reads as a note in the cell's output, not as a stderr box with a source line
+    if progress.kernel() is not None:  # a warning reads as a note in the cell's output, not as a stderr box with a source line
         warnings.showwarning = _show_warning
     cfg = types.SimpleNamespace(**values)
     cfg.data = data_paths(values["profile"], **{k: values[k] for k in DATA_OVERRIDES if k in values})

@@ -15,15 +15,18 @@ from tqdm.auto import tqdm
 _shown: bool | None = None
 
 
+def kernel():
+    """The IPython kernel this process runs in, or None (a script, a test, a command line)."""
+    ipython = sys.modules.get("IPython")
+    return getattr(ipython.get_ipython() if ipython is not None else None, "kernel", None)
+
+
 def watched() -> bool:
     """Whether someone watches the run, so that progress bars help rather than clutter the saved outputs:
     in a kernel, whether the current request lets the kernel ask for input (JupyterLab does; papermill and
     nbval, which save the outputs, do not); outside a kernel, whether stderr is a terminal."""
-    ipython = sys.modules.get("IPython")
-    shell = ipython.get_ipython() if ipython is not None else None
-    kernel = getattr(shell, "kernel", None)
-    if kernel is not None:
-        return bool(getattr(kernel, "_allow_stdin", False))
+    if (running := kernel()) is not None:
+        return bool(getattr(running, "_allow_stdin", False))
     return sys.stderr.isatty()
 
 

@@ -105,11 +105,11 @@ def entries(source: str) -> dict[str, RecipeEntry]:
     return out
 
 
-def schema(name: str, source: str = "training") -> type[BaseModel]:
+def schema(name: str, paper: dict[str, Any]) -> type[BaseModel]:
     """The typed model of recipe ``name``: one field per ``paper:`` setting, of its type, defaulting to it."""
-    fields = {key: _field(value) for key, value in entry(name, source).paper.items()}
+    fields = {key: _field(value) for key, value in paper.items()}
     config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
-    return create_model(f"{source}.{name}", __config__=config, **fields)
+    return create_model(name, __config__=config, **fields)
 
 
 def entry(name: str, source: str = "training") -> RecipeEntry:
@@ -146,7 +146,7 @@ def load_recipe(name: str, recipes: str = "paper", source: str = "training", **o
                              f"not a setting" + (f" (did you mean {close[0]!r}?)" if close else ""))
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
-        recipe = schema(name, source).model_validate(values).model_dump()
+        recipe = schema(f"{source}.{name}", section.paper).model_validate(values).model_dump()
     except ValidationError as err:
         raise ValueError(f"{paths.PARAMS_DIR / f'{source}.yaml'}: recipe {name} ({recipes}): {problems(err)}") from None
     paper = section.paper

@@ -15,7 +15,7 @@ SHOTS := index html/05_results html/02_mean_teacher_split5
 .PHONY: install data report test test-full test-slurm gpu-check nbval notebooks findings screenshots clean distclean help
 
 help:
-	@echo "make report     run the profile's plan headless through Snakemake (PROFILE=$(PROFILE); PLAN=quick|full, JOBS=N, DRY=1) into reports/ and render reports/index.html"
+	@echo "make report     run the profile's plan headless through Snakemake (PROFILE=$(PROFILE); PLAN=quick|full|extended, JOBS=N, DRY=1) into reports/ and render reports/index.html"
 	@echo "make test       the test suite: unit tests, every notebook once on the smoke profile, nbval over the notebooks that do not train (temporary folders)"
 	@echo "make test-full  make test and the slow checks: learned properties on the mini data, the smoke profile's full plan"
 	@echo "make test-slurm a one-node SLURM cluster on this machine runs the smoke plan through sbatch (needs root; installs slurm-wlm and munge)"

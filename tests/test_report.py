@@ -45,29 +45,45 @@ def test_plan_rejects_unknown_parameter(monkeypatch):
         report.plan("mini")
 
 
-def test_quick_plan_runs_every_notebook_and_method_on_splits_5_and_100():
-    quick, full = report.plan("mini", "quick"), report.plan("mini", "full")
+def test_the_plans_are_nested_quick_runs_every_notebook_and_method_on_splits_5_and_100():
+    quick, full, extended = (report.plan("mini", w) for w in ("quick", "full", "extended"))
     assert report.default_plan("mini") == "quick" and report.default_plan("real") == "full"
-    assert {r["name"] for r in quick} < {r["name"] for r in full}
-    ablation = "02b_mean_teacher_ablations"  # 42 EfficientAT runs: the full plan's alone (PLAN=full)
-    cross = "04b_cross_selection"  # 18 runs: the full plan's alone too
-    assert {r["notebook"].stem for r in quick} == set(config.NOTEBOOK_PARAMETERS) - {ablation, cross}
+    assert {r["name"] for r in quick} < {r["name"] for r in full} < {r["name"] for r in extended}
+    ablation = "02b_mean_teacher_ablations"  # 42 EfficientAT runs: the extended plan's alone
+    cross = "04b_cross_selection"  # 18 runs: the extended plan's alone too
+    assert {r["notebook"].stem for r in quick} == {r["notebook"].stem for r in full} == \
+        set(config.NOTEBOOK_PARAMETERS) - {ablation, cross}
     for notebook in ("00b_baseline", "02_mean_teacher", "04_kd", "03_domain_pruning", "03b_pruned_kd", ablation, cross):
-        assert {r["parameters"].get("split") for r in full if r["notebook"].stem == notebook} >= {5, 100}, notebook
+        assert {r["parameters"].get("split") for r in extended if r["notebook"].stem == notebook} >= {5, 100}, notebook
         if notebook not in (ablation, cross):
             assert {r["parameters"].get("split") for r in quick if r["notebook"].stem == notebook} == {5, 100}
-    for notebook in ("00b_baseline", "02_mean_teacher", "04_kd", "03_domain_pruning", "03b_pruned_kd", cross):
-        for split in (5, 100):  # three seeds wherever a comparison is stated with its interval
-            seeds = {r["parameters"].get("seed", 0) for r in full
-                     if r["notebook"].stem == notebook and r["parameters"].get("split") == split}
-            assert seeds >= {0, 1, 2}, (notebook, split)
-    assert len(full) == 87  # 79, and seeds 1 and 2 of plain fine-tuning and of the large subset on splits 5 and 100
+    for plan, notebooks in ((full, ("00b_baseline", "02_mean_teacher", "04_kd", "03_domain_pruning", "03b_pruned_kd")),
+                            (extended, ("04b_cross_selection",))):
+        for notebook in notebooks:
+            for split in (5, 100):  # three seeds wherever a comparison is stated with its interval
+                seeds = {r["parameters"].get("seed", 0) for r in plan
+                         if r["notebook"].stem == notebook and r["parameters"].get("split") == split}
+                assert seeds >= {0, 1, 2}, (notebook, split)
+    # the full plan: the baseline on every split; the extended plan: every method on every split (the old full plan)
+    assert {r["parameters"]["split"] for r in full if r["notebook"].stem == "00b_baseline"} == set(config.SPLITS)
+    assert {r["parameters"]["split"] for r in extended if r["notebook"].stem == "03b_pruned_kd"} == set(config.SPLITS)
+    assert (len(quick), len(full), len(extended)) == (14, 55, 87)
     with pytest.raises(ValueError, match="unknown plan"):
         report.plan("mini", "medium")
 
 
+def test_a_plan_entry_with_an_unknown_key_or_plan_is_refused(monkeypatch):
+    entry = {"notebook": "00_data_exploration", "parameters": {"split": 5}}
+    monkeypatch.setattr(report, "load_profile", lambda p: {"report": [{**entry, "plans": ["full"]}]})
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['plans'\]"):
+        report.plan("mini", "full")
+    monkeypatch.setattr(report, "load_profile", lambda p: {"report": [{**entry, "plan": "ful"}]})
+    with pytest.raises(ValueError, match="unknown plan 'ful'"):
+        report.plan("mini", "full")
+
+
 def test_dependencies_follow_prerequisites_and_barriers():
-    runs = report.plan("mini", "full")
+    runs = report.plan("mini", "extended")
     after = report.dependencies(runs)
     index = {r["name"]: i for i, r in enumerate(runs)}
     kd5 = after[index["04_kd_split5"]]
@@ -205,9 +221,9 @@ def test_a_cpu_runs_two_notebooks_at_once_with_half_the_cores_each_and_a_gpu_ser
     assert workflow.jobs_and_threads(2, [], 1, 1) == (1, 1)  # JOBS=1 and --threads as given
 
 
-def test_the_full_plans_dry_run_lists_every_run_with_its_prerequisites(tmp_path, capfd):
-    full = report.plan("mini", "full")
-    assert workflow.build("mini", tmp_path / "reports", "full", dry_run=True)
+def test_the_extended_plans_dry_run_lists_every_run_with_its_prerequisites(tmp_path, capfd):
+    full = report.plan("mini", "extended")
+    assert workflow.build("mini", tmp_path / "reports", "extended", dry_run=True)
     printed = _said(capfd)
     jobs = re.findall(r"rule (nb_\w+):\n    input: ([^\n]*)\n    output: (\S+)\.ipynb", printed)
     assert len(jobs) == len(full) == 87

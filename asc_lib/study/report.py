@@ -66,7 +66,7 @@ def expand(parameters: dict) -> list[dict]:
     return [dict(zip(keys, combo)) for combo in itertools.product(*values)]
 
 
-PLANS = ("quick", "full")
+PLANS = ("quick", "full", "extended")  # nested: each plan holds the smaller ones
 BARRIERS = ("05_results", "06_benchmarks")   # wait for every run before them
 EXCLUSIVE = ("06_benchmarks",)               # run alone on the machine (it measures speed)
 
@@ -77,9 +77,9 @@ def default_plan(profile: str) -> str:
 
 
 def plan(profile: str, which: str | None = None) -> list[dict]:
-    """The runs of a profile's plan ``which`` (``quick`` or ``full``; None: the profile's default), in
-    order: notebook path, parameters (profile included) and output name. A report entry without a
-    ``plans:`` list belongs to every plan. ``report_parameters:`` of the profile's file replaces the
+    """The runs of a profile's plan ``which`` (``quick``, ``full`` or ``extended``; None: the profile's default),
+    in order: notebook path, parameters (profile included) and output name. A report entry's ``plan:`` names
+    the smallest plan it belongs to (the plans are nested); without one it belongs to every plan. ``report_parameters:`` of the profile's file replaces the
     parameters of every entry of a notebook by one set, taken as it is (lists are values, not a sweep):
     the smoke profile's small benchmark on the mini plans."""
     which = which or default_plan(profile)
@@ -98,10 +98,13 @@ def plan(profile: str, which: str | None = None) -> list[dict]:
         unknown = set(replaced.get(name, entry.get("parameters", {}))) - set(NOTEBOOK_PARAMETERS[name])
         if unknown:
             raise ValueError(f"params/{profile}.yaml: unknown parameter(s) {sorted(unknown)} for {name}")
-        plans = entry.get("plans", list(PLANS))
-        if set(plans) - set(PLANS):
-            raise ValueError(f"params/{profile}.yaml: {name} lists unknown plan(s) {sorted(set(plans) - set(PLANS))}")
-        if which not in plans:
+        if set(entry) - {"notebook", "parameters", "plan"}:
+            raise ValueError(f"params/{profile}.yaml: an entry of {name} has unknown key(s) "
+                             f"{sorted(set(entry) - {'notebook', 'parameters', 'plan'})}; it takes notebook, parameters, plan")
+        first = entry.get("plan", PLANS[0])
+        if first not in PLANS:
+            raise ValueError(f"params/{profile}.yaml: {name} names unknown plan {first!r}; choose from {PLANS}")
+        if PLANS.index(which) < PLANS.index(first):
             continue
         for chosen in [replaced[name]] if name in replaced else expand(entry.get("parameters", {})):
             extra = {"plan": which} if "plan" in NOTEBOOK_PARAMETERS[name] else {}

@@ -669,7 +669,7 @@ def ablation_markdown(profile: str) -> str:
             parts += [register.markdown_table(mt_ablation.readable(mt_ablation.summary(sweep_runs, swept, compared))
                                               .reset_index(names="consistency weight")),
                       mt_ablation.weight_reading(sweep_runs, swept, used, compared) + "\n"]
-    return "\n".join(parts) if parts else "*No ablation run yet (`make report PLAN=full`).*\n"
+    return "\n".join(parts) if parts else "*No ablation run yet (`make report PLAN=extended`).*\n"
 
 
 def pruning_markdown(runs: pd.DataFrame, reports: list[dict], paper: dict) -> str:

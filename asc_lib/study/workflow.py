@@ -136,8 +136,8 @@ def main(argv=None) -> None:
     parser.add_argument("targets", nargs="*", help="runs to make (e.g. 04_kd_split5.ipynb); default: the report")
     parser.add_argument("--profile", default="mini", help="parameter profile (params/<profile>.yaml)")
     parser.add_argument("--plan", choices=report.PLANS, default=None,
-                        help="quick (every notebook and method on splits 5 and 100) or full (every split, the "
-                             "seeds, the ablations); default: the profile's default_plan")
+                        help="quick (every notebook and method on splits 5 and 100), full (+ 3 seeds where a verdict is "
+                             "drawn) or extended (+ every split, the ablations); default: the profile's default_plan")
     parser.add_argument("--out", default=None, help="reports folder (default: reports/)")
     parser.add_argument("--jobs", type=int, default=None, help="notebooks at once (default: 2 on a CPU, one per GPU)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads per notebook (default: shared)")

@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 CHROMIUM ?= chromium
-SHOTS := index html/05_results html/02_mean_teacher_split5
+SHOTS := index html/05_results html/02_mean_teacher_split5 html/03_domain_pruning_split5
 
 .PHONY: install data report test test-full test-slurm gpu-check nbval notebooks findings screenshots clean distclean help
 

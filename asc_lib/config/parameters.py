@@ -16,6 +16,7 @@ import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping
 
+import pandas as pd
 import torch
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
@@ -179,8 +180,8 @@ class Results(Notebook):
     runs_dir: Folder | None = Field(None, description="None: the profile's runs (data/runs/<profile>); or a folder of runs")
     focus_split: Split = Field(100, description="split of the per-device plots and confusion matrices")
     tables_dir: Folder | None = Field(None, description="None: reports/tables/<profile>; or a folder for the CSV tables")
-    plan: Literal["quick", "full"] | None = Field(
-        None, description="report plan whose runs are expected: quick or full; None: the profile's default")
+    plan: Literal["quick", "full", "extended"] | None = Field(
+        None, description="report plan whose runs are expected: quick, full or extended; None: the profile's default")
 
 
 class Benchmarks(Notebook):
@@ -295,6 +296,9 @@ def notebook_params(notebook: str, namespace: Mapping[str, Any]) -> types.Simple
         values["progress"] = progress.show(values["progress"])
     if progress.kernel() is not None:  # a warning reads as a note in the cell's output, not as a stderr box with a source line
         warnings.showwarning = _show_warning
+        # tables shown whole: the recipes' reasons and the findings are meant to be read, not cut at 50 characters
+        pd.set_option("display.max_rows", 500)
+        pd.set_option("display.max_colwidth", None)
     cfg = types.SimpleNamespace(**values)
     cfg.data = data_paths(values["profile"], **{k: values[k] for k in DATA_OVERRIDES if k in values})
     return cfg

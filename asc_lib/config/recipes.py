@@ -167,9 +167,9 @@ def recipe_table(recipe: dict) -> pd.DataFrame:
         if key == "deviations":
             continue
         dev = recipe["deviations"].get(key)
-        rows.append({"setting": key, "paper": dev["paper"] if dev else value, "used": value,
-                     "why it differs": dev["why"] if dev else ""})
-    frame = pd.DataFrame(rows).set_index("setting").astype(str)
+        rows.append({"setting": key, "paper": str(dev["paper"] if dev else value), "used": str(value),
+                     "why it differs": dev["why"] if dev else ""})  # str first: pandas reads None as NaN
+    frame = pd.DataFrame(rows).set_index("setting")
     return frame.sort_values("why it differs", key=lambda c: c == "", kind="stable")
 
 

@@ -171,7 +171,7 @@ def write_index(out_dir: Path, profile: str, records: dict) -> Path:
     benchmarks = [n for n, rec in records.items() if n.startswith("06_benchmarks") and rec["ok"]]
     if benchmarks:
         headline += (f"<p><a href='html/{html.escape(benchmarks[0])}.html'>Benchmarks</a>: the study's data path "
-                     f"against the reference loader, teachers in fp32 and mixed precision, scaling to AudioSet's "
+                     f"against the reference loader, teacher inference (mixed precision on a GPU), scaling to AudioSet's "
                      f"size, projected cost of the papers' full recipes</p>")
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>DCASE 2024 Task 1 reproduction study</title>

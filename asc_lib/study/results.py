@@ -35,9 +35,6 @@ from asc_lib.training.uncertainty import compare_directories, run_correctness
 
 GROUPS = ("real", "seen", "unseen")
 
-# tables shown whole: the register's reasons and the findings are meant to be read, not cut at 50 characters
-pd.set_option("display.max_rows", 500)
-pd.set_option("display.max_colwidth", None)
 RUN_COLUMNS = ["method", "split", "seed", "accuracy", *GROUPS, *dcase.DEVICES, "log_loss", "params", "macs",
                "passes", "selection", "threshold", "starts_from", "path"]
 
@@ -271,12 +268,16 @@ def _reading(counts: dict, reported: bool) -> str:
     seeds a side; runs only (fewer seeds) on 3`` (against the paper's difference), or for a comparison no paper
     reports ``better on 1 of 2 nested splits ... (no paper reports it)``. The splits are nested (each holds the
     smaller ones): correlated evidence, not independent repeats."""
-    judged = sum(counts[k] for k in TALLY if k != "runs only")
+    judged, few = sum(counts[k] for k in TALLY if k != "runs only"), counts["runs only"]
     keys = [k for k in TALLY if k != "runs only" and counts[k]]
+    if not judged:
+        where = {1: "", 2: " on both splits"}.get(few, f" on all {few} splits")
+        text = f"runs only: fewer than {uncertainty.MIN_SEEDS} seeds a side{where}, no verdict"
+        return text if reported else text + " (no paper reports it)"
     text = (", ".join(f"{k} on {counts[k]}" for k in keys) + f" of {judged} nested split{'s' if judged != 1 else ''}"
-            f" with {uncertainty.MIN_SEEDS} seeds a side") if judged else f"no split with {uncertainty.MIN_SEEDS} seeds a side"
-    if counts["runs only"]:
-        text += f"; runs only (fewer seeds) on {counts['runs only']}"
+            f" with {uncertainty.MIN_SEEDS} seeds a side")
+    if few:
+        text += f"; runs only (fewer seeds) on {few}"
     return text if reported else text + " (no paper reports it)"
 
 
@@ -376,7 +377,7 @@ def findings_html(frame: pd.DataFrame, compared: pd.DataFrame, paper: dict, prof
         rows = "".join(
             f"<tr><td>{split}</td><td>{html.escape(s.seeds)}</td><td>{_points(claimed)}</td><td>{_points(s.difference)}</td>"
             f"<td>[{s.low:+.1f}, {s.high:+.1f}]</td><td>{html.escape(_ps(s))}</td>"
-            f"<td style='text-align:left'>{html.escape(s.verdict)}</td><td style='text-align:left'>{html.escape(how)}</td></tr>"
+            f"<td class='text'>{html.escape(s.verdict)}</td><td class='text'>{html.escape(how)}</td></tr>"
             for split, claimed, s, how in _per_split(compared, r.comparison, paper, profile))
         items.append(
             f"<li><b>{html.escape(r.comparison)}</b> <small>({html.escape(r.family)})</small>: <i>{html.escape(r.reading)}</i>"
@@ -388,8 +389,10 @@ def findings_html(frame: pd.DataFrame, compared: pd.DataFrame, paper: dict, prof
     note = ("These runs are the mini profile: synthetic audio in the real formats and shortened recipes, so a "
             "verdict here is about the pipeline at this budget, not about the papers' numbers on TAU22."
             if profile != "real" else "Runs of the real data (TAU22, AudioSet).")
-    return (f"<div class='findings'><p>{html.escape(note)} {html.escape(HOW_TO_READ)}</p>"
-            f"<ul>{''.join(items)}</ul></div>")
+    return (f"<div class='findings'><style>.findings th, .findings td {{white-space: nowrap}} "
+            f".findings td.text {{white-space: normal; text-align: left}}</style><p>{html.escape(note)}</p>"
+            f"<ul>{''.join(items)}</ul><details><summary>How to read these tables</summary>"
+            f"<p>{html.escape(HOW_TO_READ)}</p></details></div>")
 
 
 def findings_markdown(frame: pd.DataFrame, compared: pd.DataFrame, paper: dict, profile: str | None = None) -> str:

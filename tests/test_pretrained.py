@@ -1,6 +1,7 @@
 """The one resolver of pretrained checkpoints: local first, then the shared folder, then a download; hashes
 enforced; the stand-in only when nothing else can be had, and then with its banner."""
 import json
+import warnings
 
 import pandas as pd
 import pytest
@@ -71,6 +72,18 @@ def test_without_a_recorded_hash_the_first_is_recorded_then_enforced(folders, mo
     _write(local / "tiny.pt", 3)
     with pytest.raises(ValueError, match="does not match"):
         pretrained.resolve("tiny_as")
+
+
+def test_a_file_pinned_in_the_models_file_is_not_recorded_again(folders, monkeypatch):
+    """The released mn04_as is pinned in params/models.yaml: loading it must not record it in sha256.json and
+    warn that no hash is recorded (seen in a rendered 03_domain_pruning)."""
+    local, shared = folders
+    digest = _write(shared / "tiny.pt", 1)
+    _catalogue(monkeypatch, digest)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pretrained.record_hash(pretrained.resolve("tiny_as").path)
+    assert not (local / "sha256.json").exists()
 
 
 def test_nothing_to_be_had_names_every_place_tried(folders, monkeypatch):

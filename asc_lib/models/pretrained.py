@@ -108,9 +108,10 @@ def record_hash(path: str | Path) -> None:
     path = Path(path)
     known_path = _known_hashes_path()
     known = json.loads(known_path.read_text()) if known_path.is_file() else {}
-    if path.name in known or path.parent.resolve() not in (weights_dir().resolve(),
-                                                            (shared_data_dir() / "weights").resolve()):
-        return  # pinned already, or not a release file of the weights folders
+    pinned = {entry["file"] for entry in catalogue().values() if entry.get("sha256")}
+    if path.name in known or path.name in pinned or path.parent.resolve() not in (
+            weights_dir().resolve(), (shared_data_dir() / "weights").resolve()):
+        return  # pinned already (params/models.yaml, sha256.json; checked when found), or not a release file
     known[path.name] = file_digest(path)
     write_json(known_path, known)
     warnings.warn(f"{path}: no SHA-256 recorded for it; recorded {known[path.name]} in {known_path} (copy it to "

@@ -67,6 +67,7 @@ def expand(parameters: dict) -> list[dict]:
 
 
 PLANS = ("quick", "full", "extended")  # nested: each plan holds the smaller ones
+ENTRY_KEYS = {"notebook", "parameters", "plan"}  # what a report entry of params/<profile>.yaml may say
 BARRIERS = ("05_results", "06_benchmarks")   # wait for every run before them
 EXCLUSIVE = ("06_benchmarks",)               # run alone on the machine (it measures speed)
 
@@ -79,9 +80,9 @@ def default_plan(profile: str) -> str:
 def plan(profile: str, which: str | None = None) -> list[dict]:
     """The runs of a profile's plan ``which`` (``quick``, ``full`` or ``extended``; None: the profile's default),
     in order: notebook path, parameters (profile included) and output name. A report entry's ``plan:`` names
-    the smallest plan it belongs to (the plans are nested); without one it belongs to every plan. ``report_parameters:`` of the profile's file replaces the
-    parameters of every entry of a notebook by one set, taken as it is (lists are values, not a sweep):
-    the smoke profile's small benchmark on the mini plans."""
+    the smallest plan it belongs to (the plans are nested); without one it belongs to every plan.
+    ``report_parameters:`` of the profile's file replaces the parameters of every entry of a notebook by one
+    set, taken as it is (lists are values, not a sweep): the smoke profile's small benchmark on the mini plans."""
     which = which or default_plan(profile)
     if which not in PLANS:
         raise ValueError(f"unknown plan {which!r}; choose from {PLANS}")
@@ -98,9 +99,9 @@ def plan(profile: str, which: str | None = None) -> list[dict]:
         unknown = set(replaced.get(name, entry.get("parameters", {}))) - set(NOTEBOOK_PARAMETERS[name])
         if unknown:
             raise ValueError(f"params/{profile}.yaml: unknown parameter(s) {sorted(unknown)} for {name}")
-        if set(entry) - {"notebook", "parameters", "plan"}:
-            raise ValueError(f"params/{profile}.yaml: an entry of {name} has unknown key(s) "
-                             f"{sorted(set(entry) - {'notebook', 'parameters', 'plan'})}; it takes notebook, parameters, plan")
+        if extra := sorted(set(entry) - ENTRY_KEYS):
+            raise ValueError(f"params/{profile}.yaml: an entry of {name} has unknown key(s) {extra}; it takes "
+                             f"{', '.join(sorted(ENTRY_KEYS))}")
         first = entry.get("plan", PLANS[0])
         if first not in PLANS:
             raise ValueError(f"params/{profile}.yaml: {name} names unknown plan {first!r}; choose from {PLANS}")

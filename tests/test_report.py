@@ -67,7 +67,7 @@ def test_the_plans_are_nested_quick_runs_every_notebook_and_method_on_splits_5_a
     # the full plan: the baseline on every split; the extended plan: every method on every split (the old full plan)
     assert {r["parameters"]["split"] for r in full if r["notebook"].stem == "00b_baseline"} == set(config.SPLITS)
     assert {r["parameters"]["split"] for r in extended if r["notebook"].stem == "03b_pruned_kd"} == set(config.SPLITS)
-    assert (len(quick), len(full), len(extended)) == (14, 55, 87)
+    assert (len(quick), len(full), len(extended)) == (14, 49, 87)
     with pytest.raises(ValueError, match="unknown plan"):
         report.plan("mini", "medium")
 

@@ -10,7 +10,7 @@ from asc_lib.study import results
 ROOT = paths.ROOT
 PAGES = sorted((ROOT / "docs").glob("*.md"))
 GENERATED = {**results.BLOCK_PAGES, "register": "docs/deviations.md", "torchrun": "docs/gpu.md",
-             "choices": "docs/findings.md", "mn04": "docs/findings.md"}
+             "choices": "docs/findings.md"}
 
 
 def _links(path: Path) -> list[str]:

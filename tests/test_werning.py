@@ -32,6 +32,12 @@ def test_report_settings_are_the_defaults():
     assert (dc["positive_mixup"], dc["validation_share"], dc["validation_seed"]) == (0.5, 0.2, 13)
     mini = profile_recipe("mini", "kd", source="werning")
     assert set(mini["deviations"]) == {"min_steps", "max_steps"}
+    # the mini fine-tuning keeps the report's length ratio to the baseline (100 of 150 epochs), on both its
+    # epochs and its step floor, derived from the baseline's mini values
+    mini_ft, mini_base = profile_recipe("mini", "finetune", source="werning"), profile_recipe("mini", "baseline", source="training")
+    ratio = ft["epochs"] / baseline["epochs"]
+    assert mini_ft["epochs"] == int(mini_base["epochs"] * ratio)
+    assert mini_ft["min_steps"] == round(mini_base["min_steps"] * ratio)
 
 
 def test_paper_tables_are_in_one_file():

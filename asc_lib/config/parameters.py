@@ -142,8 +142,10 @@ class MeanTeacherAblations(Scenes):
     seeds: Annotated[list[Count], Field(min_length=1, strict=False)] | None = Field(
         None, description="seeds of every variant; None: params/surkov.yaml ablation.seeds (0, 1, 2)")
     variants: Annotated[list[str], Field(min_length=1, strict=False)] | None = Field(
-        None, description="run folders of the variants to train (asc_lib.methods.mt_ablation); None: all")
-    sweep: bool = Field(True, description="also sweep the consistency weight (params/surkov.yaml ablation)")
+        ["efficientat_mt", "efficientat_ft", "efficientat_mt_w0"],
+        description="run folders of the variants to train (asc_lib.methods.mt_ablation); default: the mean teacher, "
+                    "plain fine-tuning and consistency weight 0 (02's runs and 3 more); None: all")
+    sweep: bool = Field(False, description="also sweep the consistency weight (params/surkov.yaml ablation)")
     weights: Folder | None = Field(None, description="as 02_mean_teacher: checkpoint, 'standin', 'none'; None: params/surkov.yaml")
 
 

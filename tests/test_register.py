@@ -1,6 +1,7 @@
 """The deviation register: generated from params/, complete, with a reason for every deviation, and the
 README's copy current."""
 import re
+from pathlib import Path
 
 import pytest
 
@@ -61,3 +62,22 @@ def test_the_docs_hold_the_current_register():
     assert found, "docs/deviations.md has no register block"
     assert found.group(1) == register.markdown("mini"), \
         "docs/deviations.md's register is stale: paste `python -m asc_lib.config.register` between its markers"
+
+
+def test_prose_columns_read_left_aligned_and_print_as_the_data_frame():
+    """Jupyter right-aligns every cell; a table's reasons read left-aligned, with the same element ids in every
+    run (a committed output does not change when nothing did), and print as the data frame does."""
+    from asc_lib.config import profile_recipe, recipe_table
+    table = recipe_table(profile_recipe("mini", "mean_teacher", source="surkov"))
+    html = table._repr_html_()
+    column = list(table.frame.columns).index("why it differs")
+    assert re.search(rf"_row0_col{column}\b[^{{]*{{\s*text-align: left", html)
+    assert not re.search(r"_col0\b[^{]*{\s*text-align", html)  # the values keep Jupyter's alignment
+    assert html == recipe_table(profile_recipe("mini", "mean_teacher", source="surkov"))._repr_html_()
+    assert repr(table) == repr(table.frame) and table.frame.index[0] == "model"  # deviations first
+
+
+def test_paths_shown_in_outputs_do_not_name_the_machine():
+    assert paths.shown(paths.ROOT / "data" / "x.pt") == "data/x.pt"
+    if paths.ROOT.parent != Path(paths.ROOT.anchor):
+        assert paths.shown(paths.ROOT.parent / "shared" / "w.pt") == "../shared/w.pt"

@@ -28,9 +28,9 @@ from asc_lib.config.profiles import (
                                      load_yaml,
                                      paper_results,
 )
-from asc_lib.config.recipes import RECIPE_SETS, load_recipe, profile_recipe, recipe_names, recipe_table, table1_labels
+from asc_lib.config.recipes import RECIPE_SETS, TextTable, load_recipe, profile_recipe, recipe_names, recipe_table, table1_labels
 
 __all__ = ["allocator", "atomic", "paths", "progress", "provenance", "register", "NOTEBOOK_PARAMETERS", "SCHEMAS", "check_device",
            "notebook_params", "SPLITS", "DataPaths", "available_profiles", "check_split", "data_paths",
            "frontend_presets", "load_profile", "load_yaml", "paper_results", "RECIPE_SETS", "load_recipe",
-           "profile_recipe", "recipe_names", "recipe_table", "table1_labels"]
+           "profile_recipe", "recipe_names", "recipe_table", "table1_labels", "TextTable"]

@@ -67,12 +67,17 @@ def resolve(path: str | os.PathLike | None) -> Path | None:
 
 
 def shown(path: str | os.PathLike) -> str:
-    """``path`` as shown in notebooks and reports: relative to the project root when inside it."""
-    p = Path(path)
-    try:
-        return str(p.resolve().relative_to(ROOT))
-    except ValueError:
-        return str(p)
+    """``path`` as shown in notebooks and reports: relative to the project root when inside it, ``../<path>``
+    when beside it (the shared reference folder), else as it is: what a committed output shows does not name
+    the machine it ran on."""
+    p = Path(path).resolve()
+    beside = [(ROOT.parent, "../")] if ROOT.parent != Path(ROOT.anchor) else []
+    for base, prefix in [(ROOT, ""), *beside]:
+        try:
+            return prefix + str(p.relative_to(base))
+        except ValueError:
+            continue
+    return str(path)
 
 
 # --- the on-disk names ------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ the file and the recipe. Adding a setting means adding it to ``paper:``.
 from __future__ import annotations
 
 import difflib
+import hashlib
 from typing import Annotated, Any
 
 import pandas as pd
@@ -160,7 +161,23 @@ def profile_recipe(profile: str, name: str, source: str = "training", **override
     return load_recipe(name, load_profile(profile).get("recipes", "paper"), source, **overrides)
 
 
-def recipe_table(recipe: dict) -> pd.DataFrame:
+class TextTable:
+    """A table whose prose columns (``left``) read left-aligned in HTML, where Jupyter right-aligns every
+    cell; as text it prints as the data frame does. ``.frame`` is the data frame."""
+
+    def __init__(self, frame: pd.DataFrame, left):
+        self.frame, self.left = frame, [c for c in left if c in frame.columns]
+
+    def _repr_html_(self) -> str:
+        ids = hashlib.sha256(repr(list(self.frame.columns)).encode()).hexdigest()[:8]  # the same in every run
+        return (self.frame.style.format(str).set_properties(subset=self.left, **{"text-align": "left"})
+                .set_uuid(ids).to_html())
+
+    def __repr__(self) -> str:
+        return repr(self.frame)
+
+
+def recipe_table(recipe: dict) -> TextTable:
     """The recipe as a table, its deviations first: each setting, the paper's value, the value used and why."""
     rows = []
     for key, value in recipe.items():
@@ -170,7 +187,7 @@ def recipe_table(recipe: dict) -> pd.DataFrame:
         rows.append({"setting": key, "paper": str(dev["paper"] if dev else value), "used": str(value),
                      "why it differs": dev["why"] if dev else ""})  # str first: pandas reads None as NaN
     frame = pd.DataFrame(rows).set_index("setting")
-    return frame.sort_values("why it differs", key=lambda c: c == "", kind="stable")
+    return TextTable(frame.sort_values("why it differs", key=lambda c: c == "", kind="stable"), ["why it differs"])
 
 
 def table1_labels() -> dict[str, str]:

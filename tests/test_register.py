@@ -78,6 +78,6 @@ def test_prose_columns_read_left_aligned_and_print_as_the_data_frame():
 
 
 def test_paths_shown_in_outputs_do_not_name_the_machine():
-    assert paths.shown(paths.ROOT / "data" / "x.pt") == "data/x.pt"
+    assert paths.shown(paths.ROOT / "data" / "x.pt") == paths.shown_beside(paths.ROOT / "data" / "x.pt") == "data/x.pt"
     if paths.ROOT.parent != Path(paths.ROOT.anchor):
-        assert paths.shown(paths.ROOT.parent / "shared" / "w.pt") == "../shared/w.pt"
+        assert paths.shown_beside(paths.ROOT.parent / "shared" / "w.pt") == "../shared/w.pt"

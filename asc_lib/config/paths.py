@@ -67,17 +67,28 @@ def resolve(path: str | os.PathLike | None) -> Path | None:
 
 
 def shown(path: str | os.PathLike) -> str:
-    """``path`` as shown in notebooks and reports: relative to the project root when inside it, ``../<path>``
-    when beside it (the shared reference folder), else as it is: what a committed output shows does not name
-    the machine it ran on."""
+    """``path`` as shown in notebooks and reports: relative to the project root when inside it."""
+    p = Path(path)
+    try:
+        return str(p.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(p)
+
+
+def shown_beside(path: str | os.PathLike) -> str:
+    """A file as a committed output shows it: as :func:`shown`, or ``../<path>`` when it lies beside the project
+    (the shared reference folder), so that the output does not name the machine it ran on. (Not :func:`shown`
+    itself: training's error messages use that, so its source is part of every run's key.)"""
     p = Path(path).resolve()
-    beside = [(ROOT.parent, "../")] if ROOT.parent != Path(ROOT.anchor) else []
-    for base, prefix in [(ROOT, ""), *beside]:
+    if ROOT.parent != Path(ROOT.anchor):
         try:
-            return prefix + str(p.relative_to(base))
+            p.relative_to(ROOT)
         except ValueError:
-            continue
-    return str(path)
+            try:
+                return "../" + str(p.relative_to(ROOT.parent))
+            except ValueError:
+                pass
+    return shown(path)
 
 
 # --- the on-disk names ------------------------------------------------------------------------------------

@@ -149,7 +149,7 @@ def weights_summary(checkpoint: Checkpoint) -> pd.DataFrame:
     """One row on the starting weights: file, SHA-256, origin and, for the stand-in, its AudioSet mAP and
     training size (read from its ``metrics.json``)."""
     row = {"starts from": checkpoint.name, "origin": checkpoint.origin,
-           "file": paths.shown(checkpoint.path) if checkpoint.path else "",
+           "file": paths.shown_beside(checkpoint.path) if checkpoint.path else "",
            "sha256": (checkpoint.sha256 or "")[:16], "real AudioSet pretraining": "yes" if checkpoint.pretrained else "NO"}
     metrics_file = Path(checkpoint.path).parent / METRICS if checkpoint.origin == "standin" else None
     if metrics_file is not None and metrics_file.is_file():

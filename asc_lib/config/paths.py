@@ -79,16 +79,13 @@ def shown_beside(path: str | os.PathLike) -> str:
     """A file as a committed output shows it: as :func:`shown`, or ``../<path>`` when it lies beside the project
     (the shared reference folder), so that the output does not name the machine it ran on. (Not :func:`shown`
     itself: training's error messages use that, so its source is part of every run's key.)"""
-    p = Path(path).resolve()
-    if ROOT.parent != Path(ROOT.anchor):
+    text = shown(path)
+    if Path(text).is_absolute() and ROOT.parent != Path(ROOT.anchor):
         try:
-            p.relative_to(ROOT)
+            return "../" + str(Path(path).resolve().relative_to(ROOT.parent))
         except ValueError:
-            try:
-                return "../" + str(p.relative_to(ROOT.parent))
-            except ValueError:
-                pass
-    return shown(path)
+            pass
+    return text
 
 
 # --- the on-disk names ------------------------------------------------------------------------------------
